@@ -1,0 +1,29 @@
+# Two entry points that work on a fresh machine: `make demo` and `make test`.
+# Each bootstraps its own virtual environment in .venv (python3 -m venv, then pip).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: demo test lint venv clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev,dvc,mlflow]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+lint: venv
+	$(PY) -m ruff check repro_hooks tests bench
+	$(PY) -m ruff format --check repro_hooks tests bench
+	$(PY) -m mypy
+
+test: lint
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest --cov --cov-report=term -p no:cacheprovider
+
+demo: venv
+	PATH="$(abspath $(VENV))/bin:$$PATH" bash docs/demo.sh
+
+clean:
+	rm -rf $(VENV) .coverage* .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+from repro_hooks.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,81 @@
+"""The `repro-hooks` console script: a click group whose subcommands load lazily.
+
+Start-up is a feature: hooks run on every commit, so importing this module must stay cheap.
+Each subcommand lives in its own module and is imported only when it is invoked (or for --help).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Any
+
+import click
+
+# name -> "module:attribute" of a click.Command. Keep sorted; one line per subcommand.
+COMMANDS: dict[str, str] = {
+    "check-large-files": "repro_hooks.commands.check_large_files:check_large_files",
+}
+
+
+class LazyGroup(click.Group):
+    """A group that imports a subcommand's module only when that subcommand is needed."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        command = getattr(importlib.import_module(module_name), attr)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="repro-hooks")
+def cli() -> None:
+    """Keep ML work reproducible at `git commit`: large data out of git, DVC files exact,
+    every commit linked to the MLflow run it produced.
+
+    Exit codes: 0 clean, 1 findings, 2 usage or configuration error, 3 internal error.
+    """
+
+
+def _make_streams_safe() -> None:
+    # Hooks often run under LANG=C; a non-ASCII path must never turn into a UnicodeEncodeError.
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point. Returns the exit code instead of raising SystemExit."""
+    _make_streams_safe()
+    try:
+        cli.main(args=argv, prog_name="repro-hooks", standalone_mode=True)
+    except SystemExit as exc:
+        code: Any = exc.code
+        if code is None:
+            return 0
+        if isinstance(code, int):
+            return code
+        click.echo(str(code), err=True)
+        return 2
+    except KeyboardInterrupt:
+        click.echo("repro-hooks: interrupted", err=True)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - last line of defence: one line, never a traceback
+        if os.environ.get("REPRO_HOOKS_DEBUG"):
+            raise
+        click.echo(
+            f"repro-hooks: internal error: {type(exc).__name__}: {exc} "
+            "(set REPRO_HOOKS_DEBUG=1 for the traceback)",
+            err=True,
+        )
+        return 3
+    return 0  # pragma: no cover - standalone_mode always raises SystemExit

@@ -1,0 +1,92 @@
+"""`repro-hooks check-large-files`: block large files and raw blobs under LFS patterns."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import click
+
+from repro_hooks.commands._common import format_option, guarded, finish
+from repro_hooks.errors import ReproHooksError
+
+
+@click.command("check-large-files")
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option(
+    "--max-size", metavar="SIZE",
+    help="Size limit, e.g. 500KiB, 2MB, 1.5G or plain bytes (KB=1000, K/KiB=1024). "
+    "Default: [tool.repro-hooks] max-size, else 500KiB.",
+)  # fmt: skip
+@click.option(
+    "--maxkb", type=click.IntRange(min=0), metavar="N",
+    help="Size limit in KiB; drop-in alias from check-added-large-files.",
+)  # fmt: skip
+@click.option(
+    "--all", "--enforce-all", "check_all", is_flag=True,
+    help="Check every file in the index, not only the staged or given ones.",
+)  # fmt: skip
+@click.option(
+    "--fix", is_flag=True,
+    help="Move each offending file into DVC with `dvc add` (needs DVC), then exit 1.",
+)
+@click.option(
+    "--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+    help="Policy file to use instead of the repository's pyproject.toml.",
+)  # fmt: skip
+@format_option
+@click.pass_context
+def check_large_files(
+    ctx: click.Context,
+    paths: tuple[str, ...],
+    max_size: str | None,
+    maxkb: int | None,
+    check_all: bool,
+    fix: bool,
+    config_file: Path | None,
+    fmt: str,
+) -> None:
+    """Block files over the size limit, measured as git stores them (the staged blob).
+
+    With no PATHS, checks what is staged. With PATHS (as pre-commit passes them), checks those
+    files' blobs in the index. At pre-push (PRE_COMMIT_FROM_REF/TO_REF), checks every blob any
+    pushed commit introduces, so a file added and deleted again is still caught.
+    """
+
+    def body() -> None:
+        from repro_hooks.config import load_config
+        from repro_hooks.gitio import Git
+        from repro_hooks.large_files import (
+            check_large_files as run_check,
+            collect_blobs,
+            fix_hint,
+            push_range_from_env,
+        )
+        from repro_hooks.sizes import parse_size
+
+        if max_size is not None and maxkb is not None:
+            raise ReproHooksError("--max-size and --maxkb conflict: give one of them")
+        git = Git.discover()
+        if git.root is None:
+            raise ReproHooksError(f"{git.git_dir}: a bare repository has no index to check")
+        policy = load_config(git.root, config_file).policy
+        if max_size is not None:
+            try:
+                policy = replace(policy, max_size=parse_size(max_size))
+            except ValueError as exc:
+                raise ReproHooksError(f"--max-size: {exc}") from None
+        elif maxkb is not None:
+            policy = replace(policy, max_size=maxkb * 1024)
+        rev_args = push_range_from_env(os.environ)
+        blobs = collect_blobs(
+            git, paths=paths, check_all=check_all, rev_args=rev_args, cwd=Path.cwd()
+        )
+        findings = run_check(git, policy, blobs)
+        if fix and findings and rev_args is None:
+            from repro_hooks.dvc_fix import move_to_dvc
+
+            move_to_dvc(git, findings)
+        finish(ctx, findings, fmt, fix_hint=fix_hint(findings, in_history=rev_args is not None))
+
+    guarded(ctx, body)

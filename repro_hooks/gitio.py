@@ -1,0 +1,233 @@
+"""The git adapter: every question is one `git` process with `-z` output, never one per file.
+
+Paths are bytes (as git stores them) until they must become text for a message.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from repro_hooks.errors import GitError
+
+GITLINK_MODE = "160000"
+SYMLINK_MODE = "120000"
+EMPTY_TREE = {
+    "sha1": "4b825dc642cb6eb9a060e54bf8d69288fbee4904",
+    "sha256": "6ef19b41225c5369f1c104d45d8d85efa9b057b53b14b4b9b939dd74decc5321",
+}
+
+
+@dataclass(frozen=True)
+class Blob:
+    """A blob (or gitlink) at a path, as git stores it. `commit` is set for history scans."""
+
+    path: bytes
+    mode: str
+    sha: str
+    commit: str | None = None
+
+    @property
+    def is_gitlink(self) -> bool:
+        return self.mode == GITLINK_MODE
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    type: str
+    size: int
+
+
+class Git:
+    """One repository. `root` is None for a bare repository (server side)."""
+
+    def __init__(self, git_dir: Path, root: Path | None, object_format: str = "sha1") -> None:
+        self.git_dir = git_dir
+        self.root = root
+        self.object_format = object_format
+
+    @classmethod
+    def discover(cls, cwd: Path | str | None = None) -> Git:
+        """The repository containing `cwd` (a work tree or a bare repository)."""
+        try:
+            proc = subprocess.run(
+                ["git", "rev-parse", "--absolute-git-dir", "--is-bare-repository",
+                 "--show-object-format", "--show-toplevel"],
+                cwd=cwd, capture_output=True, check=False,
+            )  # fmt: skip
+        except FileNotFoundError:
+            raise GitError("git: command not found") from None
+        lines = proc.stdout.decode("utf-8", "surrogateescape").splitlines()
+        if len(lines) < 3:
+            reason = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+            raise GitError(f"{cwd or '.'}: not a git repository ({reason[-1] if reason else ''})")
+        git_dir, bare, fmt = lines[:3]
+        root = Path(lines[3]) if len(lines) > 3 and bare != "true" else None
+        return cls(Path(git_dir), root, fmt)
+
+    @property
+    def cwd(self) -> Path:
+        return self.root if self.root is not None else self.git_dir
+
+    @property
+    def empty_tree(self) -> str:
+        return EMPTY_TREE.get(self.object_format, EMPTY_TREE["sha1"])
+
+    def run(
+        self, *args: str, input: bytes | None = None, check: bool = True,
+        env: Mapping[str, str] | None = None,
+    ) -> bytes:
+        """Run one git command in the repository and return its stdout."""
+        full_env = None if env is None else {**os.environ, **env}
+        try:
+            proc = subprocess.run(
+                ["git", *args], cwd=self.cwd, input=input, capture_output=True,
+                check=False, env=full_env,
+            )  # fmt: skip
+        except FileNotFoundError:
+            raise GitError("git: command not found") from None
+        if check and proc.returncode != 0:
+            msg = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+            raise GitError(f"git {args[0]}: {msg[-1] if msg else f'exit {proc.returncode}'}")
+        return proc.stdout
+
+    def try_run(self, *args: str) -> bytes | None:
+        """Like run, but None when git exits non-zero (e.g. an unknown revision)."""
+        try:
+            proc = subprocess.run(["git", *args], cwd=self.cwd, capture_output=True, check=False)
+        except FileNotFoundError:
+            raise GitError("git: command not found") from None
+        return proc.stdout if proc.returncode == 0 else None
+
+    # ---- the index --------------------------------------------------------------------------
+
+    def index_blobs(self) -> list[Blob]:
+        """Every stage-0 entry of the index (`git ls-files -s -z`)."""
+        out = []
+        for record in self.run("ls-files", "-s", "-z").split(b"\0"):
+            if not record:
+                continue
+            meta, _, path = record.partition(b"\t")
+            mode, sha, stage = meta.decode().split(" ")
+            if stage == "0":
+                out.append(Blob(path, mode, sha))
+        return out
+
+    def head_commit(self) -> str | None:
+        out = self.try_run("rev-parse", "--verify", "-q", "HEAD^{commit}")
+        return out.decode().strip() if out else None
+
+    def staged_blobs(self) -> list[Blob]:
+        """Index entries that differ from HEAD: added, modified, type-changed; renames count as
+        added (`--no-renames`). On an initial commit, everything in the index."""
+        base = self.head_commit() or self.empty_tree
+        raw = self.run(
+            "diff-index", "--cached", "-z", "--no-renames", "--diff-filter=AMT", base
+        )
+        return [b for b in parse_raw_diff(raw) if b.sha.strip("0")]
+
+    # ---- objects ----------------------------------------------------------------------------
+
+    def object_info(self, shas: Iterable[str]) -> dict[str, ObjectInfo]:
+        """Type and size of many objects in one `git cat-file --batch-check`."""
+        unique = list(dict.fromkeys(shas))
+        if not unique:
+            return {}
+        # Sizing loose objects is bound by opening each object file: split a large batch over
+        # two concurrent cat-file processes (still one process per half, never one per file).
+        chunks = [unique] if len(unique) < 4000 else [unique[::2], unique[1::2]]
+        outputs = _parallel(
+            lambda chunk: self.run(
+                "cat-file", "--batch-check=%(objectname) %(objecttype) %(objectsize)",
+                input=("\n".join(chunk) + "\n").encode(),
+            ),
+            chunks,
+        )
+        info = {}
+        for line in b"".join(outputs).decode().splitlines():
+            parts = line.split(" ")
+            if len(parts) == 3:
+                info[parts[0]] = ObjectInfo(parts[1], int(parts[2]))
+        return info
+
+    def read_blobs(self, shas: Iterable[str]) -> dict[str, bytes]:
+        """Contents of many objects in one `git cat-file --batch`. Missing objects are left out."""
+        unique = list(dict.fromkeys(shas))
+        if not unique:
+            return {}
+        out = self.run("cat-file", "--batch", input=("\n".join(unique) + "\n").encode())
+        contents: dict[str, bytes] = {}
+        pos = 0
+        while pos < len(out):
+            eol = out.index(b"\n", pos)
+            header = out[pos:eol].decode().split(" ")
+            pos = eol + 1
+            if len(header) != 3:  # "<sha> missing"
+                continue
+            size = int(header[2])
+            contents[header[0]] = out[pos : pos + size]
+            pos += size + 1
+        return contents
+
+    def attributes(self, paths: Sequence[bytes], names: Sequence[str]) -> dict[bytes, dict[str, str]]:
+        """`git check-attr -z --stdin` for many paths: {path: {attr: value}} (unset ones left out)."""
+        if not paths:
+            return {}
+        out = self.run("check-attr", "-z", "--stdin", *names, input=b"\0".join(paths) + b"\0")
+        fields = out.split(b"\0")
+        result: dict[bytes, dict[str, str]] = {}
+        for i in range(0, len(fields) - 2, 3):
+            path, attr, value = fields[i], fields[i + 1].decode(), fields[i + 2].decode()
+            if value not in ("unspecified", "unset"):
+                result.setdefault(path, {})[attr] = value
+        return result
+
+    # ---- history ----------------------------------------------------------------------------
+
+    def introduced_blobs(self, rev_args: Sequence[str]) -> list[Blob]:
+        """Every blob each commit selected by `git rev-list <rev_args>` introduces (added,
+        modified or type-changed against each parent; root commits against the empty tree).
+
+        Two processes in all: rev-list, then one `diff-tree --stdin` over every commit."""
+        commits = self.run("rev-list", "--reverse", *rev_args, "--")
+        if not commits.strip():
+            return []
+        raw = self.run(
+            "diff-tree", "--stdin", "-z", "-r", "-m", "--root", "--no-renames",
+            "--diff-filter=AMT", input=commits,
+        )  # fmt: skip
+        return [b for b in parse_raw_diff(raw, with_commits=True) if b.sha.strip("0")]
+
+
+def _parallel(fn: Callable[[list[str]], bytes], chunks: list[list[str]]) -> list[bytes]:
+    if len(chunks) == 1:
+        return [fn(chunks[0])]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
+        return list(pool.map(fn, chunks))
+
+
+def parse_raw_diff(raw: bytes, with_commits: bool = False) -> list[Blob]:
+    """Parse `--raw -z` output (`:m1 m2 s1 s2 X\\0path\\0`), optionally led by commit ids."""
+    fields = raw.split(b"\0")
+    out: list[Blob] = []
+    commit: str | None = None
+    i = 0
+    while i < len(fields):
+        field = fields[i]
+        if field.startswith(b":"):
+            parts = field[1:].decode().split(" ")
+            status = parts[4]
+            i += 1
+            if status[0] in "RC":  # with renames on, two paths follow; the second is the new one
+                i += 1
+            path = fields[i]
+            out.append(Blob(path, parts[1], parts[3], commit))
+        elif field and with_commits:
+            commit = field.decode().strip()
+        i += 1
+    return out

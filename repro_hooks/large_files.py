@@ -1,0 +1,178 @@
+"""Large-file policy: size what git stores (the blob), never the working-tree file.
+
+The core (`large_file_findings`) is pure: blobs, their sizes, LFS facts and a policy in; findings
+out. `collect_blobs` and `check_large_files` are the thin layer that asks git, in batches.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from repro_hooks.config import Policy
+from repro_hooks.errors import ReproHooksError
+from repro_hooks.gitio import Blob, Git, ObjectInfo
+from repro_hooks.report import Finding, display_path
+from repro_hooks.sizes import format_size
+
+LFS_POINTER_MAX = 1024  # git-lfs never writes a pointer larger than this
+_LFS_HEADERS = (
+    b"version https://git-lfs.github.com/spec/v1\n",
+    b"version https://hawser.github.com/spec/v1\n",
+)
+
+
+def is_lfs_pointer(content: bytes) -> bool:
+    """Whether a blob is a Git LFS pointer file (spec v1)."""
+    return (
+        len(content) < LFS_POINTER_MAX
+        and content.startswith(_LFS_HEADERS)
+        and b"\noid sha256:" in content
+        and b"\nsize " in content
+    )
+
+
+@dataclass(frozen=True)
+class LfsFacts:
+    """Which paths git says are LFS-filtered, and which blobs really are LFS pointers."""
+
+    filtered_paths: Collection[bytes] = frozenset()
+    pointer_shas: Collection[str] = frozenset()
+
+
+def large_file_findings(
+    blobs: Sequence[Blob],
+    info: Mapping[str, ObjectInfo],
+    policy: Policy,
+    lfs: LfsFacts = LfsFacts(),
+) -> list[Finding]:
+    """Findings for blobs over their size limit, and raw blobs where an LFS pointer belongs.
+
+    Gitlinks (submodules) have no blob and are skipped; symlinks are sized as git stores them
+    (the link text); a blob that is an LFS pointer is never too large. Each (path, blob) is
+    reported once, at the first commit that introduces it.
+    """
+    findings: dict[tuple[bytes, str], Finding] = {}
+    for blob in blobs:
+        if blob.is_gitlink or (blob.path, blob.sha) in findings:
+            continue
+        path = display_path(blob.path)
+        if policy.is_excluded(path):
+            continue
+        obj = info.get(blob.sha)
+        if obj is None:
+            continue  # not in this repository (a shallow clone's missing object, say)
+        if blob.sha in lfs.pointer_shas:
+            continue
+        if blob.path in lfs.filtered_paths and obj.size > 0:
+            findings[(blob.path, blob.sha)] = Finding(
+                path, "lfs-pointer",
+                f"stored raw ({format_size(obj.size)}) under a filter=lfs attribute: "
+                "should be an LFS pointer (is git-lfs installed? `git lfs install`, then re-add it)",
+                blob.commit,
+            )  # fmt: skip
+            continue
+        limit = policy.size_limit_for(path)
+        if obj.size > limit:
+            findings[(blob.path, blob.sha)] = Finding(
+                path, "large-file",
+                f"{format_size(obj.size)} in git, over the {format_size(limit)} size limit",
+                blob.commit,
+            )  # fmt: skip
+    return list(findings.values())
+
+
+def lfs_facts(
+    git: Git, blobs: Sequence[Blob], info: Mapping[str, ObjectInfo], policy: Policy
+) -> LfsFacts:
+    """Ask git which paths carry filter=lfs, and read the small blobs whose pointer status
+    decides a verdict (LFS-filtered ones, and ones over a tiny size limit)."""
+    paths = list(dict.fromkeys(b.path for b in blobs if not b.is_gitlink))
+    attrs = git.attributes(paths, ["filter"])
+    filtered = {p for p, a in attrs.items() if a.get("filter") == "lfs"}
+    candidates = [
+        b.sha for b in blobs
+        if (obj := info.get(b.sha)) is not None and 0 < obj.size < LFS_POINTER_MAX
+        and (b.path in filtered or obj.size > policy.size_limit_for(display_path(b.path)))
+    ]  # fmt: skip
+    contents = git.read_blobs(candidates) if candidates else {}
+    return LfsFacts(filtered, {sha for sha, c in contents.items() if is_lfs_pointer(c)})
+
+
+def _relative_to_root(git: Git, path: str, cwd: Path) -> bytes:
+    """A command-line path as the index names it (relative to the root, POSIX bytes)."""
+    assert git.root is not None
+    absolute = os.path.normpath(os.path.join(cwd, path))
+    rel = os.path.relpath(absolute, git.root)
+    if rel == ".." or rel.startswith(".." + os.sep) or os.path.isabs(rel):
+        raise ReproHooksError(f"{path}: outside the repository {git.root}")
+    return os.fsencode(rel).replace(os.sep.encode(), b"/")
+
+
+def collect_blobs(
+    git: Git,
+    *,
+    paths: Sequence[str] = (),
+    check_all: bool = False,
+    rev_args: Sequence[str] | None = None,
+    cwd: Path | None = None,
+) -> list[Blob]:
+    """The blobs to check: a commit range's introduced blobs, the whole index, the index entries
+    of the given paths, or (default) what is staged."""
+    if rev_args is not None:
+        return git.introduced_blobs(rev_args)
+    if check_all:
+        return git.index_blobs()
+    if paths:
+        wanted = {_relative_to_root(git, p, cwd or Path.cwd()) for p in paths}
+        return [b for b in git.index_blobs() if b.path in wanted]
+    return git.staged_blobs()
+
+
+def check_large_files(
+    git: Git, policy: Policy, blobs: Sequence[Blob]
+) -> list[Finding]:
+    info = git.object_info(b.sha for b in blobs if not b.is_gitlink)
+    return large_file_findings(blobs, info, policy, lfs_facts(git, blobs, info, policy))
+
+
+def fix_hint(findings: Sequence[Finding], in_history: bool) -> str:
+    """The one short block that says how to move the offending files to DVC."""
+    if in_history:
+        return (
+            "These files are in commits being pushed. Remove them from those commits "
+            "(git rebase -i, or git commit --amend), track them with DVC instead "
+            "(dvc add <path>), then push again."
+        )
+    large = [f for f in findings if f.rule == "large-file"]
+    if not large:
+        return "Install git-lfs (git lfs install), then `git add` those files again."
+    one = len(large) == 1
+    target = shlex.quote(large[0].path) if one else "<path>"
+    dvc_file = shlex.quote(large[0].path + ".dvc") if one else "<path>.dvc"
+    return (
+        "Move large data to DVC (for each file above):\n"
+        f"  git rm --cached -- {target}\n"
+        f"  dvc add {target}\n"
+        f"  git add {dvc_file} .gitignore\n"
+        "or let repro-hooks do it: repro-hooks check-large-files --fix"
+    )
+
+
+def push_range_from_env(env: Mapping[str, str]) -> list[str] | None:
+    """The commits a pre-commit pre-push run covers, as `git rev-list` arguments, or None.
+
+    pre-commit sets PRE_COMMIT_FROM_REF/TO_REF for a push onto existing history; for a push of a
+    whole new history it sets only PRE_COMMIT_LOCAL_BRANCH and PRE_COMMIT_REMOTE_NAME (and passes
+    --all-files), so the range is everything the remote's refs do not already have.
+    """
+    from_ref, to_ref = env.get("PRE_COMMIT_FROM_REF"), env.get("PRE_COMMIT_TO_REF")
+    if from_ref and to_ref:
+        return [to_ref, f"^{from_ref}"]
+    local, remote = env.get("PRE_COMMIT_LOCAL_BRANCH"), env.get("PRE_COMMIT_REMOTE_NAME")
+    if local and remote:
+        return [local, "--not", f"--remotes={remote}"]
+    return None

@@ -1,0 +1,88 @@
+"""Small helpers over the real git and pre-commit CLIs, shared by the test layers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+MANIFEST = ROOT / ".pre-commit-hooks.yaml"
+VENV_BIN = Path(sys.executable).parent
+
+
+def git(cwd: Path, *args: str, input: bytes | None = None, check: bool = True) -> str:
+    proc = subprocess.run(
+        ["git", *args], cwd=cwd, input=input, capture_output=True, check=False
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"git {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr.decode()}"
+        )
+    return proc.stdout.decode("utf-8", "surrogateescape")
+
+
+def init_repo(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    git(path, "init", "-q", "-b", "main")
+    git(path, "commit", "-q", "--allow-empty", "--no-verify", "-m", "root")
+
+
+def write(path: Path, data: bytes | str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode()
+    path.write_bytes(data)
+    return path
+
+
+def big(n: int, seed: int = 0) -> bytes:
+    """n incompressible-looking bytes (deterministic)."""
+    import random
+
+    return random.Random(seed).randbytes(n)
+
+
+def commit(repo: Path, message: str = "change", *paths: str, verify: bool = False) -> subprocess.CompletedProcess[str]:
+    """`git add` (paths or -A) then `git commit`; hooks run only with verify=True."""
+    git(repo, "add", *(paths or ("-A",)))
+    args = ["git", "commit", "-m", message]
+    if not verify:
+        args.append("--no-verify")
+    return subprocess.run(args, cwd=repo, capture_output=True, text=True, check=False)
+
+
+def run_cli(repo: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The installed console script in a subprocess, as a hook would run it."""
+    return subprocess.run(
+        [str(VENV_BIN / "repro-hooks"), *args],
+        cwd=repo, capture_output=True, text=True, check=False,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def install_local_hooks(repo: Path, hook_ids: list[str], hook_types: list[str], extra: dict[str, dict[str, object]] | None = None) -> None:
+    """Write a `repo: local` .pre-commit-config.yaml built from our manifest (entries, stages
+    and flags exactly as published; language `unsupported` so the installed console script
+    runs), then `pre-commit install` the given hook types."""
+    manifest = {h["id"]: h for h in yaml.safe_load(MANIFEST.read_text())}
+    hooks = []
+    for hook_id in hook_ids:
+        hook = dict(manifest[hook_id])
+        hook["language"] = "unsupported"
+        hook.pop("minimum_pre_commit_version", None)
+        hook.update((extra or {}).get(hook_id, {}))
+        hooks.append(hook)
+    config = {"repos": [{"repo": "local", "hooks": hooks}]}
+    (repo / ".pre-commit-config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    git(repo, "add", ".pre-commit-config.yaml")
+    git(repo, "commit", "-q", "--no-verify", "-m", "pre-commit config")
+    types = [arg for t in hook_types for arg in ("--hook-type", t)]
+    proc = subprocess.run(
+        [str(VENV_BIN / "pre-commit"), "install", *types],
+        cwd=repo, capture_output=True, text=True, check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
