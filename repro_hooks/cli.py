@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("repro-hooks: interrupted", err=True)
         return 130
-    except Exception as exc:  # noqa: BLE001 - last line of defence: one line, never a traceback
+    except Exception as exc:
         if os.environ.get("REPRO_HOOKS_DEBUG"):
             raise
         click.echo(

@@ -141,8 +141,11 @@ _MLFLOW_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
 
 
 def _apply(
-    obj: Any, table: Mapping[str, Any], keys: Mapping[str, tuple[str, Callable[[Any], Any]]],
-    file: str, prefix: str,
+    obj: Any,
+    table: Mapping[str, Any],
+    keys: Mapping[str, tuple[str, Callable[[Any], Any]]],
+    file: str,
+    prefix: str,
 ) -> Any:
     changes: dict[str, Any] = {}
     for key, value in table.items():

@@ -77,7 +77,10 @@ class Git:
         return EMPTY_TREE.get(self.object_format, EMPTY_TREE["sha1"])
 
     def run(
-        self, *args: str, input: bytes | None = None, check: bool = True,
+        self,
+        *args: str,
+        input: bytes | None = None,
+        check: bool = True,
         env: Mapping[str, str] | None = None,
     ) -> bytes:
         """Run one git command in the repository and return its stdout."""
@@ -124,9 +127,7 @@ class Git:
         """Index entries that differ from HEAD: added, modified, type-changed; renames count as
         added (`--no-renames`). On an initial commit, everything in the index."""
         base = self.head_commit() or self.empty_tree
-        raw = self.run(
-            "diff-index", "--cached", "-z", "--no-renames", "--diff-filter=AMT", base
-        )
+        raw = self.run("diff-index", "--cached", "-z", "--no-renames", "--diff-filter=AMT", base)
         return [b for b in parse_raw_diff(raw) if b.sha.strip("0")]
 
     # ---- objects ----------------------------------------------------------------------------
@@ -141,7 +142,8 @@ class Git:
         chunks = [unique] if len(unique) < 4000 else [unique[::2], unique[1::2]]
         outputs = _parallel(
             lambda chunk: self.run(
-                "cat-file", "--batch-check=%(objectname) %(objecttype) %(objectsize)",
+                "cat-file",
+                "--batch-check=%(objectname) %(objecttype) %(objectsize)",
                 input=("\n".join(chunk) + "\n").encode(),
             ),
             chunks,
@@ -172,7 +174,9 @@ class Git:
             pos += size + 1
         return contents
 
-    def attributes(self, paths: Sequence[bytes], names: Sequence[str]) -> dict[bytes, dict[str, str]]:
+    def attributes(
+        self, paths: Sequence[bytes], names: Sequence[str]
+    ) -> dict[bytes, dict[str, str]]:
         """`git check-attr -z --stdin` for many paths: {path: {attr: value}} (unset ones left out)."""
         if not paths:
             return {}

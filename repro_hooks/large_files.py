@@ -72,7 +72,7 @@ def large_file_findings(
                 path, "lfs-pointer",
                 f"stored raw ({format_size(obj.size)}) under a filter=lfs attribute: "
                 "should be an LFS pointer (is git-lfs installed? `git lfs install`, then re-add it)",
-                blob.commit,
+                blob.commit, blob.path,
             )  # fmt: skip
             continue
         limit = policy.size_limit_for(path)
@@ -80,7 +80,7 @@ def large_file_findings(
             findings[(blob.path, blob.sha)] = Finding(
                 path, "large-file",
                 f"{format_size(obj.size)} in git, over the {format_size(limit)} size limit",
-                blob.commit,
+                blob.commit, blob.path,
             )  # fmt: skip
     return list(findings.values())
 
@@ -132,9 +132,7 @@ def collect_blobs(
     return git.staged_blobs()
 
 
-def check_large_files(
-    git: Git, policy: Policy, blobs: Sequence[Blob]
-) -> list[Finding]:
+def check_large_files(git: Git, policy: Policy, blobs: Sequence[Blob]) -> list[Finding]:
     info = git.object_info(b.sha for b in blobs if not b.is_gitlink)
     return large_file_findings(blobs, info, policy, lfs_facts(git, blobs, info, policy))
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 FORMATS = ("text", "json", "sarif", "github")
 JSON_SCHEMA_ID = "https://repro-hooks.dev/schemas/findings-v1.json"
@@ -40,6 +40,7 @@ class Finding:
     rule: str
     message: str
     commit: str | None = None
+    raw_path: bytes | None = field(default=None, compare=False)  # as git names it, for fixers
 
 
 def display_path(raw: bytes | str) -> str:
@@ -64,9 +65,7 @@ def sort_findings(findings: Iterable[Finding]) -> list[Finding]:
     return sorted(set(findings))
 
 
-def render(
-    findings: Sequence[Finding], fmt: str, *, command: str, fix_hint: str = ""
-) -> str:
+def render(findings: Sequence[Finding], fmt: str, *, command: str, fix_hint: str = "") -> str:
     """Render findings in one of FORMATS. Returns text without a trailing newline."""
     ordered = sort_findings(findings)
     if fmt == "text":

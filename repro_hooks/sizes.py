@@ -42,7 +42,9 @@ def parse_size(text: str | int) -> int:
     number, unit = match.groups()
     factor = _UNITS.get(unit.lower())
     if factor is None:
-        raise ValueError(f"unknown size unit {unit!r} in {text!r} (use B, KB, KiB, K, MB, MiB, M, ...)")
+        raise ValueError(
+            f"unknown size unit {unit!r} in {text!r} (use B, KB, KiB, K, MB, MiB, M, ...)"
+        )
     return int(float(number) * factor)
 
 

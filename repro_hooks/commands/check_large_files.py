@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from repro_hooks.commands._common import format_option, guarded, finish
+from repro_hooks.commands._common import finish, format_option, guarded
 from repro_hooks.errors import ReproHooksError
 
 
@@ -28,7 +28,8 @@ from repro_hooks.errors import ReproHooksError
     help="Check every file in the index, not only the staged or given ones.",
 )  # fmt: skip
 @click.option(
-    "--fix", is_flag=True,
+    "--fix",
+    is_flag=True,
     help="Move each offending file into DVC with `dvc add` (needs DVC), then exit 1.",
 )
 @click.option(
@@ -59,6 +60,8 @@ def check_large_files(
         from repro_hooks.gitio import Git
         from repro_hooks.large_files import (
             check_large_files as run_check,
+        )
+        from repro_hooks.large_files import (
             collect_blobs,
             fix_hint,
             push_range_from_env,
@@ -83,10 +86,15 @@ def check_large_files(
             git, paths=paths, check_all=check_all, rev_args=rev_args, cwd=Path.cwd()
         )
         findings = run_check(git, policy, blobs)
+        hint = fix_hint(findings, in_history=rev_args is not None)
         if fix and findings and rev_args is None:
             from repro_hooks.dvc_fix import move_to_dvc
 
-            move_to_dvc(git, findings)
-        finish(ctx, findings, fmt, fix_hint=fix_hint(findings, in_history=rev_args is not None))
+            try:
+                findings = move_to_dvc(git, findings)
+            except ReproHooksError as exc:
+                finish(ctx, findings, fmt, fix_hint=f"repro-hooks: {exc}", exit_code=2)
+            hint = "Re-run the commit: the data files are now tracked by DVC."
+        finish(ctx, findings, fmt, fix_hint=hint)
 
     guarded(ctx, body)

@@ -1,0 +1,38 @@
+"""The DVC adapter: DVC's own CLI, run as a subprocess (never imported on a commit-stage path)."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from repro_hooks.errors import ReproHooksError
+
+INSTALL_HINT = "pip install 'repro-hooks[dvc]'"
+
+
+def dvc_command() -> list[str] | None:
+    """How to run DVC: this environment's `python -m dvc` if installed here, else `dvc` on PATH."""
+    if importlib.util.find_spec("dvc") is not None:
+        return [sys.executable, "-m", "dvc"]
+    exe = shutil.which("dvc")
+    return [exe] if exe else None
+
+
+def run_dvc(args: Sequence[str], cwd: Path, *, what: str) -> subprocess.CompletedProcess[str]:
+    """Run `dvc <args>` in `cwd`; a missing DVC is a ReproHooksError naming `what` needed it."""
+    command = dvc_command()
+    if command is None:
+        raise ReproHooksError(f"{what} needs DVC, which is not installed ({INSTALL_HINT})")
+    return subprocess.run(
+        [*command, *args], cwd=cwd, capture_output=True, text=True, check=False,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def last_error_line(proc: subprocess.CompletedProcess[str]) -> str:
+    lines = [ln.strip() for ln in (proc.stderr or proc.stdout or "").splitlines() if ln.strip()]
+    return lines[-1] if lines else f"exit {proc.returncode}"
