@@ -16,6 +16,8 @@ import click
 # name -> "module:attribute" of a click.Command. Keep sorted; one line per subcommand.
 COMMANDS: dict[str, str] = {
     "check-large-files": "repro_hooks.commands.check_large_files:check_large_files",
+    "pending": "repro_hooks.commands.tag_mlflow:pending",
+    "tag-mlflow": "repro_hooks.commands.tag_mlflow:tag_mlflow",
 }
 
 

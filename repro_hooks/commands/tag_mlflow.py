@@ -1,0 +1,145 @@
+"""`repro-hooks tag-mlflow` and `repro-hooks pending`: link each commit to the MLflow run it
+produced, without slowing the commit or losing a link."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from repro_hooks.commands._common import guarded
+from repro_hooks.errors import ReproHooksError
+
+
+def _stdin_lines() -> bytes:
+    """git's `<old> <new>` lines for a plain post-rewrite hook; nothing from a terminal."""
+    stream = sys.stdin
+    if stream is None or stream.isatty():
+        return b""
+    buffer = getattr(stream, "buffer", None)
+    data = buffer.read() if buffer is not None else stream.read().encode()
+    return data if isinstance(data, bytes) else b""
+
+
+@click.command("tag-mlflow")
+@click.argument("rewrite_command", required=False, type=click.Choice(["amend", "rebase"]))
+@click.option(
+    "--tracking-uri", metavar="URI",
+    help="Tracking store. Default: [tool.repro-hooks.mlflow] tracking-uri, else "
+    "MLFLOW_TRACKING_URI, else an existing mlflow.db or mlruns/ in the repository root.",
+)  # fmt: skip
+@click.option(
+    "--experiment", "experiments", multiple=True, metavar="NAME|ID",
+    help="Experiment to search (repeatable). Default: config experiments, else "
+    "MLFLOW_EXPERIMENT_ID / MLFLOW_EXPERIMENT_NAME, else every active experiment.",
+)  # fmt: skip
+@click.option("--run-id", metavar="ID", help="Link this run instead of choosing one.")
+@click.option(
+    "--timeout", type=click.FloatRange(min=0.1, max=3600), metavar="SECONDS",
+    help="Deadline per delivered job (default: config timeout, else 10).",
+)  # fmt: skip
+@click.option(
+    "--sync",
+    is_flag=True,
+    help="Deliver every queued link now, in the foreground; exit 1 if one could not be.",
+)
+@click.option(
+    "--relink-rewritten",
+    is_flag=True,
+    help="post-rewrite: move links from amended or rebased commits to their new commits.",
+)
+@click.pass_context
+def tag_mlflow(
+    ctx: click.Context,
+    rewrite_command: str | None,
+    tracking_uri: str | None,
+    experiments: tuple[str, ...],
+    run_id: str | None,
+    timeout: float | None,
+    sync: bool,
+    relink_rewritten: bool,
+) -> None:
+    """Link the new commit to the MLflow run it produced (post-commit hook).
+
+    Queues a job under the git directory and returns at once; a detached process delivers it
+    with MlflowClient: tags git.commit, git.branch, git.repo_url, dvc.<output> = recorded hash,
+    dvc.fingerprint, and the committed DVC outputs as dataset inputs. A job that cannot be
+    delivered stays queued and is retried on the next commit and by --sync.
+    """
+
+    def body() -> None:
+        from repro_hooks.config import load_config
+        from repro_hooks.tag_mlflow import (
+            queue_commit_link,
+            queue_relink,
+            repo_facts,
+            settings,
+        )
+
+        if sync and relink_rewritten:
+            raise ReproHooksError("--sync and --relink-rewritten conflict: give one of them")
+        facts = repo_facts()
+        env = dict(os.environ)
+        config = load_config(facts.root).mlflow
+        if sync:
+            _sync(ctx, facts.common_dir, tracking_uri, timeout)
+            return
+        cfg = settings(facts.root, config, env, tracking_uri, experiments, run_id)
+        if relink_rewritten or rewrite_command:
+            command = rewrite_command or env.get("PRE_COMMIT_REWRITE_COMMAND", "")
+            result = queue_relink(facts, cfg, env, command, _stdin_lines())
+        else:
+            result = queue_commit_link(facts, cfg, env)
+        for line in result.lines:
+            click.echo(line)
+        ctx.exit(result.exit_code)
+
+    guarded(ctx, body)
+
+
+def _sync(
+    ctx: click.Context, common_dir: Path, tracking_uri: str | None, timeout: float | None
+) -> None:
+    from repro_hooks.link_delivery import Deliverer
+    from repro_hooks.link_queue import LinkQueue
+
+    queue = LinkQueue(common_dir)
+    if not queue.jobs():
+        click.echo("tag-mlflow: nothing queued")
+        ctx.exit(0)
+    deliverer = Deliverer(
+        queue, dict(os.environ), uri_option=tracking_uri, timeout=timeout, out=click.echo
+    )
+    report = deliverer.run(lock_wait=max(30.0, (timeout or 10.0) * 3))
+    if report.lock_busy:
+        click.echo("tag-mlflow: another delivery is still running; try again shortly")
+    elif report.waiting:
+        click.echo(f"tag-mlflow: {report.waiting} later link(s) wait behind it")
+    ctx.exit(0 if report.ok else 1)
+
+
+@click.command("pending")
+@click.option("--drop", "drop", metavar="JOB_ID", help="Remove one queued job (see its id).")
+@click.pass_context
+def pending(ctx: click.Context, drop: str | None) -> None:
+    """List queued run links with their last error (exit 0), or drop one."""
+
+    def body() -> None:
+        from repro_hooks.tag_mlflow import drop_job, pending_lines, repo_facts
+
+        facts = repo_facts()
+        if drop is not None:
+            if not drop_job(facts.common_dir, drop):
+                raise ReproHooksError(f"pending: no queued job {drop!r}")
+            click.echo(f"pending: dropped {drop}")
+            ctx.exit(0)
+        lines = pending_lines(facts.common_dir)
+        for line in lines:
+            click.echo(line)
+        if not lines:
+            click.echo("pending: no queued run link")
+        ctx.exit(0)
+
+    guarded(ctx, body)

@@ -1,0 +1,304 @@
+"""Delivering queued run links to MLflow, in order, within bounded time.
+
+Run as `python -m repro_hooks.link_delivery <git common dir>` (the detached process a
+post-commit hook starts) or in the foreground by `repro-hooks tag-mlflow --sync`.
+
+Bounds: MLflow's HTTP client is told to give up fast (one retry, no backoff, a request timeout
+of half the job's deadline), every job runs under a SIGALRM deadline, and the detached process
+exits after a hard deadline whatever happens. A failed job keeps its place at the head of the
+queue with its last error: later jobs wait for it, so every commit gets its own run, in order.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from repro_hooks.errors import ReproHooksError
+from repro_hooks.gitio import Git
+from repro_hooks.link_queue import Job, LinkQueue
+from repro_hooks.run_link import (
+    BRANCH_TAG,
+    COMMIT_TAG,
+    DVC_PREFIX,
+    choose_run,
+    commit_record,
+    missing_local_store,
+    redact,
+    secrets_in,
+    strip_credentials,
+)
+
+URI_ENV = "REPRO_HOOKS_MLFLOW_URI"  # the full URI, handed to the detached process only
+BACKGROUND_LOCK_WAIT = 120.0
+BACKGROUND_HARD_DEADLINE = 600.0
+_SHA_RE = re.compile(r"^[0-9a-f]{7,64}$")
+
+
+class DeliveryTimeout(BaseException):
+    """The job's deadline passed (BaseException: no library may swallow it)."""
+
+
+@dataclass
+class DeliveryReport:
+    delivered: list[str] = field(default_factory=list)  # one line per job done
+    failed: list[tuple[Job, str]] = field(default_factory=list)
+    waiting: int = 0  # jobs left behind a failed one
+    lock_busy: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.lock_busy
+
+
+def set_http_bounds(env: Any, timeout: float) -> None:
+    """MLflow reads these on every request: give up fast, the queue retries later."""
+    env["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "1"
+    env["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = "0"
+    env["MLFLOW_HTTP_REQUEST_BACKOFF_JITTER"] = "0"
+    env["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(max(1, math.floor(timeout / 2)))
+
+
+@contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Raise DeliveryTimeout in the main thread after `seconds` (no-op elsewhere)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_alarm(signum: int, frame: FrameType | None) -> None:
+        raise DeliveryTimeout()
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+class Ancestry:
+    """`git merge-base --is-ancestor` answers for one commit, cached per SHA."""
+
+    def __init__(self, git: Git, commit: str) -> None:
+        self.git = git
+        self.commit = commit
+        self.cache: dict[str, bool] = {}
+
+    def __call__(self, sha: str) -> bool:
+        sha = sha.strip().lower()
+        if not _SHA_RE.match(sha):
+            return False
+        if sha not in self.cache:
+            self.cache[sha] = (
+                self.git.try_run("merge-base", "--is-ancestor", sha, self.commit) is not None
+            )
+        return self.cache[sha]
+
+
+def full_uri(job: Job, candidates: list[str | None]) -> str:
+    """The URI to open for a job: the first known full URI whose stripped form is the job's
+    (credentials come from the environment or configuration, never from the queue)."""
+    for candidate in candidates:
+        if candidate and strip_credentials(candidate) == job.tracking_uri:
+            return candidate
+    return job.tracking_uri
+
+
+class Deliverer:
+    def __init__(
+        self,
+        queue: LinkQueue,
+        env: Mapping[str, str],
+        *,
+        uri_option: str | None = None,
+        timeout: float | None = None,
+        out: Callable[[str], None] = print,
+    ) -> None:
+        self.queue = queue
+        self.env = env
+        self.uri_option = uri_option
+        self.timeout = timeout
+        self.out = out
+        self.stores: dict[str, Any] = {}
+        self.configs: dict[str, Any] = {}
+        self.secrets = secrets_in(uri_option, env) + secrets_in(env.get(URI_ENV), env)
+
+    def safe(self, text: str) -> str:
+        return redact(text, self.secrets)
+
+    def _config(self, root: str) -> Any:
+        if root not in self.configs:
+            from repro_hooks.config import MlflowConfig, load_config
+
+            try:
+                self.configs[root] = load_config(Path(root)).mlflow
+            except ReproHooksError:
+                self.configs[root] = MlflowConfig()
+        return self.configs[root]
+
+    def _timeout(self, job: Job) -> float:
+        return self.timeout if self.timeout is not None else float(self._config(job.root).timeout)
+
+    def _store(self, job: Job) -> Any:
+        configured = self._config(job.root).tracking_uri
+        uri = full_uri(
+            job,
+            [self.uri_option, self.env.get(URI_ENV), self.env.get("MLFLOW_TRACKING_URI"),
+             configured],
+        )  # fmt: skip
+        self.secrets = sorted(
+            set(self.secrets) | set(secrets_in(uri, self.env)), key=len, reverse=True
+        )
+        why_not = missing_local_store(uri, Path(job.root))
+        if why_not:
+            raise ReproHooksError(why_not)
+        if uri not in self.stores:
+            from repro_hooks.mlflow_store import MlflowStore
+
+            if uri.startswith("file:") or "://" not in uri:
+                os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+            self.stores[uri] = MlflowStore(uri)
+        return self.stores[uri]
+
+    # ---- one job -------------------------------------------------------------------------------
+
+    def deliver(self, job: Job) -> str:
+        git = Git.discover(job.root)
+        store = self._store(job)
+        if job.kind == "relink":
+            return self._relink(job, git, store)
+        return self._link(job, git, store)
+
+    def _write(self, store: Any, git: Git, run_id: str, commit: str, branch: str | None) -> str:
+        record = commit_record(git, commit, branch)
+        tags = record.tags()
+        existing = store.tags(run_id)
+        delete: list[str] = []
+        if COMMIT_TAG in existing:  # our earlier link: drop our keys the new commit lacks
+            delete = [
+                k for k in existing
+                if (k.startswith(DVC_PREFIX) or k == BRANCH_TAG) and k not in tags
+            ]  # fmt: skip
+        store.write_link(run_id, tags, record.outputs, delete, record.repo_url)
+        note = "".join(f"; {p}" for p in record.problems)
+        return f"{len(record.outputs)} DVC output(s){note}"
+
+    def _link(self, job: Job, git: Git, store: Any) -> str:
+        from repro_hooks.mlflow_store import StoreError
+
+        assert job.commit is not None
+        short = job.commit[:12]
+        if git.try_run("cat-file", "-e", f"{job.commit}^{{commit}}") is None:
+            return f"{short}: nothing linked: the commit no longer exists"
+        if job.run_id:
+            try:
+                run = store.run(job.run_id)
+            except StoreError as exc:
+                return f"{short}: nothing linked: {exc}"
+        else:
+            ids, notes = store.experiment_ids(job.experiments)
+            if not ids:
+                why = "; ".join(notes) or "the tracking store has no experiment"
+                return f"{short}: nothing linked: {why}"
+            choice = choose_run(
+                store.candidates(ids, job.before_ms), job.commit, Ancestry(git, job.commit)
+            )
+            if choice.run is None:
+                return f"{short}: nothing linked: {choice.reason}"
+            run = choice.run
+        detail = self._write(store, git, run.run_id, job.commit, job.branch)
+        return f"{short}: linked to run {run.run_id} (experiment {run.experiment_id}): {detail}"
+
+    def _relink(self, job: Job, git: Git, store: Any) -> str:
+        ids, _ = store.experiment_ids(job.experiments)
+        lines = []
+        for old, new in job.pairs:
+            if old == new:
+                continue
+            for run_id in store.runs_linked_to(ids, old) if ids else []:
+                detail = self._write(store, git, run_id, new, job.branch)
+                lines.append(f"{old[:12]} -> {new[:12]}: run {run_id} relinked: {detail}")
+        return "; ".join(lines) or f"{job.describe()}: no linked run to move"
+
+    # ---- the queue -----------------------------------------------------------------------------
+
+    def run(self, lock_wait: float) -> DeliveryReport:
+        """Deliver every queued job in order; stop at the first failure (it stays queued)."""
+        report = DeliveryReport()
+        with self.queue.locked(lock_wait) as have_lock:
+            if not have_lock:
+                report.lock_busy = True
+                return report
+            attempted: set[str] = set()
+            while True:
+                jobs = [j for j in self.queue.jobs() if j.id not in attempted]
+                if not jobs:
+                    break
+                job = jobs[0]
+                attempted.add(job.id)
+                timeout = self._timeout(job)
+                set_http_bounds(os.environ, timeout)
+                try:
+                    with deadline(timeout):
+                        line = self.deliver(job)
+                except DeliveryTimeout:
+                    error = f"timed out after {timeout:g}s (tracking store not answering)"
+                except ReproHooksError as exc:
+                    error = str(exc)
+                except Exception as exc:
+                    error = _one_line(exc)
+                else:
+                    self.queue.remove(job)
+                    line = self.safe(line)
+                    report.delivered.append(line)
+                    self.out(line)
+                    continue
+                error = self.safe(error)
+                updated = self.queue.record_failure(job, error)
+                report.failed.append((updated, error))
+                report.waiting = len(jobs) - 1
+                self.out(f"{job.describe()}: not delivered (stays queued): {error}")
+                break
+        return report
+
+
+def _one_line(exc: BaseException) -> str:
+    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    first = str(message).strip().splitlines()[0] if str(message).strip() else type(exc).__name__
+    return first[:500]
+
+
+def main(argv: list[str]) -> int:
+    """The detached delivery process. Writes only to the delivery log."""
+    if len(argv) != 1:
+        return 2
+    queue = LinkQueue(Path(argv[0]))
+    watchdog = threading.Timer(BACKGROUND_HARD_DEADLINE, os._exit, (3,))
+    watchdog.daemon = True
+    watchdog.start()
+    deliverer = Deliverer(queue, dict(os.environ), out=lambda line: None)
+    deliverer.out = queue.log
+    try:
+        report = deliverer.run(BACKGROUND_LOCK_WAIT)
+    except BaseException as exc:
+        queue.log(deliverer.safe(f"delivery stopped: {_one_line(exc)}"))
+        return 3
+    if report.lock_busy:
+        queue.log("another delivery held the lock too long; jobs stay queued")
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":  # pragma: no cover - exercised through the detached process
+    sys.exit(main(sys.argv[1:]))

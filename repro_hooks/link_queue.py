@@ -1,0 +1,188 @@
+"""The durable queue of run links under `<git common dir>/repro-hooks/queue/`.
+
+A post-commit hook writes one small JSON job (temp file, fsync, rename: a job is either whole or
+absent) and starts a detached delivery process. Jobs are delivered strictly in order under an
+exclusive `fcntl.flock`, so two deliverers never race and an earlier commit always gets its run
+before a later one. A job that fails stays queued with its last error.
+
+Jobs hold no credentials: the tracking URI is stored stripped; delivery re-resolves the full URI
+and tokens from the environment and configuration.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+JOB_VERSION = 1
+LOG_LIMIT = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Job:
+    """One link to deliver. kind "link": link `commit` to its run; kind "relink": move links
+    from each rewritten commit to its new commit (`pairs`)."""
+
+    id: str
+    kind: str
+    root: str  # the work tree the commit was made in
+    tracking_uri: str  # credentials stripped
+    uri_origin: str
+    commit: str | None = None
+    branch: str | None = None
+    before_ms: int = 0  # runs must have started before this (the commit's creation)
+    experiments: tuple[str, ...] = ()
+    run_id: str | None = None
+    pairs: tuple[tuple[str, str], ...] = ()
+    created: float = 0.0
+    attempts: int = 0
+    last_error: str | None = None
+    last_attempt: float | None = None
+    version: int = JOB_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        if self.kind == "relink":
+            moved = ", ".join(f"{o[:12]}->{n[:12]}" for o, n in self.pairs)
+            return f"relink {moved}"
+        return f"link {(self.commit or '')[:12]}"
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> Job:
+        raw = json.loads(data)
+        if not isinstance(raw, dict) or raw.get("version") != JOB_VERSION:
+            raise ValueError("unknown job format")
+        raw["experiments"] = tuple(raw.get("experiments") or ())
+        raw["pairs"] = tuple(tuple(p) for p in raw.get("pairs") or ())
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in raw.items() if k in known})
+
+
+class QueueFullError(OSError):
+    """The job could not be written (disk full, read-only git dir...)."""
+
+
+class LinkQueue:
+    def __init__(self, common_dir: Path) -> None:
+        self.base = common_dir / "repro-hooks"
+        self.dir = self.base / "queue"
+        self.lock_path = self.base / "deliver.lock"
+        self.log_path = self.base / "delivery.log"
+
+    # ---- writing -------------------------------------------------------------------------------
+
+    def new_id(self, kind: str) -> str:
+        return f"{time.time_ns():020d}-{os.getpid()}-{kind}"
+
+    def put(self, job: Job) -> Path:
+        """Write a job atomically: temp file in the same directory, fsync, rename, fsync dir."""
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=self.dir)
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(job.to_json())
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                target = self.dir / f"{job.id}.json"
+                os.replace(tmp, target)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+            dir_fd = os.open(self.dir, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError as exc:
+            raise QueueFullError(exc.errno, exc.strerror or str(exc)) from None
+        return target
+
+    def remove(self, job: Job) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            (self.dir / f"{job.id}.json").unlink()
+
+    def record_failure(self, job: Job, error: str) -> Job:
+        updated = replace(
+            job, attempts=job.attempts + 1, last_error=error, last_attempt=time.time()
+        )
+        with contextlib.suppress(OSError):  # a full disk keeps the previous record
+            self.put(updated)
+        return updated
+
+    # ---- reading -------------------------------------------------------------------------------
+
+    def jobs(self) -> list[Job]:
+        """Queued jobs, oldest first. Unreadable files are skipped (and left alone)."""
+        try:
+            names = sorted(p for p in os.listdir(self.dir) if p.endswith(".json"))
+        except FileNotFoundError:
+            return []
+        out = []
+        for name in names:
+            try:
+                out.append(Job.from_json((self.dir / name).read_bytes()))
+            except (OSError, ValueError, TypeError):
+                continue
+        return out
+
+    # ---- delivery ------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def locked(self, wait: float) -> Iterator[bool]:
+        """Hold the delivery lock; yields False if it could not be had within `wait` seconds."""
+        self.base.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            deadline = time.monotonic() + wait
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        yield False
+                        return
+                    time.sleep(0.05)
+            try:
+                yield True
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    def log(self, line: str) -> None:
+        """Append one (already redacted) line to the delivery log; trims it past 1 MiB."""
+        with contextlib.suppress(OSError):
+            if self.log_path.exists() and self.log_path.stat().st_size > LOG_LIMIT:
+                self.log_path.replace(self.log_path.with_suffix(".log.1"))
+            with self.log_path.open("a", encoding="utf-8") as fh:
+                fh.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {line}\n")
+
+    def spawn_deliverer(self, cwd: Path, env: Mapping[str, str]) -> None:
+        """Start a detached delivery process: its own session, no terminal, no inherited pipes
+        (pre-commit waits for its pipes to close; this process must not hold them)."""
+        subprocess.Popen(
+            [sys.executable, "-m", "repro_hooks.link_delivery", str(self.base.parent)],
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            close_fds=True,
+            start_new_session=True,
+        )

@@ -1,0 +1,170 @@
+"""The MLflow adapter: every call tag-mlflow makes to a tracking store, through MlflowClient.
+
+Imported only by the delivery process (never by the commit-stage command): `import mlflow`
+alone costs over a second. The fluent API is avoided on purpose: `mlflow.search_runs()` creates
+the experiment named by MLFLOW_EXPERIMENT_NAME when it is missing; MlflowClient never does.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from repro_hooks.run_link import (
+    COMMIT_TAG,
+    DATASET_SOURCE_TYPE,
+    MAX_DIGEST,
+    SOURCE_COMMIT_TAG,
+    RecordedOutput,
+    RunCandidate,
+)
+
+PAGE = 50
+MAX_PAGES = 20
+TAGS_PER_BATCH = 100  # MLflow's limit per log-batch request
+INPUTS_PER_CALL = 500
+MAX_DATASET_NAME = 500
+
+
+class StoreError(Exception):
+    """A tracking-store answer that means "nothing to do here" for one job (not a failure)."""
+
+
+def _candidate(run: Any) -> RunCandidate:
+    tags = run.data.tags
+    return RunCandidate(
+        run_id=run.info.run_id,
+        experiment_id=run.info.experiment_id,
+        start_time=int(run.info.start_time or 0),
+        linked_commit=tags.get(COMMIT_TAG),
+        source_commit=tags.get(SOURCE_COMMIT_TAG),
+    )
+
+
+class MlflowStore:
+    def __init__(self, uri: str) -> None:
+        from mlflow.tracking import MlflowClient
+
+        self.client = MlflowClient(tracking_uri=uri)
+
+    def experiment_ids(self, selection: Sequence[str]) -> tuple[list[str], list[str]]:
+        """Ids of the selected experiments (names or ids; all active ones when empty), and a note
+        per selected experiment that does not exist. Nothing is ever created."""
+        from mlflow.entities import ViewType
+        from mlflow.exceptions import MlflowException
+
+        if not selection:
+            ids: list[str] = []
+            token = None
+            while True:
+                page = self.client.search_experiments(
+                    view_type=ViewType.ACTIVE_ONLY, max_results=1000, page_token=token
+                )
+                ids.extend(e.experiment_id for e in page)
+                token = page.token
+                if not token:
+                    return ids, []
+        ids, notes = [], []
+        for name in selection:
+            experiment = None
+            if name.isdigit():
+                try:
+                    experiment = self.client.get_experiment(name)
+                except MlflowException as exc:
+                    if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                        raise
+            if experiment is None:
+                experiment = self.client.get_experiment_by_name(name)
+            if experiment is None or experiment.lifecycle_stage != "active":
+                notes.append(f"experiment {name!r} not found")
+            elif experiment.experiment_id not in ids:
+                ids.append(experiment.experiment_id)
+        return ids, notes
+
+    def candidates(self, experiment_ids: Sequence[str], before_ms: int) -> Iterator[RunCandidate]:
+        """Active runs started before `before_ms`, newest first."""
+        from mlflow.entities import ViewType
+
+        token = None
+        for _ in range(MAX_PAGES):
+            page = self.client.search_runs(
+                list(experiment_ids),
+                filter_string=f"attributes.start_time < {int(before_ms)}",
+                run_view_type=ViewType.ACTIVE_ONLY,
+                max_results=PAGE,
+                order_by=["attributes.start_time DESC"],
+                page_token=token,
+            )
+            for run in page:
+                yield _candidate(run)
+            token = page.token
+            if not token:
+                return
+
+    def run(self, run_id: str) -> RunCandidate:
+        """One run by id; StoreError if it does not exist or is deleted."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            run = self.client.get_run(run_id)
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                raise StoreError(f"run {run_id} does not exist") from None
+            raise
+        if run.info.lifecycle_stage != "active":
+            raise StoreError(f"run {run_id} is deleted")
+        return _candidate(run)
+
+    def runs_linked_to(self, experiment_ids: Sequence[str], commit: str) -> list[str]:
+        from mlflow.entities import ViewType
+
+        runs = self.client.search_runs(
+            list(experiment_ids),
+            filter_string=f"tags.`{COMMIT_TAG}` = '{commit}'",
+            run_view_type=ViewType.ACTIVE_ONLY,
+            max_results=1000,
+        )
+        return [r.info.run_id for r in runs]
+
+    def tags(self, run_id: str) -> dict[str, str]:
+        return dict(self.client.get_run(run_id).data.tags)
+
+    def write_link(
+        self,
+        run_id: str,
+        tags: Mapping[str, str],
+        outputs: Sequence[RecordedOutput],
+        delete: Sequence[str] = (),
+        repo_url: str | None = None,
+    ) -> None:
+        """Upsert our tags (git.commit in the first batch), delete our stale keys, then log the
+        outputs as dataset inputs (the store deduplicates by name and digest)."""
+        from mlflow.entities import Dataset, DatasetInput, RunTag
+
+        ordered = sorted(tags.items(), key=lambda kv: (kv[0] != COMMIT_TAG, kv[0]))
+        for start in range(0, len(ordered), TAGS_PER_BATCH):
+            chunk = ordered[start : start + TAGS_PER_BATCH]
+            self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in chunk])
+        for key in delete:
+            self.client.delete_tag(run_id, key)
+        inputs = []
+        for out in outputs:
+            if len(out.hash_value) > MAX_DIGEST or len(out.path) > MAX_DATASET_NAME:
+                continue  # still recorded as a tag; MLflow's dataset limits forbid it here
+            source = {"path": out.path, "dvc_file": out.source}
+            if repo_url:
+                source["repo_url"] = repo_url
+            inputs.append(
+                DatasetInput(
+                    Dataset(
+                        name=out.path,
+                        digest=out.hash_value,
+                        source_type=DATASET_SOURCE_TYPE,
+                        source=json.dumps(source, sort_keys=True),
+                    ),
+                    [],
+                )
+            )
+        for start in range(0, len(inputs), INPUTS_PER_CALL):
+            self.client.log_inputs(run_id, inputs[start : start + INPUTS_PER_CALL])
