@@ -63,3 +63,7 @@ def empty_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     git(path, "init", "-q", "-b", "main")
     monkeypatch.chdir(path)
     return path
+
+
+# tag-mlflow's real-MLflow fixtures (server, sqlite stores), kept in their own module.
+from tests.mlflow_fixtures import mlflow_db_template, mlflow_server, make_server, sqlite_store  # noqa: E402, F401

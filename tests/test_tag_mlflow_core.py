@@ -1,0 +1,228 @@
+"""tag-mlflow's pure core, in-process: tag keys, credentials, run choice, replays, stores."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from repro_hooks.gitio import Git
+from repro_hooks.link_queue import Job, LinkQueue
+from repro_hooks.run_link import (
+    MAX_TAG_KEY,
+    RunCandidate,
+    choose_run,
+    committed_outputs,
+    dvc_tag_key,
+    fingerprint,
+    redact,
+    replay_reason,
+    resolve_tracking_store,
+    secrets_in,
+    strip_credentials,
+)
+from tests.helpers import commit, git, write
+
+_KEY_RE = __import__("re").compile(r"^[/\w.\- :]*$")
+
+
+def mlflow_accepts(key: str) -> bool:
+    """MLflow's own tag-key rules (mlflow.utils.validation), restated without importing it."""
+    import posixpath
+
+    norm = posixpath.normpath(key)
+    return (
+        bool(_KEY_RE.match(key))
+        and len(key) <= MAX_TAG_KEY
+        and norm == key
+        and not norm.startswith(("..", "/"))
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "key"),
+    [
+        pytest.param("data", "dvc.data", id="plain"),
+        pytest.param("data/raw.csv", "dvc.data/raw.csv", id="nested"),
+        pytest.param("a b/c-d_e.f", "dvc.a b/c-d_e.f", id="allowed-punctuation"),
+        pytest.param("a:b", "dvc.a:3Ab", id="colon-is-the-escape"),
+        pytest.param("x+y@z", "dvc.x:2By:40z", id="disallowed"),
+        pytest.param("a..b", "dvc.a.:2Eb", id="double-dot"),
+        pytest.param(".hidden", "dvc.:2Ehidden", id="leading-dot"),
+        pytest.param("fingerprint", "dvc.:66ingerprint", id="not-the-fingerprint-tag"),
+        pytest.param("日本/ü", "dvc.日本/ü", id="unicode-word-chars"),
+        pytest.param("tab\there", "dvc.tab:09here", id="control"),
+    ],
+)
+def test_dvc_tag_key(path: str, key: str) -> None:
+    assert dvc_tag_key(path) == key
+    assert mlflow_accepts(key)
+
+
+def test_long_key_is_stable_distinct_and_short_enough() -> None:
+    a, b = "d/" + "x" * 400, "d/" + "x" * 399 + "y"
+    assert len(dvc_tag_key(a)) <= MAX_TAG_KEY
+    assert dvc_tag_key(a) == dvc_tag_key(a)
+    assert dvc_tag_key(a) != dvc_tag_key(b)
+    assert mlflow_accepts(dvc_tag_key(a))
+
+
+_segment = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="/\0"), min_size=1, max_size=40
+).filter(lambda s: s not in (".", ".."))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_segment, min_size=1, max_size=8), st.lists(_segment, min_size=1, max_size=8))
+def test_keys_are_valid_and_one_to_one(p1: list[str], p2: list[str]) -> None:
+    a, b = "/".join(p1), "/".join(p2)
+    assert mlflow_accepts(dvc_tag_key(a))
+    if a != b:
+        assert dvc_tag_key(a) != dvc_tag_key(b)
+
+
+def test_fingerprint_is_order_independent() -> None:
+    pairs = [("a", "1" * 32), ("b", "2" * 32 + ".dir")]
+    assert fingerprint(pairs) == fingerprint(reversed(pairs))
+    assert fingerprint(pairs) != fingerprint([("a", "1" * 32)])
+
+
+@pytest.mark.parametrize(
+    ("uri", "stripped"),
+    [
+        ("http://user:pw@host:5000/x", "http://host:5000/x"),
+        ("https://host/?token=abc&exp=1", "https://host/?exp=1"),
+        ("https://host/?access_token=abc", "https://host/"),
+        ("sqlite:////abs/mlflow.db", "sqlite:////abs/mlflow.db"),
+        ("databricks", "databricks"),
+        ("file:///tmp/mlruns", "file:///tmp/mlruns"),
+    ],
+)
+def test_strip_credentials(uri: str, stripped: str) -> None:
+    assert strip_credentials(uri) == stripped
+
+
+def test_redact_hides_uri_and_env_secrets() -> None:
+    uri = "http://alice:hunter22@host/?token=tok-123"
+    secrets = secrets_in(uri, {"MLFLOW_TRACKING_TOKEN": "envtoken"})
+    text = f"failed: {uri} with envtoken and http://bob:pw@other/"
+    clean = redact(text, secrets)
+    for secret in ("hunter22", "tok-123", "envtoken", "bob:pw", "alice"):
+        assert secret not in clean
+
+
+def run(rid: str, linked: str | None = None, source: str | None = None) -> RunCandidate:
+    return RunCandidate(rid, "0", 0, linked, source)
+
+
+@pytest.mark.parametrize(
+    ("runs", "expected", "reason"),
+    [
+        pytest.param([], None, "no run started", id="no-run"),
+        pytest.param([run("r2"), run("r1")], "r2", "newest", id="newest"),
+        pytest.param([run("r2", linked="C")], "r2", "already linked to this", id="idempotent"),
+        pytest.param([run("r2", linked="A"), run("r1")], None, "no new run since", id="second-commit"),
+        pytest.param([run("r2", linked="X"), run("r1")], "r1", "newest", id="other-branch-link"),
+        pytest.param([run("r2", source="X"), run("r1", source="A")], "r1", "newest", id="foreign-source"),
+        pytest.param([run("r2", source="C")], "r2", "newest", id="source-is-commit"),
+    ],
+)
+def test_choose_run(runs: list[RunCandidate], expected: str | None, reason: str) -> None:
+    choice = choose_run(runs, "C", lambda sha: sha == "A")
+    assert (choice.run.run_id if choice.run else None) == expected
+    assert reason in choice.reason
+
+
+def test_replay_reason(repo: Path) -> None:
+    git_dir = repo / ".git"
+    assert replay_reason(git_dir, {}) is None
+    write(repo / "f", "1")
+    commit(repo, "one")
+    git(repo, "commit", "-q", "--amend", "--no-verify", "-m", "one again")
+    assert replay_reason(git_dir, {}) == "the commit comes from an amend"
+    (git_dir / "rebase-merge").mkdir()
+    assert replay_reason(git_dir, {}) == "a rebase is in progress"
+    (git_dir / "rebase-merge").rmdir()
+    write(repo / "g", "2")
+    commit(repo, "two")
+    assert replay_reason(git_dir, {"GIT_REFLOG_ACTION": "rebase (pick)"}) is not None
+
+
+def test_resolve_tracking_store_never_creates(tmp_path: Path) -> None:
+    assert resolve_tracking_store(tmp_path, None, None, {}) is None
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "mlruns").mkdir()
+    assert resolve_tracking_store(tmp_path, None, None, {}) is None  # no experiments in it
+    write(tmp_path / "mlflow.db", b"")
+    store = resolve_tracking_store(tmp_path, None, None, {})
+    assert store is not None
+    assert store.uri == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    write(tmp_path / "mlruns" / "0" / "meta.yaml", "name: Default\n")
+    store = resolve_tracking_store(tmp_path, None, None, {})
+    assert store is not None
+    assert store.uri.startswith("file://")
+    env = {"MLFLOW_TRACKING_URI": "http://e"}
+    assert resolve_tracking_store(tmp_path, None, "http://c", env).uri == "http://c"  # type: ignore[union-attr]
+    assert resolve_tracking_store(tmp_path, "http://o", "http://c", env).uri == "http://o"  # type: ignore[union-attr]
+    assert resolve_tracking_store(tmp_path, None, None, env).uri == "http://e"  # type: ignore[union-attr]
+
+
+DVC_FILE = "outs:\n- md5: {md5}\n  size: 3\n  hash: md5\n  path: {path}\n"
+
+
+def test_committed_outputs_come_from_the_commit(repo: Path) -> None:
+    write(repo / "data.dvc", DVC_FILE.format(md5="a" * 32, path="data"))
+    write(repo / "sub" / "dvc.yaml", "stages:\n  train:\n    cmd: python t.py\n    outs: [model.pt]\n")
+    write(
+        repo / "sub" / "dvc.lock",
+        "schema: '2.0'\nstages:\n  train:\n    cmd: python t.py\n    outs:\n"
+        f"    - path: model.pt\n      hash: md5\n      md5: {'b' * 32}\n      size: 9\n",
+    )
+    write(repo / "broken.dvc", "outs: [")
+    commit(repo, "data")
+    head = git(repo, "rev-parse", "HEAD").strip()
+    write(repo / "data.dvc", DVC_FILE.format(md5="c" * 32, path="data"))  # working tree differs
+    outputs, problems = committed_outputs(Git.discover(repo), head)
+    assert [(o.path, o.hash_value, o.source) for o in outputs] == [
+        ("data", "a" * 32, "data.dvc"),
+        ("sub/model.pt", "b" * 32, "sub/dvc.lock"),
+    ]
+    assert len(problems) == 1
+    assert problems[0].startswith("broken.dvc:")
+
+
+def test_queue_roundtrip_and_order(tmp_path: Path) -> None:
+    queue = LinkQueue(tmp_path)
+    jobs = [
+        Job(id=queue.new_id("link"), kind="link", root="/r", tracking_uri="http://h",
+            uri_origin="option", commit=c * 40)
+        for c in "ab"
+    ]  # fmt: skip
+    for job in jobs:
+        queue.put(job)
+    assert [j.commit for j in queue.jobs()] == ["a" * 40, "b" * 40]
+    failed = queue.record_failure(jobs[0], "boom")
+    assert queue.jobs()[0] == failed
+    assert failed.attempts == 1
+    queue.remove(jobs[0])
+    assert [j.commit for j in queue.jobs()] == ["b" * 40]
+    (queue.dir / "junk.json").write_text("{not json")
+    assert len(queue.jobs()) == 1
+    assert not [p for p in queue.dir.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_commit_stage_command_never_imports_mlflow(repo: Path, tmp_path: Path) -> None:
+    code = (
+        "import sys\nfrom repro_hooks.cli import main\nrc = main(['tag-mlflow'])\n"
+        "bad = [m for m in ('mlflow', 'dvc', 'sqlalchemy') if m in sys.modules]\n"
+        "print(rc, bad)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, check=False,
+        env={**__import__("os").environ, "MLFLOW_TRACKING_URI": "http://127.0.0.1:9"},
+    )  # fmt: skip
+    assert proc.stdout.strip().splitlines()[-1] == "0 []", proc.stdout + proc.stderr
