@@ -120,8 +120,9 @@ class LinkQueue:
         updated = replace(
             job, attempts=job.attempts + 1, last_error=error, last_attempt=time.time()
         )
-        with contextlib.suppress(OSError):  # a full disk keeps the previous record
-            self.put(updated)
+        if (self.dir / f"{job.id}.json").exists():  # not dropped meanwhile
+            with contextlib.suppress(OSError):  # a full disk keeps the previous record
+                self.put(updated)
         return updated
 
     # ---- reading -------------------------------------------------------------------------------

@@ -40,7 +40,9 @@ def hermetic_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         LC_ALL="C.UTF-8",
     )
-    (home / ".gitconfig").write_text("[init]\n\tdefaultBranch = main\n[protocol \"file\"]\n\tallow = always\n")
+    (home / ".gitconfig").write_text(
+        '[init]\n\tdefaultBranch = main\n[protocol "file"]\n\tallow = always\n'
+    )
     yield
     os.environ.clear()
     os.environ.update(saved)
@@ -66,4 +68,4 @@ def empty_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 # tag-mlflow's real-MLflow fixtures (server, sqlite stores), kept in their own module.
-from tests.mlflow_fixtures import mlflow_db_template, mlflow_server, make_server, sqlite_store  # noqa: E402, F401
+from tests.mlflow_fixtures import make_server, mlflow_db_template, mlflow_server, sqlite_store  # noqa: E402, F401

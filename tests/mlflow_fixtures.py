@@ -37,9 +37,7 @@ def _migrate(db: Path) -> None:
         "import sys; from mlflow.tracking import MlflowClient; "
         "MlflowClient(tracking_uri=sys.argv[1]).search_experiments()"
     )
-    subprocess.run(
-        [sys.executable, "-c", code, f"sqlite:///{db}"], check=True, capture_output=True
-    )
+    subprocess.run([sys.executable, "-c", code, f"sqlite:///{db}"], check=True, capture_output=True)
 
 
 class MlflowServer:
@@ -67,10 +65,12 @@ class MlflowServer:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"mlflow server exited {self.proc.returncode}")
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"{self.url}/health", timeout=1) as resp:
-                    if resp.status == 200:
-                        return
+            with (
+                contextlib.suppress(OSError),
+                urllib.request.urlopen(f"{self.url}/health", timeout=1) as resp,
+            ):
+                if resp.status == 200:
+                    return
             time.sleep(0.2)
         self.stop()
         raise RuntimeError("mlflow server did not become healthy")
@@ -120,9 +120,7 @@ def mlflow_server(
 
 
 @pytest.fixture
-def make_server(
-    tmp_path: Path, mlflow_db_template: Path
-) -> Iterator[Callable[[], MlflowServer]]:
+def make_server(tmp_path: Path, mlflow_db_template: Path) -> Iterator[Callable[[], MlflowServer]]:
     """Short-lived servers on a fixed port (stop/start keeps port and database)."""
     servers: list[MlflowServer] = []
 
@@ -136,7 +134,6 @@ def make_server(
     yield make
     for server in servers:
         server.stop()
-
 
 
 # ---- misbehaving servers ----------------------------------------------------------------------

@@ -125,9 +125,13 @@ def run(rid: str, linked: str | None = None, source: str | None = None) -> RunCa
         pytest.param([], None, "no run started", id="no-run"),
         pytest.param([run("r2"), run("r1")], "r2", "newest", id="newest"),
         pytest.param([run("r2", linked="C")], "r2", "already linked to this", id="idempotent"),
-        pytest.param([run("r2", linked="A"), run("r1")], None, "no new run since", id="second-commit"),
+        pytest.param(
+            [run("r2", linked="A"), run("r1")], None, "no new run since", id="second-commit"
+        ),
         pytest.param([run("r2", linked="X"), run("r1")], "r1", "newest", id="other-branch-link"),
-        pytest.param([run("r2", source="X"), run("r1", source="A")], "r1", "newest", id="foreign-source"),
+        pytest.param(
+            [run("r2", source="X"), run("r1", source="A")], "r1", "newest", id="foreign-source"
+        ),
         pytest.param([run("r2", source="C")], "r2", "newest", id="source-is-commit"),
     ],
 )
@@ -176,7 +180,9 @@ DVC_FILE = "outs:\n- md5: {md5}\n  size: 3\n  hash: md5\n  path: {path}\n"
 
 def test_committed_outputs_come_from_the_commit(repo: Path) -> None:
     write(repo / "data.dvc", DVC_FILE.format(md5="a" * 32, path="data"))
-    write(repo / "sub" / "dvc.yaml", "stages:\n  train:\n    cmd: python t.py\n    outs: [model.pt]\n")
+    write(
+        repo / "sub" / "dvc.yaml", "stages:\n  train:\n    cmd: python t.py\n    outs: [model.pt]\n"
+    )
     write(
         repo / "sub" / "dvc.lock",
         "schema: '2.0'\nstages:\n  train:\n    cmd: python t.py\n    outs:\n"

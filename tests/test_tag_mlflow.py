@@ -1,0 +1,451 @@
+"""tag-mlflow against real MLflow: a real server, real sqlite stores, real git + pre-commit."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from repro_hooks.cli import cli
+from repro_hooks.run_link import dvc_tag_key
+from tests.helpers import commit, git, install_local_hooks, run_cli, write
+from tests.mlflow_fixtures import MlflowServer, silent_server, status_server
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore::PendingDeprecationWarning"),
+    pytest.mark.filterwarnings("ignore::FutureWarning"),
+    pytest.mark.filterwarnings("ignore::UserWarning"),
+    pytest.mark.filterwarnings("ignore::ResourceWarning"),
+]
+
+TRAIN = """\
+import mlflow
+with mlflow.start_run() as run:
+    mlflow.log_param("lr", 0.1)
+print(run.info.run_id)
+"""
+DVC_FILE = "outs:\n- md5: {md5}\n  size: 3\n  hash: md5\n  path: {path}\n"
+HOOKS = ["mlflow-tag-commit", "mlflow-relink-rewritten"]
+HOOK_TYPES = ["post-commit", "post-rewrite"]
+
+
+def md5(n: int) -> str:
+    return hashlib.md5(str(n).encode()).hexdigest()
+
+
+def client(uri: str) -> Any:
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def new_run(uri: str, source_commit: str | None = None, experiment: str | None = None) -> str:
+    """A run as MLflow's fluent API records it (source commit tag), created in-process."""
+    c = client(uri)
+    exp_id = "0"
+    if experiment is not None:
+        found = c.get_experiment_by_name(experiment)
+        exp_id = found.experiment_id if found else c.create_experiment(experiment)
+    tags = {"mlflow.source.git.commit": source_commit} if source_commit else {}
+    run = c.create_run(exp_id, tags=tags)
+    c.set_terminated(run.info.run_id)
+    time.sleep(0.005)  # distinct start times
+    return str(run.info.run_id)
+
+
+def train(repo: Path, uri: str) -> str:
+    """The user's training script: `mlflow.start_run()` from the repository."""
+    write(repo / "train.py", TRAIN)
+    proc = subprocess.run(
+        [sys.executable, "train.py"], cwd=repo, capture_output=True, text=True, check=True,
+        env={**os.environ, "MLFLOW_TRACKING_URI": uri},
+    )  # fmt: skip
+    return proc.stdout.strip().splitlines()[-1]
+
+
+def tags(uri: str, run_id: str) -> dict[str, str]:
+    return dict(client(uri).get_run(run_id).data.tags)
+
+
+def head(repo: Path) -> str:
+    return git(repo, "rev-parse", "HEAD").strip()
+
+
+def queue_files(repo: Path) -> list[Path]:
+    queue = repo / ".git" / "repro-hooks" / "queue"
+    return sorted(queue.glob("*.json")) if queue.is_dir() else []
+
+
+def wait_delivered(repo: Path, timeout: float = 60.0) -> None:
+    """Wait for the detached deliverer to empty the queue."""
+    deadline = time.monotonic() + timeout
+    while queue_files(repo):
+        assert time.monotonic() < deadline, run_cli(repo, "pending").stdout
+        time.sleep(0.1)
+    lock = repo / ".git" / "repro-hooks" / "deliver.lock"
+    if lock.exists():  # and for it to let go of the lock
+        import fcntl
+
+        with lock.open("rb") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+
+
+def hook_commit(repo: Path, message: str, *paths: str) -> subprocess.CompletedProcess[str]:
+    proc = commit(repo, message, *paths, verify=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def sync(repo: Path, *args: str) -> Any:
+    return CliRunner().invoke(cli, ["tag-mlflow", "--sync", *args])
+
+
+def log_text(repo: Path) -> str:
+    path = repo / ".git" / "repro-hooks" / "delivery.log"
+    return path.read_text() if path.exists() else ""
+
+
+# ---- end to end: sqlite store, server ---------------------------------------------------------
+
+
+@pytest.mark.e2e
+def test_commit_links_the_run_it_produced_sqlite(
+    repo: Path, sqlite_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_store)
+    install_local_hooks(repo, HOOKS, HOOK_TYPES)
+    git(repo, "remote", "add", "origin", "https://user:secret@example.com/team/proj.git")
+    run_id = train(repo, sqlite_store)
+    write(repo / "data.dvc", DVC_FILE.format(md5="a" * 32, path="data"))
+    write(repo / "models" / "dvc.yaml", "stages:\n  train:\n    cmd: x\n    outs: [m.pt]\n")
+    write(
+        repo / "models" / "dvc.lock",
+        "schema: '2.0'\nstages:\n  train:\n    cmd: x\n    outs:\n"
+        f"    - path: m.pt\n      hash: md5\n      md5: {'b' * 32}\n      size: 9\n",
+    )
+    started = time.monotonic()
+    hook_commit(repo, "train")
+    assert time.monotonic() - started < 5
+    wait_delivered(repo)
+    got = tags(sqlite_store, run_id)
+    assert got["git.commit"] == head(repo)
+    assert got["git.branch"] == "main"
+    assert got["git.repo_url"] == "https://example.com/team/proj.git"
+    assert got["dvc.data"] == "a" * 32
+    assert got["dvc.models/m.pt"] == "b" * 32
+    assert len(got["dvc.fingerprint"]) == 64
+    assert got["mlflow.source.git.commit"] != head(repo)  # MLflow's own tags untouched
+    found = client(sqlite_store).search_runs(["0"], filter_string=f"datasets.digest = '{'a' * 32}'")
+    assert [r.info.run_id for r in found] == [run_id]
+    inputs = client(sqlite_store).get_run(run_id).inputs.dataset_inputs
+    assert sorted((i.dataset.name, i.dataset.source_type) for i in inputs) == [
+        ("data", "dvc"), ("models/m.pt", "dvc"),
+    ]  # fmt: skip
+
+    # a second commit without a new run relinks nothing
+    first = head(repo)
+    write(repo / "notes.txt", "more")
+    hook_commit(repo, "notes")
+    wait_delivered(repo)
+    assert tags(sqlite_store, run_id)["git.commit"] == first
+    assert "no new run since" in log_text(repo)
+    assert "secret" not in log_text(repo)
+
+
+@pytest.mark.e2e
+def test_server_link_and_sync(
+    repo: Path, mlflow_server: MlflowServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "server-e2e")
+    client(mlflow_server.url).create_experiment("server-e2e")
+    install_local_hooks(repo, HOOKS, HOOK_TYPES)
+    run_id = train(repo, mlflow_server.url)
+    write(repo / "data.dvc", DVC_FILE.format(md5="c" * 32, path="data"))
+    hook_commit(repo, "train")
+    result = sync(repo)
+    assert result.exit_code == 0, result.output
+    wait_delivered(repo)
+    assert tags(mlflow_server.url, run_id)["git.commit"] == head(repo)
+    assert tags(mlflow_server.url, run_id)["dvc.data"] == "c" * 32
+
+
+@pytest.mark.e2e
+def test_two_quick_commits_each_get_their_run(
+    repo: Path, mlflow_server: MlflowServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "quick")
+    client(mlflow_server.url).create_experiment("quick")
+    install_local_hooks(repo, HOOKS, HOOK_TYPES)
+    r1 = new_run(mlflow_server.url, head(repo), "quick")
+    write(repo / "a.txt", "a")
+    hook_commit(repo, "one")
+    c1 = head(repo)
+    r2 = new_run(mlflow_server.url, c1, "quick")
+    write(repo / "b.txt", "b")
+    hook_commit(repo, "two")
+    wait_delivered(repo)
+    assert tags(mlflow_server.url, r1)["git.commit"] == c1
+    assert tags(mlflow_server.url, r2)["git.commit"] == head(repo)
+
+
+@pytest.mark.e2e
+def test_amend_and_rebase_move_links(
+    repo: Path, sqlite_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_store)
+    install_local_hooks(repo, HOOKS, HOOK_TYPES)
+    base = head(repo)
+    git(repo, "checkout", "-q", "-b", "feature")
+    run_id = new_run(sqlite_store, base)
+    write(repo / "data.dvc", DVC_FILE.format(md5="d" * 32, path="data"))
+    hook_commit(repo, "feature work")
+    wait_delivered(repo)
+    original = head(repo)
+    assert tags(sqlite_store, run_id)["git.commit"] == original
+
+    write(repo / "data.dvc", DVC_FILE.format(md5="e" * 32, path="data"))
+    git(repo, "add", "-A")
+    proc = subprocess.run(
+        ["git", "commit", "--amend", "-m", "feature work, amended"],
+        cwd=repo, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    wait_delivered(repo)
+    amended = head(repo)
+    got = tags(sqlite_store, run_id)
+    assert got["git.commit"] == amended
+    assert got["dvc.data"] == "e" * 32
+
+    git(repo, "checkout", "-q", "main")
+    write(repo / "main.txt", "main moves on")
+    commit(repo, "main work")  # post-commit still runs (--no-verify skips only pre-commit)
+    wait_delivered(repo)
+    newer = new_run(sqlite_store, base)  # must not be grabbed by any replayed commit
+    git(repo, "checkout", "-q", "feature")
+    proc = subprocess.run(
+        ["git", "rebase", "main"], cwd=repo, capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    wait_delivered(repo)
+    rebased = head(repo)
+    assert rebased != amended
+    assert tags(sqlite_store, run_id)["git.commit"] == rebased
+    assert "git.commit" not in tags(sqlite_store, newer)
+
+
+# ---- which run --------------------------------------------------------------------------------
+
+
+def test_deleted_run_and_foreign_runs_are_passed_over(
+    repo: Path, sqlite_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_store)
+    good = new_run(sqlite_store, head(repo))
+    deleted = new_run(sqlite_store, head(repo))
+    client(sqlite_store).delete_run(deleted)
+    foreign = new_run(sqlite_store, "f" * 40)  # started from a commit this repository lacks
+    write(repo / "x.txt", "x")
+    commit(repo, "x")
+    assert run_cli(repo, "tag-mlflow").returncode == 0
+    result = sync(repo)
+    assert result.exit_code == 0, result.output
+    assert f"linked to run {good}" in result.output
+    assert tags(sqlite_store, good)["git.commit"] == head(repo)
+    assert "git.commit" not in tags(sqlite_store, foreign)
+
+    # an explicit run id that is deleted links nothing
+    write(repo / "y.txt", "y")
+    commit(repo, "y")
+    assert run_cli(repo, "tag-mlflow", "--run-id", deleted).returncode == 0
+    result = sync(repo)
+    assert result.exit_code == 0
+    assert f"run {deleted} is deleted" in result.output
+
+
+def test_no_run_changes_nothing(
+    repo: Path, sqlite_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_store)
+    assert run_cli(repo, "tag-mlflow").returncode == 0
+    result = sync(repo)
+    assert result.exit_code == 0
+    assert "nothing linked: no run started before the commit" in result.output
+    assert result.output.count("\n") == 1
+    assert sync(repo).output == "tag-mlflow: nothing queued\n"
+
+
+def test_missing_experiment_is_never_created(
+    repo: Path, sqlite_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_store)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "does-not-exist")
+    new_run(sqlite_store, head(repo))
+    assert run_cli(repo, "tag-mlflow").returncode == 0
+    result = sync(repo)
+    assert "experiment 'does-not-exist' not found" in result.output
+    assert client(sqlite_store).get_experiment_by_name("does-not-exist") is None
+
+
+def test_no_tracking_store_creates_nothing(repo: Path) -> None:
+    install_local_hooks(repo, HOOKS, HOOK_TYPES)
+    before = sorted(p.name for p in repo.iterdir())
+    write(repo / "x.txt", "x")
+    hook_commit(repo, "x")
+    proc = run_cli(repo, "tag-mlflow")
+    assert proc.returncode == 0
+    assert proc.stdout.startswith("tag-mlflow: no MLflow tracking store")
+    assert proc.stdout.count("\n") == 1
+    time.sleep(0.5)
+    assert sorted(p.name for p in repo.iterdir()) == sorted([*before, "x.txt"])
+    assert not queue_files(repo)
+
+
+def test_150_outputs_and_odd_paths(
+    repo: Path, sqlite_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_store)
+    run_id = new_run(sqlite_store, head(repo))
+    for i in range(150):
+        write(repo / "d" / f"o{i:03d}.dvc", DVC_FILE.format(md5=md5(i), path=f"o{i:03d}"))
+    odd = ["we:ird+name@v1", "a..b", "sp ace/ü", "x" * 300]
+    for n, name in enumerate(odd):
+        write(repo / f"odd{n}.dvc", DVC_FILE.format(md5=md5(n + 1000), path=f'"{name}"'))
+    commit(repo, "many outputs")
+    assert run_cli(repo, "tag-mlflow").returncode == 0
+    result = sync(repo)
+    assert result.exit_code == 0, result.output
+    assert "154 DVC output(s)" in result.output
+    got = tags(sqlite_store, run_id)
+    assert got["dvc.d/o149"] == md5(149)
+    for n, name in enumerate(odd):
+        assert got[dvc_tag_key(name)] == md5(n + 1000)
+    assert got["dvc.we:3Aird:2Bname:40v1"] == md5(1000)
+    assert "dvc.a.:2Eb" in got
+    inputs = client(sqlite_store).get_run(run_id).inputs.dataset_inputs
+    assert len(inputs) == 154
+    # redelivery is idempotent: same tags, no duplicate inputs
+    assert run_cli(repo, "tag-mlflow").returncode == 0
+    assert sync(repo).exit_code == 0
+    assert len(client(sqlite_store).get_run(run_id).inputs.dataset_inputs) == 154
+
+
+# ---- failures: the job stays queued -----------------------------------------------------------
+
+
+@pytest.mark.e2e
+def test_server_down_at_commit_then_back(
+    repo: Path, make_server: Callable[[], MlflowServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = make_server()
+    server.start()
+    run_id = new_run(server.url, head(repo))
+    server.stop()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
+    install_local_hooks(repo, HOOKS, HOOK_TYPES)
+    write(repo / "x.txt", "x")
+    started = time.monotonic()
+    hook_commit(repo, "while the server is down")
+    assert time.monotonic() - started < 5
+    deadline = time.monotonic() + 60
+    while "last error" not in run_cli(repo, "pending").stdout:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    pending = run_cli(repo, "pending")
+    assert pending.returncode == 0
+    assert "link " + head(repo)[:12] in pending.stdout
+    result = sync(repo)
+    assert result.exit_code == 1
+    assert "not delivered (stays queued)" in result.output
+    server.start()
+    result = sync(repo)
+    assert result.exit_code == 0, result.output
+    assert tags(server.url, run_id)["git.commit"] == head(repo)
+    assert not queue_files(repo)
+
+
+def test_server_that_never_answers_is_bounded(repo: Path) -> None:
+    with silent_server() as url:
+        proc = run_cli(repo, "tag-mlflow", "--tracking-uri", url)
+        assert proc.returncode == 0
+        started = time.monotonic()
+        result = sync(repo, "--tracking-uri", url, "--timeout", "2")
+        elapsed = time.monotonic() - started
+    assert result.exit_code == 1
+    assert elapsed < 15
+    assert "timed out after 2s" in result.output
+    assert "timed out" in run_cli(repo, "pending").stdout
+
+
+@pytest.mark.parametrize("status", [500, 503, 401, 403])
+def test_http_errors_keep_the_job_and_hide_credentials(
+    repo: Path, status: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "envtoken-777")
+    with status_server(status) as (url, seen):
+        secret_url = url.replace("http://", "http://alice:pw-hunter2@") + "/?token=qtok-999"
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", secret_url)
+        assert run_cli(repo, "tag-mlflow").returncode == 0
+        result = sync(repo, "--timeout", "5")
+        wait_delivered_or_failed(repo)
+    assert seen  # the client really talked to it
+    assert result.exit_code == 1
+    assert "not delivered (stays queued)" in result.output
+    pending = run_cli(repo, "pending").stdout
+    assert "last error" in pending
+    written = [p.read_text() for p in (repo / ".git" / "repro-hooks").rglob("*") if p.is_file()]
+    for text in [result.output, pending, *written]:
+        for secret in ("pw-hunter2", "qtok-999", "envtoken-777", "alice"):
+            assert secret not in text
+
+
+def wait_delivered_or_failed(repo: Path) -> None:
+    lock = repo / ".git" / "repro-hooks" / "deliver.lock"
+    import fcntl
+
+    with lock.open("rb") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+
+
+def test_full_disk_says_the_link_was_not_queued(
+    repo: Path, sqlite_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_store)
+
+    def no_space(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", no_space)
+    result = CliRunner().invoke(cli, ["tag-mlflow"])
+    assert result.exit_code == 1
+    assert "link NOT queued (No space left on device)" in result.output
+    assert "the commit itself is intact" in result.output
+    assert not queue_files(repo)
+    assert not list((repo / ".git" / "repro-hooks" / "queue").iterdir())
+
+
+def test_pending_lists_and_drops(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert run_cli(repo, "pending").stdout == "pending: no queued run link\n"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
+    with silent_server() as url:  # keeps the detached deliverer busy: the job stays queued
+        proc = run_cli(repo, "tag-mlflow", "--tracking-uri", url)
+        assert proc.returncode == 0
+        job_id = queue_files(repo)[0].stem
+        listed = run_cli(repo, "pending")
+        assert listed.returncode == 0
+        assert listed.stdout.startswith(f"{job_id}: link {head(repo)[:12]} -> {url}")
+        assert run_cli(repo, "pending", "--drop", job_id).returncode == 0
+        assert not queue_files(repo)
+        assert run_cli(repo, "pending", "--drop", "nope").returncode == 2
