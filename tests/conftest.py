@@ -68,4 +68,9 @@ def empty_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 # tag-mlflow's real-MLflow fixtures (server, sqlite stores), kept in their own module.
-from tests.mlflow_fixtures import make_server, mlflow_db_template, mlflow_server, sqlite_store  # noqa: E402, F401
+from tests.mlflow_fixtures import (  # noqa: E402, F401
+    make_server,
+    mlflow_db_template,
+    mlflow_server,
+    sqlite_store,
+)
