@@ -1,0 +1,239 @@
+"""tag-mlflow: what the post-commit hook costs a commit, and how soon the link is visible.
+
+Against a local `mlflow server` (sqlite backend) on 127.0.0.1:
+- `git commit` with the mlflow-tag-commit hook installed through pre-commit vs `git commit` in a
+  twin repository with no hooks (runs alternate);
+- the hook's own command (`repro-hooks tag-mlflow`) vs `python -c "import mlflow"` (the floor of
+  any hook that imports mlflow in the foreground), same run;
+- time from `git commit` until the run's `git.commit` tag is visible on the server.
+
+    .venv/bin/python bench/bench_tag_mlflow.py [--runs 11] [--write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+VENV_BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parent.parent
+HOOK_CONFIG = """\
+repos:
+- repo: local
+  hooks:
+  - id: mlflow-tag-commit
+    name: link the commit to its MLflow run
+    entry: repro-hooks tag-mlflow
+    language: unsupported
+    stages: [post-commit]
+    always_run: true
+    pass_filenames: false
+"""
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def timed(cmd: list[str], cwd: Path) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, cwd=cwd, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def api(url: str, endpoint: str, body: dict[str, object] | None = None) -> dict[str, object]:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(
+        f"{url}/api/2.0/mlflow/{endpoint}", data=data,
+        headers={"Content-Type": "application/json"}, method="POST" if body is not None else "GET",
+    )  # fmt: skip
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        result: dict[str, object] = json.loads(resp.read() or b"{}")
+        return result
+
+
+def new_run(url: str) -> str:
+    run = api(url, "runs/create", {"experiment_id": "0", "start_time": int(time.time() * 1000)})
+    info = run["run"]["info"]  # type: ignore[index]
+    return str(info["run_id"])  # type: ignore[index]
+
+
+def run_tag(url: str, run_id: str, key: str) -> str | None:
+    run = api(url, f"runs/get?run_id={run_id}")
+    for tag in run["run"]["data"].get("tags", []):  # type: ignore[index, union-attr]
+        if tag["key"] == key:
+            return str(tag["value"])
+    return None
+
+
+def wait_queue_empty(repo: Path) -> None:
+    queue = repo / ".git" / "repro-hooks" / "queue"
+    deadline = time.monotonic() + 120
+    while queue.is_dir() and any(queue.glob("*.json")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    lock = repo / ".git" / "repro-hooks" / "deliver.lock"
+    if lock.exists():
+        import fcntl
+
+        with lock.open("rb") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+
+
+def median(fn: Callable[[], float], runs: int) -> float:
+    return statistics.median(fn() for _ in range(runs))
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    versions = []
+    for name in ("mlflow", "pre_commit"):
+        with contextlib.suppress(Exception):
+            from importlib.metadata import version
+
+            versions.append(f"{name.replace('_', '-')} {version(name)}")
+    return (
+        f"{os.cpu_count()} cores, {cpu}; Python {platform.python_version()}; "
+        f"{git(Path.cwd(), '--version')}; {', '.join(versions)}"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=11)
+    parser.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
+    args = parser.parse_args()
+    os.environ["PATH"] = f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"
+    for key in ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"):
+        os.environ[key] = "bench"
+    for key in ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"):
+        os.environ[key] = "bench@example.com"
+
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        os.environ["PRE_COMMIT_HOME"] = str(tmp / "pre-commit-home")
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        server = subprocess.Popen(
+            [str(VENV_BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{tmp}/db",
+             "--default-artifact-root", str(tmp / "art"), "--host", "127.0.0.1",
+             "--port", str(port), "--workers", "1"],
+            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        try:
+            for _ in range(600):
+                with contextlib.suppress(OSError):
+                    with urllib.request.urlopen(f"{url}/health", timeout=1):
+                        break
+                time.sleep(0.1)
+            os.environ["MLFLOW_TRACKING_URI"] = url
+            hooked, plain = tmp / "hooked", tmp / "plain"
+            for repo in (hooked, plain):
+                repo.mkdir()
+                git(repo, "init", "-q", "-b", "main")
+                (repo / "data.dvc").write_text(
+                    "outs:\n- md5: 0123456789abcdef0123456789abcdef\n  size: 3\n"
+                    "  hash: md5\n  path: data\n"
+                )
+                git(repo, "add", "-A")
+                git(repo, "commit", "-q", "--no-verify", "-m", "root")
+            (hooked / ".pre-commit-config.yaml").write_text(HOOK_CONFIG)
+            git(hooked, "add", "-A")
+            git(hooked, "commit", "-q", "--no-verify", "-m", "config")
+            subprocess.run(
+                [str(VENV_BIN / "pre-commit"), "install", "--hook-type", "post-commit"],
+                cwd=hooked, check=True, capture_output=True,
+            )  # fmt: skip
+            commit = ["git", "commit", "-q", "--allow-empty", "-m", "bench"]
+            hook_times, plain_times, own_times, import_times, visible = [], [], [], [], []
+            for _ in range(args.runs):
+                new_run(url)
+                hook_times.append(timed(commit, hooked))
+                wait_queue_empty(hooked)
+                plain_times.append(timed(commit, plain))
+                own_times.append(timed(["repro-hooks", "tag-mlflow"], hooked))
+                wait_queue_empty(hooked)
+                import_times.append(timed([sys.executable, "-c", "import mlflow"], hooked))
+            for _ in range(max(3, args.runs // 2)):
+                run_id = new_run(url)
+                start = time.perf_counter()
+                subprocess.run(commit, cwd=hooked, check=True, capture_output=True)
+                sha = git(hooked, "rev-parse", "HEAD")
+                while run_tag(url, run_id, "git.commit") != sha:
+                    if time.perf_counter() - start > 60:
+                        raise SystemExit("link never became visible")
+                    time.sleep(0.02)
+                visible.append(time.perf_counter() - start)
+                wait_queue_empty(hooked)
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    hook_c, plain_c = statistics.median(hook_times), statistics.median(plain_times)
+    own, imp = statistics.median(own_times), statistics.median(import_times)
+    vis = statistics.median(visible)
+    rows = [
+        "| measurement | ours (median) | anchor (median) | ratio |",
+        "| --- | --- | --- | --- |",
+        f"| `git commit`, mlflow-tag-commit via pre-commit vs no hooks | {hook_c:.3f} s | "
+        f"{plain_c:.3f} s | {hook_c / plain_c:.1f}x (+{hook_c - plain_c:.3f} s) |",
+        f'| `repro-hooks tag-mlflow` (the hook\'s own command) vs `python -c "import mlflow"` | '
+        f"{own:.3f} s | {imp:.3f} s | {own / imp:.2f}x |",
+        f"| commit to `git.commit` tag visible on a local server | {vis:.2f} s | - | - |",
+    ]
+    table = "\n".join(rows)
+    print(table)
+    print(f"runs: {args.runs}; machine: {machine()}")
+    if args.write:
+        results = ROOT / "bench" / "RESULTS.md"
+        text = results.read_text() if results.exists() else "# Benchmark results\n"
+        section = (
+            "## tag-mlflow\n\n"
+            f"`bench/bench_tag_mlflow.py --runs {args.runs}`; {machine()}.\n\n"
+            "Anchor for the hook's own time: `import mlflow` alone, the floor of any post-commit "
+            "hook that imports mlflow in the foreground (then add a search and a log-batch, and "
+            "MLflow's default retries when the server is down). The visible-link time includes "
+            "the detached process importing mlflow.\n\n"
+            f"{table}\n"
+        )
+        head, sep, rest = text.partition("## tag-mlflow\n")
+        if sep:
+            tail = rest.split("\n## ", 1)
+            text = head + section + ("\n## " + tail[1] if len(tail) > 1 else "")
+        else:
+            text = text.rstrip("\n") + "\n\n" + section
+        results.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
