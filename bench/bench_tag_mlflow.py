@@ -150,9 +150,11 @@ def main() -> int:
         )  # fmt: skip
         try:
             for _ in range(600):
-                with contextlib.suppress(OSError):
-                    with urllib.request.urlopen(f"{url}/health", timeout=1):
-                        break
+                with (
+                    contextlib.suppress(OSError),
+                    urllib.request.urlopen(f"{url}/health", timeout=1),
+                ):
+                    break
                 time.sleep(0.1)
             os.environ["MLFLOW_TRACKING_URI"] = url
             hooked, plain = tmp / "hooked", tmp / "plain"
