@@ -232,3 +232,82 @@ def test_commit_stage_command_never_imports_mlflow(repo: Path, tmp_path: Path) -
         env={**__import__("os").environ, "MLFLOW_TRACKING_URI": "http://127.0.0.1:9"},
     )  # fmt: skip
     assert proc.stdout.strip().splitlines()[-1] == "0 []", proc.stdout + proc.stderr
+
+
+def test_rewritten_pairs_from_stdin_reflog_and_patch_ids(repo: Path) -> None:
+    from repro_hooks.tag_mlflow import parse_rewrite_lines, rewritten_pairs
+
+    g = Git.discover(repo)
+    a, b = "a" * 40, "b" * 40
+    assert parse_rewrite_lines(f"{a} {b}\n{a} {b} extra\nnot a line\n".encode()) == [(a, b)] * 2
+    assert rewritten_pairs(g, repo / ".git", "amend", f"{a} {b}\n".encode()) == [(a, b)]
+
+    write(repo / "f.txt", "one")
+    commit(repo, "one")
+    before = git(repo, "rev-parse", "HEAD").strip()
+    git(repo, "commit", "-q", "--amend", "--no-verify", "-m", "one, amended")
+    after = git(repo, "rev-parse", "HEAD").strip()
+    assert rewritten_pairs(g, repo / ".git", "amend", b"") == [(before, after)]
+
+    # a finished rebase (its state directory gone): matched by patch id, then by authorship
+    git(repo, "checkout", "-q", "-b", "topic")
+    write(repo / "t1.txt", "t1")
+    commit(repo, "t1")
+    t1 = git(repo, "rev-parse", "HEAD").strip()
+    write(repo / "t2.txt", "t2")
+    commit(repo, "t2")
+    t2 = git(repo, "rev-parse", "HEAD").strip()
+    git(repo, "checkout", "-q", "main")
+    write(repo / "m.txt", "m")
+    commit(repo, "m")
+    git(repo, "checkout", "-q", "topic")
+    git(repo, "rebase", "-q", "main")
+    new = git(repo, "rev-list", "--reverse", "main..HEAD").split()
+    assert not (repo / ".git" / "rebase-merge").exists()
+    assert sorted(rewritten_pairs(g, repo / ".git", "rebase", b"")) == sorted(
+        [(t1, new[0]), (t2, new[1])]
+    )
+
+
+def test_plain_git_hooks_link_and_relink_without_pre_commit(
+    repo: Path, mlflow_db_template: Path, tmp_path: Path
+) -> None:
+    """The POSIX sh shims as plain git hooks: post-rewrite reads git's old/new lines."""
+    import os
+    import shutil
+
+    from tests.helpers import ROOT, run_cli
+
+    db = tmp_path / "plain.db"
+    shutil.copyfile(mlflow_db_template, db)
+    uri = f"sqlite:///{db}"
+    for name in ("post-commit", "post-rewrite"):
+        hook = repo / ".git" / "hooks" / name
+        hook.parent.mkdir(exist_ok=True)
+        shutil.copyfile(ROOT / "hooks" / name, hook)
+        hook.chmod(0o755)
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    code = (
+        "import sys; from mlflow.tracking import MlflowClient; c = MlflowClient(sys.argv[1]); "
+        "r = c.create_run('0'); print(r.info.run_id)"
+    )
+    run_id = subprocess.run(
+        [sys.executable, "-c", code, uri], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    write(repo / "f.txt", "x")
+    git(repo, "add", "-A")
+    subprocess.run(["git", "commit", "-q", "-m", "x"], cwd=repo, env=env, check=True)
+    subprocess.run(
+        ["git", "commit", "-q", "--amend", "-m", "x2"], cwd=repo, env=env, check=True
+    )
+    amended = git(repo, "rev-parse", "HEAD").strip()
+    sync = run_cli(repo, "tag-mlflow", "--sync", env={"MLFLOW_TRACKING_URI": uri})
+    assert sync.returncode == 0, sync.stdout + sync.stderr
+    code = (
+        "import sys; from mlflow.tracking import MlflowClient; "
+        "print(MlflowClient(sys.argv[1]).get_run(sys.argv[2]).data.tags.get('git.commit'))"
+    )
+    linked = subprocess.run(
+        [sys.executable, "-c", code, uri, run_id], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert linked == amended
