@@ -174,6 +174,7 @@ def test_server_link_and_sync(
     hook_commit(repo, "train")
     result = sync(repo)
     assert result.exit_code == 0, result.output
+    assert f"{head(repo)[:12]}: linked to run {run_id}" in result.output
     wait_delivered(repo)
     assert tags(mlflow_server.url, run_id)["git.commit"] == head(repo)
     assert tags(mlflow_server.url, run_id)["dvc.data"] == "c" * 32
@@ -449,3 +450,20 @@ def test_pending_lists_and_drops(repo: Path, monkeypatch: pytest.MonkeyPatch) ->
         assert run_cli(repo, "pending", "--drop", job_id).returncode == 0
         assert not queue_files(repo)
         assert run_cli(repo, "pending", "--drop", "nope").returncode == 2
+
+
+@pytest.mark.e2e
+def test_commit_never_waits_for_the_delivery(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through pre-commit, with a server that never answers: the detached deliverer holds no
+    pipe of pre-commit's, so the commit returns while delivery is still hanging."""
+    install_local_hooks(repo, HOOKS, HOOK_TYPES)
+    with silent_server() as url:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+        write(repo / "x.txt", "x")
+        started = time.monotonic()
+        hook_commit(repo, "x")
+        elapsed = time.monotonic() - started
+        assert elapsed < 5  # the job deadline is 10 s: we did not wait for it
+        pending = run_cli(repo, "pending").stdout
+        assert "not attempted yet" in pending
+        assert head(repo)[:12] in pending

@@ -154,6 +154,11 @@ def test_replay_reason(repo: Path) -> None:
     write(repo / "g", "2")
     commit(repo, "two")
     assert replay_reason(git_dir, {"GIT_REFLOG_ACTION": "rebase (pick)"}) is not None
+    git(repo, "checkout", "-q", "-b", "side", "HEAD~1")
+    git(repo, "cherry-pick", "main")
+    assert replay_reason(git_dir, {}) == "the commit comes from cherry-pick"
+    git(repo, "revert", "--no-edit", "HEAD")
+    assert replay_reason(git_dir, {}) == "the commit comes from revert"
 
 
 def test_resolve_tracking_store_never_creates(tmp_path: Path) -> None:

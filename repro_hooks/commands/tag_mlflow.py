@@ -109,10 +109,26 @@ def _sync(
     if not queue.jobs():
         click.echo("tag-mlflow: nothing queued")
         ctx.exit(0)
+    try:
+        log_start = queue.log_path.stat().st_size
+    except OSError:
+        log_start = 0
     deliverer = Deliverer(
         queue, dict(os.environ), uri_option=tracking_uri, timeout=timeout, out=click.echo
     )
     report = deliverer.run(lock_wait=max(30.0, (timeout or 10.0) * 3))
+    if not report.delivered and not report.failed and not report.lock_busy:
+        # a detached delivery finished the queue while we waited: say what it did
+        try:
+            with queue.log_path.open("rb") as fh:
+                fh.seek(log_start)
+                done = fh.read().decode("utf-8", "replace").splitlines()
+        except OSError:
+            done = []
+        for line in done:
+            click.echo(line.partition(" ")[2] or line)
+        if not done:
+            click.echo("tag-mlflow: nothing left to deliver")
     if report.lock_busy:
         click.echo("tag-mlflow: another delivery is still running; try again shortly")
     elif report.waiting:
