@@ -302,9 +302,7 @@ def test_plain_git_hooks_link_and_relink_without_pre_commit(
     write(repo / "f.txt", "x")
     git(repo, "add", "-A")
     subprocess.run(["git", "commit", "-q", "-m", "x"], cwd=repo, env=env, check=True)
-    subprocess.run(
-        ["git", "commit", "-q", "--amend", "-m", "x2"], cwd=repo, env=env, check=True
-    )
+    subprocess.run(["git", "commit", "-q", "--amend", "-m", "x2"], cwd=repo, env=env, check=True)
     amended = git(repo, "rev-parse", "HEAD").strip()
     sync = run_cli(repo, "tag-mlflow", "--sync", env={"MLFLOW_TRACKING_URI": uri})
     assert sync.returncode == 0, sync.stdout + sync.stderr
