@@ -17,7 +17,7 @@ import re
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +31,7 @@ from repro_hooks.run_link import (
     BRANCH_TAG,
     COMMIT_TAG,
     DVC_PREFIX,
+    RunCandidate,
     choose_run,
     commit_record,
     missing_local_store,
@@ -95,6 +96,33 @@ class Ancestry:
         self.git = git
         self.commit = commit
         self.cache: dict[str, bool] = {}
+
+    def prefetch(self, shas: Iterable[str | None]) -> None:
+        """One `git cat-file --batch-check` for a page of SHAs: those that are no commit here
+        (runs from other repositories, the common case) are answered without merge-base."""
+        todo = [
+            s.strip().lower() for s in shas
+            if s and _SHA_RE.match(s.strip().lower()) and s.strip().lower() not in self.cache
+        ]  # fmt: skip
+        if not todo:
+            return
+        info = self.git.object_info(todo)
+        for sha in todo:
+            found = info.get(sha)
+            if found is None or found.type != "commit":
+                self.cache[sha] = False
+
+    def candidates(self, runs: Iterable[RunCandidate], page: int = 50) -> Iterator[RunCandidate]:
+        """Pass runs through, prefetching each page's commits in one git process."""
+        batch: list[RunCandidate] = []
+        for run in runs:
+            batch.append(run)
+            if len(batch) >= page:
+                self.prefetch(s for r in batch for s in (r.linked_commit, r.source_commit))
+                yield from batch
+                batch = []
+        self.prefetch(s for r in batch for s in (r.linked_commit, r.source_commit))
+        yield from batch
 
     def __call__(self, sha: str) -> bool:
         sha = sha.strip().lower()
@@ -212,8 +240,9 @@ class Deliverer:
             if not ids:
                 why = "; ".join(notes) or "the tracking store has no experiment"
                 return f"{short}: nothing linked: {why}"
+            ancestry = Ancestry(git, job.commit)
             choice = choose_run(
-                store.candidates(ids, job.before_ms), job.commit, Ancestry(git, job.commit)
+                ancestry.candidates(store.candidates(ids, job.before_ms)), job.commit, ancestry
             )
             if choice.run is None:
                 return f"{short}: nothing linked: {choice.reason}"
