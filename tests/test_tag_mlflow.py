@@ -467,3 +467,22 @@ def test_commit_never_waits_for_the_delivery(repo: Path, monkeypatch: pytest.Mon
         pending = run_cli(repo, "pending").stdout
         assert "not attempted yet" in pending
         assert head(repo)[:12] in pending
+
+
+def test_experiment_selection_by_name_and_id(
+    repo: Path, sqlite_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_store)
+    wanted = new_run(sqlite_store, head(repo), "wanted")
+    other = new_run(sqlite_store, head(repo), "other")  # newer, but not selected
+    exp_id = client(sqlite_store).get_experiment_by_name("wanted").experiment_id
+    for selector in ("wanted", exp_id):
+        write(repo / f"{selector}.txt", selector)
+        commit(repo, selector)
+        assert run_cli(repo, "tag-mlflow", "--experiment", selector).returncode == 0
+        result = sync(repo)
+        assert result.exit_code == 0, result.output
+        assert "git.commit" not in tags(sqlite_store, other)
+    # the first commit took the run; the second found no new run since
+    assert tags(sqlite_store, wanted)["git.commit"] == git(repo, "rev-parse", "HEAD~1").strip()
+    assert "no new run since" in result.output
