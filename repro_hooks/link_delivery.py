@@ -62,6 +62,14 @@ class DeliveryReport:
         return not self.failed and not self.lock_busy
 
 
+HTTP_KNOBS = (
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT",
+)
+
+
 def set_http_bounds(env: Any, timeout: float) -> None:
     """MLflow reads these on every request: give up fast, the queue retries later."""
     env["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "1"
@@ -264,7 +272,19 @@ class Deliverer:
     # ---- the queue -----------------------------------------------------------------------------
 
     def run(self, lock_wait: float) -> DeliveryReport:
-        """Deliver every queued job in order; stop at the first failure (it stays queued)."""
+        """Deliver every queued job in order; stop at the first failure (it stays queued).
+        MLflow's HTTP knobs are set for the delivery and restored afterwards."""
+        saved = {k: os.environ.get(k) for k in HTTP_KNOBS}
+        try:
+            return self._run(lock_wait)
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+    def _run(self, lock_wait: float) -> DeliveryReport:
         report = DeliveryReport()
         with self.queue.locked(lock_wait) as have_lock:
             if not have_lock:
