@@ -134,7 +134,8 @@ def machine() -> str:
             versions.append(f"{name.replace('_', '-')} {version(name)}")
     return (
         f"{os.cpu_count()} cores, {cpu}; Python {platform.python_version()}; "
-        f"{git(Path.cwd(), '--version')}; {', '.join(versions)}"
+        f"{git(Path.cwd(), '--version')}; {', '.join(versions)}; "
+        f"load average {os.getloadavg()[0]:.1f} at the end"
     )
 
 
