@@ -21,7 +21,13 @@ from typing import Any
 from repro_hooks.config import Config, Policy, load_config
 from repro_hooks.errors import ConfigError, ReproHooksError
 from repro_hooks.gitio import SYMLINK_MODE, Blob, Git, ObjectInfo
-from repro_hooks.large_files import LfsFacts, large_file_findings, lfs_facts
+from repro_hooks.large_files import (
+    LFS_POINTER_MAX,
+    LfsFacts,
+    is_lfs_pointer,
+    large_file_findings,
+    lfs_facts,
+)
 from repro_hooks.report import Finding, display_path
 from repro_hooks.sizes import format_size
 
@@ -232,6 +238,15 @@ def scan_commits(
     blobs = git.introduced_blobs(rev_args)
     info = git.object_info(b.sha for b in blobs if not b.is_gitlink)
     lfs = lfs_facts(git, blobs, info, policy)
+    # An LFS pointer at a data pattern is data kept out of git: read the small ones to know.
+    small_data = [
+        b.sha for b in blobs
+        if (o := info.get(b.sha)) is not None and 0 < o.size < LFS_POINTER_MAX
+        and b.sha not in lfs.pointer_shas and policy.is_data(display_path(b.path))
+    ]  # fmt: skip
+    if small_data:
+        pointers = {s for s, c in git.read_blobs(small_data).items() if is_lfs_pointer(c)}
+        lfs = LfsFacts(lfs.filtered_paths, {*lfs.pointer_shas, *pointers})
     dvc_shas = [
         b.sha for b in blobs
         if not b.is_gitlink and b.mode != SYMLINK_MODE and is_dvc_file_path(display_path(b.path))
