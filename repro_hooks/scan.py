@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import posixpath
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,9 +135,34 @@ def commit_tips(git: Git, shas: Iterable[str]) -> set[str]:
 # ---- the checks -------------------------------------------------------------------------------
 
 
+def _may_be_dvc_file(raw: bytes) -> bool:
+    return raw.endswith((b".dvc", b"dvc.yaml", b"dvc.lock"))
+
+
 def is_dvc_file_path(path: str) -> bool:
     name = posixpath.basename(path)
     return (name.endswith(".dvc") and name != ".dvc") or name in ("dvc.yaml", "dvc.lock")
+
+
+class _PathFacts:
+    """Per-path decisions, computed once per distinct path (a history repeats paths a lot)."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self._display: dict[bytes, str] = {}
+        self._data: dict[str, bool] = {}
+
+    def display(self, raw: bytes) -> str:
+        text = self._display.get(raw)
+        if text is None:
+            text = self._display[raw] = display_path(raw)
+        return text
+
+    def is_data(self, path: str) -> bool:
+        verdict = self._data.get(path)
+        if verdict is None:
+            verdict = self._data[path] = self.policy.is_data(path)
+        return verdict
 
 
 def data_findings(
@@ -150,15 +175,16 @@ def data_findings(
     """A non-empty regular blob at a data pattern (not an LFS pointer) is data stored in git.
     `skip` holds (path, sha) pairs already reported under another rule."""
     seen = set(skip)
+    facts = _PathFacts(policy)
     findings = []
     for blob in blobs:
         if blob.is_gitlink or blob.mode == SYMLINK_MODE or blob.sha in lfs.pointer_shas:
             continue
-        path = display_path(blob.path)
+        path = facts.display(blob.path)
         obj = info.get(blob.sha)
         if obj is None or obj.size == 0 or (path, blob.sha) in seen:
             continue
-        if not policy.is_data(path):
+        if not facts.is_data(path):
             continue
         seen.add((path, blob.sha))
         findings.append(
@@ -180,8 +206,10 @@ def dvc_file_findings(
     findings = []
     seen: set[tuple[str, str]] = set()
     for blob in blobs:
+        if blob.is_gitlink or not _may_be_dvc_file(blob.path):
+            continue
         path = display_path(blob.path)
-        if blob.is_gitlink or not is_dvc_file_path(path) or (path, blob.sha) in seen:
+        if not is_dvc_file_path(path) or (path, blob.sha) in seen:
             continue
         seen.add((path, blob.sha))
         obj = info.get(blob.sha)
@@ -212,11 +240,13 @@ def scan_findings(
     policy: Policy,
     lfs: LfsFacts,
     dvc_contents: Mapping[str, bytes],
+    sha_of: Mapping[tuple[str, str | None], str] | None = None,
 ) -> list[Finding]:
     """Every rule over the blobs a set of commits introduces. A (path, blob) breaking the size or
     LFS rule is not reported again as data-in-git."""
     large = large_file_findings(blobs, info, policy, lfs)
-    sha_of = blob_index(blobs)
+    if sha_of is None:
+        sha_of = blob_index(blobs)
     skip = {(f.path, sha_of.get((f.path, f.commit), "")) for f in large}
     return [
         *large,
@@ -225,9 +255,11 @@ def scan_findings(
     ]
 
 
-def blob_index(blobs: Iterable[Blob]) -> dict[tuple[str, str | None], str]:
+def blob_index(
+    blobs: Iterable[Blob], display: Callable[[bytes], str] = display_path
+) -> dict[tuple[str, str | None], str]:
     """(display path, commit) -> blob sha: a commit introduces one blob per path."""
-    return {(display_path(b.path), b.commit): b.sha for b in blobs}
+    return {(display(b.path), b.commit): b.sha for b in blobs}
 
 
 def scan_commits(
@@ -238,22 +270,25 @@ def scan_commits(
     blobs = git.introduced_blobs(rev_args)
     info = git.object_info(b.sha for b in blobs if not b.is_gitlink)
     lfs = lfs_facts(git, blobs, info, policy)
+    facts = _PathFacts(policy)
     # An LFS pointer at a data pattern is data kept out of git: read the small ones to know.
     small_data = [
         b.sha for b in blobs
         if (o := info.get(b.sha)) is not None and 0 < o.size < LFS_POINTER_MAX
-        and b.sha not in lfs.pointer_shas and policy.is_data(display_path(b.path))
+        and b.sha not in lfs.pointer_shas and facts.is_data(facts.display(b.path))
     ]  # fmt: skip
     if small_data:
         pointers = {s for s, c in git.read_blobs(small_data).items() if is_lfs_pointer(c)}
         lfs = LfsFacts(lfs.filtered_paths, {*lfs.pointer_shas, *pointers})
     dvc_shas = [
         b.sha for b in blobs
-        if not b.is_gitlink and b.mode != SYMLINK_MODE and is_dvc_file_path(display_path(b.path))
+        if not b.is_gitlink and b.mode != SYMLINK_MODE and _may_be_dvc_file(b.path)
+        and is_dvc_file_path(facts.display(b.path))
         and (o := info.get(b.sha)) is not None and o.size <= MAX_DVC_FILE_SIZE
     ]  # fmt: skip
     contents = git.read_blobs(dvc_shas) if dvc_shas else {}
-    return scan_findings(blobs, info, policy, lfs, contents), blob_index(blobs)
+    sha_of = blob_index(blobs, facts.display)
+    return scan_findings(blobs, info, policy, lfs, contents, sha_of), sha_of
 
 
 # ---- baselines --------------------------------------------------------------------------------
