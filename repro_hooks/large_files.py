@@ -7,6 +7,7 @@ out. `collect_blobs` and `check_large_files` are the thin layer that asks git, i
 from __future__ import annotations
 
 import os
+import posixpath
 import shlex
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -151,11 +152,12 @@ def fix_hint(findings: Sequence[Finding], in_history: bool) -> str:
     one = len(large) == 1
     target = shlex.quote(large[0].path) if one else "<path>"
     dvc_file = shlex.quote(large[0].path + ".dvc") if one else "<path>.dvc"
+    ignore = shlex.quote(posixpath.join(posixpath.dirname(large[0].path), ".gitignore"))
     return (
         "Move large data to DVC (for each file above):\n"
         f"  git rm --cached -- {target}\n"
         f"  dvc add {target}\n"
-        f"  git add {dvc_file} .gitignore\n"
+        f"  git add {dvc_file} {ignore if one else '<dir>/.gitignore'}\n"
         "or let repro-hooks do it: repro-hooks check-large-files --fix"
     )
 

@@ -40,7 +40,9 @@ def hermetic_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         LC_ALL="C.UTF-8",
     )
-    (home / ".gitconfig").write_text("[init]\n\tdefaultBranch = main\n[protocol \"file\"]\n\tallow = always\n")
+    (home / ".gitconfig").write_text(
+        '[init]\n\tdefaultBranch = main\n[protocol "file"]\n\tallow = always\n'
+    )
     yield
     os.environ.clear()
     os.environ.update(saved)
