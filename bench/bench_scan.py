@@ -28,7 +28,9 @@ def build_history(repo: Path, commits: int, files: int = 500) -> None:
     chunks: list[bytes] = []
     for i in range(commits):
         body = f"line {i}\n".encode() * 20
-        ops = [f"M 100644 inline src/d{i % 25}/f{i % files}.txt\ndata {len(body)}\n".encode() + body]
+        ops = [
+            f"M 100644 inline src/d{i % 25}/f{i % files}.txt\ndata {len(body)}\n".encode() + body
+        ]
         if i % 1000 == 999:
             blob = rng.randbytes(600 * 1024)
             ops.append(f"M 100644 inline big/b{i}.bin\ndata {len(blob)}\n".encode() + blob)
@@ -38,9 +40,7 @@ def build_history(repo: Path, commits: int, files: int = 500) -> None:
             f"data {len(msg)}\n"
         ).encode()
         chunks.append(header + msg + b"\n".join(ops) + b"\n\n")
-    subprocess.run(
-        ["git", "fast-import", "--quiet"], cwd=repo, input=b"".join(chunks), check=True
-    )
+    subprocess.run(["git", "fast-import", "--quiet"], cwd=repo, input=b"".join(chunks), check=True)
 
 
 def timed(cmd: list[str] | str, cwd: Path, shell: bool = False) -> float:
@@ -60,7 +60,9 @@ def main() -> None:
         repo = Path(tmp) / "history"
         t0 = time.perf_counter()
         build_history(repo, args.commits)
-        print(f"built {args.commits} commits with git fast-import in {time.perf_counter() - t0:.1f} s")
+        print(
+            f"built {args.commits} commits with git fast-import in {time.perf_counter() - t0:.1f} s"
+        )
         ours_cmd = [str(VENV_BIN / "repro-hooks"), "scan", "--all-history"]
         raw_cmd = "git rev-list --objects --all | git cat-file --batch-check"
         proc = subprocess.run(ours_cmd, cwd=repo, capture_output=True, text=True, check=False)

@@ -181,7 +181,9 @@ def remote_findings(checks: Sequence[RemoteCheck]) -> list[Finding]:
             out = ref.output
             missing = check.missing.get(ref, [])
             if ref in check.unknown_listing and not missing:
-                what = f"directory listing {out.hash_value} is in neither the local cache nor {where}"
+                what = (
+                    f"directory listing {out.hash_value} is in neither the local cache nor {where}"
+                )
             elif out.is_dir:
                 files = len(missing) - (1 if out.hash_value in missing else 0)
                 what = f"{files} file(s) of the directory {out.hash_value} not in {where}"
@@ -192,7 +194,9 @@ def remote_findings(checks: Sequence[RemoteCheck]) -> list[Finding]:
             if ref in check.not_cached:
                 what += "; not in the local DVC cache either"
             findings.append(
-                Finding(out.path, "dvc-not-pushed", f"{what} (recorded in {out.source})", ref.commit)
+                Finding(
+                    out.path, "dvc-not-pushed", f"{what} (recorded in {out.source})", ref.commit
+                )
             )
     return findings
 

@@ -245,4 +245,3 @@ def parse_raw_diff(raw: bytes, with_commits: bool = False) -> list[Blob]:
             commit = field.decode().strip()
         i += 1
     return out
-

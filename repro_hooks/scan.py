@@ -187,13 +187,8 @@ def data_findings(
         if not facts.is_data(path):
             continue
         seen.add((path, blob.sha))
-        findings.append(
-            Finding(
-                path, "data-in-git",
-                f"data file stored in git ({format_size(obj.size)}): track it with DVC",
-                blob.commit,
-            )  # fmt: skip
-        )
+        message = f"data file stored in git ({format_size(obj.size)}): track it with DVC"
+        findings.append(Finding(path, "data-in-git", message, blob.commit))
     return findings
 
 

@@ -26,12 +26,15 @@ def test_every_shim_is_marked_and_execs_repro_hooks() -> None:
     for name, text in available_shims([ROOT / "hooks"]).items():
         assert text.startswith("#!/bin/sh\n"), name
         assert SHIM_MARKER in text, name
-        assert 'exec repro-hooks ' in text, name
+        assert "exec repro-hooks " in text, name
         assert (ROOT / "hooks" / name).stat().st_mode & 0o111, name
 
 
 def test_with_marker() -> None:
-    assert with_marker("#!/bin/sh\nexec x\n") == f"#!/bin/sh\n{SHIM_MARKER}: written by repro-hooks.\nexec x\n"
+    assert (
+        with_marker("#!/bin/sh\nexec x\n")
+        == f"#!/bin/sh\n{SHIM_MARKER}: written by repro-hooks.\nexec x\n"
+    )
     assert with_marker("exec x\n").startswith(SHIM_MARKER)
 
 

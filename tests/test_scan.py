@@ -113,7 +113,10 @@ def test_data_and_malformed_dvc_and_lfs_pointer(repo: Path) -> None:
     write(repo / "tiny.csv", "a,b\n1,2\n")
     write(repo / "empty.csv", "")
     write(repo / "bad.dvc", "outs: 3\n")
-    write(repo / "good.dvc", "outs:\n- md5: d41d8cd98f00b204e9800998ecf8427e\n  size: 1\n  hash: md5\n  path: x\n")
+    write(
+        repo / "good.dvc",
+        "outs:\n- md5: d41d8cd98f00b204e9800998ecf8427e\n  size: 1\n  hash: md5\n  path: x\n",
+    )
     write(repo / "sub/dvc.yaml", "stages: [1]\n")
     write(repo / "dvc.lock", "schema: '9'\n")
     write(repo / "model.pt", "version https://git-lfs.github.com/spec/v1\noid sha256:"
@@ -225,7 +228,8 @@ def test_baseline(repo: Path, tmp_path: Path) -> None:
         pytest.param('{"kind": "x"}', "not a repro-hooks baseline", id="kind"),
         pytest.param('{"kind": "repro-hooks-baseline", "version": 2}', "version", id="version"),
         pytest.param(
-            '{"kind": "repro-hooks-baseline", "version": 1, "findings": [1]}', "findings[0]",
+            '{"kind": "repro-hooks-baseline", "version": 1, "findings": [1]}',
+            "findings[0]",
             id="entry",
         ),
     ],

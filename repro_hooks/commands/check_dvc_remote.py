@@ -47,8 +47,8 @@ def check_dvc_remote(
             require_dvc,
         )
         from repro_hooks.gitio import Git
-        from repro_hooks.scan import commits_to_check, is_dvc_file_path
         from repro_hooks.report import display_path
+        from repro_hooks.scan import commits_to_check, is_dvc_file_path
 
         if hook_args and not pre_push:
             raise ReproHooksError(

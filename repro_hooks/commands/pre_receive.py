@@ -60,7 +60,9 @@ def pre_receive(
         findings, sha_of = scan_commits(git, policy, rev_args)
         findings = without_baselined(baseline_keys(findings, sha_of), known)
         if findings and fmt == "text":
-            click.echo(f"repro-hooks: push rejected: {len(findings)} problem(s) in the pushed commits")
+            click.echo(
+                f"repro-hooks: push rejected: {len(findings)} problem(s) in the pushed commits"
+            )
         finish(ctx, findings, fmt, fix_hint=scan_fix_hint(findings, server=True))
 
     guarded(ctx, body)

@@ -14,7 +14,9 @@ from repro_hooks.errors import ReproHooksError
 
 @click.command("scan")
 @click.argument("hook_args", nargs=-1, metavar="[REMOTE [URL]]")
-@click.option("--range", "rev_range", metavar="A..B", help="Scan the commits in A..B (git rev-list).")
+@click.option(
+    "--range", "rev_range", metavar="A..B", help="Scan the commits in A..B (git rev-list)."
+)
 @click.option("--all-history", is_flag=True, help="Scan every commit reachable from any ref.")
 @click.option(
     "--pre-push", is_flag=True,
@@ -69,12 +71,16 @@ def scan(
             scan_fix_hint,
             server_policy,
             without_baselined,
+        )
+        from repro_hooks.scan import (
             write_baseline as save_baseline,
         )
         from repro_hooks.sizes import parse_size
 
         if hook_args and not pre_push:
-            raise ReproHooksError(f"unexpected argument {hook_args[0]!r} (REMOTE URL go with --pre-push)")
+            raise ReproHooksError(
+                f"unexpected argument {hook_args[0]!r} (REMOTE URL go with --pre-push)"
+            )
         git = Git.discover()
         if git.root is not None:
             policy = load_config(git.root, config_file).policy
