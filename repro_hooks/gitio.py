@@ -113,6 +113,16 @@ class Git:
             raise GitError("git: command not found") from None
         return proc.stdout if proc.returncode == 0 else None
 
+    def config_value(self, key: str) -> str | None:
+        """`git config --get <key>` in this repository, or None when unset."""
+        out = self.try_run("config", "--get", key)
+        return out.decode("utf-8", "surrogateescape").strip() if out else None
+
+    def hooks_dir(self) -> Path:
+        """Where git looks for hooks: honours core.hooksPath and linked worktrees."""
+        out = self.run("rev-parse", "--git-path", "hooks").decode("utf-8", "surrogateescape")
+        return (self.cwd / out.strip()).resolve()
+
     # ---- the index --------------------------------------------------------------------------
 
     def index_blobs(self) -> list[Blob]:
