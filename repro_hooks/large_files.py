@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import posixpath
 import shlex
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,6 +87,15 @@ def large_file_findings(
     return list(findings.values())
 
 
+def start_lfs_filtered_paths(git: Git, blobs: Sequence[Blob]) -> Callable[[], set[bytes]]:
+    """Start asking git which paths carry `filter=lfs` (working-tree attributes: git 2.39 has no
+    `check-attr --source`); call the result to wait for the answer."""
+    attributes = git.start_attributes(
+        list(dict.fromkeys(b.path for b in blobs if not b.is_gitlink)), ["filter"]
+    )
+    return lambda: {p for p, a in attributes().items() if a.get("filter") == "lfs"}
+
+
 def lfs_facts(
     git: Git, blobs: Sequence[Blob], info: Mapping[str, ObjectInfo], policy: Policy,
     filtered: Collection[bytes],
@@ -143,9 +152,9 @@ def check_large_files(git: Git, policy: Policy, blobs: Sequence[Blob]) -> list[F
     fstatat each) that proves most small blobs are under their limit without inflating them;
     `git cat-file --batch-check` for the rest (and every LFS-filtered path)."""
     candidates = [b for b in blobs if not b.is_gitlink]
-    attributes = git.start_attributes(list(dict.fromkeys(b.path for b in candidates)), ["filter"])
+    lfs_filtered = start_lfs_filtered_paths(git, candidates)
     bounds = git.loose_size_bounds(b.sha for b in candidates)
-    filtered = {p for p, a in attributes().items() if a.get("filter") == "lfs"}
+    filtered = lfs_filtered()
     to_size = [
         b.sha for b in candidates
         if b.path in filtered or bounds.get(b.sha, LARGEST) > policy.size_limit_for(display_path(b.path))

@@ -27,6 +27,7 @@ from repro_hooks.large_files import (
     is_lfs_pointer,
     large_file_findings,
     lfs_facts,
+    start_lfs_filtered_paths,
 )
 from repro_hooks.report import Finding, display_path
 from repro_hooks.sizes import format_size
@@ -263,8 +264,9 @@ def scan_commits(
     """Ask git (a fixed number of processes, whatever the number of commits) and apply
     every rule. Returns the findings and the (path, commit) -> blob index for baselines."""
     blobs = git.introduced_blobs(rev_args)
+    lfs_filtered = start_lfs_filtered_paths(git, blobs)
     info = git.object_info(b.sha for b in blobs if not b.is_gitlink)
-    lfs = lfs_facts(git, blobs, info, policy)
+    lfs = lfs_facts(git, blobs, info, policy, lfs_filtered())
     facts = _PathFacts(policy)
     # An LFS pointer at a data pattern is data kept out of git: read the small ones to know.
     small_data = [
