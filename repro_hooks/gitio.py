@@ -102,7 +102,10 @@ class Git:
             raise GitError("git: command not found") from None
         if check and proc.returncode != 0:
             msg = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-            raise GitError(f"git {args[0]}: {msg[-1] if msg else f'exit {proc.returncode}'}")
+            name = next(
+                (a for i, a in enumerate(args) if a != "-c" and (i == 0 or args[i - 1] != "-c")), ""
+            )
+            raise GitError(f"git {name}: {msg[-1] if msg else f'exit {proc.returncode}'}")
         return proc.stdout
 
     def try_run(self, *args: str) -> bytes | None:
@@ -245,15 +248,17 @@ class Git:
 
     def introduced_blobs(self, rev_args: Sequence[str]) -> list[Blob]:
         """Every blob each commit selected by `git rev-list <rev_args>` introduces (added,
-        modified or type-changed against each parent; root commits against the empty tree).
+        modified or type-changed against each parent; root commits against the empty tree),
+        oldest commit first.
 
-        Two processes in all: rev-list, then one `diff-tree --stdin` over every commit."""
-        commits = self.run("rev-list", "--reverse", *rev_args, "--")
-        if not commits.strip():
-            return []
+        One `git log --raw -z` process for the whole range. It is porcelain, so every option
+        that user configuration could change (renames, relative paths, root diffs, signatures,
+        external diff drivers) is pinned on the command line."""
         raw = self.run(
-            "diff-tree", "--stdin", "-z", "-r", "-m", "--root", "--no-renames",
-            "--diff-filter=AMT", input=commits,
+            "-c", "log.showRoot=true", "-c", "log.showSignature=false",
+            "log", "--reverse", "-z", "--raw", "--no-abbrev", "-m", "--no-renames",
+            "--no-relative", "--no-ext-diff", "--no-textconv", "--no-color",
+            "--diff-filter=AMT", "--format=%H", *rev_args, "--",
         )  # fmt: skip
         return [b for b in parse_raw_diff(raw, with_commits=True) if b.sha.strip("0")]
 
@@ -285,6 +290,8 @@ def parse_raw_diff(raw: bytes, with_commits: bool = False) -> list[Blob]:
     i = 0
     while i < len(fields):
         field = fields[i]
+        if field.startswith(b"\n"):  # `git log -z` puts a newline between a commit and its diff
+            field = field[1:]
         if field.startswith(b":"):
             parts = field[1:].decode().split(" ")
             status = parts[4]
@@ -293,7 +300,7 @@ def parse_raw_diff(raw: bytes, with_commits: bool = False) -> list[Blob]:
                 i += 1
             path = fields[i]
             out.append(Blob(path, parts[1], parts[3], commit))
-        elif field and with_commits:
-            commit = field.decode().strip()
+        elif with_commits and field:
+            commit = field.decode()
         i += 1
     return out

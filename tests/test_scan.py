@@ -168,7 +168,7 @@ def test_cli_usage_errors(repo: Path) -> None:
     assert invoke("scan", "--all-history", "--max-size", "lots")[0] == 2
     code, out = invoke("scan", "--range", "nope..HEAD")
     assert code == 2
-    assert out.startswith("repro-hooks: git rev-list:")
+    assert out.startswith("repro-hooks: git log:")
 
 
 def test_cli_pre_push_stdin(repo: Path, tmp_path: Path) -> None:
