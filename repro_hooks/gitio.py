@@ -207,21 +207,42 @@ class Git:
     def read_blobs(self, shas: Iterable[str]) -> dict[str, bytes]:
         """Contents of many objects in one `git cat-file --batch`. Missing objects are left out."""
         unique = list(dict.fromkeys(shas))
-        if not unique:
-            return {}
-        out = self.run("cat-file", "--batch", input=("\n".join(unique) + "\n").encode())
-        contents: dict[str, bytes] = {}
+        return {
+            sha: content
+            for sha, content in zip(unique, self.read_objects(unique), strict=True)
+            if content is not None
+        }
+
+    def read_objects(self, names: Sequence[str]) -> list[bytes | None]:
+        """Contents of objects named by sha or `<rev>:<path>`, in order, in one `git cat-file
+        --batch`; None for a missing one (or a name cat-file cannot take: it has a newline)."""
+        asked = [n for n in names if "\n" not in n]
+        if not asked:
+            return [None] * len(names)
+        out = self.run(
+            "cat-file",
+            "--batch",
+            input=("\n".join(asked) + "\n").encode("utf-8", "surrogateescape"),
+        )
+        found: list[bytes | None] = []
         pos = 0
-        while pos < len(out):
+        for _ in asked:
             eol = out.index(b"\n", pos)
-            header = out[pos:eol].decode().split(" ")
+            header = out[pos:eol]
             pos = eol + 1
-            if len(header) != 3:  # "<sha> missing"
+            parts = header.split(b" ")
+            if (
+                len(parts) != 3
+                or not parts[2].isdigit()
+                or header.endswith((b" missing", b" ambiguous"))
+            ):
+                found.append(None)
                 continue
-            size = int(header[2])
-            contents[header[0]] = out[pos : pos + size]
+            size = int(parts[2])
+            found.append(out[pos : pos + size])
             pos += size + 1
-        return contents
+        answers = iter(found)
+        return [next(answers) if "\n" not in n else None for n in names]
 
     def attributes(
         self, paths: Sequence[bytes], names: Sequence[str]
