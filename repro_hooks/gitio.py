@@ -11,6 +11,7 @@ import subprocess
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from repro_hooks.errors import GitError
 
@@ -24,9 +25,10 @@ EMPTY_TREE = {
 }
 
 
-@dataclass(frozen=True)
-class Blob:
-    """A blob (or gitlink) at a path, as git stores it. `commit` is set for history scans."""
+class Blob(NamedTuple):
+    """A blob (or gitlink) at a path, as git stores it. `commit` is set for history scans.
+    (A NamedTuple: a 100,000-file index builds one per entry, and it is 3x cheaper than a
+    frozen dataclass.)"""
 
     path: bytes
     mode: str

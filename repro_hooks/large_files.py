@@ -59,14 +59,12 @@ def large_file_findings(
     """
     findings: dict[tuple[bytes, str], Finding] = {}
     for blob in blobs:
-        if blob.is_gitlink or (blob.path, blob.sha) in findings:
-            continue
+        obj = info.get(blob.sha)
+        if obj is None or blob.is_gitlink or (blob.path, blob.sha) in findings:
+            continue  # not sized (proven small, or a shallow clone's missing object), or seen
         path = display_path(blob.path)
         if policy.is_excluded(path):
             continue
-        obj = info.get(blob.sha)
-        if obj is None:
-            continue  # not in this repository (a shallow clone's missing object, say)
         if blob.sha in lfs.pointer_shas:
             continue
         if blob.path in lfs.filtered_paths and obj.size > 0:
@@ -111,10 +109,10 @@ def lfs_facts(
     return LfsFacts(filtered, {sha for sha, c in contents.items() if is_lfs_pointer(c)})
 
 
-def _relative_to_root(git: Git, path: str, cwd: Path) -> bytes:
+def _relative_to_root(git: Git, path: str, cwd: Path, at_root: bool) -> bytes:
     """A command-line path as the index names it (relative to the root, POSIX bytes)."""
     assert git.root is not None
-    if cwd == git.root and "/." not in "/" + path and "//" not in path and path[-1:] != "/":
+    if at_root and "/." not in "/" + path and "//" not in path and path[-1:] != "/":
         # the common case, as pre-commit passes paths: root-relative and already normal
         # (no `.`/`..` components, no leading or doubled slash); anything else is resolved below
         return os.fsencode(path)
@@ -140,7 +138,9 @@ def collect_blobs(
     if check_all:
         return git.index_blobs()
     if paths:
-        wanted = {_relative_to_root(git, p, cwd or Path.cwd()) for p in paths}
+        here = cwd or Path.cwd()
+        at_root = here == git.root
+        wanted = {_relative_to_root(git, p, here, at_root) for p in paths}
         return [b for b in git.index_blobs() if b.path in wanted]
     return git.staged_blobs()
 
@@ -155,10 +155,17 @@ def check_large_files(git: Git, policy: Policy, blobs: Sequence[Blob]) -> list[F
     lfs_filtered = start_lfs_filtered_paths(git, candidates)
     bounds = git.loose_size_bounds(b.sha for b in candidates)
     filtered = lfs_filtered()
-    to_size = [
-        b.sha for b in candidates
-        if b.path in filtered or bounds.get(b.sha, LARGEST) > policy.size_limit_for(display_path(b.path))
-    ]  # fmt: skip
+    if policy.size_limits:
+        to_size = [
+            b.sha for b in candidates
+            if b.path in filtered
+            or bounds.get(b.sha, LARGEST) > policy.size_limit_for(display_path(b.path))
+        ]  # fmt: skip
+    else:  # one limit for every path: no need to spell each path out
+        limit = policy.max_size
+        to_size = [
+            b.sha for b in candidates if b.path in filtered or bounds.get(b.sha, LARGEST) > limit
+        ]
     info = git.object_info(to_size)
     return large_file_findings(blobs, info, policy, lfs_facts(git, blobs, info, policy, filtered))
 
