@@ -15,8 +15,12 @@ import click
 
 # name -> "module:attribute" of a click.Command. Keep sorted; one line per subcommand.
 COMMANDS: dict[str, str] = {
+    "check-dvc-remote": "repro_hooks.commands.check_dvc_remote:check_dvc_remote",
     "check-large-files": "repro_hooks.commands.check_large_files:check_large_files",
+    "install": "repro_hooks.commands.install:install",
     "pending": "repro_hooks.commands.tag_mlflow:pending",
+    "pre-receive": "repro_hooks.commands.pre_receive:pre_receive",
+    "scan": "repro_hooks.commands.scan:scan",
     "tag-mlflow": "repro_hooks.commands.tag_mlflow:tag_mlflow",
 }
 
