@@ -7,6 +7,7 @@ process for the facts it needs, plus file reads).
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -92,8 +93,20 @@ NO_STORE = (
 )
 
 
+def mlflow_available() -> bool:
+    """Whether the delivery process will be able to import mlflow (found, not imported)."""
+    import importlib.util
+
+    return importlib.util.find_spec("mlflow") is not None
+
+
 def _queue_and_spawn(
-    facts: RepoFacts, store: TrackingStore, job: Job, env: Mapping[str, str], what: str
+    facts: RepoFacts,
+    store: TrackingStore,
+    job: Job,
+    env: Mapping[str, str],
+    what: str,
+    has_mlflow: bool | None = None,
 ) -> QueueResult:
     queue = LinkQueue(facts.common_dir)
     earlier = [j for j in queue.jobs() if j.last_error]
@@ -103,6 +116,14 @@ def _queue_and_spawn(
         return QueueResult(
             [f"tag-mlflow: {what}: link NOT queued ({exc.strerror}); the commit itself is "
              "intact: free space and run `repro-hooks tag-mlflow` to queue it again"],
+            1,
+        )  # fmt: skip
+    if not (mlflow_available() if has_mlflow is None else has_mlflow):
+        return QueueResult(
+            [f"tag-mlflow: {what}: queued, but mlflow is not installed next to repro-hooks "
+             f"({sys.executable}): add `additional_dependencies: ['repro-hooks[mlflow]']` to the "
+             "hook (pre-commit) or `pip install 'repro-hooks[mlflow]'`, then run "
+             "`repro-hooks tag-mlflow --sync`"],
             1,
         )  # fmt: skip
     child_env = env_without_pre_commit(env)
@@ -124,7 +145,12 @@ def _queue_and_spawn(
 
 
 def queue_commit_link(
-    facts: RepoFacts, cfg: Settings, env: Mapping[str, str], *, now_ms: int | None = None
+    facts: RepoFacts,
+    cfg: Settings,
+    env: Mapping[str, str],
+    *,
+    now_ms: int | None = None,
+    has_mlflow: bool | None = None,
 ) -> QueueResult:
     """The post-commit step: queue a link job for HEAD unless git is replaying commits."""
     if facts.head is None:
@@ -151,7 +177,7 @@ def queue_commit_link(
         run_id=cfg.run_id,
         created=time.time(),
     )
-    return _queue_and_spawn(facts, cfg.store, job, env, short)
+    return _queue_and_spawn(facts, cfg.store, job, env, short, has_mlflow)
 
 
 # ---- post-rewrite -----------------------------------------------------------------------------

@@ -314,3 +314,16 @@ def test_plain_git_hooks_link_and_relink_without_pre_commit(
         [sys.executable, "-c", code, uri, run_id], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert linked == amended
+
+
+def test_missing_mlflow_is_loud_and_the_job_kept(repo: Path) -> None:
+    from repro_hooks.config import MlflowConfig
+    from repro_hooks.link_queue import LinkQueue as Queue
+    from repro_hooks.tag_mlflow import queue_commit_link, repo_facts, settings
+
+    facts = repo_facts(repo)
+    cfg = settings(repo, MlflowConfig(), {"MLFLOW_TRACKING_URI": "http://127.0.0.1:9"})
+    result = queue_commit_link(facts, cfg, {}, has_mlflow=False)
+    assert result.exit_code == 1
+    assert "mlflow is not installed next to repro-hooks" in result.lines[0]
+    assert len(Queue(facts.common_dir).jobs()) == 1  # kept for a later --sync
