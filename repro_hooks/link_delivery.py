@@ -17,6 +17,7 @@ import re
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from repro_hooks.run_link import (
     COMMIT_TAG,
     DVC_PREFIX,
     RunCandidate,
+    anchored_uri,
     choose_run,
     commit_record,
     missing_local_store,
@@ -200,6 +202,7 @@ class Deliverer:
         why_not = missing_local_store(uri, Path(job.root))
         if why_not:
             raise ReproHooksError(why_not)
+        uri = anchored_uri(uri, Path(job.root))  # never let MLflow resolve it against our cwd
         if uri not in self.stores:
             from repro_hooks.mlflow_store import MlflowStore
 
@@ -300,7 +303,10 @@ class Deliverer:
                 timeout = self._timeout(job)
                 set_http_bounds(os.environ, timeout)
                 try:
-                    with deadline(timeout):
+                    # a library's deprecation warning must neither fail a delivery (under
+                    # -W error) nor reach the user's terminal or the log
+                    with deadline(timeout), warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
                         line = self.deliver(job)
                 except DeliveryTimeout:
                     error = f"timed out after {timeout:g}s (tracking store not answering)"

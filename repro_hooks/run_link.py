@@ -304,6 +304,18 @@ def sqlite_path(uri: str) -> Path | None:
     return Path("/" + rest) if uri.startswith("sqlite:////") else Path(rest.split("?")[0])
 
 
+def anchored_uri(uri: str, root: Path) -> str:
+    """A local store's URI with a relative path made absolute against the repository root
+    (MLflow would resolve it against the current directory, and create a database there)."""
+    db = sqlite_path(uri)
+    if db is not None and not db.is_absolute():
+        query = uri.partition("?")[2]
+        return f"sqlite:///{root / db}" + (f"?{query}" if query else "")
+    if "://" not in uri and not uri.startswith("file:") and not Path(uri).is_absolute():
+        return (root / uri).as_uri()
+    return uri
+
+
 def missing_local_store(uri: str, cwd: Path) -> str | None:
     """Why a local store must not be opened (MLflow would create it), or None."""
     db = sqlite_path(uri)

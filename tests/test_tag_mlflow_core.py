@@ -327,3 +327,47 @@ def test_missing_mlflow_is_loud_and_the_job_kept(repo: Path) -> None:
     assert result.exit_code == 1
     assert "mlflow is not installed next to repro-hooks" in result.lines[0]
     assert len(Queue(facts.common_dir).jobs()) == 1  # kept for a later --sync
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        ("sqlite:///mlflow.db", "sqlite:////r/mlflow.db"),
+        ("sqlite:///sub/m.db?timeout=5", "sqlite:////r/sub/m.db?timeout=5"),
+        ("sqlite:////abs/m.db", "sqlite:////abs/m.db"),
+        ("mlruns", "file:///r/mlruns"),
+        ("http://h:5000", "http://h:5000"),
+    ],
+)
+def test_local_store_uris_are_anchored_at_the_root(uri: str, expected: str) -> None:
+    from repro_hooks.run_link import anchored_uri
+
+    assert anchored_uri(uri, Path("/r")) == expected
+
+
+def test_sync_from_a_subdirectory_never_creates_a_database(
+    repo: Path, mlflow_db_template: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from click.testing import CliRunner
+
+    from repro_hooks.cli import cli
+
+    shutil.copyfile(mlflow_db_template, repo / "mlflow.db")
+    git(repo, "commit", "-q", "--allow-empty", "--no-verify", "-m", "x")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db")
+    from repro_hooks.link_queue import Job
+    from repro_hooks.link_queue import LinkQueue as Queue
+
+    queue = Queue(repo / ".git")
+    head = git(repo, "rev-parse", "HEAD").strip()
+    queue.put(Job(id=queue.new_id("link"), kind="link", root=str(repo),
+                  tracking_uri="sqlite:///mlflow.db", uri_origin="environment",
+                  commit=head, before_ms=1))  # fmt: skip
+    (repo / "sub").mkdir()
+    monkeypatch.chdir(repo / "sub")
+    result = CliRunner().invoke(cli, ["tag-mlflow", "--sync"])
+    assert result.exit_code == 0, result.output
+    assert "nothing linked: no run started before the commit" in result.output
+    assert list((repo / "sub").iterdir()) == []
