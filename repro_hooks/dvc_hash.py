@@ -225,7 +225,7 @@ def _pattern_to_regex() -> Callable[[str], tuple[str | None, bool | None]]:
     try:
         from pathspec.patterns.gitignore.spec import GitIgnoreSpecPattern
     except ImportError:  # pragma: no cover - pathspec<1
-        from pathspec.patterns import (  # type: ignore[attr-defined,no-redef]
+        from pathspec.patterns import (  # type: ignore[attr-defined]
             GitWildMatchPattern as GitIgnoreSpecPattern,
         )
     fn: Callable[[str], tuple[str | None, bool | None]] = GitIgnoreSpecPattern.pattern_to_regex

@@ -40,7 +40,9 @@ def hermetic_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         LC_ALL="C.UTF-8",
     )
-    (home / ".gitconfig").write_text("[init]\n\tdefaultBranch = main\n[protocol \"file\"]\n\tallow = always\n")
+    (home / ".gitconfig").write_text(
+        '[init]\n\tdefaultBranch = main\n[protocol "file"]\n\tallow = always\n'
+    )
     yield
     os.environ.clear()
     os.environ.update(saved)
@@ -63,3 +65,21 @@ def empty_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     git(path, "init", "-q", "-b", "main")
     monkeypatch.chdir(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def dvc_template(hermetic_env: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A git repository with `dvc init` committed, built once per session (dvc is slow)."""
+    from tests.dvc_helpers import make_template
+
+    return make_template(tmp_path_factory.mktemp("dvc-template") / "repo")
+
+
+@pytest.fixture
+def dvc_repo(dvc_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh copy of the DVC template repository, the current directory."""
+    from tests.dvc_helpers import clone_template
+
+    repo = clone_template(dvc_template, tmp_path / "repo")
+    monkeypatch.chdir(repo)
+    return repo

@@ -15,9 +15,7 @@ VENV_BIN = Path(sys.executable).parent
 
 
 def git(cwd: Path, *args: str, input: bytes | None = None, check: bool = True) -> str:
-    proc = subprocess.run(
-        ["git", *args], cwd=cwd, input=input, capture_output=True, check=False
-    )
+    proc = subprocess.run(["git", *args], cwd=cwd, input=input, capture_output=True, check=False)
     if check and proc.returncode != 0:
         raise AssertionError(
             f"git {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr.decode()}"
@@ -46,7 +44,9 @@ def big(n: int, seed: int = 0) -> bytes:
     return random.Random(seed).randbytes(n)
 
 
-def commit(repo: Path, message: str = "change", *paths: str, verify: bool = False) -> subprocess.CompletedProcess[str]:
+def commit(
+    repo: Path, message: str = "change", *paths: str, verify: bool = False
+) -> subprocess.CompletedProcess[str]:
     """`git add` (paths or -A) then `git commit`; hooks run only with verify=True."""
     git(repo, "add", *(paths or ("-A",)))
     args = ["git", "commit", "-m", message]
@@ -55,16 +55,26 @@ def commit(repo: Path, message: str = "change", *paths: str, verify: bool = Fals
     return subprocess.run(args, cwd=repo, capture_output=True, text=True, check=False)
 
 
-def run_cli(repo: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    repo: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """The installed console script in a subprocess, as a hook would run it."""
     return subprocess.run(
         [str(VENV_BIN / "repro-hooks"), *args],
-        cwd=repo, capture_output=True, text=True, check=False,
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=False,
         env={**os.environ, **(env or {})},
     )
 
 
-def install_local_hooks(repo: Path, hook_ids: list[str], hook_types: list[str], extra: dict[str, dict[str, object]] | None = None) -> None:
+def install_local_hooks(
+    repo: Path,
+    hook_ids: list[str],
+    hook_types: list[str],
+    extra: dict[str, dict[str, object]] | None = None,
+) -> None:
     """Write a `repo: local` .pre-commit-config.yaml built from our manifest (entries, stages
     and flags exactly as published; language `unsupported` so the installed console script
     runs), then `pre-commit install` the given hook types."""
@@ -83,6 +93,9 @@ def install_local_hooks(repo: Path, hook_ids: list[str], hook_types: list[str], 
     types = [arg for t in hook_types for arg in ("--hook-type", t)]
     proc = subprocess.run(
         [str(VENV_BIN / "pre-commit"), "install", *types],
-        cwd=repo, capture_output=True, text=True, check=False,
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
