@@ -274,12 +274,16 @@ def dvc_status_findings(root: Path, targets: Sequence[tuple[str, str, str]]) -> 
         raise ReproHooksError("dvc status --json: unreadable output") from None
     findings = []
     for key, changes in sorted(status.items()):
+        base = key.split("@", 1)[0]
         where, rule = next(
-            ((shown, rule) for target, shown, rule in targets
-             if key == target or key.split("@", 1)[0] == target
-             or key.startswith(target.rsplit(":", 1)[0] + ":")),
+            (
+                (shown, rule)
+                for target, shown, rule in targets
+                # DVC addresses the root dvc.yaml's stages by bare name, others as file:name
+                if base in (target, target.removeprefix("dvc.yaml:"))
+            ),
             (key, "stale-lock"),
-        )  # fmt: skip
+        )
         summary = json.dumps(changes, sort_keys=True)
         if len(summary) > 200:
             summary = summary[:197] + "..."
