@@ -16,7 +16,11 @@ import click
 # name -> "module:attribute" of a click.Command. Keep sorted; one line per subcommand.
 COMMANDS: dict[str, str] = {
     "check-dvc": "repro_hooks.commands.check_dvc:check_dvc",
+    "check-dvc-remote": "repro_hooks.commands.check_dvc_remote:check_dvc_remote",
     "check-large-files": "repro_hooks.commands.check_large_files:check_large_files",
+    "install": "repro_hooks.commands.install:install",
+    "pre-receive": "repro_hooks.commands.pre_receive:pre_receive",
+    "scan": "repro_hooks.commands.scan:scan",
 }
 
 

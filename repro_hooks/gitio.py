@@ -6,6 +6,7 @@ Paths are bytes (as git stores them) until they must become text for a message.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -13,7 +14,9 @@ from pathlib import Path
 
 from repro_hooks.errors import GitError
 
+_LS_FILES_RE = re.compile(rb"([0-7]{6}) ([0-9a-f]+) 0\t([^\0]*)\0")
 GITLINK_MODE = "160000"
+DEFLATE_MAX_RATIO = 1032  # zlib's documented maximum compression factor
 SYMLINK_MODE = "120000"
 EMPTY_TREE = {
     "sha1": "4b825dc642cb6eb9a060e54bf8d69288fbee4904",
@@ -44,10 +47,14 @@ class ObjectInfo:
 class Git:
     """One repository. `root` is None for a bare repository (server side)."""
 
-    def __init__(self, git_dir: Path, root: Path | None, object_format: str = "sha1") -> None:
+    def __init__(
+        self, git_dir: Path, root: Path | None, object_format: str = "sha1",
+        common_dir: Path | None = None,
+    ) -> None:  # fmt: skip
         self.git_dir = git_dir
         self.root = root
         self.object_format = object_format
+        self.common_dir = common_dir or git_dir
 
     @classmethod
     def discover(cls, cwd: Path | str | None = None) -> Git:
@@ -55,18 +62,19 @@ class Git:
         try:
             proc = subprocess.run(
                 ["git", "rev-parse", "--absolute-git-dir", "--is-bare-repository",
-                 "--show-object-format", "--show-toplevel"],
+                 "--show-object-format", "--path-format=absolute", "--git-common-dir",
+                 "--show-toplevel"],
                 cwd=cwd, capture_output=True, check=False,
             )  # fmt: skip
         except FileNotFoundError:
             raise GitError("git: command not found") from None
         lines = proc.stdout.decode("utf-8", "surrogateescape").splitlines()
-        if len(lines) < 3:
+        if len(lines) < 4:
             reason = proc.stderr.decode("utf-8", "replace").strip().splitlines()
             raise GitError(f"{cwd or '.'}: not a git repository ({reason[-1] if reason else ''})")
-        git_dir, bare, fmt = lines[:3]
-        root = Path(lines[3]) if len(lines) > 3 and bare != "true" else None
-        return cls(Path(git_dir), root, fmt)
+        git_dir, bare, fmt, common = lines[:4]
+        root = Path(lines[4]) if len(lines) > 4 and bare != "true" else None
+        return cls(Path(git_dir), root, fmt, Path(common))
 
     @property
     def cwd(self) -> Path:
@@ -105,19 +113,24 @@ class Git:
             raise GitError("git: command not found") from None
         return proc.stdout if proc.returncode == 0 else None
 
+    def config_value(self, key: str) -> str | None:
+        """`git config --get <key>` in this repository, or None when unset."""
+        out = self.try_run("config", "--get", key)
+        return out.decode("utf-8", "surrogateescape").strip() if out else None
+
+    def hooks_dir(self) -> Path:
+        """Where git looks for hooks: honours core.hooksPath and linked worktrees."""
+        out = self.run("rev-parse", "--git-path", "hooks").decode("utf-8", "surrogateescape")
+        return (self.cwd / out.strip()).resolve()
+
     # ---- the index --------------------------------------------------------------------------
 
     def index_blobs(self) -> list[Blob]:
         """Every stage-0 entry of the index (`git ls-files -s -z`)."""
-        out = []
-        for record in self.run("ls-files", "-s", "-z").split(b"\0"):
-            if not record:
-                continue
-            meta, _, path = record.partition(b"\t")
-            mode, sha, stage = meta.decode().split(" ")
-            if stage == "0":
-                out.append(Blob(path, mode, sha))
-        return out
+        out = self.run("ls-files", "-s", "-z")
+        return [
+            Blob(path, mode.decode(), sha.decode()) for mode, sha, path in _LS_FILES_RE.findall(out)
+        ]
 
     def head_commit(self) -> str | None:
         out = self.try_run("rev-parse", "--verify", "-q", "HEAD^{commit}")
@@ -176,6 +189,39 @@ class Git:
                 info[parts[0]] = ObjectInfo(parts[1], int(parts[2]))
         return info
 
+    def loose_size_bounds(self, shas: Iterable[str]) -> dict[str, int]:
+        """An upper bound on the size of each *loose* object, from its compressed file's size.
+
+        Deflate cannot compress better than 1032:1, so a loose object file of N bytes holds at
+        most 1032 * N bytes. One fstatat per object (no inflating, no git process): the cheap
+        proof that most small blobs are under a size limit. Packed or absent objects are left
+        out (ask `object_info`)."""
+        objects = Path(os.environ.get("GIT_OBJECT_DIRECTORY") or self.common_dir / "objects")
+        bounds: dict[str, int] = {}
+        dir_fds: dict[str, int | None] = {}
+        stat = os.stat
+        try:
+            for sha in shas:
+                fan = sha[:2]
+                fd = dir_fds.get(fan, -1)
+                if fd == -1:
+                    try:
+                        fd = os.open(objects / fan, os.O_RDONLY | os.O_DIRECTORY)
+                    except OSError:
+                        fd = None
+                    dir_fds[fan] = fd
+                if fd is None:
+                    continue
+                try:
+                    bounds[sha] = stat(sha[2:], dir_fd=fd).st_size * DEFLATE_MAX_RATIO
+                except OSError:
+                    continue
+        finally:
+            for fd in dir_fds.values():
+                if fd is not None:
+                    os.close(fd)
+        return bounds
+
     def read_blobs(self, shas: Iterable[str]) -> dict[str, bytes]:
         """Contents of many objects in one `git cat-file --batch`. Missing objects are left out."""
         unique = list(dict.fromkeys(shas))
@@ -199,16 +245,22 @@ class Git:
         self, paths: Sequence[bytes], names: Sequence[str]
     ) -> dict[bytes, dict[str, str]]:
         """`git check-attr -z --stdin` for many paths: {path: {attr: value}} (unset ones left out)."""
+        return self.start_attributes(paths, names)()
+
+    def start_attributes(
+        self, paths: Sequence[bytes], names: Sequence[str]
+    ) -> Callable[[], dict[bytes, dict[str, str]]]:
+        """Start `attributes` in a thread (git does the work in its own process); call the result
+        to wait for it. Lets the caller overlap its own work with git's."""
         if not paths:
-            return {}
-        out = self.run("check-attr", "-z", "--stdin", *names, input=b"\0".join(paths) + b"\0")
-        fields = out.split(b"\0")
-        result: dict[bytes, dict[str, str]] = {}
-        for i in range(0, len(fields) - 2, 3):
-            path, attr, value = fields[i], fields[i + 1].decode(), fields[i + 2].decode()
-            if value not in ("unspecified", "unset"):
-                result.setdefault(path, {})[attr] = value
-        return result
+            return dict
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(max_workers=1)
+        data = b"\0".join(paths) + b"\0"
+        future = pool.submit(self.run, "check-attr", "-z", "--stdin", *names, input=data)
+        pool.shutdown(wait=False)
+        return lambda: _parse_check_attr(future.result())
 
     # ---- history ----------------------------------------------------------------------------
 
@@ -225,6 +277,16 @@ class Git:
             "--diff-filter=AMT", input=commits,
         )  # fmt: skip
         return [b for b in parse_raw_diff(raw, with_commits=True) if b.sha.strip("0")]
+
+
+def _parse_check_attr(out: bytes) -> dict[bytes, dict[str, str]]:
+    fields = out.split(b"\0")
+    result: dict[bytes, dict[str, str]] = {}
+    for i in range(0, len(fields) - 2, 3):
+        path, attr, value = fields[i], fields[i + 1].decode(), fields[i + 2].decode()
+        if value not in ("unspecified", "unset"):
+            result.setdefault(path, {})[attr] = value
+    return result
 
 
 def _parallel(fn: Callable[[list[str]], bytes], chunks: list[list[str]]) -> list[bytes]:

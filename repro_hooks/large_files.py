@@ -7,6 +7,7 @@ out. `collect_blobs` and `check_large_files` are the thin layer that asks git, i
 from __future__ import annotations
 
 import os
+import posixpath
 import shlex
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from repro_hooks.gitio import Blob, Git, ObjectInfo
 from repro_hooks.report import Finding, display_path
 from repro_hooks.sizes import format_size
 
+LARGEST = 1 << 62
 LFS_POINTER_MAX = 1024  # git-lfs never writes a pointer larger than this
 _LFS_HEADERS = (
     b"version https://git-lfs.github.com/spec/v1\n",
@@ -86,13 +88,11 @@ def large_file_findings(
 
 
 def lfs_facts(
-    git: Git, blobs: Sequence[Blob], info: Mapping[str, ObjectInfo], policy: Policy
-) -> LfsFacts:
-    """Ask git which paths carry filter=lfs, and read the small blobs whose pointer status
-    decides a verdict (LFS-filtered ones, and ones over a tiny size limit)."""
-    paths = list(dict.fromkeys(b.path for b in blobs if not b.is_gitlink))
-    attrs = git.attributes(paths, ["filter"])
-    filtered = {p for p, a in attrs.items() if a.get("filter") == "lfs"}
+    git: Git, blobs: Sequence[Blob], info: Mapping[str, ObjectInfo], policy: Policy,
+    filtered: Collection[bytes],
+) -> LfsFacts:  # fmt: skip
+    """Read the small blobs whose pointer status decides a verdict (LFS-filtered ones, and ones
+    over a tiny size limit) and say which are LFS pointers."""
     candidates = [
         b.sha for b in blobs
         if (obj := info.get(b.sha)) is not None and 0 < obj.size < LFS_POINTER_MAX
@@ -105,6 +105,10 @@ def lfs_facts(
 def _relative_to_root(git: Git, path: str, cwd: Path) -> bytes:
     """A command-line path as the index names it (relative to the root, POSIX bytes)."""
     assert git.root is not None
+    if cwd == git.root and "/." not in "/" + path and "//" not in path and path[-1:] != "/":
+        # the common case, as pre-commit passes paths: root-relative and already normal
+        # (no `.`/`..` components, no leading or doubled slash); anything else is resolved below
+        return os.fsencode(path)
     absolute = os.path.normpath(os.path.join(cwd, path))
     rel = os.path.relpath(absolute, git.root)
     if rel == ".." or rel.startswith(".." + os.sep) or os.path.isabs(rel):
@@ -133,8 +137,21 @@ def collect_blobs(
 
 
 def check_large_files(git: Git, policy: Policy, blobs: Sequence[Blob]) -> list[Finding]:
-    info = git.object_info(b.sha for b in blobs if not b.is_gitlink)
-    return large_file_findings(blobs, info, policy, lfs_facts(git, blobs, info, policy))
+    """Size the blobs (in batches) and apply the policy.
+
+    Three batched questions: `git check-attr` for filter=lfs; a loose-object size bound (one
+    fstatat each) that proves most small blobs are under their limit without inflating them;
+    `git cat-file --batch-check` for the rest (and every LFS-filtered path)."""
+    candidates = [b for b in blobs if not b.is_gitlink]
+    attributes = git.start_attributes(list(dict.fromkeys(b.path for b in candidates)), ["filter"])
+    bounds = git.loose_size_bounds(b.sha for b in candidates)
+    filtered = {p for p, a in attributes().items() if a.get("filter") == "lfs"}
+    to_size = [
+        b.sha for b in candidates
+        if b.path in filtered or bounds.get(b.sha, LARGEST) > policy.size_limit_for(display_path(b.path))
+    ]  # fmt: skip
+    info = git.object_info(to_size)
+    return large_file_findings(blobs, info, policy, lfs_facts(git, blobs, info, policy, filtered))
 
 
 def fix_hint(findings: Sequence[Finding], in_history: bool) -> str:
@@ -151,11 +168,12 @@ def fix_hint(findings: Sequence[Finding], in_history: bool) -> str:
     one = len(large) == 1
     target = shlex.quote(large[0].path) if one else "<path>"
     dvc_file = shlex.quote(large[0].path + ".dvc") if one else "<path>.dvc"
+    ignore = shlex.quote(posixpath.join(posixpath.dirname(large[0].path), ".gitignore"))
     return (
         "Move large data to DVC (for each file above):\n"
         f"  git rm --cached -- {target}\n"
         f"  dvc add {target}\n"
-        f"  git add {dvc_file} .gitignore\n"
+        f"  git add {dvc_file} {ignore if one else '<dir>/.gitignore'}\n"
         "or let repro-hooks do it: repro-hooks check-large-files --fix"
     )
 

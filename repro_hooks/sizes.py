@@ -8,6 +8,7 @@ Fractions are allowed (`1.5MiB`); the result is rounded down to whole bytes.
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 
 _UNITS = {
     "": 1,
@@ -45,7 +46,7 @@ def parse_size(text: str | int) -> int:
         raise ValueError(
             f"unknown size unit {unit!r} in {text!r} (use B, KB, KiB, K, MB, MiB, M, ...)"
         )
-    return int(float(number) * factor)
+    return int(Fraction(number) * factor)
 
 
 def format_size(n: int) -> str:

@@ -1,0 +1,77 @@
+"""`repro-hooks check-dvc-remote`: the data pushed commits reference must be in its DVC remote."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from repro_hooks.commands._common import finish, format_option, guarded
+from repro_hooks.errors import ReproHooksError
+
+
+@click.command("check-dvc-remote")
+@click.argument("hook_args", nargs=-1, metavar="[REMOTE [URL]]")
+@click.option("--range", "rev_range", metavar="A..B", help="Check the commits in A..B.")
+@click.option("--all-history", is_flag=True, help="Check every commit reachable from any ref.")
+@click.option(
+    "--pre-push", is_flag=True,
+    help="Check what a push sends: git's pre-push lines on stdin, REMOTE and URL as arguments.",
+)  # fmt: skip
+@format_option
+@click.pass_context
+def check_dvc_remote(
+    ctx: click.Context,
+    hook_args: tuple[str, ...],
+    rev_range: str | None,
+    all_history: bool,
+    pre_push: bool,
+    fmt: str,
+) -> None:
+    """Refuse a push whose commits reference DVC data missing from its DVC remote.
+
+    Every object the .dvc and dvc.lock files introduced by the checked commits reference (files,
+    and each file a directory's `.dir` listing names) must be in the output's remote: the one its
+    `remote:` names, else the default. Uses DVC's own remote code (needs the dvc extra).
+    """
+
+    def body() -> None:
+        import sys
+
+        from repro_hooks.dvc_remote import (
+            missing_from_remotes,
+            push_hint,
+            referenced_outputs,
+            remote_findings,
+            require_dvc,
+        )
+        from repro_hooks.gitio import Git
+        from repro_hooks.report import display_path
+        from repro_hooks.scan import commits_to_check, is_dvc_file_path
+
+        if hook_args and not pre_push:
+            raise ReproHooksError(
+                f"unexpected argument {hook_args[0]!r} (REMOTE URL go with --pre-push)"
+            )
+        require_dvc()
+        git = Git.discover()
+        if git.root is None:
+            raise ReproHooksError(f"{git.git_dir}: check-dvc-remote needs a work tree with .dvc/")
+        rev_args = commits_to_check(
+            git, rev_range=rev_range, all_history=all_history,
+            pre_push=hook_args if pre_push else None,
+            stdin_text=sys.stdin.read() if pre_push else None, env=os.environ,
+        )  # fmt: skip
+        if rev_args is None:
+            finish(ctx, [], fmt)
+            return
+        blobs = [
+            b for b in git.introduced_blobs(rev_args)
+            if not b.is_gitlink and is_dvc_file_path(display_path(b.path))
+        ]  # fmt: skip
+        contents = git.read_blobs(b.sha for b in blobs)
+        checks = missing_from_remotes(Path(git.root), referenced_outputs(blobs, contents))
+        finish(ctx, remote_findings(checks), fmt, fix_hint=push_hint(checks))
+
+    guarded(ctx, body)

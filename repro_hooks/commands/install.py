@@ -1,0 +1,41 @@
+"""`repro-hooks install`: the plain git hooks, for repositories that do not use pre-commit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from repro_hooks.commands._common import guarded
+
+
+@click.command("install")
+@click.argument("repo", default=".", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--hook", "hooks", multiple=True, metavar="NAME",
+    help="Install only this hook (repeatable). Default: every client hook "
+    "(pre-commit, pre-push, ...); in a bare repository: pre-receive.",
+)  # fmt: skip
+@click.pass_context
+def install(ctx: click.Context, repo: Path, hooks: tuple[str, ...]) -> None:
+    """Install repro-hooks' plain git hooks into REPO (default: the current repository).
+
+    Honours core.hooksPath and linked worktrees (`git rev-parse --git-path hooks`). A hook file
+    that repro-hooks did not write is never overwritten: exit 2 naming it.
+    """
+
+    def body() -> None:
+        from repro_hooks.errors import ReproHooksError
+        from repro_hooks.gitio import Git
+        from repro_hooks.install import available_shims, default_hooks, install_shims
+
+        if not repo.is_dir():
+            raise ReproHooksError(f"{repo}: no such directory")
+        git = Git.discover(repo)
+        shims = available_shims()
+        names = list(hooks) or default_hooks(shims, bare=git.root is None)
+        for path in install_shims(git.hooks_dir(), shims, names):
+            click.echo(f"installed {path}")
+        ctx.exit(0)
+
+    guarded(ctx, body)

@@ -1,0 +1,68 @@
+"""`repro-hooks pre-receive`: the server-side gate (hooks/pre-receive in a bare repository)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from repro_hooks.commands._common import finish, format_option, guarded
+
+
+@click.command("pre-receive")
+@click.option(
+    "--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+    help="The server's policy file. Default: `git config repro-hooks.policy`, else built-ins.",
+)  # fmt: skip
+@click.option(
+    "--baseline", type=click.Path(dir_okay=False, path_type=Path),
+    help="Baseline file on the server. Default: `git config repro-hooks.baseline`, if set.",
+)  # fmt: skip
+@format_option
+@click.pass_context
+def pre_receive(
+    ctx: click.Context, config_file: Path | None, baseline: Path | None, fmt: str
+) -> None:
+    """Reject a push whose new commits break the policy.
+
+    Reads git's `<old> <new> <ref>` lines on stdin and scans only the commits no existing ref
+    reaches (deletions: nothing; a tag: the commits it brings). The policy comes from the
+    server's configuration, never from the pushed content. Exit 1 rejects the push; what this
+    prints reaches the pusher as `remote: ...` lines.
+    """
+
+    def body() -> None:
+        import sys
+
+        from repro_hooks.gitio import Git
+        from repro_hooks.scan import (
+            BASELINE_GIT_CONFIG,
+            baseline_keys,
+            load_baseline,
+            parse_pre_receive_lines,
+            pre_receive_rev_args,
+            scan_commits,
+            scan_fix_hint,
+            server_policy,
+            without_baselined,
+        )
+
+        git = Git.discover()
+        policy = server_policy(git, config_file).policy
+        baseline_file = baseline
+        if baseline_file is None and (configured := git.config_value(BASELINE_GIT_CONFIG)):
+            baseline_file = git.git_dir / Path(configured).expanduser()
+        known = load_baseline(baseline_file) if baseline_file is not None else set()
+        rev_args = pre_receive_rev_args(parse_pre_receive_lines(sys.stdin.read()))
+        if rev_args is None:
+            finish(ctx, [], fmt)
+            return
+        findings, sha_of = scan_commits(git, policy, rev_args)
+        findings = without_baselined(baseline_keys(findings, sha_of), known)
+        if findings and fmt == "text":
+            click.echo(
+                f"repro-hooks: push rejected: {len(findings)} problem(s) in the pushed commits"
+            )
+        finish(ctx, findings, fmt, fix_hint=scan_fix_hint(findings, server=True))
+
+    guarded(ctx, body)

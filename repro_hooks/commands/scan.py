@@ -1,0 +1,112 @@
+"""`repro-hooks scan`: the large-file and DVC-file policy over commits (pre-push, CI)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import click
+
+from repro_hooks.commands._common import finish, format_option, guarded
+from repro_hooks.errors import ReproHooksError
+
+
+@click.command("scan")
+@click.argument("hook_args", nargs=-1, metavar="[REMOTE [URL]]")
+@click.option(
+    "--range", "rev_range", metavar="A..B", help="Scan the commits in A..B (git rev-list)."
+)
+@click.option("--all-history", is_flag=True, help="Scan every commit reachable from any ref.")
+@click.option(
+    "--pre-push", is_flag=True,
+    help="Scan what a push sends: git's pre-push lines on stdin, REMOTE and URL as arguments "
+    "(what hooks/pre-push passes).",
+)  # fmt: skip
+@click.option(
+    "--baseline", type=click.Path(dir_okay=False, path_type=Path),
+    help="Do not report findings recorded in this baseline file (rule + path + blob).",
+)  # fmt: skip
+@click.option(
+    "--write-baseline", type=click.Path(dir_okay=False, path_type=Path),
+    help="Record every finding of this scan in FILE and exit 0.",
+)  # fmt: skip
+@click.option("--max-size", metavar="SIZE", help="Size limit, overriding the configuration.")
+@click.option(
+    "--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+    help="Policy file to use instead of pyproject.toml (or the server's repro-hooks.policy).",
+)  # fmt: skip
+@format_option
+@click.pass_context
+def scan(
+    ctx: click.Context,
+    hook_args: tuple[str, ...],
+    rev_range: str | None,
+    all_history: bool,
+    pre_push: bool,
+    baseline: Path | None,
+    write_baseline: Path | None,
+    max_size: str | None,
+    config_file: Path | None,
+    fmt: str,
+) -> None:
+    """Check commits, not the working tree: every blob each commit introduces against the size
+    limit, the LFS pointer rule and the data patterns, and every .dvc, dvc.yaml and dvc.lock it
+    introduces for validity.
+
+    Commits come from --range, --all-history, --pre-push (stdin), or pre-commit's pre-push
+    environment. A new branch counts only commits the remote does not have; a deletion, none.
+    """
+
+    def body() -> None:
+        import sys
+
+        from repro_hooks.config import load_config
+        from repro_hooks.gitio import Git
+        from repro_hooks.scan import (
+            baseline_keys,
+            commits_to_check,
+            load_baseline,
+            scan_commits,
+            scan_fix_hint,
+            server_policy,
+            without_baselined,
+        )
+        from repro_hooks.scan import (
+            write_baseline as save_baseline,
+        )
+        from repro_hooks.sizes import parse_size
+
+        if hook_args and not pre_push:
+            raise ReproHooksError(
+                f"unexpected argument {hook_args[0]!r} (REMOTE URL go with --pre-push)"
+            )
+        git = Git.discover()
+        if git.root is not None:
+            policy = load_config(git.root, config_file).policy
+        else:
+            policy = server_policy(git, config_file).policy
+        if max_size is not None:
+            try:
+                policy = replace(policy, max_size=parse_size(max_size))
+            except ValueError as exc:
+                raise ReproHooksError(f"--max-size: {exc}") from None
+        known = load_baseline(baseline) if baseline is not None else set()
+        rev_args = commits_to_check(
+            git, rev_range=rev_range, all_history=all_history,
+            pre_push=hook_args if pre_push else None,
+            stdin_text=sys.stdin.read() if pre_push else None, env=os.environ,
+        )  # fmt: skip
+        if rev_args is None:
+            finish(ctx, [], fmt)
+            return
+        findings, sha_of = scan_commits(git, policy, rev_args)
+        keyed = baseline_keys(findings, sha_of)
+        if write_baseline is not None:
+            save_baseline(write_baseline, keyed)
+            click.echo(f"repro-hooks: wrote {len(keyed)} findings to {write_baseline}", err=True)
+            ctx.exit(0)
+        findings = without_baselined(keyed, known)
+        finish(ctx, findings, fmt, fix_hint=scan_fix_hint(findings))
+
+    guarded(ctx, body)

@@ -1,0 +1,216 @@
+"""Is the data that pushed commits reference in its DVC remote?
+
+`referenced_outputs` (pure) turns the .dvc and dvc.lock blobs that commits introduce into the
+outputs they reference. `missing_from_remotes` is the DVC adapter: it imports DVC lazily and asks
+DVC's own remote machinery (`Repo.cloud.get_remote_odb(...).oids_exist(...)`), so every remote
+type DVC supports works, with DVC's credentials and configuration.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from repro_hooks.dvcfiles import DvcFileError, Output, load_yaml, parse_dvc_file, parse_dvc_lock
+from repro_hooks.errors import ReproHooksError
+from repro_hooks.gitio import SYMLINK_MODE, Blob
+from repro_hooks.report import Finding, display_path
+
+INSTALL_HINT = "pip install 'repro-hooks[dvc]'"
+
+
+@dataclass(frozen=True)
+class Referenced:
+    """An output a commit references, as that commit's DVC file records it."""
+
+    output: Output
+    commit: str | None
+
+
+@dataclass
+class RemoteCheck:
+    """What one remote lacks: per output, the missing object ids and whether the local cache
+    has them (if it does not, `dvc push` cannot help)."""
+
+    remote: str
+    is_default: bool
+    missing: dict[Referenced, list[str]] = field(default_factory=dict)
+    not_cached: set[Referenced] = field(default_factory=set)
+    unknown_listing: set[Referenced] = field(default_factory=set)
+
+
+def _is_repo_import(content: bytes, file: str) -> bool:
+    data: Any = load_yaml(content, file)
+    deps = data.get("deps") if isinstance(data, Mapping) else None
+    return isinstance(deps, list) and any(isinstance(d, Mapping) and "repo" in d for d in deps)
+
+
+def referenced_outputs(blobs: Sequence[Blob], contents: Mapping[str, bytes]) -> list[Referenced]:
+    """Outputs whose data DVC pushes (cached, `push` not false, a recorded hash, not a
+    `dvc import` from another repository) recorded by the .dvc and dvc.lock blobs. A malformed
+    file is skipped here: `repro-hooks scan` reports it."""
+    found: dict[tuple[str, str, str], Referenced] = {}
+    for blob in blobs:
+        if blob.is_gitlink or blob.mode == SYMLINK_MODE or blob.sha not in contents:
+            continue
+        path = display_path(blob.path)
+        name = posixpath.basename(path)
+        content = contents[blob.sha]
+        try:
+            if name == "dvc.lock":
+                outs = [o for stage in parse_dvc_lock(content, path).values() for o in stage.outs]
+            elif name.endswith(".dvc") and name != ".dvc":
+                if _is_repo_import(content, path):
+                    continue  # `dvc push` never pushes these: their source repository has them
+                outs = parse_dvc_file(content, path).outs
+            else:
+                continue
+        except DvcFileError:
+            continue
+        for out in outs:
+            if out.hash_value and out.cache and out.push:
+                key = (out.path, out.hash_value, out.remote or "")
+                found.setdefault(key, Referenced(out, blob.commit))
+    return list(found.values())
+
+
+def _read_listing(odb: Any, oid: str) -> list[str] | None:
+    """The file object ids a `.dir` object lists, or None if this object database lacks it."""
+    try:
+        with odb.fs.open(odb.oid_to_path(oid), "r") as fh:
+            entries = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(entries, list):
+        return None
+    return [e["md5"] for e in entries if isinstance(e, dict) and isinstance(e.get("md5"), str)]
+
+
+def _import_dvc_repo() -> Any:
+    try:
+        from dvc.repo import Repo
+    except ImportError:
+        raise ReproHooksError(
+            f"check-dvc-remote needs DVC, which is not installed ({INSTALL_HINT})"
+        ) from None
+    return Repo
+
+
+def require_dvc() -> None:
+    """Raise (one line, exit 2) when DVC cannot be imported."""
+    _import_dvc_repo()
+
+
+def missing_from_remotes(root: Path, referenced: Iterable[Referenced]) -> list[RemoteCheck]:
+    """Ask each output's DVC remote (its `remote:`, else the default) which objects it lacks:
+    file objects, and for directories the `.dir` object and every file it lists (the listing
+    is read from the local DVC cache, else from the remote)."""
+    referenced = list(referenced)
+    if not referenced:
+        return []
+    repo_cls = _import_dvc_repo()
+    from dvc.exceptions import DvcException
+
+    try:
+        repo = repo_cls(str(root))
+    except DvcException as exc:
+        raise ReproHooksError(f"{root}: cannot open the DVC repository: {exc}") from None
+    try:
+        default = repo.config["core"].get("remote")
+        groups: dict[tuple[str | None, str], list[Referenced]] = {}
+        for ref in referenced:
+            groups.setdefault((ref.output.remote, ref.output.algorithm), []).append(ref)
+        checks: dict[str, RemoteCheck] = {}
+        for (name, algorithm), refs in sorted(groups.items(), key=lambda kv: str(kv[0])):
+            remote_name = name or default
+            if not remote_name:
+                raise ReproHooksError(
+                    f"{refs[0].output.source}: no DVC remote for {refs[0].output.path!r} "
+                    "(set a default: dvc remote add -d <name> <url>)"
+                )
+            try:
+                odb = repo.cloud.get_remote_odb(
+                    remote_name, command="check-dvc-remote", hash_name=algorithm
+                )
+            except DvcException as exc:
+                raise ReproHooksError(f"DVC remote {remote_name!r}: {exc}") from None
+            local = repo.cache.legacy if algorithm == "md5-dos2unix" else repo.cache.local
+            check = checks.setdefault(
+                remote_name, RemoteCheck(remote_name, is_default=remote_name == default)
+            )
+            _check_group(check, refs, odb, local)
+        return [c for c in checks.values() if c.missing or c.unknown_listing]
+    finally:
+        repo.close()
+
+
+def _check_group(check: RemoteCheck, refs: list[Referenced], odb: Any, local: Any) -> None:
+    wanted: dict[Referenced, list[str]] = {}
+    for ref in refs:
+        oid = ref.output.hash_value
+        assert oid is not None
+        oids = [oid]
+        if ref.output.is_dir:
+            listing = _read_listing(local, oid)
+            if listing is None:
+                listing = _read_listing(odb, oid)
+            if listing is None:
+                check.unknown_listing.add(ref)
+            else:
+                oids.extend(listing)
+        wanted[ref] = list(dict.fromkeys(oids))
+    every = {oid for oids in wanted.values() for oid in oids}
+    present = set(odb.oids_exist(every)) if every else set()
+    for ref, oids in wanted.items():
+        missing = [oid for oid in oids if oid not in present]
+        if missing:
+            check.missing[ref] = missing
+            if not all(local.exists(oid) for oid in missing):
+                check.not_cached.add(ref)
+
+
+def remote_findings(checks: Sequence[RemoteCheck]) -> list[Finding]:
+    findings = []
+    for check in checks:
+        where = f"DVC remote {check.remote!r}"
+        for ref in sorted(set(check.missing) | check.unknown_listing, key=lambda r: r.output.path):
+            out = ref.output
+            missing = check.missing.get(ref, [])
+            if ref in check.unknown_listing and not missing:
+                what = (
+                    f"directory listing {out.hash_value} is in neither the local cache nor {where}"
+                )
+            elif out.is_dir:
+                files = len(missing) - (1 if out.hash_value in missing else 0)
+                what = f"{files} file(s) of the directory {out.hash_value} not in {where}"
+                if out.hash_value in missing:
+                    what += " (nor its listing)"
+            else:
+                what = f"{out.hash_value} not in {where}"
+            if ref in check.not_cached:
+                what += "; not in the local DVC cache either"
+            findings.append(
+                Finding(
+                    out.path, "dvc-not-pushed", f"{what} (recorded in {out.source})", ref.commit
+                )
+            )
+    return findings
+
+
+def push_hint(checks: Sequence[RemoteCheck]) -> str:
+    remotes = ", ".join(sorted(repr(c.remote) for c in checks))
+    lines = [
+        f"Push the data to {remotes} before the commits that reference it:",
+        "  dvc push",
+        "(DVC sends each output to its `remote:`, else to the default remote.)",
+    ]
+    if any(c.not_cached or c.unknown_listing for c in checks):
+        lines.append(
+            "Data missing from the local cache too must come from whoever produced it "
+            "(dvc add / dvc commit / dvc repro on their machine, then dvc push)."
+        )
+    return "\n".join(lines)

@@ -1,0 +1,427 @@
+"""History scans: the large-file and DVC-file policy over commits, not the working tree.
+
+A scan covers every blob each selected commit introduces (`Git.introduced_blobs`), so a file
+added in one commit and deleted in the next is still seen, and so is a pushed branch that is not
+checked out. Which commits are selected comes from a range, the whole history, the ref updates
+git gives a pre-push hook, or the ref updates a server's pre-receive hook gets.
+
+The cores (`scan_findings`, `data_findings`, `dvc_file_findings`, the `*_rev_args` functions and
+the baseline functions) take plain data; only `scan_commits` and `server_policy` ask git.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from repro_hooks.config import Config, Policy, load_config
+from repro_hooks.errors import ConfigError, ReproHooksError
+from repro_hooks.gitio import SYMLINK_MODE, Blob, Git, ObjectInfo
+from repro_hooks.large_files import (
+    LFS_POINTER_MAX,
+    LfsFacts,
+    is_lfs_pointer,
+    large_file_findings,
+    lfs_facts,
+)
+from repro_hooks.report import Finding, display_path
+from repro_hooks.sizes import format_size
+
+BASELINE_VERSION = 1
+BASELINE_KIND = "repro-hooks-baseline"
+POLICY_GIT_CONFIG = "repro-hooks.policy"
+BASELINE_GIT_CONFIG = "repro-hooks.baseline"
+MAX_DVC_FILE_SIZE = 64 * 1024 * 1024
+
+
+# ---- which commits ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RefUpdate:
+    """One ref a push changes. `old` is what the other side has (zeros: nothing), `new` what it
+    will have (zeros: the ref is deleted)."""
+
+    ref: str
+    old: str
+    new: str
+
+    @property
+    def is_deletion(self) -> bool:
+        return is_null_sha(self.new)
+
+    @property
+    def is_creation(self) -> bool:
+        return is_null_sha(self.old)
+
+
+def is_null_sha(sha: str) -> bool:
+    return not sha.strip("0")
+
+
+def parse_pre_push_lines(text: str) -> list[RefUpdate]:
+    """git's pre-push stdin: `<local ref> <local sha> <remote ref> <remote sha>` per line."""
+    updates = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        parts = line.rsplit(maxsplit=3)  # a local ref may be an expression with spaces
+        if len(parts) != 4:
+            raise ReproHooksError(f"pre-push input: expected 4 fields, got {line!r}")
+        _local_ref, local_sha, remote_ref, remote_sha = parts
+        updates.append(RefUpdate(remote_ref, remote_sha, local_sha))
+    return updates
+
+
+def parse_pre_receive_lines(text: str) -> list[RefUpdate]:
+    """git's pre-receive stdin: `<old> <new> <ref>` per line."""
+    updates = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        parts = line.split(" ", 2)
+        if len(parts) != 3:
+            raise ReproHooksError(f"pre-receive input: expected 3 fields, got {line!r}")
+        old, new, ref = parts
+        updates.append(RefUpdate(ref, old, new))
+    return updates
+
+
+def pre_push_rev_args(
+    updates: Sequence[RefUpdate], remote: str, known: Iterable[str]
+) -> list[str] | None:
+    """`git rev-list` arguments for the commits a push sends, or None when it sends none.
+
+    `known` holds the shas of the remote's tips that exist locally. An update onto a known tip
+    covers `new ^old`; a new ref (or a tip we do not have) covers what no ref of `remote` has.
+    All exclusions are things the remote already has, so one rev-list serves every ref.
+    """
+    known = set(known)
+    positives = [u.new for u in updates if not u.is_deletion]
+    if not positives:
+        return None
+    negatives = [f"^{u.old}" for u in updates if not u.is_deletion and u.old in known]
+    unknown_base = any(not u.is_deletion and u.old not in known for u in updates)
+    tail = ["--not", f"--remotes={remote}"] if unknown_base else []
+    return [*dict.fromkeys(positives), *dict.fromkeys(negatives), *tail]
+
+
+def pre_receive_rev_args(updates: Sequence[RefUpdate]) -> list[str] | None:
+    """`git rev-list` arguments for the commits a push brings to a server: those reachable from a
+    new tip and from no existing ref (the refs are not updated yet while pre-receive runs)."""
+    positives = [u.new for u in updates if not u.is_deletion]
+    if not positives:
+        return None
+    return [*dict.fromkeys(positives), "--not", "--all"]
+
+
+def range_rev_args(rev_range: str) -> list[str]:
+    if not rev_range or rev_range.startswith("-"):
+        raise ReproHooksError(f"--range: expected A..B or a revision, got {rev_range!r}")
+    return [rev_range]
+
+
+def commit_tips(git: Git, shas: Iterable[str]) -> set[str]:
+    """Of the given object names, those this repository has as a commit or tag (one process)."""
+    wanted = [s for s in shas if not is_null_sha(s)]
+    info = git.object_info(wanted)
+    return {s for s in wanted if (o := info.get(s)) is not None and o.type in ("commit", "tag")}
+
+
+# ---- the checks -------------------------------------------------------------------------------
+
+
+def _may_be_dvc_file(raw: bytes) -> bool:
+    return raw.endswith((b".dvc", b"dvc.yaml", b"dvc.lock"))
+
+
+def is_dvc_file_path(path: str) -> bool:
+    name = posixpath.basename(path)
+    return (name.endswith(".dvc") and name != ".dvc") or name in ("dvc.yaml", "dvc.lock")
+
+
+class _PathFacts:
+    """Per-path decisions, computed once per distinct path (a history repeats paths a lot)."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self._display: dict[bytes, str] = {}
+        self._data: dict[str, bool] = {}
+
+    def display(self, raw: bytes) -> str:
+        text = self._display.get(raw)
+        if text is None:
+            text = self._display[raw] = display_path(raw)
+        return text
+
+    def is_data(self, path: str) -> bool:
+        verdict = self._data.get(path)
+        if verdict is None:
+            verdict = self._data[path] = self.policy.is_data(path)
+        return verdict
+
+
+def data_findings(
+    blobs: Sequence[Blob],
+    info: Mapping[str, ObjectInfo],
+    policy: Policy,
+    lfs: LfsFacts,
+    skip: Iterable[tuple[str, str]] = (),
+) -> list[Finding]:
+    """A non-empty regular blob at a data pattern (not an LFS pointer) is data stored in git.
+    `skip` holds (path, sha) pairs already reported under another rule."""
+    seen = set(skip)
+    facts = _PathFacts(policy)
+    findings = []
+    for blob in blobs:
+        if blob.is_gitlink or blob.mode == SYMLINK_MODE or blob.sha in lfs.pointer_shas:
+            continue
+        path = facts.display(blob.path)
+        obj = info.get(blob.sha)
+        if obj is None or obj.size == 0 or (path, blob.sha) in seen:
+            continue
+        if not facts.is_data(path):
+            continue
+        seen.add((path, blob.sha))
+        message = f"data file stored in git ({format_size(obj.size)}): track it with DVC"
+        findings.append(Finding(path, "data-in-git", message, blob.commit))
+    return findings
+
+
+def dvc_file_findings(
+    blobs: Sequence[Blob], contents: Mapping[str, bytes], info: Mapping[str, ObjectInfo]
+) -> list[Finding]:
+    """Each .dvc, dvc.yaml and dvc.lock blob must parse (repro_hooks.dvcfiles)."""
+    from repro_hooks.dvcfiles import DvcFileError, parse_dvc_file, parse_dvc_lock, parse_dvc_yaml
+
+    findings = []
+    seen: set[tuple[str, str]] = set()
+    for blob in blobs:
+        if blob.is_gitlink or not _may_be_dvc_file(blob.path):
+            continue
+        path = display_path(blob.path)
+        if not is_dvc_file_path(path) or (path, blob.sha) in seen:
+            continue
+        seen.add((path, blob.sha))
+        obj = info.get(blob.sha)
+        reason = None
+        if blob.mode == SYMLINK_MODE:
+            reason = "a symbolic link, not a DVC file"
+        elif obj is not None and obj.size > MAX_DVC_FILE_SIZE:
+            reason = f"{format_size(obj.size)}: too large to be a DVC file"
+        elif blob.sha in contents:
+            name = posixpath.basename(path)
+            parse = (
+                parse_dvc_yaml if name == "dvc.yaml"
+                else parse_dvc_lock if name == "dvc.lock"
+                else parse_dvc_file
+            )  # fmt: skip
+            try:
+                parse(contents[blob.sha], path)
+            except DvcFileError as exc:
+                reason = exc.reason
+        if reason is not None:
+            findings.append(Finding(path, "malformed-dvc", reason, blob.commit))
+    return findings
+
+
+def scan_findings(
+    blobs: Sequence[Blob],
+    info: Mapping[str, ObjectInfo],
+    policy: Policy,
+    lfs: LfsFacts,
+    dvc_contents: Mapping[str, bytes],
+    sha_of: Mapping[tuple[str, str | None], str] | None = None,
+) -> list[Finding]:
+    """Every rule over the blobs a set of commits introduces. A (path, blob) breaking the size or
+    LFS rule is not reported again as data-in-git."""
+    large = large_file_findings(blobs, info, policy, lfs)
+    if sha_of is None:
+        sha_of = blob_index(blobs)
+    skip = {(f.path, sha_of.get((f.path, f.commit), "")) for f in large}
+    return [
+        *large,
+        *data_findings(blobs, info, policy, lfs, skip),
+        *dvc_file_findings(blobs, dvc_contents, info),
+    ]
+
+
+def blob_index(
+    blobs: Iterable[Blob], display: Callable[[bytes], str] = display_path
+) -> dict[tuple[str, str | None], str]:
+    """(display path, commit) -> blob sha: a commit introduces one blob per path."""
+    return {(display(b.path), b.commit): b.sha for b in blobs}
+
+
+def scan_commits(
+    git: Git, policy: Policy, rev_args: Sequence[str]
+) -> tuple[list[Finding], dict[tuple[str, str | None], str]]:
+    """Ask git (a fixed number of processes, whatever the number of commits) and apply
+    every rule. Returns the findings and the (path, commit) -> blob index for baselines."""
+    blobs = git.introduced_blobs(rev_args)
+    info = git.object_info(b.sha for b in blobs if not b.is_gitlink)
+    lfs = lfs_facts(git, blobs, info, policy)
+    facts = _PathFacts(policy)
+    # An LFS pointer at a data pattern is data kept out of git: read the small ones to know.
+    small_data = [
+        b.sha for b in blobs
+        if (o := info.get(b.sha)) is not None and 0 < o.size < LFS_POINTER_MAX
+        and b.sha not in lfs.pointer_shas and facts.is_data(facts.display(b.path))
+    ]  # fmt: skip
+    if small_data:
+        pointers = {s for s, c in git.read_blobs(small_data).items() if is_lfs_pointer(c)}
+        lfs = LfsFacts(lfs.filtered_paths, {*lfs.pointer_shas, *pointers})
+    dvc_shas = [
+        b.sha for b in blobs
+        if not b.is_gitlink and b.mode != SYMLINK_MODE and _may_be_dvc_file(b.path)
+        and is_dvc_file_path(facts.display(b.path))
+        and (o := info.get(b.sha)) is not None and o.size <= MAX_DVC_FILE_SIZE
+    ]  # fmt: skip
+    contents = git.read_blobs(dvc_shas) if dvc_shas else {}
+    sha_of = blob_index(blobs, facts.display)
+    return scan_findings(blobs, info, policy, lfs, contents, sha_of), sha_of
+
+
+# ---- baselines --------------------------------------------------------------------------------
+
+BaselineKey = tuple[str, str, str]  # (rule, path, blob sha)
+
+
+def baseline_keys(
+    findings: Iterable[Finding], sha_of: Mapping[tuple[str, str | None], str]
+) -> dict[BaselineKey, Finding]:
+    """Findings keyed by rule, path and blob, never by commit: a rebase keeps them baselined."""
+    return {(f.rule, f.path, sha_of.get((f.path, f.commit), "")): f for f in findings}
+
+
+def baseline_document(keys: Iterable[BaselineKey]) -> dict[str, Any]:
+    return {
+        "version": BASELINE_VERSION,
+        "kind": BASELINE_KIND,
+        "findings": [
+            {"rule": rule, "path": path, "blob": blob} for rule, path, blob in sorted(set(keys))
+        ],
+    }
+
+
+def write_baseline(file: Path, keys: Iterable[BaselineKey]) -> None:
+    try:
+        file.write_text(json.dumps(baseline_document(keys), indent=2, ensure_ascii=False) + "\n")
+    except OSError as exc:
+        raise ReproHooksError(f"{file}: cannot write baseline: {exc.strerror or exc}") from None
+
+
+def load_baseline(file: Path) -> set[BaselineKey]:
+    """The keys of a baseline file; a malformed file is a ConfigError naming it."""
+    name = str(file)
+    try:
+        doc = json.loads(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(name, "file", exc.strerror or str(exc)) from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ConfigError(name, "json", f"malformed JSON: {exc}") from None
+    if not isinstance(doc, dict) or doc.get("kind") != BASELINE_KIND:
+        raise ConfigError(name, "kind", f"not a repro-hooks baseline (expected {BASELINE_KIND!r})")
+    if doc.get("version") != BASELINE_VERSION:
+        raise ConfigError(
+            name, "version", f"unsupported version {doc.get('version')!r} (expected 1)"
+        )
+    entries = doc.get("findings")
+    if not isinstance(entries, list):
+        raise ConfigError(name, "findings", "expected a list")
+    keys = set()
+    for i, entry in enumerate(entries):
+        if not (
+            isinstance(entry, dict)
+            and all(isinstance(entry.get(k), str) for k in ("rule", "path", "blob"))
+        ):
+            raise ConfigError(name, f"findings[{i}]", "expected {rule, path, blob} strings")
+        keys.add((entry["rule"], entry["path"], entry["blob"]))
+    return keys
+
+
+def without_baselined(
+    keyed: Mapping[BaselineKey, Finding], baseline: set[BaselineKey]
+) -> list[Finding]:
+    return [f for key, f in keyed.items() if key not in baseline]
+
+
+# ---- the policy on a server -------------------------------------------------------------------
+
+
+def server_policy(git: Git, config_file: Path | None) -> Config:
+    """The policy of a server-side check: `--config FILE`, else the file named by
+    `git config repro-hooks.policy` (relative to the git directory), else the built-in
+    defaults. Never the pushed content: a pusher cannot weaken the policy in the same push."""
+    if config_file is None:
+        configured = git.config_value(POLICY_GIT_CONFIG)
+        if configured:
+            config_file = git.git_dir / Path(configured).expanduser()
+    if config_file is None:
+        return Config(source="built-in defaults")
+    return load_config(git.git_dir, config_file)
+
+
+def scan_fix_hint(findings: Sequence[Finding], *, server: bool = False) -> str:
+    rules = {f.rule for f in findings}
+    lines = [
+        "These problems are in commits being "
+        + ("pushed (rejected by the server's policy)." if server else "pushed or scanned.")
+    ]
+    if rules & {"large-file", "lfs-pointer", "data-in-git"}:
+        lines.append(
+            "Remove the files from those commits (git rebase -i <base>, or git commit --amend), "
+            "track them with DVC (dvc add <path>), then push again."
+        )
+    if "malformed-dvc" in rules:
+        lines.append("Fix the DVC files in those commits (dvc add / dvc repro rewrites them).")
+    if not server:
+        lines.append(
+            "Findings already in history can be recorded once: "
+            "repro-hooks scan --all-history --write-baseline .repro-hooks-baseline.json"
+        )
+    return "\n".join(lines)
+
+
+# ---- the commits a command checks -------------------------------------------------------------
+
+
+def commits_to_check(
+    git: Git,
+    *,
+    rev_range: str | None,
+    all_history: bool,
+    pre_push: tuple[str, ...] | None,
+    stdin_text: str | None,
+    env: Mapping[str, str],
+) -> list[str] | None:
+    """`git rev-list` arguments from exactly one source, or None when the source selects no
+    commit (a push that only deletes refs). Sources: --range, --all-history, a plain pre-push
+    hook's stdin and arguments (`pre_push` = (remote, url)), or pre-commit's pre-push
+    environment (PRE_COMMIT_FROM_REF/TO_REF, PRE_COMMIT_LOCAL_BRANCH + PRE_COMMIT_REMOTE_NAME).
+    """
+    from repro_hooks.large_files import push_range_from_env
+
+    chosen = [rev_range is not None, all_history, pre_push is not None]
+    if sum(chosen) > 1:
+        raise ReproHooksError("give one of --range, --all-history and --pre-push")
+    if rev_range is not None:
+        return range_rev_args(rev_range)
+    if all_history:
+        return ["--all"]
+    if pre_push is not None:
+        remote = pre_push[0] if pre_push else "origin"
+        updates = parse_pre_push_lines(stdin_text or "")
+        known = commit_tips(git, (u.old for u in updates))
+        return pre_push_rev_args(updates, remote, known)
+    from_env = push_range_from_env(env)
+    if from_env is None:
+        raise ReproHooksError(
+            "nothing to scan: give --range A..B, --all-history or --pre-push "
+            "(or run as pre-commit's pre-push hook)"
+        )
+    return from_env

@@ -1,0 +1,95 @@
+"""repro-hooks install (plain git hooks) and the machine-readable formats against their schemas."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+from click.testing import CliRunner
+
+from repro_hooks.cli import cli
+from repro_hooks.install import SHIM_MARKER, available_shims, with_marker
+from tests.helpers import ROOT, big, commit, git, write
+
+SCHEMA = ROOT / "repro_hooks" / "schemas" / "findings-v1.json"
+SARIF_SUBSET = ROOT / "tests" / "data" / "sarif-2.1.0-subset.schema.json"
+
+
+def invoke(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, list(args))
+    return result.exit_code, result.output
+
+
+def test_every_shim_is_marked_and_execs_repro_hooks() -> None:
+    for name, text in available_shims([ROOT / "hooks"]).items():
+        assert text.startswith("#!/bin/sh\n"), name
+        assert SHIM_MARKER in text, name
+        assert "exec repro-hooks " in text, name
+        assert (ROOT / "hooks" / name).stat().st_mode & 0o111, name
+
+
+def test_with_marker() -> None:
+    assert (
+        with_marker("#!/bin/sh\nexec x\n")
+        == f"#!/bin/sh\n{SHIM_MARKER}: written by repro-hooks.\nexec x\n"
+    )
+    assert with_marker("exec x\n").startswith(SHIM_MARKER)
+
+
+def test_install_honours_hooks_path_and_refuses_foreign_hooks(repo: Path) -> None:
+    code, out = invoke("install")
+    assert code == 0
+    installed = {Path(line.split(" ", 1)[1]).name for line in out.splitlines()}
+    assert {"pre-commit", "pre-push"} <= installed
+    assert "pre-receive" not in installed
+    assert invoke("install")[0] == 0  # ours: replaced
+    git(repo, "config", "core.hooksPath", "githooks")
+    code, out = invoke("install", "--hook", "pre-push")
+    assert code == 0
+    assert out == f"installed {repo / 'githooks' / 'pre-push'}\n"
+    foreign = write(repo / "githooks" / "pre-commit", "#!/bin/sh\necho mine\n")
+    code, out = invoke("install")
+    assert code == 2
+    assert f"{foreign}: a hook not written by repro-hooks" in out
+    assert foreign.read_text() == "#!/bin/sh\necho mine\n"
+    assert invoke("install", "--hook", "nope")[0] == 2
+    assert invoke("install", str(repo / "missing"))[0] == 2
+
+
+def test_install_into_linked_worktree(repo: Path, tmp_path: Path) -> None:
+    git(repo, "worktree", "add", "-q", str(tmp_path / "wt"))
+    code, out = invoke("install", str(tmp_path / "wt"), "--hook", "pre-push")
+    assert code == 0
+    assert out == f"installed {repo / '.git' / 'hooks' / 'pre-push'}\n"
+
+
+def _scan_output(repo: Path, fmt: str) -> dict[str, object]:
+    write(repo / "big.bin", big(600 * 1024))
+    write(repo / "dir/ü data.csv", "a,b\n")
+    commit(repo, "add")
+    code, out = invoke("scan", "--all-history", "--format", fmt)
+    assert code == 1
+    doc = json.loads(out)
+    assert isinstance(doc, dict)
+    return doc
+
+
+def test_json_output_matches_its_schema(repo: Path) -> None:
+    schema = json.loads(SCHEMA.read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    doc = _scan_output(repo, "json")
+    jsonschema.Draft202012Validator(schema).validate(doc)
+    assert doc["$schema"] == schema["$id"]
+    empty = json.loads(invoke("scan", "--range", "HEAD..HEAD", "--format", "json")[1])
+    jsonschema.Draft202012Validator(schema).validate(empty)
+
+
+def test_sarif_output_matches_sarif_2_1_0(repo: Path) -> None:
+    schema = json.loads(SARIF_SUBSET.read_text())
+    jsonschema.Draft7Validator.check_schema(schema)
+    doc = _scan_output(repo, "sarif")
+    jsonschema.Draft7Validator(schema).validate(doc)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft7Validator(schema).validate({**doc, "version": "2.0.0"})

@@ -1,0 +1,261 @@
+"""Core: the large-file check in-process, on real git repositories."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from repro_hooks.config import Policy
+from repro_hooks.errors import ReproHooksError
+from repro_hooks.gitio import Git, parse_raw_diff
+from repro_hooks.large_files import (
+    check_large_files,
+    collect_blobs,
+    fix_hint,
+    is_lfs_pointer,
+    push_range_from_env,
+)
+from tests.helpers import big, commit, git, write
+
+KIB = 1024
+POLICY = Policy(max_size=500 * KIB)
+POINTER = (
+    b"version https://git-lfs.github.com/spec/v1\n"
+    b"oid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\n"
+    b"size 12345\n"
+)
+
+
+def staged_findings(repo: Path, policy: Policy = POLICY) -> dict[str, str]:
+    g = Git.discover(repo)
+    return {f.path: f.rule for f in check_large_files(g, policy, collect_blobs(g))}
+
+
+def test_clean_and_large(repo: Path) -> None:
+    write(repo / "small.txt", "hello\n")
+    write(repo / "data/big.bin", big(600 * KIB))
+    git(repo, "add", "-A")
+    findings = check_large_files(Git.discover(repo), POLICY, collect_blobs(Git.discover(repo)))
+    assert [(f.path, f.rule) for f in findings] == [("data/big.bin", "large-file")]
+    assert findings[0].message == "600 KiB in git, over the 500 KiB size limit"
+    assert findings[0].raw_path == b"data/big.bin"
+
+
+def test_exactly_at_limit_passes(repo: Path) -> None:
+    write(repo / "edge.bin", big(500 * KIB))
+    git(repo, "add", "-A")
+    assert staged_findings(repo) == {}
+
+
+def test_non_ascii_name(repo: Path) -> None:
+    write(repo / "données/entraînement ü.csv", big(600 * KIB))
+    git(repo, "add", "-A")
+    assert staged_findings(repo) == {"données/entraînement ü.csv": "large-file"}
+
+
+def test_newline_tab_and_dash_names(repo: Path) -> None:
+    write(repo / "a\nb.bin", big(600 * KIB))
+    write(repo / "-lead\t.bin", big(600 * KIB))
+    write(repo / "with space.bin", big(600 * KIB))
+    git(repo, "add", "-A")
+    assert staged_findings(repo) == {
+        "a\\nb.bin": "large-file",
+        "-lead\\t.bin": "large-file",
+        "with space.bin": "large-file",
+    }
+
+
+def test_invalid_utf8_name(repo: Path) -> None:
+    name = os.fsdecode(b"bad\xff.bin")
+    write(repo / name, big(600 * KIB))
+    git(repo, "add", "-A")
+    assert staged_findings(repo) == {"bad\\xff.bin": "large-file"}
+
+
+def test_tracked_file_that_grew(repo: Path) -> None:
+    write(repo / "log.txt", "small\n")
+    commit(repo, "small")
+    write(repo / "log.txt", big(700 * KIB))
+    git(repo, "add", "log.txt")
+    assert staged_findings(repo) == {"log.txt": "large-file"}
+
+
+def test_staged_large_then_shrunk_in_working_tree(repo: Path) -> None:
+    write(repo / "model.pt", big(800 * KIB))
+    git(repo, "add", "model.pt")
+    write(repo / "model.pt", "tiny")
+    assert staged_findings(repo) == {"model.pt": "large-file"}
+
+
+def test_staged_small_then_grown_in_working_tree_passes(repo: Path) -> None:
+    write(repo / "x.bin", "tiny")
+    git(repo, "add", "x.bin")
+    write(repo / "x.bin", big(800 * KIB))
+    assert staged_findings(repo) == {}
+
+
+def test_raw_blob_under_lfs_pattern(repo: Path) -> None:
+    write(repo / ".gitattributes", "*.bin filter=lfs diff=lfs merge=lfs -text\n")
+    write(repo / "weights.bin", big(900 * KIB))
+    write(repo / "tiny.bin", b"not a pointer")
+    write(repo / "empty.bin", b"")
+    git(repo, "add", "-A")
+    assert staged_findings(repo) == {"weights.bin": "lfs-pointer", "tiny.bin": "lfs-pointer"}
+
+
+def test_real_lfs_pointer_is_skipped(repo: Path) -> None:
+    write(repo / ".gitattributes", "*.bin filter=lfs diff=lfs merge=lfs -text\n")
+    write(repo / "weights.bin", POINTER)
+    git(repo, "add", "-A")
+    assert staged_findings(repo, Policy(max_size=100)) == {}
+
+
+def test_pointer_detection() -> None:
+    assert is_lfs_pointer(POINTER)
+    assert not is_lfs_pointer(b"version https://git-lfs.github.com/spec/v1\n")
+    assert not is_lfs_pointer(POINTER + b"x" * 2000)
+
+
+def test_symlinks_sized_as_link_text(repo: Path) -> None:
+    os.symlink("does/not/exist", repo / "dangling")
+    write(repo / "target.bin", "x")
+    os.symlink("target.bin", repo / "link")
+    git(repo, "add", "-A")
+    assert staged_findings(repo) == {}
+    assert staged_findings(repo, Policy(max_size=5)) == {
+        "dangling": "large-file",
+        "link": "large-file",
+    }
+
+
+def test_submodule_gitlink_is_skipped(repo: Path, tmp_path: Path) -> None:
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    git(sub, "init", "-q", "-b", "main")
+    write(sub / "big.bin", big(900 * KIB))
+    git(sub, "add", "-A")
+    git(sub, "commit", "-q", "-m", "x")
+    git(repo, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(sub), "sub")
+    assert staged_findings(repo, Policy(max_size=1)) == {".gitmodules": "large-file"}
+
+
+def test_initial_commit_without_head(empty_repo: Path) -> None:
+    write(empty_repo / "big.bin", big(600 * KIB))
+    git(empty_repo, "add", "-A")
+    assert staged_findings(empty_repo) == {"big.bin": "large-file"}
+
+
+def test_rename_and_type_change_are_checked(repo: Path) -> None:
+    write(repo / "old.bin", big(600 * KIB))
+    commit(repo, "big")
+    git(repo, "mv", "old.bin", "new.bin")
+    assert staged_findings(repo) == {"new.bin": "large-file"}
+
+
+def test_deleted_file_is_not_reported(repo: Path) -> None:
+    write(repo / "old.bin", big(600 * KIB))
+    commit(repo, "big")
+    git(repo, "rm", "-q", "old.bin")
+    assert staged_findings(repo) == {}
+
+
+def test_per_glob_limits_and_exclude(repo: Path) -> None:
+    write(repo / "nb/analysis.ipynb", big(800 * KIB))
+    write(repo / "vendor/lib.so", big(900 * KIB))
+    write(repo / "assets/logo.png", big(200 * KIB))
+    git(repo, "add", "-A")
+    policy = Policy(
+        max_size=500 * KIB,
+        size_limits=(("*.ipynb", 1024 * KIB), ("assets/**", 100 * KIB)),
+        exclude=("vendor/**",),
+    )
+    assert staged_findings(repo, policy) == {"assets/logo.png": "large-file"}
+
+
+def test_explicit_paths_check_index_blobs(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(repo / "committed.bin", big(600 * KIB))
+    write(repo / "ok.txt", "fine")
+    commit(repo, "already committed")
+    g = Git.discover(repo)
+    blobs = collect_blobs(g, paths=["committed.bin", "ok.txt", "untracked.bin"], cwd=repo)
+    assert [b.path for b in blobs] == [b"committed.bin", b"ok.txt"]
+    assert [f.path for f in check_large_files(g, POLICY, blobs)] == ["committed.bin"]
+    # paths are relative to the directory the command runs in
+    (repo / "sub").mkdir()
+    assert [b.path for b in collect_blobs(g, paths=["../committed.bin"], cwd=repo / "sub")] == [
+        b"committed.bin"
+    ]
+    with pytest.raises(ReproHooksError, match="outside the repository"):
+        collect_blobs(g, paths=["../../elsewhere.bin"], cwd=repo)
+    assert [b.path for b in collect_blobs(g, check_all=True)] == [b"committed.bin", b"ok.txt"]
+
+
+def test_range_catches_add_then_delete(repo: Path) -> None:
+    base = git(repo, "rev-parse", "HEAD").strip()
+    write(repo / "dump.csv", big(700 * KIB))
+    commit(repo, "add dump")
+    added_in = git(repo, "rev-parse", "HEAD").strip()
+    git(repo, "rm", "-q", "dump.csv")
+    commit(repo, "remove dump")
+    g = Git.discover(repo)
+    blobs = collect_blobs(g, rev_args=["HEAD", f"^{base}"])
+    findings = check_large_files(g, POLICY, blobs)
+    assert [(f.path, f.commit) for f in findings] == [("dump.csv", added_in)]
+    assert "commits being pushed" in fix_hint(findings, in_history=True)
+
+
+def test_range_reports_a_blob_once(repo: Path) -> None:
+    base = git(repo, "rev-parse", "HEAD").strip()
+    data = big(700 * KIB)
+    write(repo / "a.bin", data)
+    commit(repo, "one")
+    write(repo / "b.txt", "x")
+    commit(repo, "two")
+    g = Git.discover(repo)
+    findings = check_large_files(g, POLICY, collect_blobs(g, rev_args=["HEAD", f"^{base}"]))
+    assert len(findings) == 1
+
+
+def test_push_range_from_env() -> None:
+    assert push_range_from_env({}) is None
+    assert push_range_from_env({"PRE_COMMIT_FROM_REF": "a", "PRE_COMMIT_TO_REF": "b"}) == [
+        "b",
+        "^a",
+    ]
+    assert push_range_from_env(
+        {"PRE_COMMIT_LOCAL_BRANCH": "refs/heads/x", "PRE_COMMIT_REMOTE_NAME": "origin"}
+    ) == ["refs/heads/x", "--not", "--remotes=origin"]
+
+
+def test_fix_hint_shapes() -> None:
+    from repro_hooks.report import Finding
+
+    one = [Finding("my data.csv", "large-file", "big")]
+    assert "git rm --cached -- 'my data.csv'" in fix_hint(one, in_history=False)
+    assert "git add 'my data.csv.dvc' .gitignore" in fix_hint(one, in_history=False)
+    two = [*one, Finding("b.csv", "large-file", "big")]
+    assert "dvc add <path>" in fix_hint(two, in_history=False)
+    lfs = [Finding("w.bin", "lfs-pointer", "raw")]
+    assert "git lfs install" in fix_hint(lfs, in_history=False)
+
+
+def test_parse_raw_diff_with_renames_and_commits() -> None:
+    raw = (
+        b"c0ffee\0"
+        b":100644 100644 " + b"a" * 40 + b" " + b"b" * 40 + b" R100\0old\0new\0"
+        b":000000 100644 " + b"0" * 40 + b" " + b"c" * 40 + b" A\0added\0"
+    )
+    blobs = parse_raw_diff(raw, with_commits=True)
+    assert [(b.path, b.sha[0], b.commit) for b in blobs] == [
+        (b"new", "b", "c0ffee"),
+        (b"added", "c", "c0ffee"),
+    ]
+
+
+def test_not_a_repository(tmp_path: Path) -> None:
+    from repro_hooks.errors import GitError
+
+    with pytest.raises(GitError, match="not a git repository"):
+        Git.discover(tmp_path)

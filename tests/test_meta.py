@@ -1,0 +1,73 @@
+"""Meta-tests: the manifest validates, every hook id and command is documented, shims are sh."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from repro_hooks.cli import COMMANDS
+from tests.helpers import MANIFEST, ROOT, VENV_BIN, big, git, write
+
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+HOOKS = yaml.safe_load(MANIFEST.read_text())
+
+
+def test_manifest_validates() -> None:
+    proc = subprocess.run(
+        [str(VENV_BIN / "pre-commit"), "validate-manifest", str(MANIFEST)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("hook", HOOKS, ids=[h["id"] for h in HOOKS])
+def test_hook_documented_and_well_formed(hook: dict[str, object]) -> None:
+    assert f"`{hook['id']}`" in README
+    entry = str(hook["entry"])
+    assert entry.startswith("repro-hooks ")
+    assert entry.split()[1] in COMMANDS  # subcommands live in entry, never in args
+    assert "args" not in hook
+    stages = hook["stages"]
+    assert isinstance(stages, list) and stages
+    assert hook.get("minimum_pre_commit_version") == "3.2.0"
+    if any(s.startswith("post-") for s in stages):
+        assert hook.get("always_run") is True and hook.get("pass_filenames") is False
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_command_documented(name: str) -> None:
+    assert f"repro-hooks {name}" in README
+
+
+@pytest.mark.parametrize("shim", sorted(p.name for p in (ROOT / "hooks").iterdir()))
+def test_hook_shims_are_posix_sh_and_exec_the_cli(shim: str) -> None:
+    text = (ROOT / "hooks" / shim).read_text()
+    assert text.startswith("#!/bin/sh\n")
+    assert "exec repro-hooks " in text
+    assert subprocess.run(["sh", "-n", str(ROOT / "hooks" / shim)], check=False).returncode == 0
+
+
+def test_plain_pre_commit_shim_blocks(repo: Path) -> None:
+    hook = repo / ".git/hooks/pre-commit"
+    hook.parent.mkdir(exist_ok=True)
+    hook.write_bytes((ROOT / "hooks/pre-commit").read_bytes())
+    hook.chmod(0o755)
+    write(repo / "big.bin", big(600 * 1024))
+    git(repo, "add", "-A")
+    proc = subprocess.run(
+        ["git", "commit", "-m", "x"], cwd=repo, capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 1
+    assert "big.bin: 600 KiB in git" in proc.stdout + proc.stderr
+
+
+def test_plain_shim_without_cli_says_so(repo: Path) -> None:
+    proc = subprocess.run(
+        ["sh", str(ROOT / "hooks/pre-commit")], cwd=repo, capture_output=True, text=True,
+        env={"PATH": "/usr/bin:/bin"}, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert "repro-hooks: not installed" in proc.stderr

@@ -1,0 +1,304 @@
+"""repro-hooks scan: the policy over commits (core, CLI, and real pushes through pre-commit and
+the plain pre-push hook)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from repro_hooks.cli import cli
+from repro_hooks.config import Policy
+from repro_hooks.gitio import Git
+from repro_hooks.scan import (
+    RefUpdate,
+    load_baseline,
+    parse_pre_push_lines,
+    parse_pre_receive_lines,
+    pre_push_rev_args,
+    pre_receive_rev_args,
+    scan_commits,
+)
+from tests.helpers import big, commit, git, install_local_hooks, run_cli, write
+
+Z = "0" * 40
+A, B, C = "a" * 40, "b" * 40, "c" * 40
+BIG = 600 * 1024  # over the default 500 KiB size limit
+
+
+def invoke(*args: str, input: str | None = None) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, list(args), input=input)
+    return result.exit_code, result.output
+
+
+def head(repo: Path) -> str:
+    return git(repo, "rev-parse", "HEAD").strip()
+
+
+def with_remote(tmp_path: Path, repo: Path) -> Path:
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(remote))
+    git(repo, "remote", "add", "origin", str(remote))
+    git(repo, "push", "-q", "--no-verify", "origin", "main")
+    return remote
+
+
+def push(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["git", "push", "origin", *args], cwd=repo, capture_output=True, text=True, check=False
+    )
+
+
+# ---- core ---------------------------------------------------------------------------------------
+
+
+def test_parse_pre_push_lines() -> None:
+    text = f"refs/heads/main {A} refs/heads/main {B}\n\nHEAD~1 x {C} refs/heads/x {Z}\n"
+    assert parse_pre_push_lines(text) == [
+        RefUpdate("refs/heads/main", B, A),
+        RefUpdate("refs/heads/x", Z, C),
+    ]
+
+
+def test_parse_pre_receive_lines() -> None:
+    assert parse_pre_receive_lines(f"{Z} {A} refs/heads/new\n{B} {Z} refs/tags/v1\n") == [
+        RefUpdate("refs/heads/new", Z, A),
+        RefUpdate("refs/tags/v1", B, Z),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("updates", "known", "expected"),
+    [
+        pytest.param([RefUpdate("m", B, A)], {B}, [A, f"^{B}"], id="fast-forward"),
+        pytest.param(
+            [RefUpdate("n", Z, A)], set(), [A, "--not", "--remotes=origin"], id="new-branch"
+        ),
+        pytest.param(
+            [RefUpdate("m", B, A)], set(), [A, "--not", "--remotes=origin"], id="unknown-base"
+        ),
+        pytest.param([RefUpdate("m", B, Z)], {B}, None, id="deletion"),
+        pytest.param(
+            [RefUpdate("m", B, A), RefUpdate("d", C, Z)], {B, C}, [A, f"^{B}"], id="mixed"
+        ),
+    ],
+)
+def test_pre_push_rev_args(
+    updates: list[RefUpdate], known: set[str], expected: list[str] | None
+) -> None:
+    assert pre_push_rev_args(updates, "origin", known) == expected
+
+
+def test_pre_receive_rev_args() -> None:
+    assert pre_receive_rev_args([RefUpdate("m", B, Z)]) is None
+    assert pre_receive_rev_args([RefUpdate("m", B, A), RefUpdate("t", Z, A)]) == [
+        A, "--not", "--all",
+    ]  # fmt: skip
+
+
+def test_scan_commits_sees_a_file_added_then_deleted(repo: Path) -> None:
+    write(repo / "big.bin", big(BIG))
+    commit(repo, "add")
+    git(repo, "rm", "-q", "big.bin")
+    commit(repo, "delete")
+    findings, sha_of = scan_commits(Git.discover(repo), Policy(), ["--all"])
+    assert [(f.path, f.rule) for f in findings] == [("big.bin", "large-file")]
+    assert sha_of[("big.bin", findings[0].commit)]
+
+
+def test_data_and_malformed_dvc_and_lfs_pointer(repo: Path) -> None:
+    write(repo / "tiny.csv", "a,b\n1,2\n")
+    write(repo / "empty.csv", "")
+    write(repo / "bad.dvc", "outs: 3\n")
+    write(
+        repo / "good.dvc",
+        "outs:\n- md5: d41d8cd98f00b204e9800998ecf8427e\n  size: 1\n  hash: md5\n  path: x\n",
+    )
+    write(repo / "sub/dvc.yaml", "stages: [1]\n")
+    write(repo / "dvc.lock", "schema: '9'\n")
+    write(repo / "model.pt", "version https://git-lfs.github.com/spec/v1\noid sha256:"
+          + "1" * 64 + "\nsize 123\n")  # fmt: skip
+    commit(repo, "files")
+    findings, _ = scan_commits(Git.discover(repo), Policy(), ["HEAD~1..HEAD"])
+    assert sorted((f.path, f.rule) for f in findings) == [
+        ("bad.dvc", "malformed-dvc"),
+        ("dvc.lock", "malformed-dvc"),
+        ("sub/dvc.yaml", "malformed-dvc"),
+        ("tiny.csv", "data-in-git"),
+    ]
+
+
+def test_large_data_file_is_reported_once(repo: Path) -> None:
+    write(repo / "train.csv", big(BIG))
+    commit(repo, "add")
+    findings, _ = scan_commits(Git.discover(repo), Policy(), ["--all"])
+    assert [(f.path, f.rule) for f in findings] == [("train.csv", "large-file")]
+
+
+# ---- CLI ----------------------------------------------------------------------------------------
+
+
+def test_cli_range_and_formats(repo: Path) -> None:
+    base = head(repo)
+    write(repo / "big.bin", big(BIG))
+    commit(repo, "add")
+    code, out = invoke("scan", "--range", f"{base}..HEAD")
+    assert code == 1
+    assert out.startswith("big.bin: 600 KiB in git, over the 500 KiB size limit (commit ")
+    assert "dvc add" in out
+    code, out = invoke("scan", "--range", "HEAD..HEAD")
+    assert (code, out) == (0, "")
+    code, out = invoke("scan", "--range", f"{base}..HEAD", "--format", "github")
+    assert code == 1
+    assert out.startswith("::error file=big.bin,title=large-file::600 KiB")
+    code, out = invoke("scan", "--range", f"{base}..HEAD", "--max-size", "1MB")
+    assert code == 0
+
+
+def test_cli_usage_errors(repo: Path) -> None:
+    code, out = invoke("scan")
+    assert code == 2
+    assert "nothing to scan" in out
+    assert invoke("scan", "--range", "A..B", "--all-history")[0] == 2
+    assert invoke("scan", "--range", "--all")[0] == 2
+    assert invoke("scan", "origin")[0] == 2
+    assert invoke("scan", "--all-history", "--max-size", "lots")[0] == 2
+    code, out = invoke("scan", "--range", "nope..HEAD")
+    assert code == 2
+    assert out.startswith("repro-hooks: git rev-list:")
+
+
+def test_cli_pre_push_stdin(repo: Path, tmp_path: Path) -> None:
+    with_remote(tmp_path, repo)
+    old = head(repo)
+    write(repo / "big.bin", big(BIG))
+    commit(repo, "add")
+    new = head(repo)
+    line = f"refs/heads/main {new} refs/heads/main {old}\n"
+    code, out = invoke("scan", "--pre-push", "origin", "url", input=line)
+    assert code == 1
+    assert "big.bin" in out
+    deletion = f"(delete) {Z} refs/heads/main {old}\n"
+    assert invoke("scan", "--pre-push", "origin", "url", input=deletion) == (0, "")
+    # new branch: only commits no remote-tracking ref of origin has
+    line = f"refs/heads/x {old} refs/heads/x {Z}\n"
+    assert invoke("scan", "--pre-push", "origin", "url", input=line) == (0, "")
+
+
+def test_cli_pre_commit_environment(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    base = head(repo)
+    write(repo / "big.bin", big(BIG))
+    commit(repo, "add")
+    monkeypatch.setenv("PRE_COMMIT_FROM_REF", base)
+    monkeypatch.setenv("PRE_COMMIT_TO_REF", head(repo))
+    assert invoke("scan")[0] == 1
+
+
+def test_baseline(repo: Path, tmp_path: Path) -> None:
+    write(repo / "big.bin", big(BIG))
+    commit(repo, "old")
+    baseline = tmp_path / "baseline.json"
+    code, out = invoke("scan", "--all-history", "--write-baseline", str(baseline))
+    assert code == 0
+    assert "wrote 1 findings" in out
+    doc = json.loads(baseline.read_text())
+    assert doc["version"] == 1
+    assert doc["kind"] == "repro-hooks-baseline"
+    assert [(f["rule"], f["path"]) for f in doc["findings"]] == [("large-file", "big.bin")]
+    assert invoke("scan", "--all-history", "--baseline", str(baseline)) == (0, "")
+    # a rebase (new commit ids, same blob) stays baselined
+    git(repo, "commit", "-q", "--amend", "--no-verify", "-m", "reworded")
+    assert invoke("scan", "--all-history", "--baseline", str(baseline)) == (0, "")
+    # a new large blob is reported
+    write(repo / "big2.bin", big(BIG, seed=2))
+    commit(repo, "new")
+    code, out = invoke("scan", "--all-history", "--baseline", str(baseline))
+    assert code == 1
+    assert out.startswith("big2.bin:")
+    assert load_baseline(baseline)
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        pytest.param("{", "malformed JSON", id="json"),
+        pytest.param('{"kind": "x"}', "not a repro-hooks baseline", id="kind"),
+        pytest.param('{"kind": "repro-hooks-baseline", "version": 2}', "version", id="version"),
+        pytest.param(
+            '{"kind": "repro-hooks-baseline", "version": 1, "findings": [1]}',
+            "findings[0]",
+            id="entry",
+        ),
+    ],
+)
+def test_bad_baseline(repo: Path, tmp_path: Path, content: str, reason: str) -> None:
+    baseline = write(tmp_path / "b.json", content)
+    code, out = invoke("scan", "--all-history", "--baseline", str(baseline))
+    assert code == 2
+    assert reason in out
+    assert invoke("scan", "--all-history", "--baseline", str(tmp_path / "missing"))[0] == 2
+
+
+# ---- end to end: real pushes --------------------------------------------------------------------
+
+
+@pytest.mark.e2e
+def test_pre_commit_pre_push_refuses(repo: Path, tmp_path: Path) -> None:
+    install_local_hooks(repo, ["scan-pushed-commits"], ["pre-push"])
+    with_remote(tmp_path, repo)
+    # added in one commit, deleted in the next: no net change, still refused
+    write(repo / "big.bin", big(BIG))
+    commit(repo, "add")
+    git(repo, "rm", "-q", "big.bin")
+    commit(repo, "delete")
+    proc = push(repo, "main")
+    assert proc.returncode != 0
+    assert "big.bin: 600 KiB in git" in proc.stdout + proc.stderr
+    # a branch that is not checked out
+    git(repo, "reset", "-q", "--hard", "HEAD~2")
+    git(repo, "checkout", "-q", "-b", "other")
+    write(repo / "model.bin", big(BIG, seed=1))
+    commit(repo, "model")
+    git(repo, "checkout", "-q", "main")
+    proc = push(repo, "other")
+    assert proc.returncode != 0
+    assert "model.bin: 600 KiB in git" in proc.stdout + proc.stderr
+    # a clean new branch on top of pushed history goes through
+    git(repo, "checkout", "-q", "-b", "clean")
+    write(repo / "ok.txt", "ok\n")
+    commit(repo, "ok")
+    assert push(repo, "clean").returncode == 0
+
+
+@pytest.mark.e2e
+def test_plain_pre_push_hook(repo: Path, tmp_path: Path) -> None:
+    assert run_cli(repo, "install", "--hook", "pre-push").returncode == 0
+    with_remote(tmp_path, repo)
+    # old history already holds a large file (pushed before the hook existed)
+    write(repo / "old.bin", big(BIG))
+    commit(repo, "old")
+    assert push(repo, "--no-verify", "main").returncode == 0
+    # a new branch on top of it: only the new commits count
+    git(repo, "checkout", "-q", "-b", "feature")
+    write(repo / "notes.txt", "notes\n")
+    commit(repo, "notes")
+    proc = push(repo, "feature")
+    assert proc.returncode == 0, proc.stderr
+    # added then deleted on the branch: refused
+    write(repo / "big.bin", big(BIG, seed=3))
+    commit(repo, "add")
+    git(repo, "rm", "-q", "big.bin")
+    commit(repo, "delete")
+    proc = push(repo, "feature")
+    assert proc.returncode != 0
+    assert "big.bin: 600 KiB in git" in proc.stdout
+    # a tag that brings a large file: refused
+    git(repo, "tag", "-a", "-m", "v1", "v1")
+    proc = push(repo, "v1")
+    assert proc.returncode != 0
+    assert "big.bin" in proc.stdout
+    # a deletion scans nothing
+    assert push(repo, "--delete", "feature").returncode == 0
