@@ -12,12 +12,13 @@ changed when its locked `cmd` differs, and a stage with neither deps nor outs al
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from repro_hooks.config import Policy
 from repro_hooks.dvcfiles import DvcFile, LockStage, Output, Stage, is_url
+from repro_hooks.globs import compile_any
 from repro_hooks.report import Finding, display_path
 
 MISSING = None  # a WorkTree hash of None: the path does not exist
@@ -81,6 +82,8 @@ def _under(path: str, out: str) -> bool:
 
 
 def _selected_dvc_files(files: DvcFiles, scope: Scope) -> list[tuple[str, DvcFile]]:
+    if not scope.paths:
+        return sorted(files.dvc_files.items())
     return [
         (name, df) for name, df in sorted(files.dvc_files.items())
         if scope.covers(name, *(o.path for o in df.outs), *(d.path for d in df.deps))
@@ -305,6 +308,16 @@ def _stage_findings(p: Pipeline, stage: Stage, tree: WorkTree) -> list[Finding]:
     return findings
 
 
+def _data_matcher(policy: Policy) -> Callable[[str], bool]:
+    """policy.is_data, with every data pattern folded into one regular expression first (the
+    check asks it for every file in the working tree)."""
+    any_data = compile_any(policy.data_patterns)
+    if any_data is None:
+        return lambda path: False
+    match = any_data.match
+    return lambda path: match(path) is not None and policy.is_data(path)
+
+
 @dataclass(frozen=True)
 class OutputIndex:
     """Every DVC output path, whether DVC caches it, and which file declares it."""
@@ -360,6 +373,7 @@ def dvc_findings(
         findings.extend(_stage_findings(p, stage, tree))
 
     index = OutputIndex.build(files)
+    is_data = _data_matcher(policy)
     for path in git.tracked:
         if not scope.covers(path):
             continue
@@ -371,11 +385,11 @@ def dvc_findings(
                     display_path(path), "data-in-git",
                     f"in git and also a DVC output ({out}, {declared})",
                 ))  # fmt: skip
-        elif policy.is_data(path):
+        elif is_data(path):
             findings.append(Finding(display_path(path), "data-in-git", "data file stored in git"))
     for paths, how in ((git.untracked, "not in git"), (git.ignored, "git-ignored")):
         for path in paths:
-            if not scope.covers(path) or not policy.is_data(path):
+            if not scope.covers(path) or not is_data(path):
                 continue
             if index.covering(path) is None:
                 findings.append(Finding(

@@ -243,14 +243,22 @@ class DvcIgnore:
         self._rules: list[tuple[str, list[tuple[re.Pattern[str], bool, bool]]]] = []
         if not files:
             return
-        to_regex = _pattern_to_regex()
+        lines_by_file: list[tuple[str, list[str]]] = []
         for name in sorted(files, key=lambda n: (n.count("/"), n)):
             base = name.rsplit("/", 1)[0] if "/" in name else ""
+            lines = [
+                line
+                for raw in files[name].decode("utf-8", "replace").splitlines()
+                if (line := raw.strip()) and not line.startswith("#")
+            ]
+            if lines:
+                lines_by_file.append((base, lines))
+        if not lines_by_file:
+            return  # `dvc init` writes a .dvcignore of comments only: no need for pathspec
+        to_regex = _pattern_to_regex()
+        for base, lines in lines_by_file:
             compiled = []
-            for raw in files[name].decode("utf-8", "replace").splitlines():
-                line = raw.strip()
-                if not line or line.startswith("#"):
-                    continue
+            for line in lines:
                 regex, include = to_regex(line)
                 if regex is None or include is None:
                     continue

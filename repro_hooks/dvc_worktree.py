@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import os
 import posixpath
+import stat
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -83,9 +85,9 @@ def _is_dvc_file(path: str) -> bool:
     return (name.endswith(".dvc") and name != ".dvc") or name in ("dvc.yaml", "dvc.lock")
 
 
-def _read(root: Path, path: str, is_inside: Any) -> bytes | None:
+def _read(root: Path, path: str, path_is_safe: Any) -> bytes | None:
     full = root / path
-    if not is_inside(os.path.realpath(full)):
+    if not path_is_safe(path):
         raise DvcFileError(path, "a symlink leading outside the repository")
     try:
         return full.read_bytes()
@@ -98,7 +100,7 @@ def _read(root: Path, path: str, is_inside: Any) -> bytes | None:
 
 
 def load_dvc_files(
-    root: Path, candidates: Iterable[str], ignore: DvcIgnore, is_inside: Any
+    root: Path, candidates: Iterable[str], ignore: DvcIgnore, path_is_safe: Any
 ) -> DvcFiles:
     """Parse every .dvc, dvc.yaml and dvc.lock (as DVC collects them: .dvcignore honoured).
     A malformed or unsafe one becomes a reason, never an exception."""
@@ -110,7 +112,7 @@ def load_dvc_files(
         if ignore and ignore.is_ignored(path):
             continue
         try:
-            content = _read(root, path, is_inside)
+            content = _read(root, path, path_is_safe)
             if content is None:
                 continue
             name = posixpath.basename(path)
@@ -190,23 +192,54 @@ class Measurer:
     root: Path
     ignore: DvcIgnore
     cache: HashCache
+    _safe_dirs: dict[str, bool] = field(default_factory=dict)
 
     def is_inside(self, real: str) -> bool:
-        root = os.path.realpath(self.root)
+        root = self._real_root
         return real == root or real.startswith(root + os.sep)
+
+    @cached_property
+    def _real_root(self) -> str:
+        return os.path.realpath(self.root)
+
+    def _dir_is_safe(self, rel_dir: str) -> bool:
+        hit = self._safe_dirs.get(rel_dir)
+        if hit is None:
+            hit = self.is_inside(os.path.realpath(os.path.join(self.root, rel_dir)))
+            self._safe_dirs[rel_dir] = hit
+        return hit
+
+    def path_is_safe(self, rel: str) -> bool:
+        """Whether reading a repository-relative path stays inside the repository (no symlink,
+        in it or in a parent directory, leads out). One realpath per directory, memoised."""
+        if not self._dir_is_safe(posixpath.dirname(rel)):
+            return False
+        full = os.path.join(self.root, rel)
+        try:
+            st = os.lstat(full)
+        except OSError:
+            return True  # nothing there: nothing to read
+        if stat.S_ISLNK(st.st_mode):
+            return self.is_inside(os.path.realpath(full))
+        return True
 
     def measure(self, hashes: set[tuple[str, str]], exists: set[str], params: set[str]) -> WorkTree:
         present: dict[str, bool] = {}
         unsafe: dict[str, str] = {}
+        stats: dict[str, os.stat_result] = {}
         for path in sorted(exists | {p for p, _ in hashes}):
             full = os.path.join(self.root, path)
-            if not self.is_inside(os.path.realpath(full)):
+            if not self.path_is_safe(path):
                 unsafe[path] = "a symlink leading outside the repository: not read"
                 present[path] = True
                 continue
-            present[path] = os.path.exists(full) and not (
-                self.ignore and self.ignore.is_ignored(path, os.path.isdir(full))
-            )
+            try:
+                stats[path] = os.stat(full)
+            except OSError:
+                present[path] = False
+                continue
+            is_dir = stat.S_ISDIR(stats[path].st_mode)
+            present[path] = not (self.ignore and self.ignore.is_ignored(path, is_dir))
         to_hash: list[FileToHash] = []
         dirs: dict[tuple[str, str], list[tuple[str, str]]] = {}
         singles: dict[tuple[str, str], str] = {}
@@ -215,12 +248,12 @@ class Measurer:
                 continue
             full = os.path.join(self.root, path)
             try:
-                if os.path.isdir(full):
+                if stat.S_ISDIR(stats[path].st_mode):
                     walked = walk_output(self.root, path, self.ignore, self.is_inside)
                     dirs[(path, algorithm)] = [(w.relpath, w.path) for w in walked]
                     to_hash.extend(FileToHash(w.path, w.st, algorithm) for w in walked)
                 else:
-                    to_hash.append(FileToHash(full, os.stat(full), algorithm))
+                    to_hash.append(FileToHash(full, stats[path], algorithm))
                     singles[(path, algorithm)] = full
             except OutsideRepository as exc:
                 inner = os.path.relpath(str(exc), self.root).replace(os.sep, "/")
@@ -241,7 +274,7 @@ class Measurer:
         errors: dict[str, str] = {}
         for pfile in sorted(params):
             ppath = self.root / pfile
-            if not self.is_inside(os.path.realpath(ppath)):
+            if not self.path_is_safe(pfile):
                 errors[pfile] = "a symlink leading outside the repository: not read"
                 continue
             try:
@@ -331,7 +364,7 @@ def collect(git: Git, scope: Scope, *, use_cache: bool = True) -> Collected:
     cache = HashCache(git.git_dir / CACHE_FILE if use_cache else None)
     measurer = Measurer(root, ignore, cache)
     candidates = [p for p in (*tracked, *everything) if _is_dvc_file(p)]
-    files = load_dvc_files(root, candidates, ignore, measurer.is_inside)
+    files = load_dvc_files(root, candidates, ignore, measurer.path_is_safe)
     tree = measurer.measure(
         hash_targets(files, scope), exists_targets(files, scope), params_targets(files, scope)
     )
