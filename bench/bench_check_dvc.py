@@ -112,7 +112,7 @@ def main() -> None:
         res = alternate(args.runs, {
             "ours": lambda: timed(ours, root, env), "dvc": lambda: timed(anchor, root, env),
         })  # fmt: skip
-        assert res["ours"][1] == {0} and res["dvc"][1] == {0}, res
+        assert (res["ours"][1], res["dvc"][1]) == ({0}, {0}), res
         rows.append((f"(a) {args.files} .dvc files, unchanged, warm", "repro-hooks check-dvc",
                      res["ours"][0], "dvc status -q", res["dvc"][0]))  # fmt: skip
 
@@ -121,7 +121,7 @@ def main() -> None:
         res = alternate(args.runs, {
             "ours": lambda: timed(ours, root, env), "dvc": lambda: timed(anchor, root, env),
         })  # fmt: skip
-        assert res["ours"][1] == {1} and res["dvc"][1] == {1}, res
+        assert (res["ours"][1], res["dvc"][1]) == ({1}, {1}), res
         rows.append((f"(b) {args.files} .dvc files, one modified", "repro-hooks check-dvc",
                      res["ours"][0], "dvc status -q", res["dvc"][0]))  # fmt: skip
 
@@ -142,7 +142,7 @@ def main() -> None:
         res = alternate(args.runs, {
             "ours": lambda: timed(ours, root, env), "dvc": lambda: timed(anchor, root, env),
         })  # fmt: skip
-        assert res["ours"][1] == {0} and res["dvc"][1] == {0}, res
+        assert (res["ours"][1], res["dvc"][1]) == ({0}, {0}), res
         rows.append((f"(c) one {args.gib:g} GiB file, warm", "repro-hooks check-dvc",
                      res["ours"][0], "dvc status -q", res["dvc"][0]))  # fmt: skip
 
