@@ -56,6 +56,10 @@ class WorkTree:
     unsafe: Mapping[str, str] = field(default_factory=dict)  # path -> why it was not read
     params: Mapping[str, Any] = field(default_factory=dict)  # file -> dict | None (missing)
     params_errors: Mapping[str, str] = field(default_factory=dict)
+    # (path, algorithm) of a directory output -> the hashes of the files in it
+    dir_entries: Mapping[tuple[str, str], Sequence[str]] = field(default_factory=dict)
+    # (hash, algorithm) -> whether DVC's cache holds that object; None: the cache was not looked at
+    in_cache: Mapping[tuple[str, str], bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -157,6 +161,39 @@ def params_targets(files: DvcFiles, scope: Scope) -> set[str]:
     }  # fmt: skip
 
 
+def _objects(out: Output, tree: WorkTree) -> list[tuple[str, str]]:
+    """The cache objects an up-to-date output needs: itself, and a directory's files."""
+    assert out.hash_value is not None
+    algo = out.algorithm
+    entries = tree.dir_entries.get((out.path, algo), ()) if out.is_dir else ()
+    return [(out.hash_value, algo), *((md5, algo) for md5 in entries)]
+
+
+def _cached_outs(files: DvcFiles, scope: Scope) -> list[Output]:
+    outs = [o for _, df in _selected_dvc_files(files, scope) for o in df.outs]
+    for p, stage in _selected_stages(files, scope):
+        locked = p.locked.get(stage.name)
+        if locked is not None:
+            wanted = {so.path for so in stage.outs if so.cache}
+            outs.extend(o for o in locked.outs if o.path in wanted)
+    return [o for o in outs if o.cache and o.hash_value]
+
+
+def cache_targets(files: DvcFiles, tree: WorkTree, scope: Scope) -> set[tuple[str, str]]:
+    """(hash, algorithm) of every object DVC's cache must hold for the outputs that match the
+    working tree (`dvc status` says "not in cache" otherwise)."""
+    return {
+        obj for o in _cached_outs(files, scope) if _compare(o, o.path, tree) is None
+        for obj in _objects(o, tree)
+    }  # fmt: skip
+
+
+def _not_in_cache(out: Output, tree: WorkTree) -> bool:
+    if tree.in_cache is None or not out.cache or not out.hash_value:
+        return False
+    return not all(tree.in_cache.get(obj, False) for obj in _objects(out, tree))
+
+
 # ---- the verdict ----------------------------------------------------------------------------
 
 
@@ -186,6 +223,11 @@ def _dvc_file_findings(name: str, df: DvcFile, tree: WorkTree) -> list[Finding]:
     for out in df.outs:
         diff = _compare(out, out.path, tree)
         if diff is None:
+            if _not_in_cache(out, tree):
+                findings.append(Finding(
+                    display_path(out.path), "stale-dvc",
+                    f"not in the DVC cache (dvc commit {name})",
+                ))  # fmt: skip
             continue
         kind, detail = diff
         if kind == "unsafe":
@@ -293,8 +335,14 @@ def _stage_findings(p: Pipeline, stage: Stage, tree: WorkTree) -> list[Finding]:
             findings.extend(_params_findings(label, pfile, keys, locked, tree))
     locked_outs = {o.path: o for o in locked.outs} if locked else {}
     for out in stage.outs:
-        diff = _compare(locked_outs.get(out.path), out.path, tree)
+        recorded = locked_outs.get(out.path)
+        diff = _compare(recorded, out.path, tree)
         if diff is None:
+            if out.cache and recorded is not None and _not_in_cache(recorded, tree):
+                findings.append(Finding(
+                    display_path(out.path), "stale-lock",
+                    f"out of {label}: not in the DVC cache (dvc commit)",
+                ))  # fmt: skip
             continue
         kind, detail = diff
         if kind == "unsafe":

@@ -12,7 +12,7 @@ import posixpath
 import stat
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from repro_hooks.dvc_check import (
     Pipeline,
     Scope,
     WorkTree,
+    cache_targets,
     cached_outputs,
     exists_targets,
     hash_targets,
@@ -264,12 +265,15 @@ class Measurer:
         result: dict[tuple[str, str], str | None] = {}
         for key, full in singles.items():
             result[key] = computed.get((full, key[1]))
+        dir_entries: dict[tuple[str, str], list[str]] = {}
         for key, entries in dirs.items():
             values = [(rel, computed.get((full, key[1]))) for rel, full in entries]
-            if any(v is None for _, v in values):
+            hashed = [(rel, v) for rel, v in values if v is not None]
+            if len(hashed) < len(values):
                 result[key] = None
             else:
-                result[key] = dir_hash((rel, v) for rel, v in values if v is not None)
+                result[key] = dir_hash(hashed)
+                dir_entries[key] = [v for _, v in hashed]
         loaded: dict[str, Any] = {}
         errors: dict[str, str] = {}
         for pfile in sorted(params):
@@ -285,7 +289,43 @@ class Measurer:
                 errors[pfile] = (
                     f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
                 )
-        return WorkTree(result, present, unsafe, loaded, errors)
+        return WorkTree(result, present, unsafe, loaded, errors, dir_entries)
+
+
+# ---- DVC's cache ------------------------------------------------------------------------------
+
+
+def cache_dir(root: Path) -> Path:
+    """Where DVC keeps objects: `cache.dir` from .dvc/config.local or .dvc/config (relative to
+    .dvc/), else .dvc/cache. The global and system DVC config are not read."""
+    found: str | None = None
+    for name in ("config", "config.local"):  # config.local wins
+        try:
+            text = (root / ".dvc" / name).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        section = None
+        for raw in text.splitlines():
+            line = raw.strip()
+            if line.startswith("[") and line.endswith("]"):
+                section = line[1:-1].strip().strip("'\"")
+            elif section == "cache" and "=" in line and line.split("=", 1)[0].strip() == "dir":
+                found = line.split("=", 1)[1].strip().strip("'\"")
+    if found:
+        return root / ".dvc" / os.path.expanduser(found)
+    return root / ".dvc" / "cache"
+
+
+def objects_in_cache(
+    cache: Path, objects: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], bool]:
+    """Whether each (hash, algorithm) object exists in DVC's cache (a stat each; DVC 3 objects
+    live under files/md5/, legacy DVC 2 ones at the top)."""
+    out = {}
+    for value, algorithm in objects:
+        base = cache / "files" / "md5" if algorithm == "md5" else cache
+        out[(value, algorithm)] = os.path.isfile(base / value[:2] / value[2:])
+    return out
 
 
 # ---- what only DVC can decide ---------------------------------------------------------------
@@ -367,6 +407,9 @@ def collect(git: Git, scope: Scope, *, use_cache: bool = True) -> Collected:
     files = load_dvc_files(root, candidates, ignore, measurer.path_is_safe)
     tree = measurer.measure(
         hash_targets(files, scope), exists_targets(files, scope), params_targets(files, scope)
+    )
+    tree = replace(
+        tree, in_cache=objects_in_cache(cache_dir(root), cache_targets(files, tree, scope))
     )
     cache.save()
     visible_set = set(visible)

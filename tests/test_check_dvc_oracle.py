@@ -42,6 +42,13 @@ def _setup_data(repo: Path) -> None:
     dvc(repo, "add", "-q", "data/a.csv", "data/images")
 
 
+def _drop_from_cache(repo: Path, data: Path) -> None:
+    md5 = md5_file(data)
+    obj = repo / ".dvc/cache/files/md5" / md5[:2] / md5[2:]
+    obj.chmod(0o644)
+    obj.unlink()
+
+
 def _rewrite_same_size(path: Path) -> None:
     data = path.read_bytes()
     path.write_bytes(data[:-2] + b"9\n")
@@ -59,6 +66,9 @@ DATA_CASES: list[tuple[str, Mutation, int]] = [
                                       write(r / "data/images/new.tmp", "n")), 0),
     ("missing-file", lambda r: (r / "data/a.csv").unlink(), 1),
     ("missing-dir", lambda r: shutil.rmtree(r / "data/images"), 1),
+    ("cache-emptied", lambda r: shutil.rmtree(r / ".dvc/cache/files"), 1),
+    ("dir-entry-not-in-cache", lambda r: _drop_from_cache(r, r / "data/images/sub/2.bin"), 1),
+    ("file-not-in-cache", lambda r: _drop_from_cache(r, r / "data/a.csv"), 1),
 ]  # fmt: skip
 
 
@@ -147,6 +157,7 @@ PIPELINE_CASES: list[tuple[str, Mutation, int]] = [
     ("dep-changed", lambda r: write(r / "in.txt", "changed\n"), 1),
     ("out-changed", lambda r: write(r / "out.txt", "changed\n"), 1),
     ("out-missing", lambda r: (r / "out.txt").unlink(), 1),
+    ("out-not-in-cache", lambda r: _drop_from_cache(r, r / "out.txt"), 1),
     ("param-changed", lambda r: _edit(r / "params.yaml", "lr: 0.1", "lr: 0.2"), 1),
     ("nested-param-changed", lambda r: _edit(r / "params.yaml", "epochs: 3", "epochs: 4"), 1),
     ("untracked-param-changed", lambda r: _edit(r / "params.yaml", "other: 1", "other: 2"), 0),
