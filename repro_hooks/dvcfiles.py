@@ -348,7 +348,7 @@ def parse_dvc_yaml(content: bytes, file: str) -> dict[str, Stage]:
                 outs.append(
                     StageOut(
                         repo_path(wdir, path, file, f"stage {name!r} {key[:-1]}"),
-                        cache=bool(flags.get("cache", key == "outs")),
+                        cache=bool(flags.get("cache", True)),  # metrics and plots too (DVC)
                         persist=bool(flags.get("persist", False)),
                     )
                 )

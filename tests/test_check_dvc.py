@@ -374,3 +374,15 @@ def test_fast_path_never_imports_dvc_or_mlflow(dvc_repo: Path) -> None:
                           text=True, check=False)  # fmt: skip
     assert proc.stdout.strip().splitlines()[-1] == "0 []", proc.stdout + proc.stderr
     assert ours(dvc_repo) == (0, [])
+
+
+def test_cached_metrics_are_outputs_like_any_other(dvc_repo: Path) -> None:
+    write(dvc_repo / "in.txt", "i\n")
+    dvc(dvc_repo, "stage", "add", "-q", "-n", "m", "-d", "in.txt", "-m", "m.json",
+        "echo '{\"acc\": 1}' > m.json")  # fmt: skip
+    dvc(dvc_repo, "repro", "-q")
+    assert _invoke() == (0, "")  # dvc repro wrote /m.json into .gitignore: DVC caches metrics
+    git(dvc_repo, "add", "-f", "m.json")
+    code, out = _invoke()
+    assert code == 1
+    assert out.startswith("m.json: in git and also a DVC output (m.json, dvc.yaml)")
