@@ -11,6 +11,7 @@ import subprocess
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from repro_hooks.errors import GitError
 
@@ -24,9 +25,10 @@ EMPTY_TREE = {
 }
 
 
-@dataclass(frozen=True)
-class Blob:
-    """A blob (or gitlink) at a path, as git stores it. `commit` is set for history scans."""
+class Blob(NamedTuple):
+    """A blob (or gitlink) at a path, as git stores it. `commit` is set for history scans.
+    (A NamedTuple: a 100,000-file index builds one per entry, and it is 3x cheaper than a
+    frozen dataclass.)"""
 
     path: bytes
     mode: str
@@ -102,7 +104,10 @@ class Git:
             raise GitError("git: command not found") from None
         if check and proc.returncode != 0:
             msg = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-            raise GitError(f"git {args[0]}: {msg[-1] if msg else f'exit {proc.returncode}'}")
+            name = next(
+                (a for i, a in enumerate(args) if a != "-c" and (i == 0 or args[i - 1] != "-c")), ""
+            )
+            raise GitError(f"git {name}: {msg[-1] if msg else f'exit {proc.returncode}'}")
         return proc.stdout
 
     def try_run(self, *args: str) -> bytes | None:
@@ -225,21 +230,42 @@ class Git:
     def read_blobs(self, shas: Iterable[str]) -> dict[str, bytes]:
         """Contents of many objects in one `git cat-file --batch`. Missing objects are left out."""
         unique = list(dict.fromkeys(shas))
-        if not unique:
-            return {}
-        out = self.run("cat-file", "--batch", input=("\n".join(unique) + "\n").encode())
-        contents: dict[str, bytes] = {}
+        return {
+            sha: content
+            for sha, content in zip(unique, self.read_objects(unique), strict=True)
+            if content is not None
+        }
+
+    def read_objects(self, names: Sequence[str]) -> list[bytes | None]:
+        """Contents of objects named by sha or `<rev>:<path>`, in order, in one `git cat-file
+        --batch`; None for a missing one (or a name cat-file cannot take: it has a newline)."""
+        asked = [n for n in names if "\n" not in n]
+        if not asked:
+            return [None] * len(names)
+        out = self.run(
+            "cat-file",
+            "--batch",
+            input=("\n".join(asked) + "\n").encode("utf-8", "surrogateescape"),
+        )
+        found: list[bytes | None] = []
         pos = 0
-        while pos < len(out):
+        for _ in asked:
             eol = out.index(b"\n", pos)
-            header = out[pos:eol].decode().split(" ")
+            header = out[pos:eol]
             pos = eol + 1
-            if len(header) != 3:  # "<sha> missing"
+            parts = header.split(b" ")
+            if (
+                len(parts) != 3
+                or not parts[2].isdigit()
+                or header.endswith((b" missing", b" ambiguous"))
+            ):
+                found.append(None)
                 continue
-            size = int(header[2])
-            contents[header[0]] = out[pos : pos + size]
+            size = int(parts[2])
+            found.append(out[pos : pos + size])
             pos += size + 1
-        return contents
+        answers = iter(found)
+        return [next(answers) if "\n" not in n else None for n in names]
 
     def attributes(
         self, paths: Sequence[bytes], names: Sequence[str]
@@ -266,15 +292,17 @@ class Git:
 
     def introduced_blobs(self, rev_args: Sequence[str]) -> list[Blob]:
         """Every blob each commit selected by `git rev-list <rev_args>` introduces (added,
-        modified or type-changed against each parent; root commits against the empty tree).
+        modified or type-changed against each parent; root commits against the empty tree),
+        oldest commit first.
 
-        Two processes in all: rev-list, then one `diff-tree --stdin` over every commit."""
-        commits = self.run("rev-list", "--reverse", *rev_args, "--")
-        if not commits.strip():
-            return []
+        One `git log --raw -z` process for the whole range. It is porcelain, so every option
+        that user configuration could change (renames, relative paths, root diffs, signatures,
+        external diff drivers) is pinned on the command line."""
         raw = self.run(
-            "diff-tree", "--stdin", "-z", "-r", "-m", "--root", "--no-renames",
-            "--diff-filter=AMT", input=commits,
+            "-c", "log.showRoot=true", "-c", "log.showSignature=false",
+            "log", "--reverse", "-z", "--raw", "--no-abbrev", "-m", "--no-renames",
+            "--no-relative", "--no-ext-diff", "--no-textconv", "--no-color",
+            "--diff-filter=AMT", "--format=%H", *rev_args, "--",
         )  # fmt: skip
         return [b for b in parse_raw_diff(raw, with_commits=True) if b.sha.strip("0")]
 
@@ -306,6 +334,8 @@ def parse_raw_diff(raw: bytes, with_commits: bool = False) -> list[Blob]:
     i = 0
     while i < len(fields):
         field = fields[i]
+        if field.startswith(b"\n"):  # `git log -z` puts a newline between a commit and its diff
+            field = field[1:]
         if field.startswith(b":"):
             parts = field[1:].decode().split(" ")
             status = parts[4]
@@ -314,7 +344,7 @@ def parse_raw_diff(raw: bytes, with_commits: bool = False) -> list[Blob]:
                 i += 1
             path = fields[i]
             out.append(Blob(path, parts[1], parts[3], commit))
-        elif field and with_commits:
-            commit = field.decode().strip()
+        elif with_commits and field:
+            commit = field.decode()
         i += 1
     return out

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import posixpath
 import shlex
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,14 +59,12 @@ def large_file_findings(
     """
     findings: dict[tuple[bytes, str], Finding] = {}
     for blob in blobs:
-        if blob.is_gitlink or (blob.path, blob.sha) in findings:
-            continue
+        obj = info.get(blob.sha)
+        if obj is None or blob.is_gitlink or (blob.path, blob.sha) in findings:
+            continue  # not sized (proven small, or a shallow clone's missing object), or seen
         path = display_path(blob.path)
         if policy.is_excluded(path):
             continue
-        obj = info.get(blob.sha)
-        if obj is None:
-            continue  # not in this repository (a shallow clone's missing object, say)
         if blob.sha in lfs.pointer_shas:
             continue
         if blob.path in lfs.filtered_paths and obj.size > 0:
@@ -87,6 +85,15 @@ def large_file_findings(
     return list(findings.values())
 
 
+def start_lfs_filtered_paths(git: Git, blobs: Sequence[Blob]) -> Callable[[], set[bytes]]:
+    """Start asking git which paths carry `filter=lfs` (working-tree attributes: git 2.39 has no
+    `check-attr --source`); call the result to wait for the answer."""
+    attributes = git.start_attributes(
+        list(dict.fromkeys(b.path for b in blobs if not b.is_gitlink)), ["filter"]
+    )
+    return lambda: {p for p, a in attributes().items() if a.get("filter") == "lfs"}
+
+
 def lfs_facts(
     git: Git, blobs: Sequence[Blob], info: Mapping[str, ObjectInfo], policy: Policy,
     filtered: Collection[bytes],
@@ -102,10 +109,10 @@ def lfs_facts(
     return LfsFacts(filtered, {sha for sha, c in contents.items() if is_lfs_pointer(c)})
 
 
-def _relative_to_root(git: Git, path: str, cwd: Path) -> bytes:
+def _relative_to_root(git: Git, path: str, cwd: Path, at_root: bool) -> bytes:
     """A command-line path as the index names it (relative to the root, POSIX bytes)."""
     assert git.root is not None
-    if cwd == git.root and "/." not in "/" + path and "//" not in path and path[-1:] != "/":
+    if at_root and "/." not in "/" + path and "//" not in path and path[-1:] != "/":
         # the common case, as pre-commit passes paths: root-relative and already normal
         # (no `.`/`..` components, no leading or doubled slash); anything else is resolved below
         return os.fsencode(path)
@@ -131,7 +138,9 @@ def collect_blobs(
     if check_all:
         return git.index_blobs()
     if paths:
-        wanted = {_relative_to_root(git, p, cwd or Path.cwd()) for p in paths}
+        here = cwd or Path.cwd()
+        at_root = here == git.root
+        wanted = {_relative_to_root(git, p, here, at_root) for p in paths}
         return [b for b in git.index_blobs() if b.path in wanted]
     return git.staged_blobs()
 
@@ -143,13 +152,20 @@ def check_large_files(git: Git, policy: Policy, blobs: Sequence[Blob]) -> list[F
     fstatat each) that proves most small blobs are under their limit without inflating them;
     `git cat-file --batch-check` for the rest (and every LFS-filtered path)."""
     candidates = [b for b in blobs if not b.is_gitlink]
-    attributes = git.start_attributes(list(dict.fromkeys(b.path for b in candidates)), ["filter"])
+    lfs_filtered = start_lfs_filtered_paths(git, candidates)
     bounds = git.loose_size_bounds(b.sha for b in candidates)
-    filtered = {p for p, a in attributes().items() if a.get("filter") == "lfs"}
-    to_size = [
-        b.sha for b in candidates
-        if b.path in filtered or bounds.get(b.sha, LARGEST) > policy.size_limit_for(display_path(b.path))
-    ]  # fmt: skip
+    filtered = lfs_filtered()
+    if policy.size_limits:
+        to_size = [
+            b.sha for b in candidates
+            if b.path in filtered
+            or bounds.get(b.sha, LARGEST) > policy.size_limit_for(display_path(b.path))
+        ]  # fmt: skip
+    else:  # one limit for every path: no need to spell each path out
+        limit = policy.max_size
+        to_size = [
+            b.sha for b in candidates if b.path in filtered or bounds.get(b.sha, LARGEST) > limit
+        ]
     info = git.object_info(to_size)
     return large_file_findings(blobs, info, policy, lfs_facts(git, blobs, info, policy, filtered))
 

@@ -27,6 +27,7 @@ from repro_hooks.large_files import (
     is_lfs_pointer,
     large_file_findings,
     lfs_facts,
+    start_lfs_filtered_paths,
 )
 from repro_hooks.report import Finding, display_path
 from repro_hooks.sizes import format_size
@@ -193,9 +194,14 @@ def data_findings(
 
 
 def dvc_file_findings(
-    blobs: Sequence[Blob], contents: Mapping[str, bytes], info: Mapping[str, ObjectInfo]
+    blobs: Sequence[Blob],
+    contents: Mapping[str, bytes],
+    info: Mapping[str, ObjectInfo],
+    lock_wdirs: Mapping[tuple[str | None, str], Mapping[str, str]] | None = None,
 ) -> list[Finding]:
-    """Each .dvc, dvc.yaml and dvc.lock blob must parse (repro_hooks.dvcfiles)."""
+    """Each .dvc, dvc.yaml and dvc.lock blob must parse (repro_hooks.dvcfiles). A dvc.lock's
+    paths are relative to its stages' wdirs, which only the commit's dvc.yaml records:
+    `lock_wdirs` maps (commit, dvc.lock blob) to {stage: wdir}."""
     from repro_hooks.dvcfiles import DvcFileError, parse_dvc_file, parse_dvc_lock, parse_dvc_yaml
 
     findings = []
@@ -221,7 +227,11 @@ def dvc_file_findings(
                 else parse_dvc_file
             )  # fmt: skip
             try:
-                parse(contents[blob.sha], path)
+                if name == "dvc.lock":
+                    wdirs = (lock_wdirs or {}).get((blob.commit, blob.sha))
+                    parse_dvc_lock(contents[blob.sha], path, wdirs)
+                else:
+                    parse(contents[blob.sha], path)
             except DvcFileError as exc:
                 reason = exc.reason
         if reason is not None:
@@ -236,6 +246,7 @@ def scan_findings(
     lfs: LfsFacts,
     dvc_contents: Mapping[str, bytes],
     sha_of: Mapping[tuple[str, str | None], str] | None = None,
+    lock_wdirs: Mapping[tuple[str | None, str], Mapping[str, str]] | None = None,
 ) -> list[Finding]:
     """Every rule over the blobs a set of commits introduces. A (path, blob) breaking the size or
     LFS rule is not reported again as data-in-git."""
@@ -246,7 +257,7 @@ def scan_findings(
     return [
         *large,
         *data_findings(blobs, info, policy, lfs, skip),
-        *dvc_file_findings(blobs, dvc_contents, info),
+        *dvc_file_findings(blobs, dvc_contents, info, lock_wdirs),
     ]
 
 
@@ -263,8 +274,9 @@ def scan_commits(
     """Ask git (a fixed number of processes, whatever the number of commits) and apply
     every rule. Returns the findings and the (path, commit) -> blob index for baselines."""
     blobs = git.introduced_blobs(rev_args)
+    lfs_filtered = start_lfs_filtered_paths(git, blobs)
     info = git.object_info(b.sha for b in blobs if not b.is_gitlink)
-    lfs = lfs_facts(git, blobs, info, policy)
+    lfs = lfs_facts(git, blobs, info, policy, lfs_filtered())
     facts = _PathFacts(policy)
     # An LFS pointer at a data pattern is data kept out of git: read the small ones to know.
     small_data = [
@@ -283,7 +295,32 @@ def scan_commits(
     ]  # fmt: skip
     contents = git.read_blobs(dvc_shas) if dvc_shas else {}
     sha_of = blob_index(blobs, facts.display)
-    return scan_findings(blobs, info, policy, lfs, contents, sha_of), sha_of
+    lock_wdirs = _lock_wdirs(git, [b for b in blobs if b.sha in contents], facts.display)
+    return scan_findings(blobs, info, policy, lfs, contents, sha_of, lock_wdirs), sha_of
+
+
+def _lock_wdirs(
+    git: Git, dvc_blobs: Sequence[Blob], display: Callable[[bytes], str]
+) -> dict[tuple[str | None, str], Mapping[str, str]]:
+    """For each dvc.lock a commit introduces, the stage wdirs its sibling dvc.yaml records in
+    that same commit (one `cat-file --batch` for all of them)."""
+    from repro_hooks.dvcfiles import DvcFileError, parse_dvc_yaml
+
+    locks = [b for b in dvc_blobs if b.commit and posixpath.basename(display(b.path)) == "dvc.lock"]
+    if not locks:
+        return {}
+    yaml_paths = [posixpath.join(posixpath.dirname(display(b.path)), "dvc.yaml") for b in locks]
+    found = git.read_objects([f"{b.commit}:{p}" for b, p in zip(locks, yaml_paths, strict=True)])
+    wdirs: dict[tuple[str | None, str], Mapping[str, str]] = {}
+    for blob, yaml_path, content in zip(locks, yaml_paths, found, strict=True):
+        if content is None:
+            continue
+        try:
+            stages = parse_dvc_yaml(content, yaml_path)
+        except DvcFileError:
+            continue  # reported on its own when this push introduces it
+        wdirs[(blob.commit, blob.sha)] = {name: stage.wdir for name, stage in stages.items()}
+    return wdirs
 
 
 # ---- baselines --------------------------------------------------------------------------------

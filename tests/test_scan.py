@@ -168,7 +168,7 @@ def test_cli_usage_errors(repo: Path) -> None:
     assert invoke("scan", "--all-history", "--max-size", "lots")[0] == 2
     code, out = invoke("scan", "--range", "nope..HEAD")
     assert code == 2
-    assert out.startswith("repro-hooks: git rev-list:")
+    assert out.startswith("repro-hooks: git log:")
 
 
 def test_cli_pre_push_stdin(repo: Path, tmp_path: Path) -> None:
@@ -302,3 +302,45 @@ def test_plain_pre_push_hook(repo: Path, tmp_path: Path) -> None:
     assert "big.bin" in proc.stdout
     # a deletion scans nothing
     assert push(repo, "--delete", "feature").returncode == 0
+
+
+def test_dvc_lock_paths_are_relative_to_the_stage_wdir(repo: Path) -> None:
+    """A dvc.lock whose paths climb out of a stage's wdir is valid: only the commit's dvc.yaml
+    knows the wdir, so scan reads it from the same commit."""
+    write(
+        repo / "dvc.yaml",
+        "stages:\n  prep:\n    wdir: src\n    cmd: python prep.py\n    outs: [../data/out.csv]\n",
+    )
+    commit(repo, "pipeline")
+    base = head(repo)
+    write(
+        repo / "dvc.lock",
+        "schema: '2.0'\nstages:\n  prep:\n    cmd: python prep.py\n    outs:\n    - path: ../data/out.csv\n"
+        "      hash: md5\n      md5: 0123456789abcdef0123456789abcdef\n      size: 3\n",
+    )
+    commit(repo, "lock")
+    assert invoke("scan", "--range", f"{base}..HEAD") == (0, "")
+    # without the wdir the same path escapes the repository: still caught when it really does
+    write(
+        repo / "dvc.yaml",
+        "stages:\n  prep:\n    cmd: python prep.py\n    outs: [../data/out.csv]\n",
+    )
+    commit(repo, "wdir dropped")
+    write(repo / "dvc.lock", (repo / "dvc.lock").read_text() + "\n")
+    commit(repo, "lock again")
+    code, out = invoke("scan", "--range", "HEAD~1..HEAD")
+    assert code == 1
+    assert "dvc.lock: stage 'prep' out path '../data/out.csv' escapes the repository" in out
+
+
+def test_read_objects_by_name(repo: Path) -> None:
+    write(repo / "dir with space/a b.txt", "content")
+    commit(repo, "x")
+    g = Git.discover(repo)
+    assert g.read_objects(
+        ["HEAD:dir with space/a b.txt", "HEAD:missing file", "HEAD:bad\nname"]
+    ) == [
+        b"content",
+        None,
+        None,
+    ]

@@ -13,7 +13,7 @@ from repro_hooks.errors import ReproHooksError
 
 
 @click.command("check-large-files")
-@click.argument("paths", nargs=-1, type=click.Path())
+@click.argument("paths", nargs=-1)  # plain strings: click.Path would stat every file
 @click.option(
     "--max-size", metavar="SIZE",
     help="Size limit, e.g. 500KiB, 2MB, 1.5G or plain bytes (KB=1000, K/KiB=1024). "
