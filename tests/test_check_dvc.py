@@ -386,3 +386,9 @@ def test_cached_metrics_are_outputs_like_any_other(dvc_repo: Path) -> None:
     code, out = _invoke()
     assert code == 1
     assert out.startswith("m.json: in git and also a DVC output (m.json, dvc.yaml)")
+
+
+def test_path_outside_the_repository_is_a_usage_error(dvc_repo: Path) -> None:
+    code, out = _invoke("../elsewhere")
+    assert code == 2
+    assert "outside the repository" in out

@@ -42,17 +42,12 @@ def check_dvc(
         from repro_hooks.dvc_worktree import collect
         from repro_hooks.errors import ReproHooksError
         from repro_hooks.gitio import Git
-        from repro_hooks.large_files import _relative_to_root
 
         git = Git.discover()
         if git.root is None:
             raise ReproHooksError(f"{git.git_dir}: a bare repository has no working tree to check")
         policy = load_config(git.root, config_file).policy
-        cwd = Path.cwd()
-        scope = Scope(tuple(
-            _relative_to_root(git, p, cwd).decode("utf-8", "surrogateescape") or "."
-            for p in paths
-        ))  # fmt: skip
+        scope = Scope(tuple(_repo_relative(git.root, p) for p in paths))
         collected = collect(git, scope, use_cache=not no_cache)
         findings = dvc_findings(
             collected.files, collected.git, collected.tree, policy, scope, collected.deferred
@@ -60,3 +55,15 @@ def check_dvc(
         finish(ctx, findings, fmt, fix_hint=fix_hint(findings))
 
     guarded(ctx, body)
+
+
+def _repo_relative(root: Path, path: str) -> str:
+    """A command-line path as a repository-relative POSIX path ("." for the root)."""
+    import os
+
+    from repro_hooks.errors import ReproHooksError
+
+    rel = os.path.relpath(os.path.normpath(os.path.join(os.getcwd(), path)), root)
+    if rel == ".." or rel.startswith(".." + os.sep) or os.path.isabs(rel):
+        raise ReproHooksError(f"{path}: outside the repository {root}")
+    return rel.replace(os.sep, "/")
