@@ -11,7 +11,6 @@ changed when its locked `cmd` differs, and a stage with neither deps nor outs al
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,8 +19,6 @@ from repro_hooks.config import Policy
 from repro_hooks.dvcfiles import DvcFile, LockStage, Output, Stage, is_url
 from repro_hooks.globs import compile_any
 from repro_hooks.report import Finding, display_path
-
-MISSING = None  # a WorkTree hash of None: the path does not exist
 
 
 @dataclass(frozen=True)
@@ -76,10 +73,6 @@ class Scope:
 
 def _related(a: str, b: str) -> bool:
     return a == b or a.startswith(b + "/") or b.startswith(a + "/") or b == "."
-
-
-def _under(path: str, out: str) -> bool:
-    return path == out or path.startswith(out + "/")
 
 
 # ---- what to measure ------------------------------------------------------------------------
@@ -478,11 +471,3 @@ def fix_hint(findings: Sequence[Finding]) -> str:
     rules = {f.rule for f in findings}
     lines = [FIXES[r] for r in FIXES if r in rules]
     return "How to fix:\n" + "\n".join("  " + line for line in lines) if lines else ""
-
-
-def parent_dirs(path: str) -> list[str]:
-    out = []
-    while "/" in path:
-        path = posixpath.dirname(path)
-        out.append(path)
-    return out
