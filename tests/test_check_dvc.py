@@ -392,3 +392,61 @@ def test_path_outside_the_repository_is_a_usage_error(dvc_repo: Path) -> None:
     code, out = _invoke("../elsewhere")
     assert code == 2
     assert "outside the repository" in out
+
+
+def _pipeline(yaml_text: str, lock_text: str | None) -> DvcFiles:
+    from repro_hooks.dvc_check import Pipeline
+    from repro_hooks.dvcfiles import parse_dvc_lock, parse_dvc_yaml
+
+    stages = parse_dvc_yaml(yaml_text.encode(), "dvc.yaml")
+    locked = parse_dvc_lock(lock_text.encode(), "dvc.lock") if lock_text else {}
+    return DvcFiles({}, [Pipeline("dvc.yaml", "dvc.lock", stages, locked)])
+
+
+LOCK = """schema: '2.0'
+stages:
+  s:
+    cmd: run
+    params:
+      params.yaml:
+        lr: 0.1
+    outs:
+    - path: o.bin
+      hash: md5
+      md5: d41d8cd98f00b204e9800998ecf8427e
+      size: 0
+"""
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "lock_text", "tree", "expected"),
+    [
+        pytest.param("stages:\n  s:\n    cmd: run\n", None, WorkTree(),
+                     [("dvc.yaml", "has no deps or outs: DVC always runs it")], id="callback"),
+        pytest.param("stages:\n  s:\n    cmd: run\n    params: [lr]\n    outs: [o.bin]\n", LOCK,
+                     WorkTree(exists={"o.bin": True, "params.yaml": True},
+                              hashes={("o.bin", "md5"): "d41d8cd98f00b204e9800998ecf8427e"},
+                              params_errors={"params.yaml": "ParserError: bad"}),
+                     [("params.yaml", "params file unreadable: ParserError: bad")], id="unreadable"),
+        pytest.param("stages:\n  s:\n    cmd: run\n    params: [lr]\n    outs: [o.bin]\n",
+                     LOCK.replace("    params:\n      params.yaml:\n        lr: 0.1\n", ""),
+                     WorkTree(exists={"o.bin": True, "params.yaml": True},
+                              hashes={("o.bin", "md5"): "d41d8cd98f00b204e9800998ecf8427e"},
+                              params={"params.yaml": {"lr": 0.1}}),
+                     [("params.yaml", "params not in dvc.lock")], id="params-not-locked"),
+        pytest.param("stages:\n  s:\n    cmd: run\n    params: [lr]\n    outs: [o.bin]\n", LOCK,
+                     WorkTree(exists={"o.bin": True, "params.yaml": True},
+                              hashes={("o.bin", "md5"): "d41d8cd98f00b204e9800998ecf8427e"},
+                              params={"params.yaml": {"lr": (0.1,)}}, in_cache={}),
+                     [("o.bin", "not in the DVC cache"),
+                      ("params.yaml", "lr 0.1 locked, (0.1,) now")], id="tuple-and-cache"),
+    ],
+)  # fmt: skip
+def test_core_stage_edge_cases(
+    yaml_text: str, lock_text: str | None, tree: WorkTree, expected: list[tuple[str, str]]
+) -> None:
+    found = sorted(dvc_findings(_pipeline(yaml_text, lock_text), GitFacts(), tree, Policy()))
+    assert len(found) == len(expected), found
+    for finding, (path, text) in zip(found, expected, strict=True):
+        assert finding.path == path
+        assert text in finding.message

@@ -244,3 +244,40 @@ def test_property_directory_outputs_agree_with_dvc(
                 target.unlink()
         theirs = dvc_status_rc(repo)
         assert ours_state_rc(repo) == theirs, (tree, edits, ours(repo))
+
+
+# ---- params in every format DVC reads ---------------------------------------------------------
+
+
+def _setup_params(repo: Path) -> None:
+    write(repo / "params.yaml", "layers: [8, 16]\nseed: 1\n")
+    write(repo / "whole.yaml", "a: 1\nb: {c: 2}\n")
+    write(repo / "conf.toml", "[train]\nlr = 0.1\nother = 1\n")
+    write(repo / "conf.py", "LR = 0.1\n\n\nclass Model:\n    depth = 3\n")
+    dvc(repo, "stage", "add", "-q", "-n", "p", "-p", "layers.1", "-p", "whole.yaml:",
+        "-p", "conf.toml:train.lr", "-p", "conf.py:LR,Model.depth", "-o", "o.txt",
+        "echo done > o.txt")  # fmt: skip
+    dvc(repo, "repro", "-q")
+
+
+PARAMS_CASES: list[tuple[str, Mutation, int]] = [
+    ("unchanged", lambda r: None, 0),
+    ("list-item", lambda r: _edit(r / "params.yaml", "[8, 16]", "[8, 32]"), 1),
+    ("list-other-item", lambda r: _edit(r / "params.yaml", "[8, 16]", "[4, 16]"), 0),
+    ("whole-file-new-key", lambda r: _edit(r / "whole.yaml", "a: 1\n", "a: 1\nz: 0\n"), 1),
+    ("whole-file-nested", lambda r: _edit(r / "whole.yaml", "c: 2", "c: 3"), 1),
+    ("toml", lambda r: _edit(r / "conf.toml", "lr = 0.1", "lr = 0.2"), 1),
+    ("toml-other", lambda r: _edit(r / "conf.toml", "other = 1", "other = 2"), 0),
+    ("python-constant", lambda r: _edit(r / "conf.py", "LR = 0.1", "LR = 0.5"), 1),
+    ("python-class-attribute", lambda r: _edit(r / "conf.py", "depth = 3", "depth = 4"), 1),
+    ("params-file-missing", lambda r: (r / "conf.toml").unlink(), 1),
+]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"), [pytest.param(m, e, id=i) for i, m, e in PARAMS_CASES]
+)
+def test_params_agree_with_dvc(dvc_repo: Path, mutate: Mutation, expected: int) -> None:
+    _setup_params(dvc_repo)
+    mutate(dvc_repo)
+    _agree(dvc_repo, expected)
