@@ -204,8 +204,8 @@ def _compare(entry: Output | None, path: str, tree: WorkTree) -> tuple[str, str]
     if entry is None or not entry.hash_value:
         return "changed", "no hash recorded"
     actual = tree.hashes.get((path, entry.algorithm))
-    if actual is None:
-        return "missing", "does not exist"
+    if actual is None:  # it exists, but (a file in) it could not be read
+        return "changed", "could not be read to hash it"
     if actual != entry.hash_value:
         return "changed", f"{_short(entry.hash_value)} recorded, {_short(actual)} now"
     return None

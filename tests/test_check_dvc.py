@@ -450,3 +450,16 @@ def test_core_stage_edge_cases(
     for finding, (path, text) in zip(found, expected, strict=True):
         assert finding.path == path
         assert text in finding.message
+
+
+def test_output_that_exists_but_could_not_be_hashed() -> None:
+    dvc_file = parse_dvc_file(
+        b"outs:\n- md5: d41d8cd98f00b204e9800998ecf8427e\n  size: 0\n  hash: md5\n  path: a\n",
+        "a.dvc",
+    )
+    tree = WorkTree(exists={"a": True}, hashes={})
+    (finding,) = dvc_findings(DvcFiles({"a.dvc": dvc_file}), GitFacts(), tree, Policy())
+    assert (finding.rule, finding.message) == (
+        "stale-dvc",
+        "differs from a.dvc (could not be read to hash it)",
+    )
