@@ -15,6 +15,7 @@ import click
 
 # name -> "module:attribute" of a click.Command. Keep sorted; one line per subcommand.
 COMMANDS: dict[str, str] = {
+    "check-dvc": "repro_hooks.commands.check_dvc:check_dvc",
     "check-dvc-remote": "repro_hooks.commands.check_dvc_remote:check_dvc_remote",
     "check-large-files": "repro_hooks.commands.check_large_files:check_large_files",
     "install": "repro_hooks.commands.install:install",

@@ -148,6 +148,27 @@ class Git:
         raw = self.run("diff-index", "--cached", "-z", "--no-renames", "--diff-filter=AMT", base)
         return [b for b in parse_raw_diff(raw) if b.sha.strip("0")]
 
+    def ls_files(self, *args: str) -> list[bytes]:
+        """`git ls-files -z <args>`: the names, as bytes."""
+        return [p for p in self.run("ls-files", "-z", *args).split(b"\0") if p]
+
+    def ignored_paths(self, paths: Sequence[bytes]) -> set[bytes]:
+        """Which paths git's ignore rules match, tracked or not (`check-ignore --no-index`),
+        in one `git check-ignore -z --stdin` process."""
+        if not paths:
+            return set()
+        try:
+            proc = subprocess.run(
+                ["git", "check-ignore", "-z", "--stdin", "--no-index"],
+                cwd=self.cwd, input=b"\0".join(paths) + b"\0", capture_output=True, check=False,
+            )  # fmt: skip
+        except FileNotFoundError:
+            raise GitError("git: command not found") from None
+        if proc.returncode not in (0, 1):
+            msg = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+            raise GitError(f"git check-ignore: {msg[-1] if msg else proc.returncode}")
+        return {p for p in proc.stdout.split(b"\0") if p}
+
     # ---- objects ----------------------------------------------------------------------------
 
     def object_info(self, shas: Iterable[str]) -> dict[str, ObjectInfo]:

@@ -72,3 +72,9 @@ def first_match(patterns: Iterable[str], path: str) -> str | None:
         if glob_match(pattern, path):
             return pattern
     return None
+
+
+def compile_any(patterns: Iterable[str]) -> re.Pattern[str] | None:
+    """One regular expression matching a path when any of the patterns does (None: no patterns)."""
+    parts = [f"(?:{_compile(p).pattern})" for p in patterns]
+    return re.compile("|".join(parts), re.DOTALL) if parts else None

@@ -67,6 +67,24 @@ def empty_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def dvc_template(hermetic_env: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A git repository with `dvc init` committed, built once per session (dvc is slow)."""
+    from tests.dvc_helpers import make_template
+
+    return make_template(tmp_path_factory.mktemp("dvc-template") / "repo")
+
+
+@pytest.fixture
+def dvc_repo(dvc_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh copy of the DVC template repository, the current directory."""
+    from tests.dvc_helpers import clone_template
+
+    repo = clone_template(dvc_template, tmp_path / "repo")
+    monkeypatch.chdir(repo)
+    return repo
+
+
 # tag-mlflow's real-MLflow fixtures (server, sqlite stores), kept in their own module.
 from tests.mlflow_fixtures import (  # noqa: E402, F401
     make_server,

@@ -1,0 +1,69 @@
+"""`repro-hooks check-dvc`: data kept out of git must be described by DVC, exactly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from repro_hooks.commands._common import finish, format_option, guarded
+
+
+@click.command("check-dvc")
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option(
+    "--no-cache", "no_cache", is_flag=True,
+    help="Hash everything again instead of trusting the hash cache under the git directory.",
+)  # fmt: skip
+@click.option(
+    "--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+    help="Policy file to use instead of the repository's pyproject.toml.",
+)  # fmt: skip
+@format_option
+@click.pass_context
+def check_dvc(
+    ctx: click.Context,
+    paths: tuple[str, ...],
+    no_cache: bool,
+    config_file: Path | None,
+    fmt: str,
+) -> None:
+    """Check that every data file is in DVC and every DVC file matches the working tree.
+
+    Reports data stored in git, data described by no .dvc file or dvc.yaml stage, .dvc files and
+    dvc.lock stages whose recorded hashes, params or cmd differ from the working tree, missing
+    outputs, cached outputs git does not ignore, and malformed or unsafe DVC files. With no
+    PATHS, checks the whole repository; PATHS restrict the check to them.
+    """
+
+    def body() -> None:
+        from repro_hooks.config import load_config
+        from repro_hooks.dvc_check import Scope, dvc_findings, fix_hint
+        from repro_hooks.dvc_worktree import collect
+        from repro_hooks.errors import ReproHooksError
+        from repro_hooks.gitio import Git
+
+        git = Git.discover()
+        if git.root is None:
+            raise ReproHooksError(f"{git.git_dir}: a bare repository has no working tree to check")
+        policy = load_config(git.root, config_file).policy
+        scope = Scope(tuple(_repo_relative(git.root, p) for p in paths))
+        collected = collect(git, scope, use_cache=not no_cache)
+        findings = dvc_findings(
+            collected.files, collected.git, collected.tree, policy, scope, collected.deferred
+        )
+        finish(ctx, findings, fmt, fix_hint=fix_hint(findings))
+
+    guarded(ctx, body)
+
+
+def _repo_relative(root: Path, path: str) -> str:
+    """A command-line path as a repository-relative POSIX path ("." for the root)."""
+    import os
+
+    from repro_hooks.errors import ReproHooksError
+
+    rel = os.path.relpath(os.path.normpath(os.path.join(os.getcwd(), path)), root)
+    if rel == ".." or rel.startswith(".." + os.sep) or os.path.isabs(rel):
+        raise ReproHooksError(f"{path}: outside the repository {root}")
+    return rel.replace(os.sep, "/")

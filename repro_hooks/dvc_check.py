@@ -1,0 +1,473 @@
+"""Is the data kept out of git described by DVC, exactly? The pure core of `check-dvc`.
+
+Inputs are plain data: the parsed DVC files (`DvcFiles`), what git says about the working tree
+(`GitFacts`), and what the working tree holds (`WorkTree`: hashes DVC's way, params values).
+`hash_targets`/`exists_targets`/`params_targets` say what the adapter must measure; `dvc_findings`
+turns it all into findings. The semantics are `dvc status`'s (dvc/stage, dvc/output,
+dvc/dependency/param.py): an output or dependency is changed when it is missing, has no recorded
+hash, or its hash differs; a frozen stage's dependencies are not checked; a dvc.yaml stage is
+changed when its locked `cmd` differs, and a stage with neither deps nor outs always is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from repro_hooks.config import Policy
+from repro_hooks.dvcfiles import DvcFile, LockStage, Output, Stage, is_url
+from repro_hooks.globs import compile_any
+from repro_hooks.report import Finding, display_path
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """One dvc.yaml and the dvc.lock beside it."""
+
+    yaml_file: str
+    lock_file: str
+    stages: Mapping[str, Stage]
+    locked: Mapping[str, LockStage]
+
+
+@dataclass(frozen=True)
+class DvcFiles:
+    dvc_files: Mapping[str, DvcFile] = field(default_factory=dict)  # path -> parsed .dvc file
+    pipelines: Sequence[Pipeline] = ()
+    malformed: Mapping[str, str] = field(default_factory=dict)  # DVC file -> reason
+
+
+@dataclass(frozen=True)
+class GitFacts:
+    tracked: Collection[str] = frozenset()  # paths in the index
+    untracked: Collection[str] = frozenset()  # working-tree files git neither tracks nor ignores
+    ignored: Collection[str] = frozenset()  # working-tree files git ignores
+    not_ignored_outputs: Collection[str] = frozenset()  # cached outputs git would not ignore
+
+
+@dataclass(frozen=True)
+class WorkTree:
+    hashes: Mapping[tuple[str, str], str | None] = field(default_factory=dict)
+    exists: Mapping[str, bool] = field(default_factory=dict)
+    unsafe: Mapping[str, str] = field(default_factory=dict)  # path -> why it was not read
+    params: Mapping[str, Any] = field(default_factory=dict)  # file -> dict | None (missing)
+    params_errors: Mapping[str, str] = field(default_factory=dict)
+    # (path, algorithm) of a directory output -> the hashes of the files in it
+    dir_entries: Mapping[tuple[str, str], Sequence[str]] = field(default_factory=dict)
+    # (hash, algorithm) -> whether DVC's cache holds that object; None: the cache was not looked at
+    in_cache: Mapping[tuple[str, str], bool] | None = None
+
+
+@dataclass(frozen=True)
+class Scope:
+    """PATHS given on the command line (repository-relative); empty means everything."""
+
+    paths: tuple[str, ...] = ()
+
+    def covers(self, *candidates: str) -> bool:
+        if not self.paths:
+            return True
+        return any(_related(c, p) for c in candidates for p in self.paths)
+
+
+def _related(a: str, b: str) -> bool:
+    return a == b or a.startswith(b + "/") or b.startswith(a + "/") or b == "."
+
+
+# ---- what to measure ------------------------------------------------------------------------
+
+
+def _selected_dvc_files(files: DvcFiles, scope: Scope) -> list[tuple[str, DvcFile]]:
+    if not scope.paths:
+        return sorted(files.dvc_files.items())
+    return [
+        (name, df) for name, df in sorted(files.dvc_files.items())
+        if scope.covers(name, *(o.path for o in df.outs), *(d.path for d in df.deps))
+    ]  # fmt: skip
+
+
+def _stage_paths(stage: Stage) -> list[str]:
+    return [*stage.deps, *(o.path for o in stage.outs), *stage.params]
+
+
+def _selected_stages(files: DvcFiles, scope: Scope) -> list[tuple[Pipeline, Stage]]:
+    return [
+        (p, stage) for p in files.pipelines for stage in p.stages.values()
+        if not stage.templated and scope.covers(p.yaml_file, p.lock_file, *_stage_paths(stage))
+    ]  # fmt: skip
+
+
+def templated_stages(files: DvcFiles, scope: Scope) -> list[tuple[Pipeline, Stage]]:
+    """Stages only DVC can resolve (`${...}`, foreach, matrix): checked by `dvc status`."""
+    out = []
+    for p in files.pipelines:
+        for stage in p.stages.values():
+            locked = [ls for n, ls in p.locked.items() if n.split("@", 1)[0] == stage.name]
+            paths = [o.path for ls in locked for o in (*ls.outs, *ls.deps)]
+            if stage.templated and scope.covers(p.yaml_file, p.lock_file, *paths):
+                out.append((p, stage))
+    return out
+
+
+def undecided_imports(files: DvcFiles, scope: Scope) -> list[str]:
+    """Non-frozen imports from URLs or other repositories: only DVC can ask their source."""
+    return [n for n, df in _selected_dvc_files(files, scope) if df.external_deps and not df.frozen]
+
+
+def hash_targets(files: DvcFiles, scope: Scope) -> set[tuple[str, str]]:
+    """(path, algorithm) for every recorded output and dependency the check compares."""
+    targets: set[tuple[str, str]] = set()
+    for _, df in _selected_dvc_files(files, scope):
+        for o in (*df.outs, *(() if df.frozen else df.deps)):
+            if o.hash_value:
+                targets.add((o.path, o.algorithm))
+    for p, stage in _selected_stages(files, scope):
+        locked = p.locked.get(stage.name)
+        if locked is None:
+            continue
+        recorded = {o.path: o for o in locked.outs}
+        if not stage.frozen:
+            recorded.update({d.path: d for d in locked.deps if d.path in stage.deps})
+        for path in (*(() if stage.frozen else stage.deps), *(o.path for o in stage.outs)):
+            entry = recorded.get(path)
+            if entry is not None and entry.hash_value:
+                targets.add((path, entry.algorithm))
+    return targets
+
+
+def exists_targets(files: DvcFiles, scope: Scope) -> set[str]:
+    out: set[str] = set()
+    for _, df in _selected_dvc_files(files, scope):
+        out.update(o.path for o in (*df.outs, *df.deps))
+    for _, stage in _selected_stages(files, scope):
+        out.update(d for d in stage.deps if not is_url(d))
+        out.update(o.path for o in stage.outs)
+        out.update(stage.params)
+    return out
+
+
+def params_targets(files: DvcFiles, scope: Scope) -> set[str]:
+    return {
+        pfile for _, stage in _selected_stages(files, scope) if not stage.frozen
+        for pfile in stage.params
+    }  # fmt: skip
+
+
+def _objects(out: Output, tree: WorkTree) -> list[tuple[str, str]]:
+    """The cache objects an up-to-date output needs: itself, and a directory's files."""
+    assert out.hash_value is not None
+    algo = out.algorithm
+    entries = tree.dir_entries.get((out.path, algo), ()) if out.is_dir else ()
+    return [(out.hash_value, algo), *((md5, algo) for md5 in entries)]
+
+
+def _cached_outs(files: DvcFiles, scope: Scope) -> list[Output]:
+    outs = [o for _, df in _selected_dvc_files(files, scope) for o in df.outs]
+    for p, stage in _selected_stages(files, scope):
+        locked = p.locked.get(stage.name)
+        if locked is not None:
+            wanted = {so.path for so in stage.outs if so.cache}
+            outs.extend(o for o in locked.outs if o.path in wanted)
+    return [o for o in outs if o.cache and o.hash_value]
+
+
+def cache_targets(files: DvcFiles, tree: WorkTree, scope: Scope) -> set[tuple[str, str]]:
+    """(hash, algorithm) of every object DVC's cache must hold for the outputs that match the
+    working tree (`dvc status` says "not in cache" otherwise)."""
+    return {
+        obj for o in _cached_outs(files, scope) if _compare(o, o.path, tree) is None
+        for obj in _objects(o, tree)
+    }  # fmt: skip
+
+
+def _not_in_cache(out: Output, tree: WorkTree) -> bool:
+    if tree.in_cache is None or not out.cache or not out.hash_value:
+        return False
+    return not all(tree.in_cache.get(obj, False) for obj in _objects(out, tree))
+
+
+# ---- the verdict ----------------------------------------------------------------------------
+
+
+def _short(value: str | None) -> str:
+    return "none" if value is None else value[:8] + (".dir" if value.endswith(".dir") else "")
+
+
+def _compare(entry: Output | None, path: str, tree: WorkTree) -> tuple[str, str] | None:
+    """(kind, detail) when a recorded entry differs from the working tree, else None.
+    kind: "missing" | "changed" | "unsafe"."""
+    if path in tree.unsafe:
+        return "unsafe", tree.unsafe[path]
+    if not tree.exists.get(path, False):
+        return "missing", "does not exist"
+    if entry is None or not entry.hash_value:
+        return "changed", "no hash recorded"
+    actual = tree.hashes.get((path, entry.algorithm))
+    if actual is None:  # it exists, but (a file in) it could not be read
+        return "changed", "could not be read to hash it"
+    if actual != entry.hash_value:
+        return "changed", f"{_short(entry.hash_value)} recorded, {_short(actual)} now"
+    return None
+
+
+def _dvc_file_findings(name: str, df: DvcFile, tree: WorkTree) -> list[Finding]:
+    findings = []
+    for out in df.outs:
+        diff = _compare(out, out.path, tree)
+        if diff is None:
+            if _not_in_cache(out, tree):
+                findings.append(Finding(
+                    display_path(out.path), "stale-dvc",
+                    f"not in the DVC cache (dvc commit {name})",
+                ))  # fmt: skip
+            continue
+        kind, detail = diff
+        if kind == "unsafe":
+            findings.append(Finding(display_path(out.path), "malformed-dvc", f"{detail} ({name})"))
+        elif kind == "missing":
+            findings.append(Finding(
+                display_path(out.path), "missing-output", f"output of {name} is missing",
+            ))  # fmt: skip
+        else:
+            findings.append(Finding(
+                display_path(out.path), "stale-dvc", f"differs from {name} ({detail})",
+            ))  # fmt: skip
+    if not df.frozen:
+        for dep in df.deps:
+            diff = _compare(dep, dep.path, tree)
+            if diff is not None:
+                rule = "malformed-dvc" if diff[0] == "unsafe" else "stale-dvc"
+                findings.append(Finding(
+                    display_path(dep.path), rule, f"dependency of {name}: {diff[1]}",
+                ))  # fmt: skip
+    return findings
+
+
+def _lookup(config: Any, key: str) -> tuple[bool, Any]:
+    """dpath.get(config, key, separator='.'): walk dicts (and lists by index)."""
+    node = config
+    for part in key.split("."):
+        if isinstance(node, Mapping) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return False, None
+    return True, node
+
+
+def _same_param(actual: Any, locked: Any) -> bool:
+    if isinstance(actual, tuple):
+        actual = list(actual)
+    return bool(actual == locked)
+
+
+def _params_findings(
+    label: str, pfile: str, keys: list[str] | None, locked: LockStage | None, tree: WorkTree
+) -> list[Finding]:
+    where = display_path(pfile)
+    if pfile in tree.params_errors:
+        return [Finding(where, "malformed-dvc", f"{label}: params file unreadable: "
+                        f"{tree.params_errors[pfile]}")]  # fmt: skip
+    config = tree.params.get(pfile)
+    if config is None:
+        return [Finding(where, "stale-lock", f"{label}: params file is missing")]
+    values = None if locked is None else locked.params.get(pfile)
+    if values is None:
+        return [Finding(where, "stale-lock", f"{label}: params not in dvc.lock")]
+    if keys:
+        actual = {}
+        for key in keys:
+            found, value = _lookup(config, key)
+            if found:
+                actual[key] = value
+        names = list(dict.fromkeys(keys))
+    else:
+        actual = dict(config) if isinstance(config, Mapping) else {}
+        names = list(dict.fromkeys([*actual, *values]))
+    changed = []
+    for key in names:
+        if key not in actual:
+            changed.append(f"{key} deleted")
+        elif key not in values:
+            changed.append(f"{key} new")
+        elif not _same_param(actual[key], values[key]):
+            changed.append(f"{key} {values[key]!r} locked, {actual[key]!r} now")
+    if not changed:
+        return []
+    return [Finding(where, "stale-lock", f"{label}: params changed: {'; '.join(changed)}")]
+
+
+def _stage_findings(p: Pipeline, stage: Stage, tree: WorkTree) -> list[Finding]:
+    label = f"stage {stage.name!r} ({p.lock_file})"
+    locked = p.locked.get(stage.name)
+    findings: list[Finding] = []
+    yaml_where = display_path(p.yaml_file)
+    if stage.cmd and not stage.deps and not stage.outs and not stage.params:
+        return [Finding(yaml_where, "stale-lock",
+                        f"stage {stage.name!r} has no deps or outs: DVC always runs it")]  # fmt: skip
+    if locked is None:
+        findings.append(Finding(
+            yaml_where, "stale-lock", f"stage {stage.name!r} is not in {p.lock_file}: never run",
+        ))  # fmt: skip
+    elif locked.cmd != stage.cmd:
+        findings.append(Finding(
+            yaml_where, "stale-lock", f"stage {stage.name!r}: cmd differs from {p.lock_file}",
+        ))  # fmt: skip
+    if not stage.frozen:
+        locked_deps = {d.path: d for d in locked.deps} if locked else {}
+        for dep in stage.deps:
+            if is_url(dep):
+                continue
+            diff = _compare(locked_deps.get(dep), dep, tree)
+            if diff is not None:
+                rule = "malformed-dvc" if diff[0] == "unsafe" else "stale-lock"
+                findings.append(Finding(display_path(dep), rule, f"dep of {label}: {diff[1]}"))
+        for pfile, keys in stage.params.items():
+            findings.extend(_params_findings(label, pfile, keys, locked, tree))
+    locked_outs = {o.path: o for o in locked.outs} if locked else {}
+    for out in stage.outs:
+        recorded = locked_outs.get(out.path)
+        diff = _compare(recorded, out.path, tree)
+        if diff is None:
+            if out.cache and recorded is not None and _not_in_cache(recorded, tree):
+                findings.append(Finding(
+                    display_path(out.path), "stale-lock",
+                    f"out of {label}: not in the DVC cache (dvc commit)",
+                ))  # fmt: skip
+            continue
+        kind, detail = diff
+        if kind == "unsafe":
+            findings.append(Finding(display_path(out.path), "malformed-dvc", f"{detail} ({label})"))
+        elif kind == "missing":
+            findings.append(Finding(display_path(out.path), "missing-output", f"out of {label} "
+                                    "is missing"))  # fmt: skip
+        else:
+            findings.append(Finding(display_path(out.path), "stale-lock", f"out of {label}: "
+                                    f"{detail}"))  # fmt: skip
+    return findings
+
+
+def _data_matcher(policy: Policy) -> Callable[[str], bool]:
+    """policy.is_data, with every data pattern folded into one regular expression first (the
+    check asks it for every file in the working tree)."""
+    any_data = compile_any(policy.data_patterns)
+    if any_data is None:
+        return lambda path: False
+    match = any_data.match
+    return lambda path: match(path) is not None and policy.is_data(path)
+
+
+@dataclass(frozen=True)
+class OutputIndex:
+    """Every DVC output path, whether DVC caches it, and which file declares it."""
+
+    outputs: Mapping[str, tuple[bool, str]]  # path -> (cache, declaring file)
+
+    @classmethod
+    def build(cls, files: DvcFiles) -> OutputIndex:
+        outs: dict[str, tuple[bool, str]] = {}
+        for name, df in files.dvc_files.items():
+            for o in df.outs:
+                outs[o.path] = (o.cache, name)
+        for p in files.pipelines:
+            for stage in p.stages.values():
+                for so in stage.outs:
+                    outs[so.path] = (so.cache, p.yaml_file)
+            for lname, ls in p.locked.items():
+                base = p.stages.get(lname.split("@", 1)[0])
+                if base is not None and base.templated:
+                    for o in ls.outs:
+                        outs.setdefault(o.path, (o.cache, p.yaml_file))
+        return cls(outs)
+
+    def covering(self, path: str) -> tuple[str, bool, str] | None:
+        """The output a path is (or is under): (output, cache, declaring file)."""
+        probe = path
+        while True:
+            hit = self.outputs.get(probe)
+            if hit is not None:
+                return probe, hit[0], hit[1]
+            if "/" not in probe:
+                return None
+            probe = probe.rsplit("/", 1)[0]
+
+
+def dvc_findings(
+    files: DvcFiles,
+    git: GitFacts,
+    tree: WorkTree,
+    policy: Policy,
+    scope: Scope = Scope(),
+    deferred: Iterable[Finding] = (),
+) -> list[Finding]:
+    """All findings of the check (see the module docstring); `deferred` are DVC's own verdicts
+    for what only DVC can decide."""
+    findings: list[Finding] = list(deferred)
+    for name, reason in files.malformed.items():
+        if scope.covers(name):
+            findings.append(Finding(display_path(name), "malformed-dvc", reason))
+    for name, df in _selected_dvc_files(files, scope):
+        findings.extend(_dvc_file_findings(name, df, tree))
+    for p, stage in _selected_stages(files, scope):
+        findings.extend(_stage_findings(p, stage, tree))
+
+    index = OutputIndex.build(files)
+    is_data = _data_matcher(policy)
+    for path in git.tracked:
+        if not scope.covers(path):
+            continue
+        hit = index.covering(path)
+        if hit is not None:
+            out, cache, declared = hit
+            if cache:
+                findings.append(Finding(
+                    display_path(path), "data-in-git",
+                    f"in git and also a DVC output ({out}, {declared})",
+                ))  # fmt: skip
+        elif is_data(path):
+            findings.append(Finding(display_path(path), "data-in-git", "data file stored in git"))
+    for paths, how in ((git.untracked, "not in git"), (git.ignored, "git-ignored")):
+        for path in paths:
+            if not scope.covers(path) or not is_data(path):
+                continue
+            if index.covering(path) is None:
+                findings.append(Finding(
+                    display_path(path), "untracked-data",
+                    f"data file {how} and described by no .dvc file or dvc.yaml stage",
+                ))  # fmt: skip
+    for out in git.not_ignored_outputs:
+        if scope.covers(out):
+            _, _, declared = index.covering(out) or (out, True, "?")
+            findings.append(Finding(
+                display_path(out), "not-ignored",
+                f"DVC output ({declared}) not ignored by git: `git add -A` would commit it",
+            ))  # fmt: skip
+    return findings
+
+
+def cached_outputs(files: DvcFiles) -> list[str]:
+    """Outputs DVC caches (git must ignore them)."""
+    return sorted(p for p, (cache, _) in OutputIndex.build(files).outputs.items() if cache)
+
+
+FIXES: dict[str, str] = {
+    "data-in-git": "data in git:      git rm --cached <path>; dvc add <path>; "
+    "git add <path>.dvc .gitignore",
+    "untracked-data": "untracked data:   dvc add <path>; git add <path>.dvc .gitignore "
+    "(or a dvc.yaml stage output)",
+    "stale-dvc": "changed data:     dvc commit <file>.dvc (keep the new data) or dvc checkout "
+    "(restore it); git add <file>.dvc",
+    "missing-output": "missing output:   dvc checkout / dvc pull (or dvc repro)",
+    "stale-lock": "stale pipeline:   dvc repro (or dvc commit if outputs are right); git add dvc.lock",
+    "not-ignored": "not ignored:      add /<name> to the .gitignore beside the output "
+    "(dvc add does this)",
+    "malformed-dvc": "malformed:        fix the DVC file (paths inside the repository, valid YAML)",
+}
+
+
+def fix_hint(findings: Sequence[Finding]) -> str:
+    rules = {f.rule for f in findings}
+    lines = [FIXES[r] for r in FIXES if r in rules]
+    return "How to fix:\n" + "\n".join("  " + line for line in lines) if lines else ""
