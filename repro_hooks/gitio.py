@@ -248,7 +248,15 @@ class Git:
         modified or type-changed against each parent; root commits against the empty tree).
 
         Two processes in all: rev-list, then one `diff-tree --stdin` over every commit."""
-        commits = self.run("rev-list", "--reverse", *rev_args, "--")
+        try:
+            commits = self.run("rev-list", "--reverse", *rev_args, "--")
+        except GitError as exc:
+            if self.try_run("rev-parse", "--is-shallow-repository") == b"true\n":
+                raise GitError(
+                    f"{' '.join(rev_args)}: not in this shallow clone ({exc}); fetch the history "
+                    "first: git fetch --unshallow (in CI: a full-depth checkout)"
+                ) from None
+            raise
         if not commits.strip():
             return []
         raw = self.run(

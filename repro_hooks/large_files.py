@@ -175,8 +175,10 @@ def fix_hint(findings: Sequence[Finding], in_history: bool) -> str:
     if not large:
         return "Install git-lfs (git lfs install), then `git add` those files again."
     one = len(large) == 1
-    target = shlex.quote(large[0].path) if one else "<path>"
-    dvc_file = shlex.quote(large[0].path + ".dvc") if one else "<path>.dvc"
+    # a name starting with `-` would be read as an option by dvc and git: spell it ./-name
+    name = "./" + large[0].path if large[0].path.startswith("-") else large[0].path
+    target = shlex.quote(name) if one else "<path>"
+    dvc_file = shlex.quote(name + ".dvc") if one else "<path>.dvc"
     ignore = shlex.quote(posixpath.join(posixpath.dirname(large[0].path), ".gitignore"))
     return (
         "Move large data to DVC (for each file above):\n"
