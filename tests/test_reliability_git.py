@@ -28,6 +28,7 @@ HOSTILE_NAMES: dict[str, bytes] = {
     "leading-dash": b"-rf.csv",
     "double-dash-help": b"--help.bin",
     "named-like-a-flag": b"--fix",
+    "named-like-the-separator": b"--",
     "dash-h-cluster": b"-hx.bin",
     "non-ascii": "données/entraînement ü.bin".encode(),
     "newline": b"new\nline.bin",

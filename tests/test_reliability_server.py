@@ -116,6 +116,19 @@ def test_duplicate_output_across_two_dvc_files(repo: Path) -> None:
 
 
 @pytest.mark.e2e
+def test_check_dvc_remote_skips_hostile_dvc_files(repo: Path) -> None:
+    assert subprocess.run(["dvc", "init", "-q"], cwd=repo, check=False).returncode == 0
+    commit(repo, "dvc init")
+    for i, (name, content, _) in enumerate(DVC_CASES.values()):
+        write(repo / f"case{i:02d}" / name, content)
+    commit(repo, "hostile DVC files")
+    with unchanged(repo):
+        # nothing usable is referenced (scan reports the files): no remote is even needed
+        out = cli(repo, "check-dvc-remote", "--range", "HEAD~1..HEAD", timeout=60)
+    assert out.code == 0, out
+
+
+@pytest.mark.e2e
 def test_symlinks_leading_outside_are_never_read(repo: Path, tmp_path: Path) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()

@@ -40,11 +40,11 @@ class FilesCommand(click.Command):
         i = 0
         while i < len(args):
             arg = args[i]
-            if arg == "--":
+            if arg.startswith("-") and len(arg) > 1 and os.path.lexists(arg):
+                paths.append(arg)  # even a file named `--`
+            elif arg == "--":
                 paths.extend(args[i + 1 :])
                 break
-            if arg.startswith("-") and len(arg) > 1 and os.path.lexists(arg):
-                paths.append(arg)
             else:
                 options.append(arg)
                 if arg in takes_value and i + 1 < len(args):
