@@ -475,10 +475,17 @@ def test_conflicting_and_bad_options(repo: Path, args: tuple[str, ...]) -> None:
     assert out.err.startswith("repro-hooks: ")
 
 
+BAD_PRE_RECEIVE_STDIN = (
+    b"garbage\n",
+    b"\xff\xfe\n",
+    f"{'0' * 40} {'f' * 40} refs/heads/x\n".encode(),
+)
+
+
 def test_bad_pre_receive_input(repo: Path, tmp_path: Path) -> None:
     bare = tmp_path / "server.git"
     git(tmp_path, "clone", "-q", "--bare", str(repo), str(bare))
-    for stdin in (b"garbage\n", b"\xff\xfe\n", f"{'0' * 40} {'f' * 40} refs/heads/x\n".encode()):
+    for stdin in BAD_PRE_RECEIVE_STDIN:
         out = cli(bare, "pre-receive", stdin=stdin)
         assert out.code == 2
         assert out.err.startswith("repro-hooks: ")
