@@ -36,8 +36,15 @@ def move_to_dvc(git: Git, findings: Sequence[Finding]) -> list[Finding]:
             f"--fix: {git.root} is not a DVC repository (run `dvc init` first); nothing was changed"
         )
     raw = [f.raw_path for f in movable if f.raw_path is not None]
+    root = os.path.realpath(git.root)
     for path in raw:
         full = git.root / os.fsdecode(path)
+        real = os.path.realpath(full)
+        if os.path.commonpath([root, real]) != root:
+            raise ReproHooksError(
+                f"--fix: {os.fsdecode(path)}: a symbolic link in its directories leads outside "
+                f"the repository; nothing was changed"
+            )
         if full.is_symlink() or not full.is_file():
             raise ReproHooksError(
                 f"--fix: {os.fsdecode(path)}: not a regular file in the working tree; nothing was changed"

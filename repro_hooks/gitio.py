@@ -298,12 +298,20 @@ class Git:
         One `git log --raw -z` process for the whole range. It is porcelain, so every option
         that user configuration could change (renames, relative paths, root diffs, signatures,
         external diff drivers) is pinned on the command line."""
-        raw = self.run(
-            "-c", "log.showRoot=true", "-c", "log.showSignature=false",
-            "log", "--reverse", "-z", "--raw", "--no-abbrev", "-m", "--no-renames",
-            "--no-relative", "--no-ext-diff", "--no-textconv", "--no-color",
-            "--diff-filter=AMT", "--format=%H", *rev_args, "--",
-        )  # fmt: skip
+        try:
+            raw = self.run(
+                "-c", "log.showRoot=true", "-c", "log.showSignature=false",
+                "log", "--reverse", "-z", "--raw", "--no-abbrev", "-m", "--no-renames",
+                "--no-relative", "--no-ext-diff", "--no-textconv", "--no-color",
+                "--diff-filter=AMT", "--format=%H", *rev_args, "--",
+            )  # fmt: skip
+        except GitError as exc:
+            if self.try_run("rev-parse", "--is-shallow-repository") == b"true\n":
+                raise GitError(
+                    f"{' '.join(rev_args)}: not in this shallow clone ({exc}); fetch the history "
+                    "first: git fetch --unshallow (in CI: a full-depth checkout)"
+                ) from None
+            raise
         return [b for b in parse_raw_diff(raw, with_commits=True) if b.sha.strip("0")]
 
 

@@ -112,9 +112,16 @@ def lfs_facts(
 def _relative_to_root(git: Git, path: str, cwd: Path, at_root: bool) -> bytes:
     """A command-line path as the index names it (relative to the root, POSIX bytes)."""
     assert git.root is not None
-    if at_root and "/." not in "/" + path and "//" not in path and path[-1:] != "/":
+    if (
+        at_root
+        and path[:1] not in ("/", "")
+        and path[-1:] != "/"
+        and "/." not in "/" + path
+        and "//" not in path
+    ):
         # the common case, as pre-commit passes paths: root-relative and already normal
-        # (no `.`/`..` components, no leading or doubled slash); anything else is resolved below
+        # (not absolute, no `.`/`..` components, no doubled or trailing slash); anything else
+        # is resolved below
         return os.fsencode(path)
     absolute = os.path.normpath(os.path.join(cwd, path))
     rel = os.path.relpath(absolute, git.root)
@@ -182,8 +189,10 @@ def fix_hint(findings: Sequence[Finding], in_history: bool) -> str:
     if not large:
         return "Install git-lfs (git lfs install), then `git add` those files again."
     one = len(large) == 1
-    target = shlex.quote(large[0].path) if one else "<path>"
-    dvc_file = shlex.quote(large[0].path + ".dvc") if one else "<path>.dvc"
+    # a name starting with `-` would be read as an option by dvc and git: spell it ./-name
+    name = "./" + large[0].path if large[0].path.startswith("-") else large[0].path
+    target = shlex.quote(name) if one else "<path>"
+    dvc_file = shlex.quote(name + ".dvc") if one else "<path>.dvc"
     ignore = shlex.quote(posixpath.join(posixpath.dirname(large[0].path), ".gitignore"))
     return (
         "Move large data to DVC (for each file above):\n"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import posixpath
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,7 @@ BASELINE_VERSION = 1
 BASELINE_KIND = "repro-hooks-baseline"
 POLICY_GIT_CONFIG = "repro-hooks.policy"
 BASELINE_GIT_CONFIG = "repro-hooks.baseline"
-MAX_DVC_FILE_SIZE = 64 * 1024 * 1024
+MAX_DVC_FILE_SIZE = 8 * 1024 * 1024  # the same bound as repro_hooks.dvcfiles
 
 
 # ---- which commits ----------------------------------------------------------------------------
@@ -239,6 +239,46 @@ def dvc_file_findings(
     return findings
 
 
+def duplicate_output_findings(
+    trees: Mapping[str, Sequence[tuple[str, str]]],
+    contents: Mapping[str, bytes],
+    introduced: Collection[tuple[str, str]],
+) -> list[Finding]:
+    """Two DVC files recording the same output in one tree: DVC refuses to work in that tree.
+
+    `trees` maps a scanned tip to its (DVC file path, blob sha) entries (.dvc files and dvc.yaml;
+    dvc.lock repeats dvc.yaml's outputs). Reported only when the scan introduced one of the
+    files involved, at the file that recorded the output last in path order."""
+    from repro_hooks.dvcfiles import DvcFileError, parse_dvc_file, parse_dvc_yaml
+
+    findings: dict[tuple[str, str], Finding] = {}
+    for tip, entries in trees.items():
+        owners: dict[str, list[tuple[str, str]]] = {}
+        for path, sha in sorted(entries):
+            if sha not in contents:
+                continue
+            try:
+                if posixpath.basename(path) == "dvc.yaml":
+                    outs = [o.path for st in parse_dvc_yaml(contents[sha], path).values()
+                            for o in st.outs]  # fmt: skip
+                else:
+                    outs = [o.path for o in parse_dvc_file(contents[sha], path).outs]
+            except DvcFileError:
+                continue  # reported as malformed where the scan introduced it
+            for out in dict.fromkeys(outs):
+                owners.setdefault(out, []).append((path, sha))
+        for out, files in owners.items():
+            if len(files) < 2 or not any(f in introduced for f in files):
+                continue
+            path = files[-1][0]
+            others = ", ".join(f for f, _ in files[:-1])
+            findings.setdefault(
+                (path, out),
+                Finding(path, "malformed-dvc", f"output {out!r} is also recorded in {others}", tip),
+            )
+    return list(findings.values())
+
+
 def scan_findings(
     blobs: Sequence[Blob],
     info: Mapping[str, ObjectInfo],
@@ -296,7 +336,10 @@ def scan_commits(
     contents = git.read_blobs(dvc_shas) if dvc_shas else {}
     sha_of = blob_index(blobs, facts.display)
     lock_wdirs = _lock_wdirs(git, [b for b in blobs if b.sha in contents], facts.display)
-    return scan_findings(blobs, info, policy, lfs, contents, sha_of, lock_wdirs), sha_of
+    findings = scan_findings(blobs, info, policy, lfs, contents, sha_of, lock_wdirs)
+    if dvc_shas:
+        findings += _duplicate_outputs_at_tips(git, rev_args, blobs, facts)
+    return findings, sha_of
 
 
 def _lock_wdirs(
@@ -321,6 +364,34 @@ def _lock_wdirs(
             continue  # reported on its own when this push introduces it
         wdirs[(blob.commit, blob.sha)] = {name: stage.wdir for name, stage in stages.items()}
     return wdirs
+
+
+def _duplicate_outputs_at_tips(
+    git: Git, rev_args: Sequence[str], blobs: Sequence[Blob], facts: _PathFacts
+) -> list[Finding]:
+    """Ask git for the DVC files in each scanned tip's tree (one ls-tree per tip, one batch
+    read) and look for outputs recorded twice."""
+    resolved = git.run("rev-parse", "--revs-only", *rev_args).decode().split()
+    tips = list(dict.fromkeys(r for r in resolved if not r.startswith("^")))
+    trees: dict[str, list[tuple[str, str]]] = {}
+    for tip in tips:
+        entries = []
+        for record in git.run("ls-tree", "-r", "-z", "--full-tree", tip).split(b"\0"):
+            meta, _, raw = record.partition(b"\t")
+            if not raw or not raw.endswith((b".dvc", b"dvc.yaml")):
+                continue
+            mode, kind, sha = meta.decode().split(" ")
+            path = facts.display(raw)
+            if kind == "blob" and mode != SYMLINK_MODE and is_dvc_file_path(path):
+                entries.append((path, sha))
+        trees[tip] = entries
+    wanted = {sha for entries in trees.values() for _, sha in entries}
+    info = git.object_info(wanted)
+    contents = git.read_blobs(
+        s for s in wanted if (o := info.get(s)) is not None and o.size <= MAX_DVC_FILE_SIZE
+    )
+    introduced = {(facts.display(b.path), b.sha) for b in blobs}
+    return duplicate_output_findings(trees, contents, introduced)
 
 
 # ---- baselines --------------------------------------------------------------------------------

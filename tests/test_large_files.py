@@ -189,6 +189,9 @@ def test_explicit_paths_check_index_blobs(repo: Path, monkeypatch: pytest.Monkey
     ]
     with pytest.raises(ReproHooksError, match="outside the repository"):
         collect_blobs(g, paths=["../../elsewhere.bin"], cwd=repo)
+    with pytest.raises(ReproHooksError, match="outside the repository"):
+        collect_blobs(g, paths=["/etc/passwd"], cwd=repo)  # absolute, from the root
+    assert [b.path for b in collect_blobs(g, paths=[str(repo / "ok.txt")], cwd=repo)] == [b"ok.txt"]
     assert [b.path for b in collect_blobs(g, check_all=True)] == [b"committed.bin", b"ok.txt"]
 
 

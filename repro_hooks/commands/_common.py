@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -20,6 +21,37 @@ format_option = click.option(
     show_default=True,
     help="Output format: text for people, json (versioned schema), sarif 2.1.0, github annotations.",
 )
+
+
+class FilesCommand(click.Command):
+    """A command whose PATHS come from pre-commit, which appends file names after the hook's
+    options without a `--`. A name that starts with `-` and exists (`-rf.csv`, `--help.bin`,
+    even `--fix`) is a path, never an option: moved after a `--` before click parses."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        takes_value = {
+            opt
+            for param in self.params
+            if isinstance(param, click.Option) and not param.is_flag and not param.count
+            for opt in param.opts
+        }
+        options: list[str] = []
+        paths: list[str] = []
+        i = 0
+        while i < len(args):
+            arg = args[i]
+            if arg.startswith("-") and len(arg) > 1 and os.path.lexists(arg):
+                paths.append(arg)  # even a file named `--`
+            elif arg == "--":
+                paths.extend(args[i + 1 :])
+                break
+            else:
+                options.append(arg)
+                if arg in takes_value and i + 1 < len(args):
+                    options.append(args[i + 1])
+                    i += 1
+            i += 1
+        return super().parse_args(ctx, [*options, "--", *paths] if paths else options)
 
 
 def fail(ctx: click.Context, error: ReproHooksError) -> None:

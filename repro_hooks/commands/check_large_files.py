@@ -8,11 +8,11 @@ from pathlib import Path
 
 import click
 
-from repro_hooks.commands._common import finish, format_option, guarded
+from repro_hooks.commands._common import FilesCommand, finish, format_option, guarded
 from repro_hooks.errors import ReproHooksError
 
 
-@click.command("check-large-files")
+@click.command("check-large-files", cls=FilesCommand)
 @click.argument("paths", nargs=-1)  # plain strings: click.Path would stat every file
 @click.option(
     "--max-size", metavar="SIZE",

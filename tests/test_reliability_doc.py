@@ -1,0 +1,70 @@
+"""docs/RELIABILITY.md is kept true by the tests: every test it cites exists, and its summary
+numbers are computed from the tests' own tables."""
+
+from __future__ import annotations
+
+import importlib
+import re
+
+import pytest
+
+from tests.helpers import ROOT
+from tests.test_reliability_git import (
+    BAD_PRE_RECEIVE_STDIN,
+    CONFIG_CASES,
+    CONFIG_COMMANDS,
+    CONFLICTS,
+    HOSTILE_NAMES,
+    NAME_WAYS,
+)
+from tests.test_reliability_server import DVC_CASES, DVC_WAYS
+
+DOC = (ROOT / "docs" / "RELIABILITY.md").read_text(encoding="utf-8")
+CITED = sorted(set(re.findall(r"`tests/(\w+)\.py::(\w+)`", DOC)))
+
+# (cases, ways each is tried), in the order of the doc's "Table-driven cases" rows
+TABLES = [
+    (len(HOSTILE_NAMES), len(NAME_WAYS)),
+    (len(HOSTILE_NAMES) - 1, 1),  # through pre-commit: all but the invalid UTF-8 name
+    (1, 1),  # the invalid UTF-8 name through pre-commit, then the plain shim
+    (len(CONFIG_CASES), len(CONFIG_COMMANDS)),
+    (len(CONFLICTS), 1),
+    (len(BAD_PRE_RECEIVE_STDIN), 1),
+    (len(DVC_CASES), len(DVC_WAYS)),
+    (len(DVC_CASES), 1),  # check-dvc-remote
+]
+
+
+def _section(title: str) -> str:
+    start = DOC.index(f"## {title}")
+    end = DOC.find("\n## ", start + 1)
+    return DOC[start : end if end != -1 else None]
+
+
+def _rows(section: str) -> list[list[str]]:
+    lines = [line for line in section.splitlines() if line.startswith("| ")]
+    return [[c.strip() for c in line.strip("|").split(" | ")] for line in lines[1:]]
+
+
+@pytest.mark.parametrize("cited", CITED, ids=[f"{m}::{t}" for m, t in CITED])
+def test_every_cited_test_exists(cited: tuple[str, str]) -> None:
+    module, name = cited
+    assert callable(getattr(importlib.import_module(f"tests.{module}"), name, None)), cited
+
+
+def test_table_driven_case_counts_match_the_tests() -> None:
+    rows = _rows(_section("Table-driven cases"))
+    assert [int(r[1]) for r in rows] == [cases for cases, _ in TABLES]
+    total = sum(cases * ways for cases, ways in TABLES)
+    assert f"**{total} bad inputs tried**" in DOC
+
+
+def test_condition_count_matches_the_table() -> None:
+    rows = _rows(_section("Repository shapes and service conditions"))
+    assert f"**{len(rows)} repository shapes and service conditions**" in DOC
+    assert all(re.search(r"`tests/\w+\.py::\w+`", r[2]) for r in rows)
+
+
+def test_placeholders_for_the_other_checks() -> None:
+    assert "## DVC freshness (check-dvc)" in DOC
+    assert "## MLflow linking (tag-mlflow)" in DOC
