@@ -6,7 +6,6 @@ silently ignored. Command-line flags override the file (the commands apply them 
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -179,6 +178,8 @@ def parse_config(table: Mapping[str, Any], file: str, prefix: str = TABLE) -> Co
 
 
 def load_toml(path: Path, display: str) -> dict[str, Any]:
+    import tomllib  # lazy: most repositories' hooks never read a pyproject.toml with our table
+
     try:
         with path.open("rb") as fh:
             return tomllib.load(fh)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -130,11 +130,13 @@ class Git:
 
     # ---- the index --------------------------------------------------------------------------
 
-    def index_blobs(self) -> list[Blob]:
-        """Every stage-0 entry of the index (`git ls-files -s -z`)."""
-        out = self.run("ls-files", "-s", "-z")
+    def index_blobs(self, only: Collection[bytes] | None = None) -> list[Blob]:
+        """Every stage-0 entry of the index (`git ls-files -s -z`), or those at `only` paths."""
+        entries = _LS_FILES_RE.findall(self.run("ls-files", "-s", "-z"))
         return [
-            Blob(path, mode.decode(), sha.decode()) for mode, sha, path in _LS_FILES_RE.findall(out)
+            Blob(path, mode.decode(), sha.decode())
+            for mode, sha, path in entries
+            if only is None or path in only
         ]
 
     def head_commit(self) -> str | None:
@@ -201,30 +203,25 @@ class Git:
         most 1032 * N bytes. One fstatat per object (no inflating, no git process): the cheap
         proof that most small blobs are under a size limit. Packed or absent objects are left
         out (ask `object_info`)."""
-        objects = Path(os.environ.get("GIT_OBJECT_DIRECTORY") or self.common_dir / "objects")
+        objects = os.environ.get("GIT_OBJECT_DIRECTORY") or str(self.common_dir / "objects")
+        by_fan: dict[str, list[str]] = {}
+        for sha in shas:
+            by_fan.setdefault(sha[:2], []).append(sha)
         bounds: dict[str, int] = {}
-        dir_fds: dict[str, int | None] = {}
         stat = os.stat
-        try:
-            for sha in shas:
-                fan = sha[:2]
-                fd = dir_fds.get(fan, -1)
-                if fd == -1:
+        for fan, group in by_fan.items():
+            try:
+                fd = os.open(f"{objects}/{fan}", os.O_RDONLY | os.O_DIRECTORY)
+            except OSError:
+                continue  # no loose objects there
+            try:
+                for sha in group:
                     try:
-                        fd = os.open(objects / fan, os.O_RDONLY | os.O_DIRECTORY)
+                        bounds[sha] = stat(sha[2:], dir_fd=fd).st_size * DEFLATE_MAX_RATIO
                     except OSError:
-                        fd = None
-                    dir_fds[fan] = fd
-                if fd is None:
-                    continue
-                try:
-                    bounds[sha] = stat(sha[2:], dir_fd=fd).st_size * DEFLATE_MAX_RATIO
-                except OSError:
-                    continue
-        finally:
-            for fd in dir_fds.values():
-                if fd is not None:
-                    os.close(fd)
+                        continue  # packed, or absent
+            finally:
+                os.close(fd)
         return bounds
 
     def read_blobs(self, shas: Iterable[str]) -> dict[str, bytes]:
