@@ -5,6 +5,7 @@ Paths are bytes (as git stores them) until they must become text for a message.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import subprocess
@@ -295,8 +296,10 @@ class Git:
         One `git log --raw -z` process for the whole range. It is porcelain, so every option
         that user configuration could change (renames, relative paths, root diffs, signatures,
         external diff drivers) is pinned on the command line."""
+        parser = RawDiffParser(with_commits=True)
         try:
-            raw = self.run(
+            self.stream_fields(
+                parser.feed,
                 "-c", "log.showRoot=true", "-c", "log.showSignature=false",
                 "log", "--reverse", "-z", "--raw", "--no-abbrev", "-m", "--no-renames",
                 "--no-relative", "--no-ext-diff", "--no-textconv", "--no-color",
@@ -309,7 +312,35 @@ class Git:
                     "first: git fetch --unshallow (in CI: a full-depth checkout)"
                 ) from None
             raise
-        return [b for b in parse_raw_diff(raw, with_commits=True) if b.sha.strip("0")]
+        return [b for b in parser.blobs if b.sha.strip("0")]
+
+    def stream_fields(self, consume: Callable[[list[bytes]], None], *args: str) -> None:
+        """Run a `-z` git command and hand its NUL-separated fields to `consume` as they arrive,
+        so parsing overlaps git's own work. Raises GitError like `run`."""
+        try:
+            proc = subprocess.Popen(
+                ["git", *args], cwd=self.cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            )
+        except FileNotFoundError:
+            raise GitError("git: command not found") from None
+        stdout, stderr = proc.stdout, proc.stderr
+        assert isinstance(stdout, io.BufferedReader)
+        assert stderr is not None
+        rest = b""
+        with proc:
+            while chunk := stdout.read1(1 << 16):
+                fields = (rest + chunk).split(b"\0")
+                rest = fields.pop()
+                consume(fields)
+            if rest:
+                consume([rest])
+            err = stderr.read()
+        if proc.returncode != 0:
+            msg = err.decode("utf-8", "replace").strip().splitlines()
+            name = next(
+                (a for i, a in enumerate(args) if a != "-c" and (i == 0 or args[i - 1] != "-c")), ""
+            )
+            raise GitError(f"git {name}: {msg[-1] if msg else f'exit {proc.returncode}'}")
 
 
 def _parse_check_attr(out: bytes) -> dict[bytes, dict[str, str]]:
@@ -333,23 +364,36 @@ def _parallel(fn: Callable[[list[str]], bytes], chunks: list[list[str]]) -> list
 
 def parse_raw_diff(raw: bytes, with_commits: bool = False) -> list[Blob]:
     """Parse `--raw -z` output (`:m1 m2 s1 s2 X\\0path\\0`), optionally led by commit ids."""
-    fields = raw.split(b"\0")
-    out: list[Blob] = []
-    commit: str | None = None
-    i = 0
-    while i < len(fields):
-        field = fields[i]
-        if field.startswith(b"\n"):  # `git log -z` puts a newline between a commit and its diff
-            field = field[1:]
-        if field.startswith(b":"):
-            parts = field[1:].decode().split(" ")
-            status = parts[4]
-            i += 1
-            if status[0] in "RC":  # with renames on, two paths follow; the second is the new one
-                i += 1
-            path = fields[i]
-            out.append(Blob(path, parts[1], parts[3], commit))
-        elif with_commits and field:
-            commit = field.decode()
-        i += 1
-    return out
+    parser = RawDiffParser(with_commits)
+    parser.feed(raw.split(b"\0"))
+    return parser.blobs
+
+
+class RawDiffParser:
+    """Incremental parser of `--raw -z` fields, which may arrive in any number of pieces."""
+
+    def __init__(self, with_commits: bool = False) -> None:
+        self.with_commits = with_commits
+        self.blobs: list[Blob] = []
+        self._commit: str | None = None
+        self._header: list[str] | None = None  # a `:...` record waiting for its path(s)
+        self._skip = 0  # paths to pass over first (the old path of a rename or copy)
+
+    def feed(self, fields: list[bytes]) -> None:
+        blobs = self.blobs
+        for field in fields:
+            if self._header is not None:
+                if self._skip:
+                    self._skip -= 1
+                    continue
+                parts, self._header = self._header, None
+                blobs.append(Blob(field, parts[1], parts[3], self._commit))
+                continue
+            if field[:1] == b"\n":  # `git log -z` puts a newline between a commit and its diff
+                field = field[1:]
+            if field[:1] == b":":
+                self._header = field[1:].decode().split(" ")
+                # with renames on, two paths follow; the second is the new one
+                self._skip = 1 if self._header[4][:1] in ("R", "C") else 0
+            elif self.with_commits and field:
+                self._commit = field.decode()
