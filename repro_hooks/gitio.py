@@ -12,9 +12,12 @@ import subprocess
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
 from repro_hooks.errors import GitError
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 _LS_FILES_RE = re.compile(rb"([0-7]{6}) ([0-9a-f]+) 0\t([^\0]*)\0")
 GITLINK_MODE = "160000"
@@ -58,6 +61,7 @@ class Git:
         self.root = root
         self.object_format = object_format
         self.common_dir = common_dir or git_dir
+        self._index_listing: Future[bytes] | None = None  # see prefetch_index
 
     @classmethod
     def discover(cls, cwd: Path | str | None = None) -> Git:
@@ -131,9 +135,20 @@ class Git:
 
     # ---- the index --------------------------------------------------------------------------
 
+    def prefetch_index(self) -> None:
+        """Start `git ls-files -s -z` now, in a thread, for a later `index_blobs`: git reads the
+        index while Python goes on importing and reading configuration."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(max_workers=1)
+        self._index_listing = pool.submit(self.run, "ls-files", "-s", "-z")
+        pool.shutdown(wait=False)
+
     def index_blobs(self, only: Collection[bytes] | None = None) -> list[Blob]:
         """Every stage-0 entry of the index (`git ls-files -s -z`), or those at `only` paths."""
-        entries = _LS_FILES_RE.findall(self.run("ls-files", "-s", "-z"))
+        listing, self._index_listing = self._index_listing, None
+        out = listing.result() if listing is not None else self.run("ls-files", "-s", "-z")
+        entries = _LS_FILES_RE.findall(out)
         return [
             Blob(path, mode.decode(), sha.decode())
             for mode, sha, path in entries
@@ -274,17 +289,37 @@ class Git:
     def start_attributes(
         self, paths: Sequence[bytes], names: Sequence[str]
     ) -> Callable[[], dict[bytes, dict[str, str]]]:
-        """Start `attributes` in a thread (git does the work in its own process); call the result
-        to wait for it. Lets the caller overlap its own work with git's."""
+        """Start `attributes`; call the result to wait for it. git works in its own process with
+        its input and output in anonymous files, so no Python thread competes with the caller's
+        own work for the interpreter while git runs on the other core."""
         if not paths:
             return dict
-        from concurrent.futures import ThreadPoolExecutor
+        args = ["check-attr", "-z", "--stdin", *names]
+        files = [_anonymous_file() for _ in range(3)]
+        stdin, stdout, stderr = files
+        stdin.write(b"\0".join(paths) + b"\0")
+        stdin.seek(0)
+        try:
+            proc = subprocess.Popen(
+                ["git", *args], cwd=self.cwd, stdin=stdin, stdout=stdout, stderr=stderr
+            )
+        except FileNotFoundError:
+            raise GitError("git: command not found") from None
 
-        pool = ThreadPoolExecutor(max_workers=1)
-        data = b"\0".join(paths) + b"\0"
-        future = pool.submit(self.run, "check-attr", "-z", "--stdin", *names, input=data)
-        pool.shutdown(wait=False)
-        return lambda: _parse_check_attr(future.result())
+        def result() -> dict[bytes, dict[str, str]]:
+            try:
+                proc.wait()
+                stdout.seek(0)
+                stderr.seek(0)
+                if proc.returncode != 0:
+                    msg = stderr.read().decode("utf-8", "replace").strip().splitlines()
+                    raise GitError(f"git check-attr: {msg[-1] if msg else proc.returncode}")
+                return _parse_check_attr(stdout.read())
+            finally:
+                for f in files:
+                    f.close()
+
+        return result
 
     # ---- history ----------------------------------------------------------------------------
 
@@ -341,6 +376,15 @@ class Git:
                 (a for i, a in enumerate(args) if a != "-c" and (i == 0 or args[i - 1] != "-c")), ""
             )
             raise GitError(f"git {name}: {msg[-1] if msg else f'exit {proc.returncode}'}")
+
+
+def _anonymous_file() -> BinaryIO:
+    """A read-write file with no name (memfd on Linux, else an unlinked temporary file)."""
+    if hasattr(os, "memfd_create"):
+        return open(os.memfd_create("repro-hooks", os.MFD_CLOEXEC), "w+b")
+    import tempfile
+
+    return tempfile.TemporaryFile()
 
 
 def _parse_check_attr(out: bytes) -> dict[bytes, dict[str, str]]:
