@@ -145,11 +145,12 @@ def _apply(
     keys: Mapping[str, tuple[str, Callable[[Any], Any]]],
     file: str,
     prefix: str,
+    also_known: tuple[str, ...] = (),
 ) -> Any:
     changes: dict[str, Any] = {}
     for key, value in table.items():
         if key not in keys:
-            known = ", ".join(sorted(keys))
+            known = ", ".join(sorted([*keys, *also_known]))
             raise ConfigError(file, f"{prefix}.{key}", f"unknown key (known: {known})")
         attr, parse = keys[key]
         try:
@@ -162,7 +163,9 @@ def _apply(
 def parse_config(table: Mapping[str, Any], file: str, prefix: str = TABLE) -> Config:
     """Build a Config from the `[tool.repro-hooks]` table (already parsed TOML)."""
     policy_table = {k: v for k, v in table.items() if k not in ("mlflow", "extend-data-patterns")}
-    policy = _apply(Policy(), policy_table, _POLICY_KEYS, file, prefix)
+    policy = _apply(
+        Policy(), policy_table, _POLICY_KEYS, file, prefix, ("extend-data-patterns", "mlflow")
+    )
     if "extend-data-patterns" in table:
         try:
             extra = _globs(table["extend-data-patterns"])
