@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -21,6 +22,15 @@ format_option = click.option(
     show_default=True,
     help="Output format: text for people, json (versioned schema), sarif 2.1.0, github annotations.",
 )
+
+
+def config_option(
+    help: str = "Policy file to use instead of the repository's pyproject.toml.",
+) -> Callable[[F], F]:
+    """`--config FILE`: a policy file (keys at top level or under [tool.repro-hooks])."""
+    return click.option(
+        "--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), help=help
+    )
 
 
 class FilesCommand(click.Command):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from repro_hooks.commands._common import finish, format_option, guarded
+from repro_hooks.commands._common import config_option, finish, format_option, guarded
 
 
 @click.command("check-dvc")
@@ -15,10 +15,7 @@ from repro_hooks.commands._common import finish, format_option, guarded
     "--no-cache", "no_cache", is_flag=True,
     help="Hash everything again instead of trusting the hash cache under the git directory.",
 )  # fmt: skip
-@click.option(
-    "--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
-    help="Policy file to use instead of the repository's pyproject.toml.",
-)  # fmt: skip
+@config_option()
 @format_option
 @click.pass_context
 def check_dvc(

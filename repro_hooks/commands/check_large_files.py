@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from repro_hooks.commands._common import FilesCommand, finish, format_option, guarded
+from repro_hooks.commands._common import FilesCommand, config_option, finish, format_option, guarded
 from repro_hooks.errors import ReproHooksError
 
 
@@ -32,10 +32,7 @@ from repro_hooks.errors import ReproHooksError
     is_flag=True,
     help="Move each offending file into DVC with `dvc add` (needs DVC), then exit 1.",
 )
-@click.option(
-    "--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
-    help="Policy file to use instead of the repository's pyproject.toml.",
-)  # fmt: skip
+@config_option()
 @format_option
 @click.pass_context
 def check_large_files(

@@ -6,14 +6,13 @@ from pathlib import Path
 
 import click
 
-from repro_hooks.commands._common import finish, format_option, guarded
+from repro_hooks.commands._common import config_option, finish, format_option, guarded
 
 
 @click.command("pre-receive")
-@click.option(
-    "--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
-    help="The server's policy file. Default: `git config repro-hooks.policy`, else built-ins.",
-)  # fmt: skip
+@config_option(
+    "The server's policy file. Default: `git config repro-hooks.policy`, else built-ins."
+)
 @click.option(
     "--baseline", type=click.Path(dir_okay=False, path_type=Path),
     help="Baseline file on the server. Default: `git config repro-hooks.baseline`, if set.",

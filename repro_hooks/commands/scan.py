@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from repro_hooks.commands._common import finish, format_option, guarded
+from repro_hooks.commands._common import config_option, finish, format_option, guarded
 from repro_hooks.errors import ReproHooksError
 
 
@@ -32,10 +32,7 @@ from repro_hooks.errors import ReproHooksError
     help="Record every finding of this scan in FILE and exit 0.",
 )  # fmt: skip
 @click.option("--max-size", metavar="SIZE", help="Size limit, overriding the configuration.")
-@click.option(
-    "--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
-    help="Policy file to use instead of pyproject.toml (or the server's repro-hooks.policy).",
-)  # fmt: skip
+@config_option("Policy file to use instead of pyproject.toml (or the server's repro-hooks.policy).")
 @format_option
 @click.pass_context
 def scan(
