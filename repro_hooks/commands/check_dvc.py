@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from repro_hooks.commands._common import finish, format_option, guarded
+from repro_hooks.commands._common import FilesCommand, finish, format_option, guarded
 
 
-@click.command("check-dvc")
+@click.command("check-dvc", cls=FilesCommand)
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option(
     "--no-cache", "no_cache", is_flag=True,
