@@ -202,6 +202,7 @@ class Measurer:
     ignore: DvcIgnore
     cache: HashCache
     _safe_dirs: dict[str, bool] = field(default_factory=dict)
+    _links: dict[str, bool] = field(default_factory=dict)
 
     def is_inside(self, real: str) -> bool:
         root = self._real_root
@@ -217,6 +218,19 @@ class Measurer:
             hit = self.is_inside(os.path.realpath(os.path.join(self.root, rel_dir)))
             self._safe_dirs[rel_dir] = hit
         return hit
+
+    def beyond_symlink(self, rel: str) -> bool:
+        """Whether a parent directory of a repository-relative path is a symlink."""
+        parent = posixpath.dirname(rel)
+        while parent:
+            hit = self._links.get(parent)
+            if hit is None:
+                hit = os.path.islink(os.path.join(self.root, parent))
+                self._links[parent] = hit
+            if hit:
+                return True
+            parent = posixpath.dirname(parent)
+        return False
 
     def path_is_safe(self, rel: str) -> bool:
         """Whether reading a repository-relative path stays inside the repository (no symlink,
@@ -444,7 +458,12 @@ def collect(git: Git, scope: Scope, *, use_cache: bool = True) -> Collected:
     cache.save()
     visible_set = set(visible)
     ignored = [p for p in everything if p not in visible_set]
-    outs = [o for o in cached_outputs(files) if scope.covers(o)]
+    # git refuses a whole check-ignore call naming a path beyond a symlink ("fatal: pathspec
+    # ... is beyond a symbolic link"); such outputs are reported as unsafe, not asked about
+    outs = [
+        o for o in cached_outputs(files)
+        if scope.covers(o) and not measurer.beyond_symlink(o)
+    ]  # fmt: skip
     ignored_outs = git.ignored_paths([os.fsencode(o) for o in outs])
     not_ignored = [o for o in outs if os.fsencode(o) not in ignored_outs]
     facts = GitFacts(
