@@ -351,6 +351,9 @@ def _one_line(exc: BaseException) -> str:
     found = _REQUEST_FAILED.match(text)
     if found:
         endpoint = found.group(1).split("?", 1)[0]
+        status = re.search(r"too many (\d{3}) error responses", text)
+        if status:
+            return f"{endpoint}: HTTP {status.group(1)} from the tracking store"
         for needle, cause in _CAUSES:
             if needle in text:
                 return f"{endpoint}: {cause}"

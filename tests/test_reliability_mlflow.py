@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import commit, git, write
-from tests.mlflow_fixtures import MlflowServer
+from tests.mlflow_fixtures import MlflowServer, status_server
 from tests.reliability import REPRO, Outcome, assert_no_crash, cli, unchanged
 
 pytestmark = [
@@ -278,6 +278,21 @@ def test_malformed_json_in_a_200_answer(repo: Path) -> None:
     assert elapsed < 30
     assert len(queue_files(repo)) == 1
     assert "last error" in cli(repo, "pending").out
+
+
+def test_unavailable_503_is_named_in_one_line(repo: Path) -> None:
+    with status_server(503) as (url, seen):
+        write(repo / "x.txt", "x")
+        commit(repo, "x")
+        assert queue_only(repo, "--tracking-uri", url).code == 0
+        out, _ = sync(repo, "--tracking-uri", url, "--timeout", "5")
+    assert seen
+    assert out.code == 1, out
+    assert out.out == (
+        f"link {head(repo)[:12]}: not delivered (stays queued): "
+        f"{url}/api/2.0/mlflow/experiments/search: HTTP 503 from the tracking store\n"
+    )
+    assert len(queue_files(repo)) == 1
 
 
 def test_run_deleted_between_search_and_write(repo: Path, mlflow_server: MlflowServer) -> None:
