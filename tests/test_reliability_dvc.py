@@ -263,12 +263,13 @@ def test_hostile_data_file_names(repo: Path) -> None:
 # ---- the hash cache ---------------------------------------------------------------------------
 
 CORRUPT_CACHES = {
-    "garbage": lambda good: b"\x00garbage\xff" * 100,
-    "truncated": lambda good: good[: len(good) // 2],
-    "empty": lambda good: b"",
-    "wrong-version": lambda good: marshal.dumps(("repro-hooks-hash-cache", 1, {})),
-    "wrong-shapes": lambda good: marshal.dumps(
-        ("repro-hooks-hash-cache", 2, {("x", "md5"): 5, 7: (1, 2)})
+    # id: (cache bytes from a good cache and the data file's absolute path)
+    "garbage": lambda good, path: b"\x00garbage\xff" * 100,
+    "truncated": lambda good, path: good[: len(good) // 2],
+    "empty": lambda good, path: b"",
+    "wrong-version": lambda good, path: marshal.dumps(("repro-hooks-hash-cache", 1, {})),
+    "wrong-shapes": lambda good, path: marshal.dumps(
+        ("repro-hooks-hash-cache", 2, {(path, "md5"): 5, 7: (1, 2)})
     ),
 }
 
@@ -295,7 +296,7 @@ def test_hash_cache_faults_never_change_the_verdict(repo: Path) -> None:
     time.sleep(2.2)
     assert check(repo) == {}
     for make in CORRUPT_CACHES.values():
-        cache.write_bytes(make(good))
+        cache.write_bytes(make(good, str(data)))
         with unchanged(repo):
             assert check(repo) == {}
             same_size_rewrite(data, b"9,9\n")
