@@ -107,7 +107,10 @@ def main() -> None:
         root = Path(tmp) / "many"
         root.mkdir()
         names = build_many(root, args.files)
+        built = time.monotonic()
         assert timed(anchor, root, env)[1] == 0, "DVC must agree that the data is up to date"
+        # utime moved ctime to now: the hash cache keeps no entry changed in the last 2 s
+        time.sleep(max(0.0, 2.1 - (time.monotonic() - built)))
         assert timed(ours, root, env)[1] == 0  # warms our hash cache
         res = alternate(args.runs, {
             "ours": lambda: timed(ours, root, env), "dvc": lambda: timed(anchor, root, env),
