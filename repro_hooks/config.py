@@ -6,7 +6,6 @@ silently ignored. Command-line flags override the file (the commands apply them 
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -146,11 +145,12 @@ def _apply(
     keys: Mapping[str, tuple[str, Callable[[Any], Any]]],
     file: str,
     prefix: str,
+    also_known: tuple[str, ...] = (),
 ) -> Any:
     changes: dict[str, Any] = {}
     for key, value in table.items():
         if key not in keys:
-            known = ", ".join(sorted(keys))
+            known = ", ".join(sorted([*keys, *also_known]))
             raise ConfigError(file, f"{prefix}.{key}", f"unknown key (known: {known})")
         attr, parse = keys[key]
         try:
@@ -163,7 +163,9 @@ def _apply(
 def parse_config(table: Mapping[str, Any], file: str, prefix: str = TABLE) -> Config:
     """Build a Config from the `[tool.repro-hooks]` table (already parsed TOML)."""
     policy_table = {k: v for k, v in table.items() if k not in ("mlflow", "extend-data-patterns")}
-    policy = _apply(Policy(), policy_table, _POLICY_KEYS, file, prefix)
+    policy = _apply(
+        Policy(), policy_table, _POLICY_KEYS, file, prefix, ("extend-data-patterns", "mlflow")
+    )
     if "extend-data-patterns" in table:
         try:
             extra = _globs(table["extend-data-patterns"])
@@ -179,6 +181,8 @@ def parse_config(table: Mapping[str, Any], file: str, prefix: str = TABLE) -> Co
 
 
 def load_toml(path: Path, display: str) -> dict[str, Any]:
+    import tomllib  # lazy: most repositories' hooks never read a pyproject.toml with our table
+
     try:
         with path.open("rb") as fh:
             return tomllib.load(fh)

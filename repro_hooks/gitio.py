@@ -5,15 +5,19 @@ Paths are bytes (as git stores them) until they must become text for a message.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import subprocess
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
 from repro_hooks.errors import GitError
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 _LS_FILES_RE = re.compile(rb"([0-7]{6}) ([0-9a-f]+) 0\t([^\0]*)\0")
 GITLINK_MODE = "160000"
@@ -57,6 +61,7 @@ class Git:
         self.root = root
         self.object_format = object_format
         self.common_dir = common_dir or git_dir
+        self._index_listing: Future[bytes] | None = None  # see prefetch_index
 
     @classmethod
     def discover(cls, cwd: Path | str | None = None) -> Git:
@@ -130,11 +135,24 @@ class Git:
 
     # ---- the index --------------------------------------------------------------------------
 
-    def index_blobs(self) -> list[Blob]:
-        """Every stage-0 entry of the index (`git ls-files -s -z`)."""
-        out = self.run("ls-files", "-s", "-z")
+    def prefetch_index(self) -> None:
+        """Start `git ls-files -s -z` now, in a thread, for a later `index_blobs`: git reads the
+        index while Python goes on importing and reading configuration."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(max_workers=1)
+        self._index_listing = pool.submit(self.run, "ls-files", "-s", "-z")
+        pool.shutdown(wait=False)
+
+    def index_blobs(self, only: Collection[bytes] | None = None) -> list[Blob]:
+        """Every stage-0 entry of the index (`git ls-files -s -z`), or those at `only` paths."""
+        listing, self._index_listing = self._index_listing, None
+        out = listing.result() if listing is not None else self.run("ls-files", "-s", "-z")
+        entries = _LS_FILES_RE.findall(out)
         return [
-            Blob(path, mode.decode(), sha.decode()) for mode, sha, path in _LS_FILES_RE.findall(out)
+            Blob(path, mode.decode(), sha.decode())
+            for mode, sha, path in entries
+            if only is None or path in only
         ]
 
     def head_commit(self) -> str | None:
@@ -201,30 +219,25 @@ class Git:
         most 1032 * N bytes. One fstatat per object (no inflating, no git process): the cheap
         proof that most small blobs are under a size limit. Packed or absent objects are left
         out (ask `object_info`)."""
-        objects = Path(os.environ.get("GIT_OBJECT_DIRECTORY") or self.common_dir / "objects")
+        objects = os.environ.get("GIT_OBJECT_DIRECTORY") or str(self.common_dir / "objects")
+        by_fan: dict[str, list[str]] = {}
+        for sha in shas:
+            by_fan.setdefault(sha[:2], []).append(sha)
         bounds: dict[str, int] = {}
-        dir_fds: dict[str, int | None] = {}
         stat = os.stat
-        try:
-            for sha in shas:
-                fan = sha[:2]
-                fd = dir_fds.get(fan, -1)
-                if fd == -1:
+        for fan, group in by_fan.items():
+            try:
+                fd = os.open(f"{objects}/{fan}", os.O_RDONLY | os.O_DIRECTORY)
+            except OSError:
+                continue  # no loose objects there
+            try:
+                for sha in group:
                     try:
-                        fd = os.open(objects / fan, os.O_RDONLY | os.O_DIRECTORY)
+                        bounds[sha] = stat(sha[2:], dir_fd=fd).st_size * DEFLATE_MAX_RATIO
                     except OSError:
-                        fd = None
-                    dir_fds[fan] = fd
-                if fd is None:
-                    continue
-                try:
-                    bounds[sha] = stat(sha[2:], dir_fd=fd).st_size * DEFLATE_MAX_RATIO
-                except OSError:
-                    continue
-        finally:
-            for fd in dir_fds.values():
-                if fd is not None:
-                    os.close(fd)
+                        continue  # packed, or absent
+            finally:
+                os.close(fd)
         return bounds
 
     def read_blobs(self, shas: Iterable[str]) -> dict[str, bytes]:
@@ -276,17 +289,37 @@ class Git:
     def start_attributes(
         self, paths: Sequence[bytes], names: Sequence[str]
     ) -> Callable[[], dict[bytes, dict[str, str]]]:
-        """Start `attributes` in a thread (git does the work in its own process); call the result
-        to wait for it. Lets the caller overlap its own work with git's."""
+        """Start `attributes`; call the result to wait for it. git works in its own process with
+        its input and output in anonymous files, so no Python thread competes with the caller's
+        own work for the interpreter while git runs on the other core."""
         if not paths:
             return dict
-        from concurrent.futures import ThreadPoolExecutor
+        args = ["check-attr", "-z", "--stdin", *names]
+        files = [_anonymous_file() for _ in range(3)]
+        stdin, stdout, stderr = files
+        stdin.write(b"\0".join(paths) + b"\0")
+        stdin.seek(0)
+        try:
+            proc = subprocess.Popen(
+                ["git", *args], cwd=self.cwd, stdin=stdin, stdout=stdout, stderr=stderr
+            )
+        except FileNotFoundError:
+            raise GitError("git: command not found") from None
 
-        pool = ThreadPoolExecutor(max_workers=1)
-        data = b"\0".join(paths) + b"\0"
-        future = pool.submit(self.run, "check-attr", "-z", "--stdin", *names, input=data)
-        pool.shutdown(wait=False)
-        return lambda: _parse_check_attr(future.result())
+        def result() -> dict[bytes, dict[str, str]]:
+            try:
+                proc.wait()
+                stdout.seek(0)
+                stderr.seek(0)
+                if proc.returncode != 0:
+                    msg = stderr.read().decode("utf-8", "replace").strip().splitlines()
+                    raise GitError(f"git check-attr: {msg[-1] if msg else proc.returncode}")
+                return _parse_check_attr(stdout.read())
+            finally:
+                for f in files:
+                    f.close()
+
+        return result
 
     # ---- history ----------------------------------------------------------------------------
 
@@ -298,8 +331,10 @@ class Git:
         One `git log --raw -z` process for the whole range. It is porcelain, so every option
         that user configuration could change (renames, relative paths, root diffs, signatures,
         external diff drivers) is pinned on the command line."""
+        parser = RawDiffParser(with_commits=True)
         try:
-            raw = self.run(
+            self.stream_fields(
+                parser.feed,
                 "-c", "log.showRoot=true", "-c", "log.showSignature=false",
                 "log", "--reverse", "-z", "--raw", "--no-abbrev", "-m", "--no-renames",
                 "--no-relative", "--no-ext-diff", "--no-textconv", "--no-color",
@@ -312,7 +347,44 @@ class Git:
                     "first: git fetch --unshallow (in CI: a full-depth checkout)"
                 ) from None
             raise
-        return [b for b in parse_raw_diff(raw, with_commits=True) if b.sha.strip("0")]
+        return [b for b in parser.blobs if b.sha.strip("0")]
+
+    def stream_fields(self, consume: Callable[[list[bytes]], None], *args: str) -> None:
+        """Run a `-z` git command and hand its NUL-separated fields to `consume` as they arrive,
+        so parsing overlaps git's own work. Raises GitError like `run`."""
+        try:
+            proc = subprocess.Popen(
+                ["git", *args], cwd=self.cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            )
+        except FileNotFoundError:
+            raise GitError("git: command not found") from None
+        stdout, stderr = proc.stdout, proc.stderr
+        assert isinstance(stdout, io.BufferedReader)
+        assert stderr is not None
+        rest = b""
+        with proc:
+            while chunk := stdout.read1(1 << 16):
+                fields = (rest + chunk).split(b"\0")
+                rest = fields.pop()
+                consume(fields)
+            if rest:
+                consume([rest])
+            err = stderr.read()
+        if proc.returncode != 0:
+            msg = err.decode("utf-8", "replace").strip().splitlines()
+            name = next(
+                (a for i, a in enumerate(args) if a != "-c" and (i == 0 or args[i - 1] != "-c")), ""
+            )
+            raise GitError(f"git {name}: {msg[-1] if msg else f'exit {proc.returncode}'}")
+
+
+def _anonymous_file() -> BinaryIO:
+    """A read-write file with no name (memfd on Linux, else an unlinked temporary file)."""
+    if hasattr(os, "memfd_create"):
+        return open(os.memfd_create("repro-hooks", os.MFD_CLOEXEC), "w+b")
+    import tempfile
+
+    return tempfile.TemporaryFile()
 
 
 def _parse_check_attr(out: bytes) -> dict[bytes, dict[str, str]]:
@@ -336,23 +408,36 @@ def _parallel(fn: Callable[[list[str]], bytes], chunks: list[list[str]]) -> list
 
 def parse_raw_diff(raw: bytes, with_commits: bool = False) -> list[Blob]:
     """Parse `--raw -z` output (`:m1 m2 s1 s2 X\\0path\\0`), optionally led by commit ids."""
-    fields = raw.split(b"\0")
-    out: list[Blob] = []
-    commit: str | None = None
-    i = 0
-    while i < len(fields):
-        field = fields[i]
-        if field.startswith(b"\n"):  # `git log -z` puts a newline between a commit and its diff
-            field = field[1:]
-        if field.startswith(b":"):
-            parts = field[1:].decode().split(" ")
-            status = parts[4]
-            i += 1
-            if status[0] in "RC":  # with renames on, two paths follow; the second is the new one
-                i += 1
-            path = fields[i]
-            out.append(Blob(path, parts[1], parts[3], commit))
-        elif with_commits and field:
-            commit = field.decode()
-        i += 1
-    return out
+    parser = RawDiffParser(with_commits)
+    parser.feed(raw.split(b"\0"))
+    return parser.blobs
+
+
+class RawDiffParser:
+    """Incremental parser of `--raw -z` fields, which may arrive in any number of pieces."""
+
+    def __init__(self, with_commits: bool = False) -> None:
+        self.with_commits = with_commits
+        self.blobs: list[Blob] = []
+        self._commit: str | None = None
+        self._header: list[str] | None = None  # a `:...` record waiting for its path(s)
+        self._skip = 0  # paths to pass over first (the old path of a rename or copy)
+
+    def feed(self, fields: list[bytes]) -> None:
+        blobs = self.blobs
+        for field in fields:
+            if self._header is not None:
+                if self._skip:
+                    self._skip -= 1
+                    continue
+                parts, self._header = self._header, None
+                blobs.append(Blob(field, parts[1], parts[3], self._commit))
+                continue
+            if field[:1] == b"\n":  # `git log -z` puts a newline between a commit and its diff
+                field = field[1:]
+            if field[:1] == b":":
+                self._header = field[1:].decode().split(" ")
+                # with renames on, two paths follow; the second is the new one
+                self._skip = 1 if self._header[4][:1] in ("R", "C") else 0
+            elif self.with_commits and field:
+                self._commit = field.decode()

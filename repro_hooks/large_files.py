@@ -20,6 +20,7 @@ from repro_hooks.report import Finding, display_path
 from repro_hooks.sizes import format_size
 
 LARGEST = 1 << 62
+
 LFS_POINTER_MAX = 1024  # git-lfs never writes a pointer larger than this
 _LFS_HEADERS = (
     b"version https://git-lfs.github.com/spec/v1\n",
@@ -109,6 +110,18 @@ def lfs_facts(
     return LfsFacts(filtered, {sha for sha, c in contents.items() if is_lfs_pointer(c)})
 
 
+def _all_plain(joined: str) -> bool:
+    """Whether every path of a NUL-joined list is plainly root-relative and normal: not empty or
+    absolute, no component starting with `.` (so no `.` or `..`), no doubled or trailing slash.
+    Substring searches over the joined list: one pass in C for 20,000 paths."""
+    return not (
+        not joined
+        or joined[0] in "/.\0"
+        or joined[-1] in "/\0"
+        or any(bad in joined for bad in ("//", "/.", "\0.", "\0/", "/\0", "\0\0"))
+    )
+
+
 def _relative_to_root(git: Git, path: str, cwd: Path, at_root: bool) -> bytes:
     """A command-line path as the index names it (relative to the root, POSIX bytes)."""
     assert git.root is not None
@@ -147,8 +160,11 @@ def collect_blobs(
     if paths:
         here = cwd or Path.cwd()
         at_root = here == git.root
-        wanted = {_relative_to_root(git, p, here, at_root) for p in paths}
-        return [b for b in git.index_blobs() if b.path in wanted]
+        if at_root and _all_plain("\0".join(paths)):
+            wanted = set(map(os.fsencode, paths))  # every path root-relative and normal
+        else:
+            wanted = {_relative_to_root(git, p, here, at_root) for p in paths}
+        return git.index_blobs(only=wanted)
     return git.staged_blobs()
 
 

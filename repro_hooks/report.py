@@ -8,7 +8,6 @@ github: GitHub Actions `::error file=...::` annotations.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -108,6 +107,8 @@ def _render_json(findings: Sequence[Finding], command: str) -> str:
             for f in findings
         ],
     }
+    import json  # lazy: the text format, on every commit, never needs it
+
     return json.dumps(doc, indent=2, ensure_ascii=False)
 
 
@@ -143,6 +144,8 @@ def _render_sarif(findings: Sequence[Finding]) -> str:
             }
         ],
     }
+    import json  # lazy: the text format, on every commit, never needs it
+
     return json.dumps(doc, indent=2, ensure_ascii=False)
 
 

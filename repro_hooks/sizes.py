@@ -8,7 +8,6 @@ Fractions are allowed (`1.5MiB`); the result is rounded down to whole bytes.
 from __future__ import annotations
 
 import re
-from fractions import Fraction
 
 _UNITS = {
     "": 1,
@@ -46,6 +45,10 @@ def parse_size(text: str | int) -> int:
         raise ValueError(
             f"unknown size unit {unit!r} in {text!r} (use B, KB, KiB, K, MB, MiB, M, ...)"
         )
+    if number.isdigit():
+        return int(number) * factor
+    from fractions import Fraction  # exact: 1.5MiB is 1572864 bytes, not a float's guess
+
     return int(Fraction(number) * factor)
 
 

@@ -42,8 +42,13 @@ def test_install_honours_hooks_path_and_refuses_foreign_hooks(repo: Path) -> Non
     code, out = invoke("install")
     assert code == 0
     installed = {Path(line.split(" ", 1)[1]).name for line in out.splitlines()}
-    assert {"pre-commit", "pre-push"} <= installed
-    assert "pre-receive" not in installed
+    assert installed == {"pre-commit", "pre-push"}  # MLflow linking hooks are opt-in
+    code, out = invoke("install", "--hook", "post-commit", "--hook", "post-rewrite")
+    assert code == 0
+    assert {Path(line.split(" ", 1)[1]).name for line in out.splitlines()} == {
+        "post-commit",
+        "post-rewrite",
+    }
     assert invoke("install")[0] == 0  # ours: replaced
     git(repo, "config", "core.hooksPath", "githooks")
     code, out = invoke("install", "--hook", "pre-push")

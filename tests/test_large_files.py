@@ -262,3 +262,30 @@ def test_not_a_repository(tmp_path: Path) -> None:
 
     with pytest.raises(GitError, match="not a git repository"):
         Git.discover(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("path", "slow"),
+    [
+        ("a/b.csv", False),
+        ("x.y/z", False),
+        ("a b/é", False),
+        ("/abs", True),
+        ("", True),
+        ("./x", True),
+        ("a/./b", True),
+        ("a/../b", True),
+        ("..", True),
+        (".hidden", True),
+        ("a/.h", True),
+        ("a//b", True),
+        ("dir/", True),
+    ],
+)
+def test_paths_that_need_resolving(path: str, slow: bool) -> None:
+    """The one-pass screen over all command-line paths: anything not plainly root-relative and
+    normal takes the per-path resolution (which rejects paths outside the repository)."""
+    from repro_hooks.large_files import _all_plain
+
+    for joined in (path, "ok\0" + path, path + "\0ok", "ok\0" + path + "\0ok"):
+        assert _all_plain(joined) is not slow

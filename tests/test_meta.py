@@ -71,3 +71,33 @@ def test_plain_shim_without_cli_says_so(repo: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 1
     assert "repro-hooks: not installed" in proc.stderr
+
+
+def test_own_pre_commit_config_dogfoods_the_manifest() -> None:
+    """The repository's own config uses its own hooks, with the manifest's entries and stages."""
+    config = ROOT / ".pre-commit-config.yaml"
+    proc = subprocess.run(
+        [str(VENV_BIN / "pre-commit"), "validate-config", str(config)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    manifest = {h["id"]: h for h in HOOKS}
+    local = {h["id"]: h for r in yaml.safe_load(config.read_text())["repos"] for h in r["hooks"]}
+    ours = [hook_id for hook_id in local if hook_id in manifest]
+    assert {"block-large-files", "require-dvc-files", "scan-pushed-commits"} <= set(ours)
+    for hook_id in ours:
+        assert local[hook_id]["entry"] == manifest[hook_id]["entry"]
+        assert local[hook_id]["stages"] == manifest[hook_id]["stages"]
+
+
+def test_own_repository_passes_its_own_commit_stage_hooks() -> None:
+    """Dogfooding for real: this checkout's tracked files pass check-large-files --all and
+    check-dvc (when run from a git checkout; CI runs on a clone)."""
+    if not (ROOT / ".git").exists():  # pragma: no cover - a source tarball
+        pytest.skip("not a git checkout")
+    for args in (["check-large-files", "--all"], ["check-dvc"]):
+        proc = subprocess.run(
+            [str(VENV_BIN / "repro-hooks"), *args], cwd=ROOT, capture_output=True, text=True,
+            check=False,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stdout + proc.stderr

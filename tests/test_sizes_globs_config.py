@@ -259,6 +259,22 @@ def test_config_errors_name_file_and_key(tmp_path: Path, body: str, key: str, re
     assert str(info.value).startswith(f"pyproject.toml: {key}: ")
 
 
+def test_unknown_key_lists_every_known_key(tmp_path: Path) -> None:
+    root = _config(tmp_path, "[tool.repro-hooks]\nmaxsize = 1\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(root)
+    for key in (
+        "max-size",
+        "size-limits",
+        "exclude",
+        "data-patterns",
+        "extend-data-patterns",
+        "data-exclude",
+        "mlflow",
+    ):
+        assert key in info.value.reason
+
+
 def test_config_not_utf8(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_bytes(b"[tool.repro-hooks]\nx = '\xff'\n")
     with pytest.raises(ConfigError, match="not valid UTF-8|malformed TOML"):

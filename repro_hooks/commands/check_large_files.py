@@ -56,8 +56,17 @@ def check_large_files(
     """
 
     def body() -> None:
-        from repro_hooks.config import load_config
         from repro_hooks.gitio import Git
+
+        if max_size is not None and maxkb is not None:
+            raise ReproHooksError("--max-size and --maxkb conflict: give one of them")
+        git = Git.discover()
+        if git.root is None:
+            raise ReproHooksError(f"{git.git_dir}: a bare repository has no index to check")
+        if paths or check_all:
+            git.prefetch_index()  # overlaps git's index read with the imports below
+
+        from repro_hooks.config import load_config
         from repro_hooks.large_files import (
             check_large_files as run_check,
         )
@@ -68,11 +77,6 @@ def check_large_files(
         )
         from repro_hooks.sizes import parse_size
 
-        if max_size is not None and maxkb is not None:
-            raise ReproHooksError("--max-size and --maxkb conflict: give one of them")
-        git = Git.discover()
-        if git.root is None:
-            raise ReproHooksError(f"{git.git_dir}: a bare repository has no index to check")
         policy = load_config(git.root, config_file).policy
         if max_size is not None:
             try:
