@@ -408,6 +408,7 @@ def dvc_findings(
     for name, reason in files.malformed.items():
         if scope.covers(name):
             findings.append(Finding(display_path(name), "malformed-dvc", reason))
+    findings.extend(duplicate_output_findings(files, scope))
     for name, df in _selected_dvc_files(files, scope):
         findings.extend(_dvc_file_findings(name, df, tree))
     for p, stage in _selected_stages(files, scope):
@@ -444,6 +445,33 @@ def dvc_findings(
                 display_path(out), "not-ignored",
                 f"DVC output ({declared}) not ignored by git: `git add -A` would commit it",
             ))  # fmt: skip
+    return findings
+
+
+def duplicate_output_findings(files: DvcFiles, scope: Scope = Scope()) -> list[Finding]:
+    """An output recorded by two DVC files (two .dvc files, or a .dvc file and a dvc.yaml
+    stage): DVC refuses the whole repository (OutputDuplicationError). Reported at the file that
+    records it last in path order, naming the others. (Within one file: the parser's "listed
+    twice"; two stages of one dvc.yaml: also here.)"""
+    owners: dict[str, list[str]] = {}
+    for name, df in files.dvc_files.items():
+        for out in dict.fromkeys(o.path for o in df.outs):
+            owners.setdefault(out, []).append(name)
+    for p in files.pipelines:
+        for stage in p.stages.values():
+            if stage.templated:
+                continue
+            for out in dict.fromkeys(o.path for o in stage.outs):
+                owners.setdefault(out, []).append(f"{p.yaml_file}:{stage.name}")
+    findings = []
+    for out, names in owners.items():
+        if len(names) < 2 or not scope.covers(out, *(n.split(":", 1)[0] for n in names)):
+            continue
+        ordered = sorted(names)
+        findings.append(Finding(
+            display_path(ordered[-1].split(":", 1)[0]), "malformed-dvc",
+            f"output {out!r} is also recorded in {', '.join(ordered[:-1])}",
+        ))  # fmt: skip
     return findings
 
 

@@ -8,17 +8,21 @@
   `[{"md5": <file hash>, "relpath": <posix path>}]` sorted by relpath, `json.dumps(sort_keys=True)`
   (dvc-data's `Tree.as_bytes`). Files under `.dvcignore` patterns are left out.
 
-`HashCache` keeps file hashes between runs, keyed by (path, inode, mtime_ns, size, algorithm), in
-one compact file under `<git-dir>/repro-hooks/`: unchanged data is never hashed twice.
+`HashCache` keeps file hashes between runs, keyed by (path, inode, mtime_ns, ctime_ns, size,
+algorithm), in one compact file under `<git-dir>/repro-hooks/`: unchanged data is never hashed
+twice. ctime is part of the key because mtime can be set back (`touch -d`, `cp -p`, an archive
+extraction): a same-size rewrite with its old mtime restored still changes ctime.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import marshal
 import os
 import re
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -30,7 +34,7 @@ TEXT_PROBE = 512  # dvc-data's istextfile DEFAULT_CHUNK_SIZE
 _TEXT_CHARS = bytes(range(32, 127)) + b"\n\r\t\f\b"
 ALGORITHMS = ("md5", "md5-dos2unix")
 PARALLEL_MIN_SIZE = 1 << 20  # files at least this large are hashed on worker threads
-RACY_WINDOW_NS = 2_000_000_000  # a file modified this recently is hashed but not cached
+RACY_WINDOW_NS = 2_000_000_000  # a file changed (mtime or ctime) this recently is not cached
 
 
 def is_text_block(block: bytes) -> bool:
@@ -42,12 +46,39 @@ def is_text_block(block: bytes) -> bool:
     return len(block.translate(None, _TEXT_CHARS)) / len(block) <= 0.30
 
 
+class NotARegularFile(OSError):
+    """A FIFO, socket or device where a file was expected: never read (a FIFO would block)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        super().__init__(errno.EINVAL, "not a regular file", os.fspath(path))
+
+
+def open_regular(path: str | os.PathLike[str]) -> int:
+    """A file descriptor for reading a regular file. Opened non-blocking and checked with fstat
+    before any read, so a FIFO (or a device) is refused at once instead of hanging the hook."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotARegularFile(path)
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_regular(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of a regular file; NotARegularFile for anything else (see open_regular)."""
+    with os.fdopen(open_regular(path), "rb") as fh:
+        return fh.read()
+
+
 def md5_file(path: str | os.PathLike[str], algorithm: str = "md5") -> str:
     """The hash DVC records for one file (`md5` or `md5-dos2unix`)."""
     if algorithm not in ALGORITHMS:
         raise ValueError(f"unsupported hash algorithm {algorithm!r}")
     hasher = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb", buffering=0) as fh:
+    with os.fdopen(open_regular(path), "rb", buffering=0) as fh:
         if algorithm == "md5":
             buf = bytearray(CHUNK_SIZE * 4)
             view = memoryview(buf)
@@ -86,15 +117,16 @@ def dir_hash(entries: Iterable[tuple[str, str]]) -> str:
 # ---- the hash cache -------------------------------------------------------------------------
 
 _CACHE_MAGIC = "repro-hooks-hash-cache"
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # 2: ctime_ns in the key
 _CACHE_MAX_ENTRIES = 2_000_000
 
 CacheKey = tuple[str, str]  # (absolute path, algorithm)
-CacheValue = tuple[int, int, int, str]  # (inode, mtime_ns, size, hash)
+CacheValue = tuple[int, int, int, int, str]  # (inode, mtime_ns, ctime_ns, size, hash)
 
 
 class HashCache:
-    """File hashes keyed by path and algorithm, valid while inode, mtime_ns and size match.
+    """File hashes keyed by path and algorithm, valid while inode, mtime_ns, ctime_ns and size
+    match.
 
     Stored with `marshal` in one file, replaced atomically (write a temporary file, then
     `os.replace`). Anything unreadable is discarded silently: the cache is only ever a shortcut.
@@ -111,17 +143,21 @@ class HashCache:
 
     def get(self, path: str, st: os.stat_result, algorithm: str) -> str | None:
         hit = self.entries.get((path, algorithm))
-        if hit is not None and hit[:3] == (st.st_ino, st.st_mtime_ns, st.st_size):
+        if (
+            isinstance(hit, tuple)
+            and len(hit) == 5
+            and hit[:4] == (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
+        ):
             self.hits += 1
-            return hit[3]
+            return hit[4]
         self.misses += 1
         return None
 
     def put(self, path: str, st: os.stat_result, algorithm: str, value: str) -> None:
-        if time.time_ns() - st.st_mtime_ns < RACY_WINDOW_NS:
-            return  # racily clean: a same-size rewrite within the mtime granularity could hide
+        if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) < RACY_WINDOW_NS:
+            return  # racily clean: a same-size rewrite within the timestamp granularity could hide
         key = (path, algorithm)
-        new = (st.st_ino, st.st_mtime_ns, st.st_size, value)
+        new = (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size, value)
         if self.entries.get(key) != new:
             self.entries[key] = new
             self.dirty = True
@@ -338,6 +374,8 @@ def walk_output(
                     st = os.stat(full)
             except FileNotFoundError:
                 continue
+            if not stat.S_ISREG(st.st_mode):
+                raise NotARegularFile(full)
             rel = f"{rel_root}/{name}"[len(rel_dir) + 1 :]
             out.append(WalkedFile(rel, full, st))
     return out

@@ -35,9 +35,11 @@ from repro_hooks.dvc_hash import (
     DvcIgnore,
     FileToHash,
     HashCache,
+    NotARegularFile,
     OutsideRepository,
     dir_hash,
     hash_files,
+    read_regular,
     walk_output,
 )
 from repro_hooks.dvcfiles import (
@@ -91,7 +93,13 @@ def _read(root: Path, path: str, path_is_safe: Any) -> bytes | None:
     if not path_is_safe(path):
         raise DvcFileError(path, "a symlink leading outside the repository")
     try:
-        return full.read_bytes()
+        return read_regular(full)
+    except NotARegularFile:
+        if full.is_dir():  # a submodule or directory that happens to be named *.dvc
+            return None
+        raise DvcFileError(
+            path, "not a regular file (a FIFO, socket or device): not read"
+        ) from None
     except FileNotFoundError:
         return None
     except IsADirectoryError:
@@ -144,7 +152,7 @@ def load_dvc_files(
 
 def _load_params(path: Path) -> Any:
     suffix = path.suffix.lower()
-    data = path.read_bytes()
+    data = read_regular(path)
     if suffix in (".yaml", ".yml"):
         import yaml
 
@@ -194,6 +202,7 @@ class Measurer:
     ignore: DvcIgnore
     cache: HashCache
     _safe_dirs: dict[str, bool] = field(default_factory=dict)
+    _links: dict[str, bool] = field(default_factory=dict)
 
     def is_inside(self, real: str) -> bool:
         root = self._real_root
@@ -209,6 +218,19 @@ class Measurer:
             hit = self.is_inside(os.path.realpath(os.path.join(self.root, rel_dir)))
             self._safe_dirs[rel_dir] = hit
         return hit
+
+    def beyond_symlink(self, rel: str) -> bool:
+        """Whether a parent directory of a repository-relative path is a symlink."""
+        parent = posixpath.dirname(rel)
+        while parent:
+            hit = self._links.get(parent)
+            if hit is None:
+                hit = os.path.islink(os.path.join(self.root, parent))
+                self._links[parent] = hit
+            if hit:
+                return True
+            parent = posixpath.dirname(parent)
+        return False
 
     def path_is_safe(self, rel: str) -> bool:
         """Whether reading a repository-relative path stays inside the repository (no symlink,
@@ -240,6 +262,10 @@ class Measurer:
                 present[path] = False
                 continue
             is_dir = stat.S_ISDIR(stats[path].st_mode)
+            if not is_dir and not stat.S_ISREG(stats[path].st_mode):
+                unsafe[path] = "not a regular file (a FIFO, socket or device): not read"
+                present[path] = True
+                continue
             present[path] = not (self.ignore and self.ignore.is_ignored(path, is_dir))
         to_hash: list[FileToHash] = []
         dirs: dict[tuple[str, str], list[tuple[str, str]]] = {}
@@ -259,6 +285,9 @@ class Measurer:
             except OutsideRepository as exc:
                 inner = os.path.relpath(str(exc), self.root).replace(os.sep, "/")
                 unsafe[path] = f"{inner}: a symlink leading outside the repository: not read"
+            except NotARegularFile as exc:
+                inner = os.path.relpath(str(exc.filename), self.root).replace(os.sep, "/")
+                unsafe[path] = f"{inner}: not a regular file (a FIFO, socket or device): not read"
             except OSError:
                 present[path] = False
         computed = hash_files(to_hash, self.cache)
@@ -285,6 +314,8 @@ class Measurer:
                 loaded[pfile] = _load_params(ppath)
             except FileNotFoundError:
                 loaded[pfile] = None
+            except NotARegularFile:
+                errors[pfile] = "not a regular file (a FIFO, socket or device): not read"
             except Exception as exc:  # a user's broken params file: one line, never a traceback
                 errors[pfile] = (
                     f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
@@ -295,13 +326,24 @@ class Measurer:
 # ---- DVC's cache ------------------------------------------------------------------------------
 
 
+def inside(root: Path, path: Path) -> bool:
+    """Whether `path`, symlinks resolved, is inside the repository root."""
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(path)
+    return real == real_root or real.startswith(real_root + os.sep)
+
+
 def cache_dir(root: Path) -> Path:
     """Where DVC keeps objects: `cache.dir` from .dvc/config.local or .dvc/config (relative to
-    .dvc/), else .dvc/cache. The global and system DVC config are not read."""
+    .dvc/), else .dvc/cache. The global and system DVC config are not read, nor a config file
+    that is a symlink leading outside the repository (only stats happen in the cache dir)."""
     found: str | None = None
     for name in ("config", "config.local"):  # config.local wins
+        config = root / ".dvc" / name
         try:
-            text = (root / ".dvc" / name).read_text(encoding="utf-8")
+            if not inside(root, config):
+                continue
+            text = read_regular(config).decode("utf-8")
         except (OSError, UnicodeDecodeError):
             continue
         section = None
@@ -391,8 +433,10 @@ def collect(git: Git, scope: Scope, *, use_cache: bool = True) -> Collected:
     ignore_files = {}
     for path in (*tracked, *everything):
         if posixpath.basename(path) == ".dvcignore":
+            if not inside(root, root / path):
+                continue  # a symlink leading outside the repository: never read
             try:
-                ignore_files[path] = (root / path).read_bytes()
+                ignore_files[path] = read_regular(root / path)
             except OSError:
                 continue
     try:
@@ -414,7 +458,12 @@ def collect(git: Git, scope: Scope, *, use_cache: bool = True) -> Collected:
     cache.save()
     visible_set = set(visible)
     ignored = [p for p in everything if p not in visible_set]
-    outs = [o for o in cached_outputs(files) if scope.covers(o)]
+    # git refuses a whole check-ignore call naming a path beyond a symlink ("fatal: pathspec
+    # ... is beyond a symbolic link"); such outputs are reported as unsafe, not asked about
+    outs = [
+        o for o in cached_outputs(files)
+        if scope.covers(o) and not measurer.beyond_symlink(o)
+    ]  # fmt: skip
     ignored_outs = git.ignored_paths([os.fsencode(o) for o in outs])
     not_ignored = [o for o in outs if os.fsencode(o) not in ignored_outs]
     facts = GitFacts(

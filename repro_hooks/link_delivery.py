@@ -329,9 +329,39 @@ class Deliverer:
         return report
 
 
+# MLflow wraps urllib3's connection errors in one long sentence ("API request to <url> failed
+# with exception HTTPConnectionPool(...): Max retries exceeded ... (Caused by NewConnectionError(
+# ...: [Errno 111] Connection refused))"): say what happened in a few words instead.
+_REQUEST_FAILED = re.compile(r"^API request to (\S+) failed with exception ")
+_CAUSES = (
+    ("Connection refused", "connection refused (is the tracking server running?)"),
+    ("Read timed out", "no answer in time"),
+    ("Name or service not known", "unknown host"),
+    ("Temporary failure in name resolution", "unknown host"),
+    ("No route to host", "no route to host"),
+    ("Connection reset", "connection reset by the tracking server"),
+    ("RemoteDisconnected", "the tracking server closed the connection"),
+)
+_NOT_JSON = "response body was not in a valid JSON format"
+
+
 def _one_line(exc: BaseException) -> str:
     message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    first = str(message).strip().splitlines()[0] if str(message).strip() else type(exc).__name__
+    text = str(message).strip()
+    found = _REQUEST_FAILED.match(text)
+    if found:
+        endpoint = found.group(1).split("?", 1)[0]
+        status = re.search(r"too many (\d{3}) error responses", text)
+        if status:
+            return f"{endpoint}: HTTP {status.group(1)} from the tracking store"
+        for needle, cause in _CAUSES:
+            if needle in text:
+                return f"{endpoint}: {cause}"
+    if _NOT_JSON in text:
+        return (
+            "the tracking store answered with something that is not JSON (a proxy or login page?)"
+        )
+    first = text.splitlines()[0] if text else type(exc).__name__
     return first[:500]
 
 

@@ -41,6 +41,11 @@ class Finding:
     commit: str | None = None
     raw_path: bytes | None = field(default=None, compare=False)  # as git names it, for fixers
 
+    def __post_init__(self) -> None:
+        # a message may quote a file name (`differs from new\nline.csv.dvc`): keep it one line
+        if not self.message.isprintable():
+            object.__setattr__(self, "message", display_path(self.message))
+
 
 def display_path(raw: bytes | str) -> str:
     """A path as one printable line: UTF-8 where valid, escapes for bad bytes and control chars."""

@@ -9,6 +9,7 @@ import re
 import pytest
 
 from tests.helpers import ROOT
+from tests.test_reliability_dvc import CONFIG_WAYS, CORRUPT_CACHES, HOSTILE_DATA_NAMES
 from tests.test_reliability_git import (
     BAD_PRE_RECEIVE_STDIN,
     CONFIG_CASES,
@@ -33,11 +34,31 @@ TABLES = [
     (len(DVC_CASES), len(DVC_WAYS)),
     (len(DVC_CASES), 1),  # check-dvc-remote
 ]
+# the same for "### Table-driven cases (check-dvc)"
+DVC_TABLES = [
+    (len(DVC_CASES), 1),
+    (len(CONFIG_CASES), len(CONFIG_WAYS)),
+    (len(HOSTILE_DATA_NAMES), 1),
+    (len(CORRUPT_CACHES), 1),
+]
+# every table whose rows are one condition each
+CONDITION_TABLES = [
+    "## Repository shapes and service conditions",
+    "### Conditions (check-dvc)",
+    "## MLflow linking (tag-mlflow)",
+]
 
 
 def _section(title: str) -> str:
     start = DOC.index(f"## {title}")
     end = DOC.find("\n## ", start + 1)
+    return DOC[start : end if end != -1 else None]
+
+
+def _table_after(heading: str) -> str:
+    """The text from a heading (any level) to the next heading."""
+    start = DOC.index(f"\n{heading}\n") + 1
+    end = DOC.find("\n#", start + 1)
     return DOC[start : end if end != -1 else None]
 
 
@@ -53,18 +74,23 @@ def test_every_cited_test_exists(cited: tuple[str, str]) -> None:
 
 
 def test_table_driven_case_counts_match_the_tests() -> None:
-    rows = _rows(_section("Table-driven cases"))
+    rows = _rows(_table_after("## Table-driven cases"))
     assert [int(r[1]) for r in rows] == [cases for cases, _ in TABLES]
-    total = sum(cases * ways for cases, ways in TABLES)
+    dvc_rows = _rows(_table_after("### Table-driven cases (check-dvc)"))
+    assert [int(r[1]) for r in dvc_rows] == [cases for cases, _ in DVC_TABLES]
+    assert all(re.search(r"`tests/\w+\.py::\w+`", r[3]) for r in rows + dvc_rows)
+    total = sum(cases * ways for cases, ways in TABLES + DVC_TABLES)
     assert f"**{total} bad inputs tried**" in DOC
 
 
-def test_condition_count_matches_the_table() -> None:
-    rows = _rows(_section("Repository shapes and service conditions"))
+def test_condition_count_matches_the_tables() -> None:
+    rows = [row for heading in CONDITION_TABLES for row in _rows(_table_after(heading))]
     assert f"**{len(rows)} repository shapes and service conditions**" in DOC
+    assert all(len(r) == 4 for r in rows), [r for r in rows if len(r) != 4]
     assert all(re.search(r"`tests/\w+\.py::\w+`", r[2]) for r in rows)
 
 
-def test_placeholders_for_the_other_checks() -> None:
+def test_every_section_is_filled() -> None:
     assert "## DVC freshness (check-dvc)" in DOC
     assert "## MLflow linking (tag-mlflow)" in DOC
+    assert "Placeholder" not in DOC

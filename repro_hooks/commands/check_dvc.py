@@ -6,11 +6,17 @@ from pathlib import Path
 
 import click
 
-from repro_hooks.commands._common import config_option, finish, format_option, guarded
+from repro_hooks.commands._common import (
+    FilesCommand,
+    config_option,
+    finish,
+    format_option,
+    guarded,
+)
 
 
-@click.command("check-dvc")
-@click.argument("paths", nargs=-1, type=click.Path())
+@click.command("check-dvc", cls=FilesCommand)
+@click.argument("paths", nargs=-1)  # plain strings: click.Path would stat every name
 @click.option(
     "--no-cache", "no_cache", is_flag=True,
     help="Hash everything again instead of trusting the hash cache under the git directory.",
