@@ -222,17 +222,10 @@ def _dvc_file_findings(name: str, df: DvcFile, tree: WorkTree) -> list[Finding]:
                     f"not in the DVC cache (dvc commit {name})",
                 ))  # fmt: skip
             continue
-        kind, detail = diff
-        if kind == "unsafe":
-            findings.append(Finding(display_path(out.path), "malformed-dvc", f"{detail} ({name})"))
-        elif kind == "missing":
-            findings.append(Finding(
-                display_path(out.path), "missing-output", f"output of {name} is missing",
-            ))  # fmt: skip
-        else:
-            findings.append(Finding(
-                display_path(out.path), "stale-dvc", f"differs from {name} ({detail})",
-            ))  # fmt: skip
+        findings.append(_changed_output(
+            out.path, diff, where=name, missing=f"output of {name} is missing",
+            stale_rule="stale-dvc", stale=lambda detail: f"differs from {name} ({detail})",
+        ))  # fmt: skip
     if not df.frozen:
         for dep in df.deps:
             diff = _compare(dep, dep.path, tree)
@@ -337,16 +330,31 @@ def _stage_findings(p: Pipeline, stage: Stage, tree: WorkTree) -> list[Finding]:
                     f"out of {label}: not in the DVC cache (dvc commit)",
                 ))  # fmt: skip
             continue
-        kind, detail = diff
-        if kind == "unsafe":
-            findings.append(Finding(display_path(out.path), "malformed-dvc", f"{detail} ({label})"))
-        elif kind == "missing":
-            findings.append(Finding(display_path(out.path), "missing-output", f"out of {label} "
-                                    "is missing"))  # fmt: skip
-        else:
-            findings.append(Finding(display_path(out.path), "stale-lock", f"out of {label}: "
-                                    f"{detail}"))  # fmt: skip
+        findings.append(_changed_output(
+            out.path, diff, where=label, missing=f"out of {label} is missing",
+            stale_rule="stale-lock", stale=lambda detail: f"out of {label}: {detail}",
+        ))  # fmt: skip
     return findings
+
+
+def _changed_output(
+    path: str,
+    diff: tuple[str, str],
+    *,
+    where: str,
+    missing: str,
+    stale_rule: str,
+    stale: Callable[[str], str],
+) -> Finding:
+    """The finding for an output that differs from what a .dvc file or dvc.lock records:
+    unsafe (malformed-dvc), missing (missing-output) or changed (`stale_rule`, with the message
+    `stale` makes of the detail)."""
+    kind, detail = diff
+    if kind == "unsafe":
+        return Finding(display_path(path), "malformed-dvc", f"{detail} ({where})")
+    if kind == "missing":
+        return Finding(display_path(path), "missing-output", missing)
+    return Finding(display_path(path), stale_rule, stale(detail))
 
 
 def _data_matcher(policy: Policy) -> Callable[[str], bool]:
