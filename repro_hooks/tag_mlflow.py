@@ -12,6 +12,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from repro_hooks.config import MlflowConfig
 from repro_hooks.errors import GitError, ReproHooksError
@@ -100,6 +101,23 @@ def mlflow_available() -> bool:
     return importlib.util.find_spec("mlflow") is not None
 
 
+def _new_job(
+    kind: str, facts: RepoFacts, cfg: Settings, store: TrackingStore, **fields: Any
+) -> Job:
+    """A job with what every kind carries (where, which store, which experiments, when)."""
+    return Job(
+        id=LinkQueue(facts.common_dir).new_id(kind),
+        kind=kind,
+        root=str(facts.root),
+        tracking_uri=store.safe_uri,
+        uri_origin=store.origin,
+        branch=current_branch(facts.git_dir),
+        experiments=cfg.experiments,
+        created=time.time(),
+        **fields,
+    )
+
+
 def _queue_and_spawn(
     facts: RepoFacts,
     store: TrackingStore,
@@ -163,20 +181,12 @@ def queue_commit_link(
         return QueueResult(
             [f"tag-mlflow: {short}: not linked: {reason} (post-rewrite moves existing links)"], 0
         )
-    queue = LinkQueue(facts.common_dir)
-    job = Job(
-        id=queue.new_id("link"),
-        kind="link",
-        root=str(facts.root),
-        tracking_uri=cfg.store.safe_uri,
-        uri_origin=cfg.store.origin,
+    job = _new_job(
+        "link", facts, cfg, cfg.store,
         commit=facts.head,
-        branch=current_branch(facts.git_dir),
         before_ms=now_ms if now_ms is not None else int(time.time() * 1000),
-        experiments=cfg.experiments,
         run_id=cfg.run_id,
-        created=time.time(),
-    )
+    )  # fmt: skip
     return _queue_and_spawn(facts, cfg.store, job, env, short, has_mlflow)
 
 
@@ -270,18 +280,7 @@ def queue_relink(
     pairs = [(o, n) for o, n in rewritten_pairs(git, facts.git_dir, command, stdin) if o != n]
     if not pairs:
         return QueueResult([f"tag-mlflow: {command or 'rewrite'}: no rewritten commit found"], 0)
-    queue = LinkQueue(facts.common_dir)
-    job = Job(
-        id=queue.new_id("relink"),
-        kind="relink",
-        root=str(facts.root),
-        tracking_uri=cfg.store.safe_uri,
-        uri_origin=cfg.store.origin,
-        branch=current_branch(facts.git_dir),
-        experiments=cfg.experiments,
-        pairs=tuple(pairs),
-        created=time.time(),
-    )
+    job = _new_job("relink", facts, cfg, cfg.store, pairs=tuple(pairs))
     return _queue_and_spawn(facts, cfg.store, job, env, f"{command or 'rewrite'}")
 
 
