@@ -13,9 +13,9 @@ import pytest
 from click.testing import CliRunner
 
 from repro_hooks.cli import cli
-from repro_hooks.config import Policy
-from repro_hooks.dvc_check import DvcFiles, GitFacts, Scope, WorkTree, dvc_findings, fix_hint
-from repro_hooks.dvc_hash import (
+from repro_hooks.dvc.check import DvcFiles, GitFacts, Scope, WorkTree, dvc_findings, fix_hint
+from repro_hooks.dvc.files import parse_dvc_file
+from repro_hooks.dvc.hashing import (
     CHUNK_SIZE,
     DvcIgnore,
     FileToHash,
@@ -25,7 +25,7 @@ from repro_hooks.dvc_hash import (
     is_text_block,
     md5_file,
 )
-from repro_hooks.dvcfiles import parse_dvc_file
+from repro_hooks.policy.config import Policy
 from repro_hooks.report import Finding
 from tests.dvc_helpers import dvc, ours
 from tests.helpers import big, git, write
@@ -133,7 +133,7 @@ def test_hash_cache_hits_and_survives_corruption(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # utime just set ctime to now: let the cache keep these files without waiting 2 s
-    monkeypatch.setattr("repro_hooks.dvc_hash.RACY_WINDOW_NS", 0)
+    monkeypatch.setattr("repro_hooks.dvc.hashing.RACY_WINDOW_NS", 0)
     store = tmp_path / "git" / "repro-hooks" / "h.bin"
     files = [_old_file(tmp_path / f"f{i}", big(2 << 20 if i < 2 else 10, i)) for i in range(4)]
     cache = HashCache(store)
@@ -399,8 +399,8 @@ def test_path_outside_the_repository_is_a_usage_error(dvc_repo: Path) -> None:
 
 
 def _pipeline(yaml_text: str, lock_text: str | None) -> DvcFiles:
-    from repro_hooks.dvc_check import Pipeline
-    from repro_hooks.dvcfiles import parse_dvc_lock, parse_dvc_yaml
+    from repro_hooks.dvc.check import Pipeline
+    from repro_hooks.dvc.files import parse_dvc_lock, parse_dvc_yaml
 
     stages = parse_dvc_yaml(yaml_text.encode(), "dvc.yaml")
     locked = parse_dvc_lock(lock_text.encode(), "dvc.lock") if lock_text else {}

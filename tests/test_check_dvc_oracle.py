@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from repro_hooks.dvc_hash import dir_hash, md5_file
+from repro_hooks.dvc.hashing import dir_hash, md5_file
 from tests.dvc_helpers import clone_template, dvc, dvc_status_rc, ours, ours_state_rc
 from tests.helpers import big, git, write
 

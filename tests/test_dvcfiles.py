@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from repro_hooks.dvcfiles import (
+from repro_hooks.dvc.files import (
     DvcFileError,
     is_dvc_file,
     parse_dvc_file,
@@ -248,7 +248,7 @@ def test_alias_bomb_is_bounded() -> None:
 
 
 def test_too_large() -> None:
-    from repro_hooks import dvcfiles
+    from repro_hooks.dvc import files as dvcfiles
 
     with pytest.raises(DvcFileError, match="too large"):
         parse_dvc_file(b"#" * (dvcfiles.MAX_DVC_FILE_SIZE + 1), "huge.dvc")

@@ -178,8 +178,8 @@ def test_fix_moves_data_into_dvc_and_commit_succeeds(repo: Path) -> None:
 def test_fix_without_dvc_changes_nothing(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from click.testing import CliRunner
 
-    from repro_hooks import dvc_fix
     from repro_hooks.cli import cli
+    from repro_hooks.dvc import fix as dvc_fix
 
     write(repo / "big.csv", big(600 * KIB))
     git(repo, "add", "-A")

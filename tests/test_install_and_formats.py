@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from repro_hooks.cli import cli
-from repro_hooks.install import SHIM_MARKER, available_shims, with_marker
+from repro_hooks.shims import SHIM_MARKER, available_shims, with_marker
 from tests.helpers import ROOT, big, commit, git, write
 
 SCHEMA = ROOT / "repro_hooks" / "schemas" / "findings-v1.json"

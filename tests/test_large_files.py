@@ -7,16 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from repro_hooks.config import Policy
 from repro_hooks.errors import ReproHooksError
-from repro_hooks.gitio import Git, parse_raw_diff
-from repro_hooks.large_files import (
+from repro_hooks.git import Git, parse_raw_diff
+from repro_hooks.large_files.check import (
     check_large_files,
     collect_blobs,
     fix_hint,
     is_lfs_pointer,
     push_range_from_env,
 )
+from repro_hooks.policy.config import Policy
 from tests.helpers import big, commit, git, write
 
 KIB = 1024
@@ -285,7 +285,7 @@ def test_not_a_repository(tmp_path: Path) -> None:
 def test_paths_that_need_resolving(path: str, slow: bool) -> None:
     """The one-pass screen over all command-line paths: anything not plainly root-relative and
     normal takes the per-path resolution (which rejects paths outside the repository)."""
-    from repro_hooks.large_files import _all_plain
+    from repro_hooks.large_files.check import _all_plain
 
     for joined in (path, "ok\0" + path, path + "\0ok", "ok\0" + path + "\0ok"):
         assert _all_plain(joined) is not slow

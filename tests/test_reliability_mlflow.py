@@ -91,7 +91,7 @@ def deliverer_pids(repo: Path) -> list[int]:
             continue
         with contextlib.suppress(OSError):
             cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-            if b"repro_hooks.link_delivery" in cmdline and marker in cmdline:
+            if b"repro_hooks.links.delivery" in cmdline and marker in cmdline:
                 pids.append(int(entry))
     return pids
 

@@ -17,13 +17,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from repro_hooks.commands._common import FilesCommand
-from repro_hooks.dvcfiles import DvcFileError, parse_dvc_file, parse_dvc_lock, parse_dvc_yaml
+from repro_hooks.dvc.files import DvcFileError, parse_dvc_file, parse_dvc_lock, parse_dvc_yaml
 from repro_hooks.errors import ReproHooksError
-from repro_hooks.gitio import Git
-from repro_hooks.globs import glob_match, validate_glob
-from repro_hooks.large_files import _relative_to_root
+from repro_hooks.git import Git
+from repro_hooks.history.refs import parse_pre_push_lines, parse_pre_receive_lines
+from repro_hooks.large_files.check import _relative_to_root
+from repro_hooks.policy.globs import glob_match, validate_glob
 from repro_hooks.report import display_path
-from repro_hooks.scan import parse_pre_push_lines, parse_pre_receive_lines
 
 PATHY = st.sampled_from(
     ["x", "a/b.csv", "../up", "/abs", "C:\\w", "./x", "a/../../b", "s3://b/k", "", "a\0b", "."]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from repro_hooks.dvcfiles import DvcFileError, parse_dvc_file, parse_dvc_lock, parse_dvc_yaml
+from repro_hooks.dvc.files import DvcFileError, parse_dvc_file, parse_dvc_lock, parse_dvc_yaml
 from tests.helpers import big, commit, git, install_local_hooks, write
 from tests.reliability import BIG, cli, git_run, unchanged
 

@@ -11,17 +11,17 @@ import pytest
 from click.testing import CliRunner
 
 from repro_hooks.cli import cli
-from repro_hooks.config import Policy
-from repro_hooks.gitio import Git
-from repro_hooks.scan import (
+from repro_hooks.git import Git
+from repro_hooks.history.baseline import load_baseline
+from repro_hooks.history.refs import (
     RefUpdate,
-    load_baseline,
     parse_pre_push_lines,
     parse_pre_receive_lines,
     pre_push_rev_args,
     pre_receive_rev_args,
-    scan_commits,
 )
+from repro_hooks.history.review import scan_commits
+from repro_hooks.policy.config import Policy
 from tests.helpers import big, commit, git, install_local_hooks, run_cli, write
 
 Z = "0" * 40

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from repro_hooks.config import DEFAULT_MAX_SIZE, Policy, load_config
 from repro_hooks.errors import ConfigError
-from repro_hooks.globs import glob_match
-from repro_hooks.sizes import format_size, parse_size
+from repro_hooks.policy.config import DEFAULT_MAX_SIZE, Policy, load_config
+from repro_hooks.policy.globs import glob_match
+from repro_hooks.policy.sizes import format_size, parse_size
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from repro_hooks.cli import cli
-from repro_hooks.run_link import dvc_tag_key
+from repro_hooks.links.core import dvc_tag_key
 from tests.helpers import commit, git, install_local_hooks, run_cli, write
 from tests.mlflow_fixtures import MlflowServer, silent_server, status_server
 

@@ -10,9 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from repro_hooks.gitio import Git
-from repro_hooks.link_queue import Job, LinkQueue
-from repro_hooks.run_link import (
+from repro_hooks.git import Git
+from repro_hooks.links.core import (
     MAX_TAG_KEY,
     RunCandidate,
     choose_run,
@@ -25,6 +24,7 @@ from repro_hooks.run_link import (
     secrets_in,
     strip_credentials,
 )
+from repro_hooks.links.queue import Job, LinkQueue
 from tests.helpers import commit, git, write
 
 _KEY_RE = __import__("re").compile(r"^[/\w.\- :]*$")
@@ -240,7 +240,7 @@ def test_commit_stage_command_never_imports_mlflow(repo: Path, tmp_path: Path) -
 
 
 def test_rewritten_pairs_from_stdin_reflog_and_patch_ids(repo: Path) -> None:
-    from repro_hooks.tag_mlflow import parse_rewrite_lines, rewritten_pairs
+    from repro_hooks.links.enqueue import parse_rewrite_lines, rewritten_pairs
 
     g = Git.discover(repo)
     a, b = "a" * 40, "b" * 40
@@ -317,9 +317,9 @@ def test_plain_git_hooks_link_and_relink_without_pre_commit(
 
 
 def test_missing_mlflow_is_loud_and_the_job_kept(repo: Path) -> None:
-    from repro_hooks.config import MlflowConfig
-    from repro_hooks.link_queue import LinkQueue as Queue
-    from repro_hooks.tag_mlflow import queue_commit_link, repo_facts, settings
+    from repro_hooks.links.enqueue import queue_commit_link, repo_facts, settings
+    from repro_hooks.links.queue import LinkQueue as Queue
+    from repro_hooks.policy.config import MlflowConfig
 
     facts = repo_facts(repo)
     cfg = settings(repo, MlflowConfig(), {"MLFLOW_TRACKING_URI": "http://127.0.0.1:9"})
@@ -340,7 +340,7 @@ def test_missing_mlflow_is_loud_and_the_job_kept(repo: Path) -> None:
     ],
 )
 def test_local_store_uris_are_anchored_at_the_root(uri: str, expected: str) -> None:
-    from repro_hooks.run_link import anchored_uri
+    from repro_hooks.links.core import anchored_uri
 
     assert anchored_uri(uri, Path("/r")) == expected
 
@@ -357,8 +357,8 @@ def test_sync_from_a_subdirectory_never_creates_a_database(
     shutil.copyfile(mlflow_db_template, repo / "mlflow.db")
     git(repo, "commit", "-q", "--allow-empty", "--no-verify", "-m", "x")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db")
-    from repro_hooks.link_queue import Job
-    from repro_hooks.link_queue import LinkQueue as Queue
+    from repro_hooks.links.queue import Job
+    from repro_hooks.links.queue import LinkQueue as Queue
 
     queue = Queue(repo / ".git")
     head = git(repo, "rev-parse", "HEAD").strip()

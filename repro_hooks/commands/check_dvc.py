@@ -40,11 +40,11 @@ def check_dvc(
     """
 
     def body() -> None:
-        from repro_hooks.config import load_config
-        from repro_hooks.dvc_check import Scope, dvc_findings, fix_hint
-        from repro_hooks.dvc_worktree import collect
+        from repro_hooks.dvc.check import Scope, dvc_findings, fix_hint
+        from repro_hooks.dvc.worktree import collect
         from repro_hooks.errors import ReproHooksError
-        from repro_hooks.gitio import Git
+        from repro_hooks.git import Git
+        from repro_hooks.policy.config import load_config
 
         git = Git.discover()
         if git.root is None:

@@ -39,16 +39,17 @@ def check_dvc_remote(
     def body() -> None:
         import sys
 
-        from repro_hooks.dvc_remote import (
+        from repro_hooks.dvc.remote import (
             missing_from_remotes,
             push_hint,
             referenced_outputs,
             remote_findings,
             require_dvc,
         )
-        from repro_hooks.gitio import Git
+        from repro_hooks.git import Git
+        from repro_hooks.history.refs import commits_to_check
+        from repro_hooks.history.review import is_dvc_file_path
         from repro_hooks.report import display_path
-        from repro_hooks.scan import commits_to_check, is_dvc_file_path
 
         if hook_args and not pre_push:
             raise ReproHooksError(

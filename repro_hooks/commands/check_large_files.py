@@ -53,7 +53,7 @@ def check_large_files(
     """
 
     def body() -> None:
-        from repro_hooks.gitio import Git
+        from repro_hooks.git import Git
 
         if max_size is not None and maxkb is not None:
             raise ReproHooksError("--max-size and --maxkb conflict: give one of them")
@@ -63,16 +63,16 @@ def check_large_files(
         if paths or check_all:
             git.prefetch_index()  # overlaps git's index read with the imports below
 
-        from repro_hooks.config import load_config
-        from repro_hooks.large_files import (
+        from repro_hooks.large_files.check import (
             check_large_files as run_check,
         )
-        from repro_hooks.large_files import (
+        from repro_hooks.large_files.check import (
             collect_blobs,
             fix_hint,
             push_range_from_env,
         )
-        from repro_hooks.sizes import parse_size
+        from repro_hooks.policy.config import load_config
+        from repro_hooks.policy.sizes import parse_size
 
         policy = load_config(git.root, config_file).policy
         if max_size is not None:
@@ -89,7 +89,7 @@ def check_large_files(
         findings = run_check(git, policy, blobs)
         hint = fix_hint(findings, in_history=rev_args is not None)
         if fix and findings and rev_args is None:
-            from repro_hooks.dvc_fix import move_to_dvc
+            from repro_hooks.dvc.fix import move_to_dvc
 
             try:
                 findings = move_to_dvc(git, findings)

@@ -26,8 +26,8 @@ def install(ctx: click.Context, repo: Path, hooks: tuple[str, ...]) -> None:
 
     def body() -> None:
         from repro_hooks.errors import ReproHooksError
-        from repro_hooks.gitio import Git
-        from repro_hooks.install import available_shims, default_hooks, install_shims
+        from repro_hooks.git import Git
+        from repro_hooks.shims import available_shims, default_hooks, install_shims
 
         if not repo.is_dir():
             raise ReproHooksError(f"{repo}: no such directory")

@@ -33,17 +33,14 @@ def pre_receive(
     def body() -> None:
         import sys
 
-        from repro_hooks.gitio import Git
-        from repro_hooks.scan import (
+        from repro_hooks.git import Git
+        from repro_hooks.history.baseline import baseline_keys, load_baseline, without_baselined
+        from repro_hooks.history.refs import parse_pre_receive_lines, pre_receive_rev_args
+        from repro_hooks.history.review import (
             BASELINE_GIT_CONFIG,
-            baseline_keys,
-            load_baseline,
-            parse_pre_receive_lines,
-            pre_receive_rev_args,
             scan_commits,
             scan_fix_hint,
             server_policy,
-            without_baselined,
         )
 
         git = Git.discover()

@@ -58,21 +58,13 @@ def scan(
     def body() -> None:
         import sys
 
-        from repro_hooks.config import load_config
-        from repro_hooks.gitio import Git
-        from repro_hooks.scan import (
-            baseline_keys,
-            commits_to_check,
-            load_baseline,
-            scan_commits,
-            scan_fix_hint,
-            server_policy,
-            without_baselined,
-        )
-        from repro_hooks.scan import (
-            write_baseline as save_baseline,
-        )
-        from repro_hooks.sizes import parse_size
+        from repro_hooks.git import Git
+        from repro_hooks.history.baseline import baseline_keys, load_baseline, without_baselined
+        from repro_hooks.history.baseline import write_baseline as save_baseline
+        from repro_hooks.history.refs import commits_to_check
+        from repro_hooks.history.review import scan_commits, scan_fix_hint, server_policy
+        from repro_hooks.policy.config import load_config
+        from repro_hooks.policy.sizes import parse_size
 
         if hook_args and not pre_push:
             raise ReproHooksError(

@@ -70,13 +70,13 @@ def tag_mlflow(
     """
 
     def body() -> None:
-        from repro_hooks.config import load_config
-        from repro_hooks.tag_mlflow import (
+        from repro_hooks.links.enqueue import (
             queue_commit_link,
             queue_relink,
             repo_facts,
             settings,
         )
+        from repro_hooks.policy.config import load_config
 
         if sync and relink_rewritten:
             raise ReproHooksError("--sync and --relink-rewritten conflict: give one of them")
@@ -102,8 +102,8 @@ def tag_mlflow(
 def _sync(
     ctx: click.Context, common_dir: Path, tracking_uri: str | None, timeout: float | None
 ) -> None:
-    from repro_hooks.link_delivery import Deliverer
-    from repro_hooks.link_queue import LinkQueue
+    from repro_hooks.links.delivery import Deliverer
+    from repro_hooks.links.queue import LinkQueue
 
     queue = LinkQueue(common_dir)
     if not queue.jobs():
@@ -143,7 +143,7 @@ def pending(ctx: click.Context, drop: str | None) -> None:
     """List queued run links with their last error (exit 0), or drop one."""
 
     def body() -> None:
-        from repro_hooks.tag_mlflow import drop_job, pending_lines, repo_facts
+        from repro_hooks.links.enqueue import drop_job, pending_lines, repo_facts
 
         facts = repo_facts()
         if drop is not None:

@@ -1,7 +1,7 @@
 """Run links: what `tag-mlflow` writes on an MLflow run for a commit, and how it picks the run.
 
 Everything here is pure or talks only to git: no mlflow import (the commit-stage command loads
-this module). The MLflow side lives in repro_hooks.mlflow_store; the queue in link_queue.
+this module). The MLflow side lives in repro_hooks.links.store; the queue in links.queue.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from repro_hooks.gitio import Git
+from repro_hooks.git import Git
 
 # Tag keys this tool owns. Nothing else on a run is ever changed (mlflow.* least of all).
 COMMIT_TAG = "git.commit"
@@ -122,7 +122,7 @@ def committed_outputs(git: Git, commit: str) -> tuple[list[RecordedOutput], list
     Read from the commit (one `git ls-tree -r -z`, one `git cat-file --batch`), never from the
     working tree. Returns the outputs sorted by path and one problem line per unreadable file.
     """
-    from repro_hooks.dvcfiles import DvcFileError, parse_dvc_file, parse_dvc_lock, parse_dvc_yaml
+    from repro_hooks.dvc.files import DvcFileError, parse_dvc_file, parse_dvc_lock, parse_dvc_yaml
 
     listing = git.run("ls-tree", "-r", "-z", "--full-tree", commit)
     wanted: dict[str, str] = {}  # path -> blob sha

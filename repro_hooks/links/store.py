@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from repro_hooks.run_link import (
+from repro_hooks.links.core import (
     COMMIT_TAG,
     DATASET_SOURCE_TYPE,
     MAX_DIGEST,

@@ -14,18 +14,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from repro_hooks.config import MlflowConfig
 from repro_hooks.errors import GitError, ReproHooksError
-from repro_hooks.gitio import Git
-from repro_hooks.link_delivery import URI_ENV
-from repro_hooks.link_queue import Job, LinkQueue, QueueFullError
-from repro_hooks.run_link import (
+from repro_hooks.git import Git
+from repro_hooks.links.core import (
     TrackingStore,
     current_branch,
     experiment_selection,
     replay_reason,
     resolve_tracking_store,
 )
+from repro_hooks.links.delivery import URI_ENV
+from repro_hooks.links.queue import Job, LinkQueue, QueueFullError
+from repro_hooks.policy.config import MlflowConfig
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The I/O half of `check-dvc`: ask git (batched), read and parse the DVC files, measure the
 working tree (hashes through the hash cache, params values), and hand plain data to the core
-in `repro_hooks.dvc_check`. Never imports DVC; runs `dvc status` only for what the fast path
+in `repro_hooks.dvc.check`. Never imports DVC; runs `dvc status` only for what the fast path
 cannot decide (templated stages, non-frozen imports from elsewhere).
 """
 
@@ -17,7 +17,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from repro_hooks.dvc_check import (
+from repro_hooks.dvc.check import (
     DvcFiles,
     GitFacts,
     Pipeline,
@@ -31,7 +31,16 @@ from repro_hooks.dvc_check import (
     templated_stages,
     undecided_imports,
 )
-from repro_hooks.dvc_hash import (
+from repro_hooks.dvc.files import (
+    DvcFile,
+    DvcFileError,
+    LockStage,
+    Stage,
+    parse_dvc_file,
+    parse_dvc_lock,
+    parse_dvc_yaml,
+)
+from repro_hooks.dvc.hashing import (
     DvcIgnore,
     FileToHash,
     HashCache,
@@ -42,17 +51,8 @@ from repro_hooks.dvc_hash import (
     read_regular,
     walk_output,
 )
-from repro_hooks.dvcfiles import (
-    DvcFile,
-    DvcFileError,
-    LockStage,
-    Stage,
-    parse_dvc_file,
-    parse_dvc_lock,
-    parse_dvc_yaml,
-)
 from repro_hooks.errors import ReproHooksError
-from repro_hooks.gitio import Git
+from repro_hooks.git import Git
 from repro_hooks.report import Finding, display_path
 
 # Untracked directories never searched for data files: DVC's own directory (its cache holds every
@@ -377,7 +377,7 @@ def dvc_status_findings(root: Path, targets: Sequence[tuple[str, str, str]]) -> 
     """Run `dvc status --json` on (target, display path, rule) triples: DVC's own verdict."""
     if not targets:
         return []
-    from repro_hooks.dvc_cli import last_error_line, run_dvc
+    from repro_hooks.dvc.runner import last_error_line, run_dvc
 
     names = [t for t, _, _ in targets]
     proc = run_dvc(["status", "--json", *names], root, what="checking templated DVC stages")

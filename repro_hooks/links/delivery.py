@@ -1,6 +1,6 @@
 """Delivering queued run links to MLflow, in order, within bounded time.
 
-Run as `python -m repro_hooks.link_delivery <git common dir>` (the detached process a
+Run as `python -m repro_hooks.links.delivery <git common dir>` (the detached process a
 post-commit hook starts) or in the foreground by `repro-hooks tag-mlflow --sync`.
 
 Bounds: MLflow's HTTP client is told to give up fast (one retry, no backoff, a request timeout
@@ -26,9 +26,8 @@ from types import FrameType
 from typing import Any
 
 from repro_hooks.errors import ReproHooksError
-from repro_hooks.gitio import Git
-from repro_hooks.link_queue import Job, LinkQueue
-from repro_hooks.run_link import (
+from repro_hooks.git import Git
+from repro_hooks.links.core import (
     BRANCH_TAG,
     COMMIT_TAG,
     DVC_PREFIX,
@@ -41,6 +40,7 @@ from repro_hooks.run_link import (
     secrets_in,
     strip_credentials,
 )
+from repro_hooks.links.queue import Job, LinkQueue
 
 URI_ENV = "REPRO_HOOKS_MLFLOW_URI"  # the full URI, handed to the detached process only
 BACKGROUND_LOCK_WAIT = 120.0
@@ -178,7 +178,7 @@ class Deliverer:
 
     def _config(self, root: str) -> Any:
         if root not in self.configs:
-            from repro_hooks.config import MlflowConfig, load_config
+            from repro_hooks.policy.config import MlflowConfig, load_config
 
             try:
                 self.configs[root] = load_config(Path(root)).mlflow
@@ -204,7 +204,7 @@ class Deliverer:
             raise ReproHooksError(why_not)
         uri = anchored_uri(uri, Path(job.root))  # never let MLflow resolve it against our cwd
         if uri not in self.stores:
-            from repro_hooks.mlflow_store import MlflowStore
+            from repro_hooks.links.store import MlflowStore
 
             if uri.startswith("file:") or "://" not in uri:
                 os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
@@ -235,7 +235,7 @@ class Deliverer:
         return f"{len(record.outputs)} DVC output(s){note}"
 
     def _link(self, job: Job, git: Git, store: Any) -> str:
-        from repro_hooks.mlflow_store import StoreError
+        from repro_hooks.links.store import StoreError
 
         assert job.commit is not None
         short = job.commit[:12]

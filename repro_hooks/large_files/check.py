@@ -13,11 +13,11 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from repro_hooks.config import Policy
 from repro_hooks.errors import ReproHooksError
-from repro_hooks.gitio import Blob, Git, ObjectInfo
+from repro_hooks.git import Blob, Git, ObjectInfo
+from repro_hooks.policy.config import Policy
+from repro_hooks.policy.sizes import format_size
 from repro_hooks.report import Finding, display_path
-from repro_hooks.sizes import format_size
 
 LARGEST = 1 << 62
 

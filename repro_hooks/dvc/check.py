@@ -15,9 +15,9 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from repro_hooks.config import Policy
-from repro_hooks.dvcfiles import DvcFile, LockStage, Output, Stage, is_url
-from repro_hooks.globs import compile_any
+from repro_hooks.dvc.files import DvcFile, LockStage, Output, Stage, is_url
+from repro_hooks.policy.config import Policy
+from repro_hooks.policy.globs import compile_any
 from repro_hooks.report import Finding, display_path
 
 

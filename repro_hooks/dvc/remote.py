@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from repro_hooks.dvcfiles import DvcFileError, Output, load_yaml, parse_dvc_file, parse_dvc_lock
+from repro_hooks.dvc.files import DvcFileError, Output, load_yaml, parse_dvc_file, parse_dvc_lock
 from repro_hooks.errors import ReproHooksError
-from repro_hooks.gitio import SYMLINK_MODE, Blob
+from repro_hooks.git import SYMLINK_MODE, Blob
 from repro_hooks.report import Finding, display_path
 
 INSTALL_HINT = "pip install 'repro-hooks[dvc]'"

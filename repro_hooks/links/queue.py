@@ -178,7 +178,7 @@ class LinkQueue:
         """Start a detached delivery process: its own session, no terminal, no inherited pipes
         (pre-commit waits for its pipes to close; this process must not hold them)."""
         subprocess.Popen(
-            [sys.executable, "-m", "repro_hooks.link_delivery", str(self.base.parent)],
+            [sys.executable, "-m", "repro_hooks.links.delivery", str(self.base.parent)],
             cwd=cwd,
             env=dict(env),
             stdin=subprocess.DEVNULL,

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from repro_hooks.errors import ConfigError
-from repro_hooks.globs import first_match, validate_glob
-from repro_hooks.sizes import parse_size
+from repro_hooks.policy.globs import first_match, validate_glob
+from repro_hooks.policy.sizes import parse_size
 
 DEFAULT_MAX_SIZE = 500 * 1024  # the same default as pre-commit-hooks' check-added-large-files
 
@@ -34,7 +34,7 @@ MLFLOW_TABLE = "tool.repro-hooks.mlflow"
 
 @dataclass(frozen=True)
 class Policy:
-    """What may be stored in git. Globs are gitignore-style (repro_hooks.globs)."""
+    """What may be stored in git. Globs are gitignore-style (repro_hooks.policy.globs)."""
 
     max_size: int = DEFAULT_MAX_SIZE
     size_limits: tuple[tuple[str, int], ...] = ()

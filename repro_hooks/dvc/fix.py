@@ -13,9 +13,9 @@ import posixpath
 from collections.abc import Sequence
 from dataclasses import replace
 
-from repro_hooks.dvc_cli import INSTALL_HINT, dvc_command, last_error_line, run_dvc
+from repro_hooks.dvc.runner import INSTALL_HINT, dvc_command, last_error_line, run_dvc
 from repro_hooks.errors import ReproHooksError
-from repro_hooks.gitio import Git
+from repro_hooks.git import Git
 from repro_hooks.report import Finding
 
 

@@ -11,17 +11,12 @@ the baseline functions) take plain data; only `scan_commits` and `server_policy`
 
 from __future__ import annotations
 
-import json
 import posixpath
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from repro_hooks.config import Config, Policy, load_config
-from repro_hooks.errors import ConfigError, ReproHooksError
-from repro_hooks.gitio import SYMLINK_MODE, Blob, Git, ObjectInfo
-from repro_hooks.large_files import (
+from repro_hooks.git import SYMLINK_MODE, Blob, Git, ObjectInfo
+from repro_hooks.large_files.check import (
     LFS_POINTER_MAX,
     LfsFacts,
     is_lfs_pointer,
@@ -29,108 +24,13 @@ from repro_hooks.large_files import (
     lfs_facts,
     start_lfs_filtered_paths,
 )
+from repro_hooks.policy.config import Config, Policy, load_config
+from repro_hooks.policy.sizes import format_size
 from repro_hooks.report import Finding, display_path
-from repro_hooks.sizes import format_size
 
-BASELINE_VERSION = 1
-BASELINE_KIND = "repro-hooks-baseline"
 POLICY_GIT_CONFIG = "repro-hooks.policy"
 BASELINE_GIT_CONFIG = "repro-hooks.baseline"
-MAX_DVC_FILE_SIZE = 8 * 1024 * 1024  # the same bound as repro_hooks.dvcfiles
-
-
-# ---- which commits ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RefUpdate:
-    """One ref a push changes. `old` is what the other side has (zeros: nothing), `new` what it
-    will have (zeros: the ref is deleted)."""
-
-    ref: str
-    old: str
-    new: str
-
-    @property
-    def is_deletion(self) -> bool:
-        return is_null_sha(self.new)
-
-    @property
-    def is_creation(self) -> bool:
-        return is_null_sha(self.old)
-
-
-def is_null_sha(sha: str) -> bool:
-    return not sha.strip("0")
-
-
-def parse_pre_push_lines(text: str) -> list[RefUpdate]:
-    """git's pre-push stdin: `<local ref> <local sha> <remote ref> <remote sha>` per line."""
-    updates = []
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        parts = line.rsplit(maxsplit=3)  # a local ref may be an expression with spaces
-        if len(parts) != 4:
-            raise ReproHooksError(f"pre-push input: expected 4 fields, got {line!r}")
-        _local_ref, local_sha, remote_ref, remote_sha = parts
-        updates.append(RefUpdate(remote_ref, remote_sha, local_sha))
-    return updates
-
-
-def parse_pre_receive_lines(text: str) -> list[RefUpdate]:
-    """git's pre-receive stdin: `<old> <new> <ref>` per line."""
-    updates = []
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        parts = line.split(" ", 2)
-        if len(parts) != 3:
-            raise ReproHooksError(f"pre-receive input: expected 3 fields, got {line!r}")
-        old, new, ref = parts
-        updates.append(RefUpdate(ref, old, new))
-    return updates
-
-
-def pre_push_rev_args(
-    updates: Sequence[RefUpdate], remote: str, known: Iterable[str]
-) -> list[str] | None:
-    """`git rev-list` arguments for the commits a push sends, or None when it sends none.
-
-    `known` holds the shas of the remote's tips that exist locally. An update onto a known tip
-    covers `new ^old`; a new ref (or a tip we do not have) covers what no ref of `remote` has.
-    All exclusions are things the remote already has, so one rev-list serves every ref.
-    """
-    known = set(known)
-    positives = [u.new for u in updates if not u.is_deletion]
-    if not positives:
-        return None
-    negatives = [f"^{u.old}" for u in updates if not u.is_deletion and u.old in known]
-    unknown_base = any(not u.is_deletion and u.old not in known for u in updates)
-    tail = ["--not", f"--remotes={remote}"] if unknown_base else []
-    return [*dict.fromkeys(positives), *dict.fromkeys(negatives), *tail]
-
-
-def pre_receive_rev_args(updates: Sequence[RefUpdate]) -> list[str] | None:
-    """`git rev-list` arguments for the commits a push brings to a server: those reachable from a
-    new tip and from no existing ref (the refs are not updated yet while pre-receive runs)."""
-    positives = [u.new for u in updates if not u.is_deletion]
-    if not positives:
-        return None
-    return [*dict.fromkeys(positives), "--not", "--all"]
-
-
-def range_rev_args(rev_range: str) -> list[str]:
-    if not rev_range or rev_range.startswith("-"):
-        raise ReproHooksError(f"--range: expected A..B or a revision, got {rev_range!r}")
-    return [rev_range]
-
-
-def commit_tips(git: Git, shas: Iterable[str]) -> set[str]:
-    """Of the given object names, those this repository has as a commit or tag (one process)."""
-    wanted = [s for s in shas if not is_null_sha(s)]
-    info = git.object_info(wanted)
-    return {s for s in wanted if (o := info.get(s)) is not None and o.type in ("commit", "tag")}
+MAX_DVC_FILE_SIZE = 8 * 1024 * 1024  # the same bound as repro_hooks.dvc.files
 
 
 # ---- the checks -------------------------------------------------------------------------------
@@ -199,10 +99,10 @@ def dvc_file_findings(
     info: Mapping[str, ObjectInfo],
     lock_wdirs: Mapping[tuple[str | None, str], Mapping[str, str]] | None = None,
 ) -> list[Finding]:
-    """Each .dvc, dvc.yaml and dvc.lock blob must parse (repro_hooks.dvcfiles). A dvc.lock's
+    """Each .dvc, dvc.yaml and dvc.lock blob must parse (repro_hooks.dvc.files). A dvc.lock's
     paths are relative to its stages' wdirs, which only the commit's dvc.yaml records:
     `lock_wdirs` maps (commit, dvc.lock blob) to {stage: wdir}."""
-    from repro_hooks.dvcfiles import DvcFileError, parse_dvc_file, parse_dvc_lock, parse_dvc_yaml
+    from repro_hooks.dvc.files import DvcFileError, parse_dvc_file, parse_dvc_lock, parse_dvc_yaml
 
     findings = []
     seen: set[tuple[str, str]] = set()
@@ -249,7 +149,7 @@ def duplicate_output_findings(
     `trees` maps a scanned tip to its (DVC file path, blob sha) entries (.dvc files and dvc.yaml;
     dvc.lock repeats dvc.yaml's outputs). Reported only when the scan introduced one of the
     files involved, at the file that recorded the output last in path order."""
-    from repro_hooks.dvcfiles import DvcFileError, parse_dvc_file, parse_dvc_yaml
+    from repro_hooks.dvc.files import DvcFileError, parse_dvc_file, parse_dvc_yaml
 
     findings: dict[tuple[str, str], Finding] = {}
     for tip, entries in trees.items():
@@ -347,7 +247,7 @@ def _lock_wdirs(
 ) -> dict[tuple[str | None, str], Mapping[str, str]]:
     """For each dvc.lock a commit introduces, the stage wdirs its sibling dvc.yaml records in
     that same commit (one `cat-file --batch` for all of them)."""
-    from repro_hooks.dvcfiles import DvcFileError, parse_dvc_yaml
+    from repro_hooks.dvc.files import DvcFileError, parse_dvc_yaml
 
     locks = [b for b in dvc_blobs if b.commit and posixpath.basename(display(b.path)) == "dvc.lock"]
     if not locks:
@@ -394,70 +294,6 @@ def _duplicate_outputs_at_tips(
     return duplicate_output_findings(trees, contents, introduced)
 
 
-# ---- baselines --------------------------------------------------------------------------------
-
-BaselineKey = tuple[str, str, str]  # (rule, path, blob sha)
-
-
-def baseline_keys(
-    findings: Iterable[Finding], sha_of: Mapping[tuple[str, str | None], str]
-) -> dict[BaselineKey, Finding]:
-    """Findings keyed by rule, path and blob, never by commit: a rebase keeps them baselined."""
-    return {(f.rule, f.path, sha_of.get((f.path, f.commit), "")): f for f in findings}
-
-
-def baseline_document(keys: Iterable[BaselineKey]) -> dict[str, Any]:
-    return {
-        "version": BASELINE_VERSION,
-        "kind": BASELINE_KIND,
-        "findings": [
-            {"rule": rule, "path": path, "blob": blob} for rule, path, blob in sorted(set(keys))
-        ],
-    }
-
-
-def write_baseline(file: Path, keys: Iterable[BaselineKey]) -> None:
-    try:
-        file.write_text(json.dumps(baseline_document(keys), indent=2, ensure_ascii=False) + "\n")
-    except OSError as exc:
-        raise ReproHooksError(f"{file}: cannot write baseline: {exc.strerror or exc}") from None
-
-
-def load_baseline(file: Path) -> set[BaselineKey]:
-    """The keys of a baseline file; a malformed file is a ConfigError naming it."""
-    name = str(file)
-    try:
-        doc = json.loads(file.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(name, "file", exc.strerror or str(exc)) from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ConfigError(name, "json", f"malformed JSON: {exc}") from None
-    if not isinstance(doc, dict) or doc.get("kind") != BASELINE_KIND:
-        raise ConfigError(name, "kind", f"not a repro-hooks baseline (expected {BASELINE_KIND!r})")
-    if doc.get("version") != BASELINE_VERSION:
-        raise ConfigError(
-            name, "version", f"unsupported version {doc.get('version')!r} (expected 1)"
-        )
-    entries = doc.get("findings")
-    if not isinstance(entries, list):
-        raise ConfigError(name, "findings", "expected a list")
-    keys = set()
-    for i, entry in enumerate(entries):
-        if not (
-            isinstance(entry, dict)
-            and all(isinstance(entry.get(k), str) for k in ("rule", "path", "blob"))
-        ):
-            raise ConfigError(name, f"findings[{i}]", "expected {rule, path, blob} strings")
-        keys.add((entry["rule"], entry["path"], entry["blob"]))
-    return keys
-
-
-def without_baselined(
-    keyed: Mapping[BaselineKey, Finding], baseline: set[BaselineKey]
-) -> list[Finding]:
-    return [f for key, f in keyed.items() if key not in baseline]
-
-
 # ---- the policy on a server -------------------------------------------------------------------
 
 
@@ -493,43 +329,3 @@ def scan_fix_hint(findings: Sequence[Finding], *, server: bool = False) -> str:
             "repro-hooks scan --all-history --write-baseline .repro-hooks-baseline.json"
         )
     return "\n".join(lines)
-
-
-# ---- the commits a command checks -------------------------------------------------------------
-
-
-def commits_to_check(
-    git: Git,
-    *,
-    rev_range: str | None,
-    all_history: bool,
-    pre_push: tuple[str, ...] | None,
-    stdin_text: str | None,
-    env: Mapping[str, str],
-) -> list[str] | None:
-    """`git rev-list` arguments from exactly one source, or None when the source selects no
-    commit (a push that only deletes refs). Sources: --range, --all-history, a plain pre-push
-    hook's stdin and arguments (`pre_push` = (remote, url)), or pre-commit's pre-push
-    environment (PRE_COMMIT_FROM_REF/TO_REF, PRE_COMMIT_LOCAL_BRANCH + PRE_COMMIT_REMOTE_NAME).
-    """
-    from repro_hooks.large_files import push_range_from_env
-
-    chosen = [rev_range is not None, all_history, pre_push is not None]
-    if sum(chosen) > 1:
-        raise ReproHooksError("give one of --range, --all-history and --pre-push")
-    if rev_range is not None:
-        return range_rev_args(rev_range)
-    if all_history:
-        return ["--all"]
-    if pre_push is not None:
-        remote = pre_push[0] if pre_push else "origin"
-        updates = parse_pre_push_lines(stdin_text or "")
-        known = commit_tips(git, (u.old for u in updates))
-        return pre_push_rev_args(updates, remote, known)
-    from_env = push_range_from_env(env)
-    if from_env is None:
-        raise ReproHooksError(
-            "nothing to scan: give --range A..B, --all-history or --pre-push "
-            "(or run as pre-commit's pre-push hook)"
-        )
-    return from_env

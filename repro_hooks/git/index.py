@@ -1,0 +1,119 @@
+"""Questions about the index and the work tree: staged blobs, ignore rules, attributes."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Callable, Collection, Sequence
+
+from repro_hooks.errors import GitError
+from repro_hooks.git.history import parse_raw_diff
+from repro_hooks.git.objects import Blob
+from repro_hooks.git.process import GitProcess, anonymous_file
+
+_LS_FILES_RE = re.compile(rb"([0-7]{6}) ([0-9a-f]+) 0\t([^\0]*)\0")
+
+
+class IndexQueries(GitProcess):
+    def prefetch_index(self) -> None:
+        """Start `git ls-files -s -z` now, in a thread, for a later `index_blobs`: git reads the
+        index while Python goes on importing and reading configuration."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(max_workers=1)
+        self._index_listing = pool.submit(self.run, "ls-files", "-s", "-z")
+        pool.shutdown(wait=False)
+
+    def index_blobs(self, only: Collection[bytes] | None = None) -> list[Blob]:
+        """Every stage-0 entry of the index (`git ls-files -s -z`), or those at `only` paths."""
+        listing, self._index_listing = self._index_listing, None
+        out = listing.result() if listing is not None else self.run("ls-files", "-s", "-z")
+        entries = _LS_FILES_RE.findall(out)
+        return [
+            Blob(path, mode.decode(), sha.decode())
+            for mode, sha, path in entries
+            if only is None or path in only
+        ]
+
+    def head_commit(self) -> str | None:
+        out = self.try_run("rev-parse", "--verify", "-q", "HEAD^{commit}")
+        return out.decode().strip() if out else None
+
+    def staged_blobs(self) -> list[Blob]:
+        """Index entries that differ from HEAD: added, modified, type-changed; renames count as
+        added (`--no-renames`). On an initial commit, everything in the index."""
+        base = self.head_commit() or self.empty_tree
+        raw = self.run("diff-index", "--cached", "-z", "--no-renames", "--diff-filter=AMT", base)
+        return [b for b in parse_raw_diff(raw) if b.sha.strip("0")]
+
+    def ls_files(self, *args: str) -> list[bytes]:
+        """`git ls-files -z <args>`: the names, as bytes."""
+        return [p for p in self.run("ls-files", "-z", *args).split(b"\0") if p]
+
+    def ignored_paths(self, paths: Sequence[bytes]) -> set[bytes]:
+        """Which paths git's ignore rules match, tracked or not (`check-ignore --no-index`),
+        in one `git check-ignore -z --stdin` process."""
+        if not paths:
+            return set()
+        try:
+            proc = subprocess.run(
+                ["git", "check-ignore", "-z", "--stdin", "--no-index"],
+                cwd=self.cwd, input=b"\0".join(paths) + b"\0", capture_output=True, check=False,
+            )  # fmt: skip
+        except FileNotFoundError:
+            raise GitError("git: command not found") from None
+        if proc.returncode not in (0, 1):
+            msg = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+            raise GitError(f"git check-ignore: {msg[-1] if msg else proc.returncode}")
+        return {p for p in proc.stdout.split(b"\0") if p}
+
+    def attributes(
+        self, paths: Sequence[bytes], names: Sequence[str]
+    ) -> dict[bytes, dict[str, str]]:
+        """`git check-attr -z --stdin` for many paths: {path: {attr: value}} (unset ones left out)."""
+        return self.start_attributes(paths, names)()
+
+    def start_attributes(
+        self, paths: Sequence[bytes], names: Sequence[str]
+    ) -> Callable[[], dict[bytes, dict[str, str]]]:
+        """Start `attributes`; call the result to wait for it. git works in its own process with
+        its input and output in anonymous files, so no Python thread competes with the caller's
+        own work for the interpreter while git runs on the other core."""
+        if not paths:
+            return dict
+        args = ["check-attr", "-z", "--stdin", *names]
+        files = [anonymous_file() for _ in range(3)]
+        stdin, stdout, stderr = files
+        stdin.write(b"\0".join(paths) + b"\0")
+        stdin.seek(0)
+        try:
+            proc = subprocess.Popen(
+                ["git", *args], cwd=self.cwd, stdin=stdin, stdout=stdout, stderr=stderr
+            )
+        except FileNotFoundError:
+            raise GitError("git: command not found") from None
+
+        def result() -> dict[bytes, dict[str, str]]:
+            try:
+                proc.wait()
+                stdout.seek(0)
+                stderr.seek(0)
+                if proc.returncode != 0:
+                    msg = stderr.read().decode("utf-8", "replace").strip().splitlines()
+                    raise GitError(f"git check-attr: {msg[-1] if msg else proc.returncode}")
+                return _parse_check_attr(stdout.read())
+            finally:
+                for f in files:
+                    f.close()
+
+        return result
+
+
+def _parse_check_attr(out: bytes) -> dict[bytes, dict[str, str]]:
+    fields = out.split(b"\0")
+    result: dict[bytes, dict[str, str]] = {}
+    for i in range(0, len(fields) - 2, 3):
+        path, attr, value = fields[i], fields[i + 1].decode(), fields[i + 2].decode()
+        if value not in ("unspecified", "unset"):
+            result.setdefault(path, {})[attr] = value
+    return result

@@ -1,0 +1,147 @@
+"""The git process: one repository, one `git` process per question (`-z` output, batched).
+
+Paths are bytes (as git stores them) until they must become text for a message. The questions
+themselves live beside this module, one module per kind: the index (index.py), objects
+(objects.py) and history (history.py); `Git` (repo.py) brings them together.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+
+from repro_hooks.errors import GitError
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+    from typing import Self
+
+EMPTY_TREE = {
+    "sha1": "4b825dc642cb6eb9a060e54bf8d69288fbee4904",
+    "sha256": "6ef19b41225c5369f1c104d45d8d85efa9b057b53b14b4b9b939dd74decc5321",
+}
+
+
+class GitProcess:
+    """Runs git in one repository. `root` is None for a bare repository (server side)."""
+
+    def __init__(
+        self, git_dir: Path, root: Path | None, object_format: str = "sha1",
+        common_dir: Path | None = None,
+    ) -> None:  # fmt: skip
+        self.git_dir = git_dir
+        self.root = root
+        self.object_format = object_format
+        self.common_dir = common_dir or git_dir
+        self._index_listing: Future[bytes] | None = None  # see prefetch_index
+
+    @classmethod
+    def discover(cls, cwd: Path | str | None = None) -> Self:
+        """The repository containing `cwd` (a work tree or a bare repository)."""
+        try:
+            proc = subprocess.run(
+                ["git", "rev-parse", "--absolute-git-dir", "--is-bare-repository",
+                 "--show-object-format", "--path-format=absolute", "--git-common-dir",
+                 "--show-toplevel"],
+                cwd=cwd, capture_output=True, check=False,
+            )  # fmt: skip
+        except FileNotFoundError:
+            raise GitError("git: command not found") from None
+        lines = proc.stdout.decode("utf-8", "surrogateescape").splitlines()
+        if len(lines) < 4:
+            reason = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+            raise GitError(f"{cwd or '.'}: not a git repository ({reason[-1] if reason else ''})")
+        git_dir, bare, fmt, common = lines[:4]
+        root = Path(lines[4]) if len(lines) > 4 and bare != "true" else None
+        return cls(Path(git_dir), root, fmt, Path(common))
+
+    @property
+    def cwd(self) -> Path:
+        return self.root if self.root is not None else self.git_dir
+
+    @property
+    def empty_tree(self) -> str:
+        return EMPTY_TREE.get(self.object_format, EMPTY_TREE["sha1"])
+
+    def run(
+        self,
+        *args: str,
+        input: bytes | None = None,
+        check: bool = True,
+        env: Mapping[str, str] | None = None,
+    ) -> bytes:
+        """Run one git command in the repository and return its stdout."""
+        full_env = None if env is None else {**os.environ, **env}
+        try:
+            proc = subprocess.run(
+                ["git", *args], cwd=self.cwd, input=input, capture_output=True,
+                check=False, env=full_env,
+            )  # fmt: skip
+        except FileNotFoundError:
+            raise GitError("git: command not found") from None
+        if check and proc.returncode != 0:
+            msg = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+            name = next(
+                (a for i, a in enumerate(args) if a != "-c" and (i == 0 or args[i - 1] != "-c")), ""
+            )
+            raise GitError(f"git {name}: {msg[-1] if msg else f'exit {proc.returncode}'}")
+        return proc.stdout
+
+    def try_run(self, *args: str) -> bytes | None:
+        """Like run, but None when git exits non-zero (e.g. an unknown revision)."""
+        try:
+            proc = subprocess.run(["git", *args], cwd=self.cwd, capture_output=True, check=False)
+        except FileNotFoundError:
+            raise GitError("git: command not found") from None
+        return proc.stdout if proc.returncode == 0 else None
+
+    def config_value(self, key: str) -> str | None:
+        """`git config --get <key>` in this repository, or None when unset."""
+        out = self.try_run("config", "--get", key)
+        return out.decode("utf-8", "surrogateescape").strip() if out else None
+
+    def hooks_dir(self) -> Path:
+        """Where git looks for hooks: honours core.hooksPath and linked worktrees."""
+        out = self.run("rev-parse", "--git-path", "hooks").decode("utf-8", "surrogateescape")
+        return (self.cwd / out.strip()).resolve()
+
+    def stream_fields(self, consume: Callable[[list[bytes]], None], *args: str) -> None:
+        """Run a `-z` git command and hand its NUL-separated fields to `consume` as they arrive,
+        so parsing overlaps git's own work. Raises GitError like `run`."""
+        try:
+            proc = subprocess.Popen(
+                ["git", *args], cwd=self.cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            )
+        except FileNotFoundError:
+            raise GitError("git: command not found") from None
+        stdout, stderr = proc.stdout, proc.stderr
+        assert isinstance(stdout, io.BufferedReader)
+        assert stderr is not None
+        rest = b""
+        with proc:
+            while chunk := stdout.read1(1 << 16):
+                fields = (rest + chunk).split(b"\0")
+                rest = fields.pop()
+                consume(fields)
+            if rest:
+                consume([rest])
+            err = stderr.read()
+        if proc.returncode != 0:
+            msg = err.decode("utf-8", "replace").strip().splitlines()
+            name = next(
+                (a for i, a in enumerate(args) if a != "-c" and (i == 0 or args[i - 1] != "-c")), ""
+            )
+            raise GitError(f"git {name}: {msg[-1] if msg else f'exit {proc.returncode}'}")
+
+
+def anonymous_file() -> BinaryIO:
+    """A read-write file with no name (memfd on Linux, else an unlinked temporary file)."""
+    if hasattr(os, "memfd_create"):
+        return open(os.memfd_create("repro-hooks", os.MFD_CLOEXEC), "w+b")
+    import tempfile
+
+    return tempfile.TemporaryFile()
