@@ -43,7 +43,7 @@ def trivial_model() -> Any:
     import mlflow.pyfunc
 
     class Identity(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
-        def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]  # noqa: ANN
+        def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
             return model_input
 
     return Identity()

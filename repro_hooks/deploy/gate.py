@@ -144,7 +144,11 @@ def link_findings(facts: VersionFacts) -> list[Finding]:
         ]  # fmt: skip
     if not _SHA_RE.match(commit):
         return [
-            Finding(where, "run-unlinked", f"run {facts.run_id}: {COMMIT_TAG} {commit!r} is no sha")
+            Finding(
+                where,
+                "run-unlinked",
+                f"run {facts.run_id}: {COMMIT_TAG} {facts.run_tags[COMMIT_TAG]!r} is no sha",
+            )
         ]
     return []
 
