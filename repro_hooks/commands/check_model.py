@@ -50,10 +50,6 @@ if TYPE_CHECKING:
     "--promote", metavar="ALIAS",
     help="Move ALIAS to the version, only when every check of every given version passed.",
 )  # fmt: skip
-@click.option(
-    "--skip-remote", is_flag=True,
-    help="Do not ask the DVC remote (a job without remote credentials); says so on stderr.",
-)  # fmt: skip
 @config_option()
 @format_option
 @click.pass_context
@@ -67,7 +63,6 @@ def check_model(
     record: bool,
     verdict_tag: str,
     promote: str | None,
-    skip_remote: bool,
     config_file: Path | None,
     fmt: str,
 ) -> None:
@@ -113,7 +108,7 @@ def check_model(
                 raise ReproHooksError(
                     f"--promote {promote}: one alias cannot point at two versions of {twice[0]!r}"
                 )
-        verdicts = _judge(git, facts, protected, config.policy, skip_remote)
+        verdicts = _judge(git, facts, protected, config.policy)
         passed = all(v.passed for v in verdicts)
         if record or promote is not None:
             _write(registry, verdicts, seconds, safe_uri, record, verdict_tag, promote, passed)
@@ -218,22 +213,18 @@ def _read_versions(
 
 
 def _judge(
-    git: Any, facts: list[VersionFacts], protected: tuple[str, str], policy: Any, skip_remote: bool
+    git: Any, facts: list[VersionFacts], protected: tuple[str, str], policy: Any
 ) -> list[Any]:
     from repro_hooks.deploy.evidence import commit_facts
     from repro_hooks.deploy.gate import judge, link_findings
 
-    if skip_remote:
-        click.echo("repro-hooks: --skip-remote: the DVC remote was not checked", err=True)
     by_commit: dict[str, Any] = {}
     verdicts = []
     for version in facts:
         commit = None
         if not link_findings(version) and version.commit is not None:
             if version.commit not in by_commit:
-                by_commit[version.commit] = commit_facts(
-                    git, version.commit, protected, policy, check_remote=not skip_remote
-                )
+                by_commit[version.commit] = commit_facts(git, version.commit, protected, policy)
             commit = by_commit[version.commit]
         verdicts.append(judge(version, commit))
     return verdicts
