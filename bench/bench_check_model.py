@@ -26,7 +26,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import alternate, machine  # noqa: E402
+from common import alternate, machine
 
 VENV_BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parent.parent
@@ -132,7 +132,9 @@ def main() -> int:
             run(dev, "dvc", "init", "-q")
             run(dev, "dvc", "remote", "add", "-d", "store", str(tmp / "dvc-store"))
             (dev / "data" / "images").mkdir(parents=True)
-            (dev / "data" / "train.csv").write_text("".join(f"{i},{i * i}\n" for i in range(10_000)))
+            (dev / "data" / "train.csv").write_text(
+                "".join(f"{i},{i * i}\n" for i in range(10_000))
+            )
             for i in range(200):
                 (dev / "data" / "images" / f"{i:03d}.txt").write_text(f"image {i}\n")
             run(dev, "dvc", "add", "-q", "data/train.csv", "data/images")
