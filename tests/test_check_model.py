@@ -185,7 +185,9 @@ def test_pass_is_read_only_then_record_and_promote(world: World) -> None:
     )
     assert logged.tags["git.commit"] == head(world.dev)
     # the alias URI resolves to the same version; a custom verdict key
-    code, _, err = world.check(f"models:/{name}@champion", "--record", "--tag", "deploy.gate")
+    code, _, err = world.check(
+        f"models:/{name}@champion", "--record", "--tag", "deploy.gate", "--registry-uri", world.uri
+    )
     assert code == 0, err
     assert world.version_tags(name, version)["deploy.gate"] == "PASSED"
 
@@ -255,6 +257,9 @@ def test_failed_checks_record_failed_and_never_promote(world: World) -> None:
     code, out, _ = world.check(uri, "--format", "json")
     assert code == 1
     assert [f["rule"] for f in json.loads(out)["findings"]] == ["data-in-git"]
+    # the policy is the checkout's (or --config's), never the checked commit's own
+    write(world.ci / "gate.toml", 'data-exclude = ["*.pkl"]\n')
+    assert world.check(uri, "--config", "gate.toml")[0] == 0
     assert good_run != run_id
 
 
