@@ -486,3 +486,21 @@ def test_link_delivery_reaches_the_registry(world: World, monkeypatch: pytest.Mo
     wait_delivered(world.dev)
     assert client(world.uri).get_run(run_id).data.tags["git.commit"] == head(world.dev)
     assert world.version_tags(name, version)["git.commit"] == head(world.dev)
+
+
+def test_propagation_note_never_fails_the_link(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from repro_hooks.links.registry import propagation_note
+    from tests.mlflow_fixtures import status_server
+
+    name, version, run_id = world.model()
+    tags = client(world.uri).get_run(run_id).data.tags
+    note = propagation_note(client(world.uri), run_id, tags)
+    assert note.startswith(f"; tagged models:/{name}/{version}, logged model m-")
+    assert world.version_tags(name, version)["git.commit"] == head(world.dev)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    with status_server(500) as (url, _):
+        assert propagation_note(client(url), run_id, tags) == (
+            "; model registry not updated: HTTP 500 from the tracking server"
+        )

@@ -124,6 +124,19 @@ def propagate_link(client: Any, run_id: str, tags: Mapping[str, str]) -> Propaga
     return Propagation(tuple(sorted(versions)), tuple(sorted(models)))
 
 
+def propagation_note(client: Any, run_id: str, tags: Mapping[str, str]) -> str:
+    """For the link delivery: propagate, and say so in a few words ("" when the run has no
+    model). A registry error never fails the run link (links come first; check-model --record
+    propagates again), it only becomes a note."""
+    try:
+        done = propagate_link(client, run_id, tags)
+    except Exception as exc:
+        return f"; model registry not updated: {one_line(exc)}"
+    if not done.versions and not done.logged_models:
+        return ""
+    return f"; tagged {done.describe()}"
+
+
 # ---- reads and writes of check-model ------------------------------------------------------------
 
 
