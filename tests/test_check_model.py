@@ -469,8 +469,8 @@ def test_version_registered_after_link_gets_tags_when_gate_records(world: World)
 @pytest.mark.e2e
 @pytest.mark.xfail(
     strict=True,
-    reason="issue 12 item 1: links/delivery.py calls propagate_link after write_link at merge; "
-    "remove this marker then",
+    reason="issue 12 item 1: Deliverer._write in links/delivery.py gets "
+    "`note += propagation_note(store.client, run_id, tags)` at merge; remove this marker then",
 )
 def test_link_delivery_reaches_the_registry(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     """tag-mlflow's own delivery tags the versions of the run it links (tripwire until wired)."""
