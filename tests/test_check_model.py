@@ -178,6 +178,8 @@ def test_pass_is_read_only_then_record_and_promote(world: World) -> None:
     assert tags["dvc.fingerprint"] == run_tags["dvc.fingerprint"]
     mv = client(world.uri).get_model_version_by_alias(name, "champion")
     assert str(mv.version) == version
+    found = client(world.uri).search_model_versions(f"tags.`git.commit` = '{head(world.dev)}'")
+    assert (name, version) in {(v.name, str(v.version)) for v in found}
     # the logged model got the link too (item 1: versions registered after the link)
     exp = client(world.uri).get_run(run_id).info.experiment_id
     (logged,) = client(world.uri).search_logged_models(
