@@ -20,7 +20,7 @@ from repro_hooks.links.core import commit_record, dvc_tag_key
 from repro_hooks.links.registry import propagate_link
 from tests.dvc_helpers import dvc
 from tests.helpers import commit, git, write
-from tests.mlflow_fixtures import MlflowServer, free_port, silent_server
+from tests.mlflow_fixtures import MlflowServer, free_port, silent_server, status_server
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::DeprecationWarning"),
@@ -414,6 +414,12 @@ def test_server_down_or_hanging(world: World, tmp_path: Path) -> None:
     assert result.stderr.startswith(f"repro-hooks: {hung}: ")
     assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.output
     assert world.version_tags(name, version) == {}
+    with status_server(500) as (broken, _):
+        result = CliRunner().invoke(cli, ["check-model", "--tracking-uri", broken, "models:/x/1"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"repro-hooks: {broken}: HTTP 500 from the tracking server (while reading models:/x/1)\n"
+    )
 
 
 def test_no_tracking_server_configured(world: World) -> None:
@@ -494,7 +500,6 @@ def test_propagation_note_never_fails_the_link(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from repro_hooks.links.registry import propagation_note
-    from tests.mlflow_fixtures import status_server
 
     name, version, run_id = world.model()
     tags = client(world.uri).get_run(run_id).data.tags
