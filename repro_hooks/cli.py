@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "check-dvc": "repro_hooks.commands.check_dvc:check_dvc",
     "check-dvc-remote": "repro_hooks.commands.check_dvc_remote:check_dvc_remote",
     "check-large-files": "repro_hooks.commands.check_large_files:check_large_files",
+    "check-model": "repro_hooks.commands.check_model:check_model",
     "install": "repro_hooks.commands.install:install",
     "pending": "repro_hooks.commands.tag_mlflow:pending",
     "pre-receive": "repro_hooks.commands.pre_receive:pre_receive",

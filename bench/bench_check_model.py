@@ -1,0 +1,179 @@
+"""check-model: the deploy gate on one model version, against doing the same reads by hand.
+
+A local `mlflow server` (sqlite backend, registry included) on 127.0.0.1; a model logged and
+registered with `mlflow.pyfunc.log_model(..., registered_model_name=...)`, its run linked to a
+commit that references DVC data (one file and a directory of 200 files) pushed with `dvc push`
+to a local DVC remote, and to the bare git remote. Timed in that repository (so `dvc status
+--cloud` finds the local cache and says "up to date"), interleaved, medians:
+
+- ours: `repro-hooks check-model --tracking-uri URL models:/bench/1`;
+- anchor: one Python process that does the same reads with MlflowClient (the version, its run)
+  and `git merge-base --is-ancestor`, then `dvc status --cloud` (the DVC CLI's own remote check).
+
+    .venv/bin/python bench/bench_check_model.py [--runs 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import alternate, machine
+
+VENV_BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parent.parent
+
+TRAIN = """\
+import sys
+import mlflow
+import mlflow.pyfunc
+
+
+class Identity(mlflow.pyfunc.PythonModel):
+    def predict(self, context, model_input, params=None):
+        return model_input
+
+
+with mlflow.start_run() as run:
+    info = mlflow.pyfunc.log_model(
+        name="model", python_model=Identity(), registered_model_name="bench",
+        pip_requirements=["mlflow"],
+    )
+print(run.info.run_id, info.registered_model_version)
+"""
+
+LINK = """\
+import sys
+from mlflow.entities import RunTag
+from mlflow.tracking import MlflowClient
+from repro_hooks.git import Git
+from repro_hooks.links.core import commit_record
+
+repo, run_id, sha = sys.argv[1:4]
+tags = commit_record(Git.discover(repo), sha, "main").tags()
+MlflowClient().log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+"""
+
+ANCHOR = """\
+import subprocess, sys
+from mlflow.tracking import MlflowClient
+
+client = MlflowClient()
+mv = client.get_model_version("bench", "1")
+run = client.get_run(mv.run_id)
+sha = run.data.tags["git.commit"]
+ok = subprocess.run(["git", "merge-base", "--is-ancestor", sha, "origin/main"]).returncode == 0
+status = subprocess.run([sys.argv[1], "status", "--cloud", "-q"]).returncode
+sys.exit(0 if ok and status == 0 else 1)
+"""
+
+
+def run(cwd: Path, *cmd: str, env: dict[str, str] | None = None) -> str:
+    proc = subprocess.run(
+        list(cmd), cwd=cwd, capture_output=True, text=True, check=False,
+        env={**os.environ, **(env or {})},
+    )  # fmt: skip
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc.stdout.strip()
+
+
+def timed(cmd: list[str], cwd: Path) -> tuple[float, int]:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, check=False)
+    return time.perf_counter() - start, proc.returncode
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args()
+    os.environ["PATH"] = f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"
+    os.environ["PYTHONPATH"] = str(ROOT)
+    os.environ["DVC_NO_ANALYTICS"] = "1"
+    for key in ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"):
+        os.environ[key] = "bench"
+    for key in ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"):
+        os.environ[key] = "bench@example.com"
+    sys.path.insert(0, str(ROOT / "tests"))
+    from mlflow_fixtures import free_port  # the tests' own helper
+
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        server = subprocess.Popen(
+            [str(VENV_BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{tmp}/db",
+             "--default-artifact-root", str(tmp / "art"), "--host", "127.0.0.1",
+             "--port", str(port), "--workers", "1"],
+            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        try:
+            for _ in range(1200):
+                with (
+                    contextlib.suppress(OSError),
+                    urllib.request.urlopen(f"{url}/health", timeout=1),
+                ):
+                    break
+                time.sleep(0.1)
+            os.environ["MLFLOW_TRACKING_URI"] = url
+            dev, bare = tmp / "dev", tmp / "remote.git"
+            dev.mkdir()
+            run(dev, "git", "init", "-q", "-b", "main")
+            run(dev, "dvc", "init", "-q")
+            run(dev, "dvc", "remote", "add", "-d", "store", str(tmp / "dvc-store"))
+            (dev / "data" / "images").mkdir(parents=True)
+            (dev / "data" / "train.csv").write_text(
+                "".join(f"{i},{i * i}\n" for i in range(10_000))
+            )
+            for i in range(200):
+                (dev / "data" / "images" / f"{i:03d}.txt").write_text(f"image {i}\n")
+            run(dev, "dvc", "add", "-q", "data/train.csv", "data/images")
+            run(dev, "git", "add", "-A")
+            run(dev, "git", "commit", "-q", "-m", "data")
+            run(dev, "dvc", "push", "-q")
+            run(tmp, "git", "init", "-q", "--bare", "-b", "main", str(bare))
+            run(dev, "git", "remote", "add", "origin", str(bare))
+            run(dev, "git", "push", "-q", "origin", "main")
+            (dev / "train.py").write_text(TRAIN)
+            run_id, version = run(dev, sys.executable, "train.py").splitlines()[-1].split()
+            sha = run(dev, "git", "rev-parse", "HEAD")
+            run(dev, sys.executable, "-c", LINK, str(dev), run_id, sha)
+            (tmp / "anchor.py").write_text(ANCHOR)
+            ours = [str(VENV_BIN / "repro-hooks"), "check-model", "--tracking-uri", url,
+                    f"models:/bench/{version}"]  # fmt: skip
+            anchor = [sys.executable, str(tmp / "anchor.py"), str(VENV_BIN / "dvc")]
+            results = alternate(
+                args.runs,
+                {
+                    "ours": lambda: timed(ours, dev),
+                    "anchor": lambda: timed(anchor, dev),
+                },
+            )
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    (t_ours, c_ours), (t_anchor, c_anchor) = results["ours"], results["anchor"]
+    print(f"runs: {args.runs}; {machine()}; load average {os.getloadavg()[0]:.1f} at the end")
+    print("| command | median (s) | exit codes |")
+    print("| --- | --- | --- |")
+    print(f"| `repro-hooks check-model models:/bench/1` | {t_ours:.3f} | {sorted(c_ours)} |")
+    print(
+        "| MlflowClient (version, run) + `git merge-base` + `dvc status --cloud` "
+        f"(anchor) | {t_anchor:.3f} | {sorted(c_anchor)} |"
+    )
+    print(f"| ratio (ours / anchor) | {t_ours / t_anchor:.2f}x | |")
+    return 0 if c_ours == c_anchor == {0} else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,191 @@
+"""What this repository says about a commit a model version is linked to: is it here, is it on
+the protected branch, what does it record, is its data in the DVC remote, does its tree pass the
+policy. Asks git (batched) and DVC's remote code; the verdict is deploy/gate.py's.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from pathlib import Path
+
+from repro_hooks.deploy.gate import CommitFacts
+from repro_hooks.errors import ReproHooksError
+from repro_hooks.git import SYMLINK_MODE, Blob, Git
+from repro_hooks.policy.config import Policy
+from repro_hooks.report import Finding, display_path
+
+SHALLOW_HINT = "fetch the history first: git fetch --unshallow (in CI: a full-depth checkout)"
+
+
+# ---- the protected branch ---------------------------------------------------------------------
+
+
+def _remote_names(git: Git) -> list[str]:
+    out = git.try_run("remote")
+    return sorted(out.decode("utf-8", "replace").split()) if out else []
+
+
+def protected_branch(git: Git, option: str | None) -> tuple[str, str]:
+    """(name, sha) of the protected branch: --branch REF, else the remote's default branch as
+    last fetched (`refs/remotes/<remote>/HEAD`, `origin` first), else its `main` or `master`."""
+    if option is not None:
+        if option.startswith("-"):
+            raise ReproHooksError(f"--branch: expected a ref, got {option!r}")
+        sha = git.try_run(
+            "rev-parse", "--verify", "--quiet", "--end-of-options", f"{option}^{{commit}}"
+        )
+        if not sha:
+            raise ReproHooksError(f"--branch {option}: no such branch or commit here")
+        return option, sha.decode().strip()
+    remotes = _remote_names(git)
+    if not remotes:
+        raise ReproHooksError(
+            "no git remote: cannot tell the protected branch (add the remote, or give --branch REF)"
+        )
+    remote = "origin" if "origin" in remotes else remotes[0]
+    candidates = [f"refs/remotes/{remote}/HEAD", f"refs/remotes/{remote}/main",
+                  f"refs/remotes/{remote}/master"]  # fmt: skip
+    for ref in candidates:
+        sha = git.try_run("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+        if sha:
+            name = ref
+            if ref.endswith("/HEAD"):
+                target = git.try_run("symbolic-ref", "--quiet", ref)
+                if target:
+                    name = target.decode().strip()
+            return name.removeprefix("refs/remotes/"), sha.decode().strip()
+    raise ReproHooksError(
+        f"remote {remote!r}: no default branch fetched (git fetch {remote}, then "
+        f"git remote set-head {remote} --auto; or give --branch REF)"
+    )
+
+
+def is_shallow(git: Git) -> bool:
+    return git.try_run("rev-parse", "--is-shallow-repository") == b"true\n"
+
+
+# ---- the commit's tree ---------------------------------------------------------------------
+
+
+def tree_blobs(git: Git, commit: str) -> list[Blob]:
+    """Every blob (and gitlink) of the commit's full tree, as if the commit introduced it."""
+    blobs = []
+    for record in git.run("ls-tree", "-r", "-z", "--full-tree", commit).split(b"\0"):
+        meta, tab, raw = record.partition(b"\t")
+        if not tab:
+            continue
+        mode, _kind, sha = meta.decode().split(" ")
+        blobs.append(Blob(raw, mode, sha, commit))
+    return blobs
+
+
+def _is_dvc_file(path: str) -> bool:
+    name = posixpath.basename(path)
+    return (name.endswith(".dvc") and name != ".dvc") or name in ("dvc.yaml", "dvc.lock")
+
+
+def tree_policy_findings(git: Git, policy: Policy, commit: str, blobs: list[Blob]) -> list[Finding]:
+    """The large-file, LFS, data-pattern and DVC-file rules over the commit's whole tree (what
+    `repro-hooks scan` checks for what a commit introduces), plus outputs recorded twice."""
+    from repro_hooks.dvc.files import DvcFileError, parse_dvc_yaml
+    from repro_hooks.history.review import (
+        MAX_DVC_FILE_SIZE,
+        duplicate_output_findings,
+        scan_findings,
+    )
+    from repro_hooks.large_files.check import (
+        LFS_POINTER_MAX,
+        LfsFacts,
+        is_lfs_pointer,
+        lfs_facts,
+        start_lfs_filtered_paths,
+    )
+
+    lfs_filtered = start_lfs_filtered_paths(git, blobs)
+    info = git.object_info(b.sha for b in blobs if not b.is_gitlink)
+    lfs = lfs_facts(git, blobs, info, policy, lfs_filtered())
+    display = {b.path: display_path(b.path) for b in blobs}
+    small_data = [
+        b.sha for b in blobs
+        if (o := info.get(b.sha)) is not None and 0 < o.size < LFS_POINTER_MAX
+        and b.sha not in lfs.pointer_shas and policy.is_data(display[b.path])
+    ]  # fmt: skip
+    if small_data:
+        pointers = {s for s, c in git.read_blobs(small_data).items() if is_lfs_pointer(c)}
+        lfs = LfsFacts(lfs.filtered_paths, {*lfs.pointer_shas, *pointers})
+    dvc_blobs = [
+        b for b in blobs
+        if not b.is_gitlink and b.mode != SYMLINK_MODE and _is_dvc_file(display[b.path])
+        and (o := info.get(b.sha)) is not None and o.size <= MAX_DVC_FILE_SIZE
+    ]  # fmt: skip
+    contents = git.read_blobs(b.sha for b in dvc_blobs) if dvc_blobs else {}
+    by_path = {display[b.path]: b.sha for b in dvc_blobs}
+    lock_wdirs: dict[tuple[str | None, str], dict[str, str]] = {}
+    for path, sha in by_path.items():
+        if posixpath.basename(path) != "dvc.lock":
+            continue
+        yaml_sha = by_path.get(posixpath.join(posixpath.dirname(path), "dvc.yaml"))
+        if yaml_sha is None or yaml_sha not in contents:
+            continue
+        try:
+            stages = parse_dvc_yaml(contents[yaml_sha], path)
+        except DvcFileError:
+            continue  # reported as malformed on its own
+        lock_wdirs[(commit, sha)] = {name: st.wdir for name, st in stages.items()}
+    findings = scan_findings(blobs, info, policy, lfs, contents, None, lock_wdirs)
+    entries = [
+        (p, s) for p, s in by_path.items() if not p.endswith("dvc.lock")
+    ]  # .dvc files and dvc.yaml
+    findings += duplicate_output_findings({commit: entries}, contents, set(entries))
+    return findings
+
+
+def tree_remote_findings(git: Git, commit: str, blobs: list[Blob]) -> list[Finding]:
+    """Every DVC object the commit's tree references must be in its DVC remote (the same
+    machinery as check-dvc-remote: DVC's own remote code)."""
+    from repro_hooks.dvc.remote import missing_from_remotes, referenced_outputs, remote_findings
+
+    dvc_blobs = [b for b in blobs if not b.is_gitlink and _is_dvc_file(display_path(b.path))]
+    if not dvc_blobs:
+        return []
+    contents = git.read_blobs(b.sha for b in dvc_blobs)
+    referenced = referenced_outputs(dvc_blobs, contents)
+    if not referenced:
+        return []
+    if git.root is None:
+        raise ReproHooksError(f"{git.git_dir}: checking DVC data needs a work tree with .dvc/")
+    return remote_findings(missing_from_remotes(Path(git.root), referenced))
+
+
+# ---- everything about one commit -------------------------------------------------------------
+
+
+def commit_facts(
+    git: Git, commit: str, branch: tuple[str, str], policy: Policy, *, check_remote: bool = True
+) -> CommitFacts:
+    """Gather what the gate needs about `commit`. A commit missing from a shallow clone is a
+    usage error (the check cannot be made), not a failed check."""
+    from repro_hooks.links.core import committed_outputs
+
+    name, tip = branch
+    present = git.try_run("cat-file", "-e", f"{commit}^{{commit}}") is not None
+    if not present:
+        if is_shallow(git):
+            raise ReproHooksError(
+                f"commit {commit[:12]}: not in this shallow clone; {SHALLOW_HINT}"
+            )
+        return CommitFacts(commit, present=False, branch=name)
+    on_branch = git.try_run("merge-base", "--is-ancestor", commit, tip) is not None
+    if not on_branch and is_shallow(git):
+        raise ReproHooksError(
+            f"commit {commit[:12]}: cannot tell whether it is on {name} in a shallow clone; "
+            f"{SHALLOW_HINT}"
+        )
+    outputs, _problems = committed_outputs(git, commit)  # problems: malformed-dvc findings
+    blobs = tree_blobs(git, commit)
+    remote = tree_remote_findings(git, commit, blobs) if check_remote else []
+    policy_found = tree_policy_findings(git, policy, commit, blobs)
+    return CommitFacts(
+        commit, present=True, on_branch=on_branch, branch=name, outputs=tuple(outputs),
+        remote_findings=tuple(remote), policy_findings=tuple(policy_found),
+    )  # fmt: skip

@@ -1,0 +1,300 @@
+"""The deploy gate's core: is a model version reproducible? Pure checks over plain data.
+
+A model version passes when its run is linked to a commit (`git.commit`), that commit is in
+this repository and on the protected branch, the run's `dvc.*` tags and `dvc.fingerprint` are
+what the commit records, every DVC object the commit references is in its DVC remote, and the
+commit's tree passes the repository policy. The facts come from the registry adapter
+(links/registry.py) and the commit evidence (deploy/evidence.py); this module asks nobody.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from repro_hooks.errors import ReproHooksError
+from repro_hooks.links.core import (
+    BRANCH_TAG,
+    COMMIT_TAG,
+    DVC_PREFIX,
+    FINGERPRINT_TAG,
+    REPO_URL_TAG,
+    RecordedOutput,
+    dvc_tag_key,
+    fingerprint,
+)
+from repro_hooks.report import Finding
+
+DEFAULT_VERDICT_TAG = "pre_deploy_checks"
+PASSED = "PASSED"
+FAILED = "FAILED"
+MAX_REASON = 500
+_SHA_RE = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+_ALIAS_RE = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
+
+# Rule ids (described in report.RULES): run-missing, run-unlinked, commit-missing,
+# commit-unprotected, data-mismatch; and the policy and DVC-remote rules reused as they are.
+
+
+# ---- model URIs ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """`models:/<name>/<version>` or `models:/<name>@<alias>`."""
+
+    name: str
+    version: str | None = None
+    alias: str | None = None
+
+    @property
+    def uri(self) -> str:
+        if self.alias is not None:
+            return f"models:/{self.name}@{self.alias}"
+        return f"models:/{self.name}/{self.version}"
+
+
+def parse_model_uri(text: str) -> ModelRef:
+    """Parse a model URI; ReproHooksError (exit 2) for anything else."""
+    if not text.startswith("models:/"):
+        raise ReproHooksError(
+            f"{text}: not a model URI (expected models:/<name>/<version> or models:/<name>@<alias>)"
+        )
+    rest = text[len("models:/") :]
+    if "@" in rest:
+        name, _, alias = rest.rpartition("@")
+        if name and _ALIAS_RE.match(alias) and "/" not in name:
+            return ModelRef(name, alias=alias)
+    else:
+        name, _, version = rest.rpartition("/")
+        if name and version.isdigit() and int(version) > 0 and "/" not in name:
+            return ModelRef(name, version=str(int(version)))
+        if name and version and not version.isdigit():
+            raise ReproHooksError(
+                f"{text}: version {version!r} is not a number "
+                "(stages are deprecated in MLflow: use an alias, models:/<name>@<alias>)"
+            )
+    raise ReproHooksError(
+        f"{text}: not a model URI (expected models:/<name>/<version> or models:/<name>@<alias>)"
+    )
+
+
+def valid_alias(alias: str) -> bool:
+    return (
+        bool(_ALIAS_RE.match(alias)) and not re.fullmatch(r"[vV]\d+", alias) and alias != "latest"
+    )
+
+
+# ---- facts ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VersionFacts:
+    """One model version and its run, as the registry and tracking store answered."""
+
+    name: str
+    version: str
+    run_id: str | None
+    run_state: str  # active, deleted, missing (or none: registered without a run)
+    run_tags: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+    @property
+    def commit(self) -> str | None:
+        value = self.run_tags.get(COMMIT_TAG, "").strip().lower()
+        return value or None
+
+
+@dataclass(frozen=True)
+class CommitFacts:
+    """What this repository says about one commit."""
+
+    commit: str
+    present: bool
+    on_branch: bool = False
+    branch: str = ""  # the protected branch's name, for messages
+    outputs: tuple[RecordedOutput, ...] = ()
+    remote_findings: tuple[Finding, ...] = ()
+    policy_findings: tuple[Finding, ...] = ()
+
+
+# ---- the checks -----------------------------------------------------------------------------------
+
+
+def link_findings(facts: VersionFacts) -> list[Finding]:
+    """The version's run exists, is active and is linked to a commit."""
+    where = facts.uri
+    if facts.run_id is None:
+        return [Finding(where, "run-missing", "registered without a run: nothing to reproduce")]
+    if facts.run_state == "missing":
+        return [Finding(where, "run-missing", f"run {facts.run_id} is not in the tracking store")]
+    if facts.run_state == "deleted":
+        return [Finding(where, "run-missing", f"run {facts.run_id} is deleted")]
+    commit = facts.commit
+    if commit is None:
+        return [
+            Finding(
+                where, "run-unlinked",
+                f"run {facts.run_id} is linked to no commit (no {COMMIT_TAG} tag)",
+            )
+        ]  # fmt: skip
+    if not _SHA_RE.match(commit):
+        return [
+            Finding(
+                where,
+                "run-unlinked",
+                f"run {facts.run_id}: {COMMIT_TAG} {facts.run_tags[COMMIT_TAG]!r} is no sha",
+            )
+        ]
+    return []
+
+
+def commit_findings(facts: VersionFacts, commit: CommitFacts) -> list[Finding]:
+    """The commit is here and on the protected branch."""
+    where = facts.uri
+    short = commit.commit[:12]
+    if not commit.present:
+        return [
+            Finding(
+                where, "commit-missing",
+                f"commit {short} (run {facts.run_id}) is not in this repository",
+                commit.commit,
+            )
+        ]  # fmt: skip
+    if not commit.on_branch:
+        return [
+            Finding(
+                where, "commit-unprotected",
+                f"commit {short} (run {facts.run_id}) is not on {commit.branch}",
+                commit.commit,
+            )
+        ]  # fmt: skip
+    return []
+
+
+def expected_data_tags(outputs: Iterable[RecordedOutput]) -> dict[str, str]:
+    """The `dvc.*` tags a link to a commit with these outputs writes."""
+    outputs = list(outputs)
+    tags = {dvc_tag_key(o.path): o.hash_value for o in outputs}
+    if outputs:
+        tags[FINGERPRINT_TAG] = fingerprint((o.path, o.hash_value) for o in outputs)
+    return tags
+
+
+def data_findings(facts: VersionFacts, commit: CommitFacts) -> list[Finding]:
+    """The run's `dvc.*` tags and fingerprint equal what the commit records (both ways)."""
+    where = facts.uri
+    short = commit.commit[:12]
+    expected = expected_data_tags(commit.outputs)
+    have = {k: v for k, v in facts.run_tags.items() if k.startswith(DVC_PREFIX)}
+    path_of = {dvc_tag_key(o.path): o.path for o in commit.outputs}
+    problems: list[str] = []
+    for key in sorted(set(expected) | set(have)):
+        if key == FINGERPRINT_TAG:
+            continue
+        name = path_of.get(key, key)
+        if key not in have:
+            problems.append(f"{name}: the run has no {key} tag (commit records {expected[key]})")
+        elif key not in expected:
+            problems.append(f"{key}: on the run ({have[key]}), not recorded by commit {short}")
+        elif have[key] != expected[key]:
+            problems.append(
+                f"{name}: the run has {have[key]}, commit {short} records {expected[key]}"
+            )
+    if expected.get(FINGERPRINT_TAG) != have.get(FINGERPRINT_TAG):
+        problems.append(
+            f"{FINGERPRINT_TAG}: the run has {have.get(FINGERPRINT_TAG) or 'none'}, "
+            f"commit {short} gives {expected.get(FINGERPRINT_TAG) or 'none'}"
+        )
+    return [Finding(where, "data-mismatch", p, commit.commit) for p in problems]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    facts: VersionFacts
+    findings: tuple[Finding, ...]
+
+    @property
+    def passed(self) -> bool:
+        return not self.findings
+
+    @property
+    def reason(self) -> str:
+        """A short reason: what passed, or the failed rules with their counts."""
+        if self.passed:
+            commit = self.facts.commit or ""
+            return f"all checks passed at commit {commit[:12]}"
+        counts: dict[str, int] = {}
+        for f in self.findings:
+            counts[f.rule] = counts.get(f.rule, 0) + 1
+        text = ", ".join(f"{r} ({n})" if n > 1 else r for r, n in sorted(counts.items()))
+        first = sorted(self.findings)[0]
+        text = f"{text}: {first.path}: {first.message}"
+        return text[: MAX_REASON - 3] + "..." if len(text) > MAX_REASON else text
+
+
+def judge(facts: VersionFacts, commit: CommitFacts | None) -> Verdict:
+    """Every check for one version; `commit` is None when the link check already failed."""
+    findings = link_findings(facts)
+    if not findings and commit is not None:
+        findings = commit_findings(facts, commit)
+        if commit.present:
+            findings += data_findings(facts, commit)
+            findings += commit.remote_findings
+            findings += commit.policy_findings
+    return Verdict(facts, tuple(sorted(set(findings))))
+
+
+def verdict_tags(verdict: Verdict, key: str = DEFAULT_VERDICT_TAG) -> dict[str, str]:
+    """What `--record` writes on the version: the verdict, a short reason, and the run link's
+    commit and data tags."""
+    tags = {
+        key: PASSED if verdict.passed else FAILED,
+        f"{key}.reason": verdict.reason,
+    }
+    for name in (COMMIT_TAG, BRANCH_TAG, REPO_URL_TAG, FINGERPRINT_TAG):
+        value = verdict.facts.run_tags.get(name)
+        if value and verdict.facts.run_state == "active":
+            tags[name] = value
+    return tags
+
+
+def valid_tag_key(key: str) -> bool:
+    """MLflow's tag key rules, for --tag."""
+    return (
+        0 < len(key) <= 200
+        and re.fullmatch(r"[/\w.\- ]+", key) is not None
+        and ".." not in key
+        and "//" not in key
+        and not key.startswith("/")
+    )
+
+
+def fix_hint(verdicts: Sequence[Verdict], branch: str) -> str:
+    rules = {f.rule for v in verdicts for f in v.findings}
+    lines = []
+    if rules & {"run-missing", "run-unlinked"}:
+        lines.append(
+            "Register versions from runs linked to a commit (the tag-mlflow hook, or "
+            "repro-hooks tag-mlflow --run-id <id> then --sync)."
+        )
+    if "commit-missing" in rules:
+        lines.append(
+            "Fetch the commit (git fetch origin); a commit that was never pushed cannot be deployed."
+        )
+    if "commit-unprotected" in rules:
+        lines.append(f"Merge the commit into {branch} (and fetch) before deploying.")
+    if "data-mismatch" in rules:
+        lines.append(
+            "The run was linked to another commit's data: relink it (tag-mlflow --run-id) or "
+            "register a version from a run of this commit."
+        )
+    if "dvc-not-pushed" in rules:
+        lines.append("Push the data the commit references: dvc push (from a checkout of it).")
+    if rules & {"large-file", "lfs-pointer", "data-in-git", "malformed-dvc"}:
+        lines.append("The commit breaks the repository policy: fix it and train again.")
+    return "\n".join(lines)

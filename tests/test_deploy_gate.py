@@ -1,0 +1,200 @@
+"""The deploy gate's pure core (deploy/gate.py) and its git evidence (deploy/evidence.py), with
+no MLflow: plain data in, findings out; real git for the evidence, `repro-hooks scan` as oracle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from repro_hooks.deploy.evidence import protected_branch, tree_blobs, tree_policy_findings
+from repro_hooks.deploy.gate import (
+    CommitFacts,
+    ModelRef,
+    VersionFacts,
+    data_findings,
+    expected_data_tags,
+    judge,
+    parse_model_uri,
+    valid_alias,
+    valid_tag_key,
+    verdict_tags,
+)
+from repro_hooks.errors import ReproHooksError
+from repro_hooks.git import Git
+from repro_hooks.history.review import scan_commits
+from repro_hooks.links.core import RecordedOutput, dvc_tag_key
+from repro_hooks.policy.config import Policy
+from repro_hooks.report import Finding
+from tests.helpers import big, commit, git, write
+
+SHA = "a" * 40
+OUTS = (RecordedOutput("data/x.csv", "1" * 32, "data/x.csv.dvc"),
+        RecordedOutput("data/imgs", "2" * 32 + ".dir", "data/imgs.dvc"))  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "ref"),
+    [
+        pytest.param("models:/iris/3", ModelRef("iris", version="3"), id="version"),
+        pytest.param("models:/iris/003", ModelRef("iris", version="3"), id="leading-zeros"),
+        pytest.param("models:/iris@champion", ModelRef("iris", alias="champion"), id="alias"),
+        pytest.param("models:/my model@a-b_1", ModelRef("my model", alias="a-b_1"), id="spaces"),
+    ],
+)
+def test_parse_model_uri(text: str, ref: ModelRef) -> None:
+    assert parse_model_uri(text) == ref
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["runs:/abc/model", "models:/iris", "models:/iris/0", "models:/iris/", "models:/@x",
+     "models:/a/b/1", "models:/iris@", "models:/iris@bad alias", "models:/iris/Staging", "iris"],
+)  # fmt: skip
+def test_parse_model_uri_rejects(text: str) -> None:
+    with pytest.raises(ReproHooksError, match=r"^" + text.replace("/", "/")[:6]):
+        parse_model_uri(text)
+
+
+def test_aliases_and_tag_keys() -> None:
+    assert valid_alias("champion") and valid_alias("staging-2")
+    assert not valid_alias("latest") and not valid_alias("v3") and not valid_alias("a b")
+    assert valid_tag_key("pre_deploy_checks") and valid_tag_key("deploy/gate.v1")
+    assert not valid_tag_key("a..b") and not valid_tag_key("/a") and not valid_tag_key("a:b")
+
+
+def facts(tags: dict[str, str] | None = None, state: str = "active") -> VersionFacts:
+    base = {"git.commit": SHA, "git.branch": "main", "git.repo_url": "https://h/r.git",
+            **expected_data_tags(OUTS)}  # fmt: skip
+    return VersionFacts("iris", "3", "r1", state, base if tags is None else tags)
+
+
+def commit_ok(**kw: object) -> CommitFacts:
+    args: dict[str, object] = {"present": True, "on_branch": True, "branch": "origin/main",
+                               "outputs": OUTS}  # fmt: skip
+    args.update(kw)
+    return CommitFacts(SHA, **args)  # type: ignore[arg-type]
+
+
+def test_judge_passes_and_each_rule_fails_alone() -> None:
+    assert judge(facts(), commit_ok()).passed
+    cases = {
+        "run-missing": judge(facts(state="deleted"), None),
+        "run-unlinked": judge(facts({}), None),
+        "commit-missing": judge(facts(), CommitFacts(SHA, present=False, branch="origin/main")),
+        "commit-unprotected": judge(facts(), commit_ok(on_branch=False)),
+        "data-mismatch": judge(facts(), commit_ok(outputs=OUTS[:1])),
+        "dvc-not-pushed": judge(
+            facts(), commit_ok(remote_findings=(Finding("d", "dvc-not-pushed", "m", SHA),))
+        ),
+        "large-file": judge(facts(), commit_ok(policy_findings=(Finding("f", "large-file", "m"),))),
+    }
+    for rule, verdict in cases.items():
+        assert {f.rule for f in verdict.findings} == {rule}, rule
+        assert not verdict.passed
+        assert verdict.reason.startswith(rule + (" (2): " if rule == "data-mismatch" else ": "))
+    assert judge(VersionFacts("iris", "3", None, "none"), None).findings[0].message == (
+        "registered without a run: nothing to reproduce"
+    )
+    bad_sha = judge(facts({"git.commit": "HEAD"}), None)
+    assert bad_sha.findings[0].message == "run r1: git.commit 'HEAD' is no sha"
+
+
+def test_data_findings_both_ways() -> None:
+    tags = dict(facts().run_tags)
+    tags[dvc_tag_key("data/x.csv")] = "9" * 32
+    del tags[dvc_tag_key("data/imgs")]
+    tags["dvc.other"] = "o"
+    found = [f.message for f in data_findings(facts(tags), commit_ok())]
+    assert found == [
+        f"data/imgs: the run has no dvc.data/imgs tag (commit records {'2' * 32}.dir)",
+        f"data/x.csv: the run has {'9' * 32}, commit aaaaaaaaaaaa records {'1' * 32}",
+        "dvc.other: on the run (o), not recorded by commit aaaaaaaaaaaa",
+    ]
+    # a commit with no DVC outputs and a run with no dvc.* tags agree
+    plain = {"git.commit": SHA}
+    assert data_findings(facts(plain), commit_ok(outputs=())) == []
+
+
+def test_verdict_tags_and_reason() -> None:
+    passed = judge(facts(), commit_ok())
+    tags = verdict_tags(passed, "gate")
+    assert tags == {
+        "gate": "PASSED",
+        "gate.reason": "all checks passed at commit aaaaaaaaaaaa",
+        "git.commit": SHA,
+        "git.branch": "main",
+        "git.repo_url": "https://h/r.git",
+        "dvc.fingerprint": facts().run_tags["dvc.fingerprint"],
+    }
+    many = tuple(Finding(f"p{i:04d}", "large-file", "x" * 50) for i in range(40))
+    failed = judge(facts(), commit_ok(policy_findings=many))
+    assert verdict_tags(failed)["pre_deploy_checks"] == "FAILED"
+    assert failed.reason.startswith("large-file (40): p0000: ")
+    assert len(failed.reason) <= 500
+    deleted = verdict_tags(judge(facts(state="deleted"), None))
+    assert set(deleted) == {"pre_deploy_checks", "pre_deploy_checks.reason"}
+
+
+# ---- evidence: real git -------------------------------------------------------------------------
+
+
+def test_protected_branch(repo: Path, tmp_path: Path) -> None:
+    with pytest.raises(ReproHooksError, match="no git remote"):
+        protected_branch(Git.discover(repo), None)
+    bare = tmp_path / "r.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "trunk", str(bare))
+    git(repo, "remote", "add", "upstream", str(bare))
+    git(repo, "push", "-q", "upstream", "main:trunk")
+    with pytest.raises(ReproHooksError, match="remote 'upstream': no default branch fetched"):
+        protected_branch(Git.discover(repo), None)
+    git(repo, "remote", "set-head", "upstream", "--auto")
+    tip = git(repo, "rev-parse", "HEAD").strip()
+    assert protected_branch(Git.discover(repo), None) == ("upstream/trunk", tip)
+    assert protected_branch(Git.discover(repo), "main") == ("main", tip)
+    with pytest.raises(ReproHooksError, match="--branch"):
+        protected_branch(Git.discover(repo), "--output=x")
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        pytest.param({"big.bin": big(600 * 1024), "ok.txt": b"x"}, id="large-file"),
+        pytest.param({"model.pkl": b"\x80\x04", "data/t.csv": b"a,b\n"}, id="data-in-git"),
+        pytest.param({"x.dvc": b"outs: [nope\n"}, id="malformed-dvc"),
+        pytest.param(
+            {
+                "a.dvc": b"outs:\n- md5: " + b"1" * 32 + b"\n  path: d\n",
+                "b.dvc": b"outs:\n- md5: " + b"2" * 32 + b"\n  path: d\n",
+            },
+            id="duplicate-output",
+        ),
+        pytest.param(
+            {
+                "s/dvc.yaml": b"stages:\n  t:\n    cmd: x\n    wdir: ..\n    outs: [o.txt]\n",
+                "s/dvc.lock": b"schema: '2.0'\nstages:\n  t:\n    cmd: x\n    outs:\n"
+                b"    - path: o.txt\n      md5: " + b"3" * 32 + b"\n      size: 1\n",
+            },
+            id="dvc-lock-wdir",
+        ),
+        pytest.param({"clean.txt": b"nothing to see"}, id="clean"),
+    ],
+)
+def test_tree_policy_equals_scan_of_a_root_commit(
+    empty_repo: Path, files: dict[str, bytes]
+) -> None:
+    """A root commit introduces its whole tree: `scan` over it is the oracle for the tree check."""
+    for path, data in files.items():
+        write(empty_repo / path, data)
+    assert commit(empty_repo, "root").returncode == 0
+    g = Git.discover(empty_repo)
+    sha = git(empty_repo, "rev-parse", "HEAD").strip()
+    ours = sorted(set(tree_policy_findings(g, Policy(), sha, tree_blobs(g, sha))))
+    oracle, _ = scan_commits(g, Policy(), [sha])
+    assert ours == sorted(set(oracle))
+    # and on a later commit that changes nothing relevant, the tree check still sees it all
+    write(empty_repo / "later.txt", "later")
+    assert commit(empty_repo, "later").returncode == 0
+    later = git(empty_repo, "rev-parse", "HEAD").strip()
+    again = tree_policy_findings(g, Policy(), later, tree_blobs(g, later))
+    assert sorted((f.path, f.rule) for f in set(again)) == sorted((f.path, f.rule) for f in ours)
