@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from repro_hooks.dvc.files import DvcFile, LockStage, Output, Stage, is_url
@@ -503,7 +504,45 @@ FIXES: dict[str, str] = {
 }
 
 
-def fix_hint(findings: Sequence[Finding]) -> str:
-    rules = {f.rule for f in findings}
+def fix_hint(
+    findings: Sequence[Finding], *, root: Path | None = None, cwd: Path | None = None
+) -> str:
+    """How to fix: for data in git and untracked data, the exact commands, which run as
+    printed in the shell that shows them (`root`/`cwd`: where that is); for the rest, what to
+    run per case."""
+    import shlex
+
+    from repro_hooks.dvc.hints import Where, dvc_add_commands
+
+    where = Where(root, cwd)
+    blocks: list[str] = []
+    in_git = [f.path for f in findings if f.rule == "data-in-git"]
+    outputs_in_git = [
+        f.path for f in findings if f.rule == "data-in-git" and "also a DVC output" in f.message
+    ]
+    plain_in_git = [p for p in in_git if p not in outputs_in_git]
+    if plain_in_git:
+        lines = dvc_add_commands(plain_in_git, where, in_git=True)
+        blocks.append("data in git, move it to DVC:\n" + "\n".join("  " + ln for ln in lines))
+    if outputs_in_git:
+        lines = [*where.prefix(), "git --literal-pathspecs rm --cached -q -- "
+                 + " ".join(shlex.quote(p) for p in outputs_in_git)]  # fmt: skip
+        blocks.append("DVC outputs in git, take them out of git:\n"
+                      + "\n".join("  " + ln for ln in lines))  # fmt: skip
+    untracked = [f for f in findings if f.rule == "untracked-data"]
+    if untracked:
+        lines = dvc_add_commands(
+            [f.path for f in untracked], where, in_git=False,
+            ignored={f.path for f in untracked if "git-ignored" in f.message},
+        )  # fmt: skip
+        blocks.append("untracked data, add it to DVC (or make it a dvc.yaml stage output):\n"
+                      + "\n".join("  " + ln for ln in lines))  # fmt: skip
+    rules = {f.rule for f in findings} - {"data-in-git", "untracked-data"}
     lines = [FIXES[r] for r in FIXES if r in rules]
-    return "How to fix:\n" + "\n".join("  " + line for line in lines) if lines else ""
+    if lines:
+        blocks.append("\n".join(lines))
+    return (
+        "How to fix:\n" + "\n".join("  " + ln for b in blocks for ln in b.splitlines())
+        if blocks
+        else ""
+    )
