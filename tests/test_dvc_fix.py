@@ -336,3 +336,29 @@ def test_check_dvc_hint_runs_as_printed(dvc_repo: Path) -> None:
     proc = run_cli(dvc_repo, "check-dvc")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     dvc_clean(dvc_repo)
+
+
+def test_manual_stage_alias_runs_the_fixer_as_documented(dvc_repo: Path) -> None:
+    """docs/commands.md: a second entry with `alias: move-to-dvc`, `args: [--fix]`,
+    `stages: [manual]`, run with `pre-commit run move-to-dvc --hook-stage manual`."""
+    install_local_hooks(dvc_repo, ["block-large-files"], ["pre-commit"])
+    config = yaml.safe_load((dvc_repo / ".pre-commit-config.yaml").read_text())
+    hooks = config["repos"][0]["hooks"]
+    hooks.append({**hooks[0], "alias": "move-to-dvc", "args": ["--fix"], "stages": ["manual"]})
+    (dvc_repo / ".pre-commit-config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    git(dvc_repo, "add", ".pre-commit-config.yaml")
+    git(dvc_repo, "commit", "-q", "--no-verify", "-m", "alias")
+    data = big(600 * KIB)
+    write(dvc_repo / "data/x.bin", data)
+    git(dvc_repo, "add", "data/x.bin")
+    assert git_commit(dvc_repo).returncode == 1  # the ordinary hook only blocks
+    assert git(dvc_repo, "ls-files", "data/x.bin") == "data/x.bin\n"
+    proc = subprocess.run(
+        [str(VENV_BIN / "pre-commit"), "run", "move-to-dvc", "--hook-stage", "manual"],
+        cwd=dvc_repo, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1 and "moved into DVC" in proc.stdout, proc.stdout
+    proc = git_commit(dvc_repo)
+    assert proc.returncode == 0, proc.stdout
+    assert (dvc_repo / "data/x.bin").read_bytes() == data
+    dvc_clean(dvc_repo)
