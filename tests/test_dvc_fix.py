@@ -362,3 +362,39 @@ def test_manual_stage_alias_runs_the_fixer_as_documented(dvc_repo: Path) -> None
     assert proc.returncode == 0, proc.stdout
     assert (dvc_repo / "data/x.bin").read_bytes() == data
     dvc_clean(dvc_repo)
+
+
+def test_unstaged_changes_survive_a_fix_through_pre_commit(dvc_repo: Path) -> None:
+    """pre-commit stashes the unstaged part, the fixer moves the staged content into DVC, and
+    pre-commit puts the unstaged part back: both versions survive."""
+    install_local_hooks(
+        dvc_repo, ["block-large-files"], ["pre-commit"],
+        extra={"block-large-files": {"args": ["--fix"]}},
+    )  # fmt: skip
+    staged = big(600 * KIB)
+    write(dvc_repo / "w.bin", staged)
+    git(dvc_repo, "add", "w.bin")
+    write(dvc_repo / "w.bin", "tiny, unstaged\n")
+    proc = git_commit(dvc_repo)
+    assert proc.returncode == 1 and "moved into DVC" in proc.stdout, proc.stdout
+    assert (dvc_repo / "w.bin").read_text() == "tiny, unstaged\n"  # the user's edit is back
+    md5 = yaml.safe_load((dvc_repo / "w.bin.dvc").read_text())["outs"][0]["md5"]
+    assert md5 == hashlib.md5(staged).hexdigest()  # the staged version is in DVC
+    obj = dvc_repo / ".dvc/cache/files/md5" / md5[:2] / md5[2:]
+    assert obj.read_bytes() == staged
+
+
+def test_symlinked_gitignore_is_refused(dvc_repo: Path, tmp_path: Path) -> None:
+    """`dvc add` would append to the link's target, which may lie outside the repository."""
+    outside = tmp_path / "elsewhere-gitignore"
+    outside.write_text("# not the repository's\n")
+    (dvc_repo / "sub").mkdir()
+    os.symlink(outside, dvc_repo / "sub" / ".gitignore")
+    write(dvc_repo / "sub/w.bin", big(600 * KIB))
+    git(dvc_repo, "add", "sub/w.bin")
+    before = state(dvc_repo)
+    proc = run_cli(dvc_repo, "check-large-files", "--fix")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "sub/.gitignore: a symbolic link; dvc add would write through it" in proc.stdout
+    assert state(dvc_repo) == before
+    assert outside.read_text() == "# not the repository's\n"

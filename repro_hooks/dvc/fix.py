@@ -84,7 +84,9 @@ class _Plan:
 
 
 def _fail(path: str, reason: str) -> ReproHooksError:
-    return ReproHooksError(f"--fix: {path}: {reason}; nothing was changed")
+    return ReproHooksError(
+        f"--fix: {display_path(os.fsencode(path))}: {reason}; nothing was changed"
+    )
 
 
 def _plan(git: Git, paths: list[str]) -> _Plan:
@@ -123,6 +125,9 @@ def _plan(git: Git, paths: list[str]) -> _Plan:
             touched += [path + ".dvc", gitignore_for(path)]
             for outer in _ancestors(path, project):
                 touched += [outer + ".dvc", gitignore_for(outer)]
+    for name in dict.fromkeys(touched):
+        if (root / name).is_symlink():
+            raise _fail(name, "a symbolic link; dvc add would write through it")
     index = git.run("rev-parse", "--git-path", "index").decode("utf-8", "surrogateescape")
     return _Plan(
         root=root,
