@@ -7,6 +7,7 @@ cases. Every failure case compares the index file and every working-tree file by
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shlex
 import stat
@@ -326,9 +327,18 @@ def test_check_dvc_hint_runs_as_printed(dvc_repo: Path) -> None:
     git(dvc_repo, "add", "data/in git.csv")
     git(dvc_repo, "commit", "-q", "--no-verify", "-m", "csv in git")
     write(dvc_repo / "other/new[1].parquet", big(10 * KIB))
+    write(dvc_repo / "kept/my table.csv", "x\n1\n")
+    dvc(dvc_repo, "add", "-q", "kept/my table.csv")
+    git(dvc_repo, "add", "kept")
+    git(dvc_repo, "commit", "-q", "--no-verify", "-m", "kept")
+    write(dvc_repo / "kept/my table.csv", "x\n1\n2\n")  # changed data: stale-dvc
     proc = run_cli(dvc_repo, "check-dvc")
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "<path>" not in proc.stdout
+    assert "<path>" not in proc.stdout and "<file>" not in proc.stdout
+    assert {"data-in-git", "untracked-data", "stale-dvc"} <= {
+        f["rule"]
+        for f in json.loads(run_cli(dvc_repo, "check-dvc", "--format", "json").stdout)["findings"]
+    }
     lines = hint_commands(proc.stdout)
     assert lines, proc.stdout
     run_as_printed(lines, dvc_repo)

@@ -507,42 +507,57 @@ FIXES: dict[str, str] = {
 def fix_hint(
     findings: Sequence[Finding], *, root: Path | None = None, cwd: Path | None = None
 ) -> str:
-    """How to fix: for data in git and untracked data, the exact commands, which run as
-    printed in the shell that shows them (`root`/`cwd`: where that is); for the rest, what to
-    run per case."""
+    """How to fix: for data in git, untracked data and changed data, the exact commands,
+    which run as printed in the shell that shows them (`root`/`cwd`: where that is; paths are
+    root-relative, after one `cd` to the root when needed); for the rest, what to run."""
     import shlex
 
     from repro_hooks.dvc.hints import Where, dvc_add_commands
 
+    def quoted(paths: Iterable[str]) -> str:
+        return " ".join(shlex.quote(p) for p in paths)
+
     where = Where(root, cwd)
-    blocks: list[str] = []
-    in_git = [f.path for f in findings if f.rule == "data-in-git"]
+    blocks: list[tuple[str, list[str]]] = []
     outputs_in_git = [
         f.path for f in findings if f.rule == "data-in-git" and "also a DVC output" in f.message
     ]
-    plain_in_git = [p for p in in_git if p not in outputs_in_git]
+    plain_in_git = [
+        f.path for f in findings if f.rule == "data-in-git" and f.path not in outputs_in_git
+    ]
     if plain_in_git:
-        lines = dvc_add_commands(plain_in_git, where, in_git=True)
-        blocks.append("data in git, move it to DVC:\n" + "\n".join("  " + ln for ln in lines))
+        blocks.append((
+            "data in git, move it to DVC:", dvc_add_commands(plain_in_git, where, in_git=True)
+        ))  # fmt: skip
     if outputs_in_git:
-        lines = [*where.prefix(), "git --literal-pathspecs rm --cached -q -- "
-                 + " ".join(shlex.quote(p) for p in outputs_in_git)]  # fmt: skip
-        blocks.append("DVC outputs in git, take them out of git:\n"
-                      + "\n".join("  " + ln for ln in lines))  # fmt: skip
+        blocks.append((
+            "DVC outputs in git, take them out of git:",
+            [f"git --literal-pathspecs rm --cached -q -- {quoted(outputs_in_git)}"],
+        ))  # fmt: skip
     untracked = [f for f in findings if f.rule == "untracked-data"]
     if untracked:
-        lines = dvc_add_commands(
-            [f.path for f in untracked], where, in_git=False,
-            ignored={f.path for f in untracked if "git-ignored" in f.message},
-        )  # fmt: skip
-        blocks.append("untracked data, add it to DVC (or make it a dvc.yaml stage output):\n"
-                      + "\n".join("  " + ln for ln in lines))  # fmt: skip
-    rules = {f.rule for f in findings} - {"data-in-git", "untracked-data"}
-    lines = [FIXES[r] for r in FIXES if r in rules]
-    if lines:
-        blocks.append("\n".join(lines))
-    return (
-        "How to fix:\n" + "\n".join("  " + ln for b in blocks for ln in b.splitlines())
-        if blocks
-        else ""
-    )
+        blocks.append((
+            "untracked data, add it to DVC (or make it a dvc.yaml stage output):",
+            dvc_add_commands(
+                [f.path for f in untracked], where, in_git=False,
+                ignored={f.path for f in untracked if "git-ignored" in f.message},
+            ),
+        ))  # fmt: skip
+    changed = [f.path for f in findings if f.rule == "stale-dvc"]
+    if changed:
+        blocks.append((
+            "changed data, record what is on disk (or restore the recorded version with "
+            "dvc checkout --force, which discards the change):",
+            [f"dvc commit -f -- {quoted(changed)}", "git add -u -- '*.dvc'"],
+        ))  # fmt: skip
+    rules = {f.rule for f in findings} - {"data-in-git", "untracked-data", "stale-dvc"}
+    others = [FIXES[r] for r in FIXES if r in rules]
+    if not blocks and not others:
+        return ""
+    lines = ["How to fix:"]
+    if blocks:
+        lines += ["  " + ln for ln in where.prefix()]
+    for title, commands in blocks:
+        lines += ["  " + title, *("    " + c for c in commands)]
+    lines += ["  " + ln for ln in others]
+    return "\n".join(lines)

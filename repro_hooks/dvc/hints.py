@@ -34,7 +34,8 @@ class Where:
     cwd: Path | None = None
 
     def prefix(self) -> list[str]:
-        """A `cd` to the repository root when the shell is elsewhere (paths are root-relative)."""
+        """A `cd` to the repository root when the shell is elsewhere (every command path is
+        root-relative): the first line of a hint, printed once."""
         if self.root is None or self.cwd is None:
             return []
         try:
@@ -97,7 +98,7 @@ def dvc_add_commands(
     command, batched over every path."""
     if not paths:
         return []
-    lines = where.prefix()
+    lines: list[str] = []
     if in_git:
         lines.append(f"{_git(paths)} rm --cached -q -- {_quote(paths)}")
     groups: dict[str, list[str]] = {}
@@ -134,7 +135,6 @@ def notebook_commands(paths: Sequence[str], where: Where) -> list[str]:
         return []
     shown = ["./" + p if p.startswith("-") else p for p in paths]  # nbconvert has no `--`
     return [
-        *where.prefix(),
         f"jupyter nbconvert --clear-output --inplace {_quote(shown)}",
         f"{_git(paths)} add -- {_quote(paths)}",
     ]

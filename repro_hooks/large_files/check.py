@@ -216,24 +216,22 @@ def fix_hint(
     where = Where(root, cwd)
     data = [f.path for f in large if not is_notebook(f.path)]
     notebooks = [f.path for f in large if is_notebook(f.path)]
+    cd = where.prefix()  # once, in the first block: every path below is root-relative
     blocks = []
     if data:
         lines = dvc_add_commands(data, where, in_git=True)
+        after_init = " (after dvc init)" if "dvc init" in lines else ""
         blocks.append(
             "Move large data to DVC:\n"
-            + "\n".join("  " + line for line in lines)
-            + (
-                f"\nor let repro-hooks do it{' (after dvc init)' if 'dvc init' in lines else ''}: "
-                f"{fix_command}"
-                if fix_command
-                else ""
-            )
+            + "\n".join("  " + line for line in [*cd, *lines])
+            + (f"\nor let repro-hooks do it{after_init}: {fix_command}" if fix_command else "")
         )
+        cd = []
     if notebooks:
         lines = notebook_commands(notebooks, where)
         blocks.append(
             "Notebooks are large because of their outputs: strip them (or use nbstripout), "
-            "keep the notebook in git:\n" + "\n".join("  " + line for line in lines)
+            "keep the notebook in git:\n" + "\n".join("  " + line for line in [*cd, *lines])
         )
     return "\n".join(blocks)
 
