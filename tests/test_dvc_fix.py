@@ -408,3 +408,68 @@ def test_symlinked_gitignore_is_refused(dvc_repo: Path, tmp_path: Path) -> None:
     assert "sub/.gitignore: a symbolic link; dvc add would write through it" in proc.stdout
     assert state(dvc_repo) == before
     assert outside.read_text() == "# not the repository's\n"
+
+
+@pytest.mark.parametrize("cache_type", ["copy", "symlink"])
+def test_failure_after_dvc_add_puts_everything_back(dvc_repo: Path, cache_type: str) -> None:
+    """`dvc add` succeeds (cache written, `.gitignore` written, `.dvc` file written, the file
+    linked then unprotected), then staging fails (git ignores `sub/.gitignore`): all of it is
+    undone."""
+    dvc(dvc_repo, "config", "cache.type", cache_type)
+    write(dvc_repo / ".gitignore", "sub/.gitignore\n")
+    git(dvc_repo, "add", ".gitignore", ".dvc/config")
+    git(dvc_repo, "commit", "-q", "--no-verify", "-m", "ignore sub/.gitignore")
+    data = big(600 * KIB)
+    write(dvc_repo / "sub/w.bin", data)
+    git(dvc_repo, "add", "sub/w.bin")
+    before = state(dvc_repo)
+    proc = run_cli(dvc_repo, "check-large-files", "--fix")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "git add: " in proc.stdout and "everything was put back as it was" in proc.stdout
+    assert state(dvc_repo) == before
+    assert not (dvc_repo / "sub/w.bin").is_symlink()
+    assert (dvc_repo / "sub/w.bin").read_bytes() == data
+
+
+def test_restore_rewrites_a_data_file_dvc_left_linked(dvc_repo: Path) -> None:
+    """The last line of defence: a data file DVC left as a link (or changed) is rewritten from
+    its staged blob, as a regular file, without writing through the link."""
+    from repro_hooks.dvc.fix import _plan, _restore
+    from repro_hooks.git import Git
+
+    data = big(600 * KIB)
+    write(dvc_repo / "w.bin", data)
+    git(dvc_repo, "add", "w.bin")
+    repo_git = Git.discover(dvc_repo)
+    plan = _plan(repo_git, ["w.bin"])
+    index = plan.index_file.read_bytes()
+    target = write(dvc_repo.parent / "cache-object", data)
+    (dvc_repo / "w.bin").unlink()
+    os.symlink(target, dvc_repo / "w.bin")
+    assert _restore(repo_git, plan, index, {}) == []
+    assert not (dvc_repo / "w.bin").is_symlink()
+    assert (dvc_repo / "w.bin").read_bytes() == data
+    assert target.read_bytes() == data  # the link's target was not written through
+
+
+@pytest.mark.parametrize("how", [["-a"], ["--", "w.bin"]], ids=["commit-a", "commit-paths"])
+def test_fix_refuses_a_commit_that_stages_by_itself(dvc_repo: Path, how: list[str]) -> None:
+    """`git commit -a` / `git commit <paths>` commit a temporary index that git drops when the
+    hook fails: what --fix staged there would be lost, half done. It refuses instead."""
+    install_local_hooks(
+        dvc_repo, ["block-large-files"], ["pre-commit"],
+        extra={"block-large-files": {"args": ["--fix"]}},
+    )  # fmt: skip
+    write(dvc_repo / "w.bin", "small\n")
+    git(dvc_repo, "add", "w.bin")
+    git(dvc_repo, "commit", "-q", "--no-verify", "-m", "small")
+    write(dvc_repo / "w.bin", big(600 * KIB))
+    before = state(dvc_repo)
+    proc = subprocess.run(
+        ["git", "commit", "-m", "x", *how], cwd=dvc_repo, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stdout
+    assert "--fix: this commit stages files itself (git commit -a, or with paths)" in proc.stdout
+    assert "nothing was changed" in proc.stdout
+    assert state(dvc_repo) == before

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import os
 import posixpath
-import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -93,6 +92,14 @@ def _plan(git: Git, paths: list[str]) -> _Plan:
     """Every check that can be made before changing anything."""
     assert git.root is not None
     root = git.root
+    if os.environ.get("GIT_INDEX_FILE", "").endswith(".lock"):
+        # `git commit -a`, `--include` or `git commit <paths>`: git commits a temporary index
+        # and throws it away when a hook fails, so what --fix stages there would be lost
+        raise ReproHooksError(
+            "--fix: this commit stages files itself (git commit -a, or with paths) and drops "
+            "what a hook stages; stage with git add, then run git commit without -a or paths; "
+            "nothing was changed"
+        )
     real_root = os.path.realpath(root)
     groups: dict[str, list[str]] = {}
     for path in paths:
@@ -254,9 +261,9 @@ def _restore(git: Git, plan: _Plan, index_copy: bytes, saved: dict[str, bytes | 
     problems: list[str] = []
     root = plan.root
     try:
-        _replace_bytes(plan.index_file, index_copy, None)
+        _restore_index(plan.index_file, index_copy)
     except OSError as exc:
-        problems.append(f"{plan.index_file}: {exc.strerror}")
+        problems.append(f"{plan.index_file}: {exc.strerror or exc}")
     for name, content in saved.items():
         path = root / name
         try:
@@ -285,20 +292,27 @@ def _restore(git: Git, plan: _Plan, index_copy: bytes, saved: dict[str, bytes | 
     return problems
 
 
-def _replace_bytes(path: Path, data: bytes, mode: int | None) -> None:
+def _restore_index(index: Path, content: bytes) -> None:
+    """Put the index file back as git does: take `<index>.lock`, write it, rename it over."""
+    if _read(index) == content:
+        return
+    lock = index.with_name(index.name + ".lock")
+    fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # FileExistsError: held
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content)
+        os.replace(lock, index)
+    except BaseException:
+        lock.unlink(missing_ok=True)
+        raise
+
+
+def _replace_bytes(path: Path, data: bytes, mode: int) -> None:
     """Write `data` to a new file beside `path` and rename it over `path` (atomic; breaks any
-    link into the DVC cache instead of writing through it)."""
+    link into the DVC cache instead of writing through it). `mode` as git checks files out."""
     tmp = path.with_name(f".{path.name}.repro-hooks-restore")
-    with open(tmp, "wb") as handle:
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)  # the umask applies
+    with os.fdopen(fd, "wb") as handle:
         handle.write(data)
-    if mode is not None:
-        os.chmod(tmp, mode & ~_umask())
-    elif path.exists():
-        os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))
     os.replace(tmp, path)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
