@@ -249,6 +249,9 @@ def test_fix_hint_shapes() -> None:
         notebook, in_history=False
     )
     assert "dvc add" not in fix_hint(notebook, in_history=False)
+    escaped = [Finding("line\\nbreak.bin", "large-file", "big", None, b"line\nbreak.bin")]
+    hint = fix_hint(escaped, in_history=False, fix_command=None)
+    assert "dvc add" not in hint and "cannot be typed as printed" in hint
     lfs = [Finding("w.bin", "lfs-pointer", "raw")]
     assert "git lfs install" in fix_hint(lfs, in_history=False)
 

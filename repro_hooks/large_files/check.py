@@ -214,8 +214,10 @@ def fix_hint(
     if not large:
         return "Install git-lfs (git lfs install), then `git add` those files again."
     where = Where(root, cwd)
-    data = [f.path for f in large if not is_notebook(f.path)]
-    notebooks = [f.path for f in large if is_notebook(f.path)]
+    # a name shown escaped (newline, invalid UTF-8) cannot be typed as printed: say so
+    odd = [f.path for f in large if f.raw_path is not None and f.path != os.fsdecode(f.raw_path)]
+    data = [f.path for f in large if not is_notebook(f.path) and f.path not in odd]
+    notebooks = [f.path for f in large if is_notebook(f.path) and f.path not in odd]
     cd = where.prefix()  # once, in the first block: every path below is root-relative
     blocks = []
     if data:
@@ -232,6 +234,11 @@ def fix_hint(
         blocks.append(
             "Notebooks are large because of their outputs: strip them (or use nbstripout), "
             "keep the notebook in git:\n" + "\n".join("  " + line for line in [*cd, *lines])
+        )
+    if odd:
+        blocks.append(
+            f"Names shown escaped ({', '.join(odd)}) cannot be typed as printed: rename them "
+            "(git mv) and commit again" + (f", or run: {fix_command}" if fix_command else "")
         )
     return "\n".join(blocks)
 
