@@ -115,7 +115,12 @@ def _plan(git: Git, paths: list[str]) -> _Plan:
             )
         groups.setdefault(project, []).append(path)
     staged = _index_entries(git, paths)
-    on_disk = _worktree_blobs(git, paths)
+    # `git diff-files` trusts the index's stat data (a file untouched since `git add` is not
+    # read again); only files it lists are hashed, as `git add` would store them
+    listed = git.run("diff-files", "-z", "--name-only", "--", *paths, env=LITERAL)
+    maybe = [os.fsdecode(n) for n in listed.split(b"\0") if n]
+    on_disk = {p: staged[p][1] for p in paths if p in staged}
+    on_disk.update(_worktree_blobs(git, maybe) if maybe else {})
     for path in paths:
         entry = staged.get(path)
         if entry is None:
