@@ -243,6 +243,30 @@ def test_notebook_is_not_moved_and_the_hint_says_strip_outputs(dvc_repo: Path) -
     assert (dvc_repo / "nb.ipynb").read_text() == notebook
 
 
+def test_notebook_hint_runs_as_printed_through_pre_commit(dvc_repo: Path) -> None:
+    cells = [{
+        "cell_type": "code", "execution_count": 1, "id": "c1", "metadata": {},
+        "source": "print('hello')",
+        "outputs": [{"output_type": "stream", "name": "stdout", "text": big(400 * KIB).hex()}],
+    }]  # fmt: skip
+    notebook = {"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    write(dvc_repo / "notes/my nb.ipynb", json.dumps(notebook))
+    install_local_hooks(dvc_repo, ["block-large-files"], ["pre-commit"])
+    git(dvc_repo, "add", "notes/my nb.ipynb")
+    proc = git_commit(dvc_repo)
+    assert proc.returncode == 1, proc.stdout
+    lines = hint_commands(proc.stdout)
+    assert lines[0] == "jupyter nbconvert --clear-output --inplace 'notes/my nb.ipynb'", lines
+    run_as_printed(lines, dvc_repo)
+    proc = git_commit(dvc_repo)
+    assert proc.returncode == 0, proc.stdout
+    kept = json.loads(git(dvc_repo, "show", "HEAD:notes/my nb.ipynb"))
+    assert (
+        "".join(kept["cells"][0]["source"]) == "print('hello')"
+        and kept["cells"][0]["outputs"] == []
+    )
+
+
 # ---- 17: every hint runs as printed -----------------------------------------------------------
 
 
