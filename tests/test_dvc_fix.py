@@ -497,3 +497,41 @@ def test_fix_refuses_a_commit_that_stages_by_itself(dvc_repo: Path, how: list[st
     assert "--fix: this commit stages files itself (git commit -a, or with paths)" in proc.stdout
     assert "nothing was changed" in proc.stdout
     assert state(dvc_repo) == before
+
+
+def test_check_dvc_pipeline_hints_run_as_printed(dvc_repo: Path) -> None:
+    """stale-lock and not-ignored: the printed lines, pasted into a POSIX shell, fix them."""
+    write(dvc_repo / "data/a.txt", "one\n")
+    write(
+        dvc_repo / "dvc.yaml",
+        "stages:\n  copy:\n    cmd: cp data/a.txt 'out [1].txt'\n    deps: [data/a.txt]\n"
+        "    outs: ['out [1].txt']\n",
+    )
+    dvc(dvc_repo, "repro", "-q")
+    write(dvc_repo / ".gitignore", "")  # DVC's `/out \[1\].txt` entry is lost
+    git(dvc_repo, "add", "-A")
+    git(dvc_repo, "reset", "-q", "--", "out [1].txt")
+    git(dvc_repo, "commit", "-q", "--no-verify", "-m", "pipeline")
+    write(dvc_repo / "data/a.txt", "two\n")  # the pipeline is stale
+    proc = run_cli(dvc_repo, "check-dvc")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    rules = {
+        f["rule"]
+        for f in json.loads(run_cli(dvc_repo, "check-dvc", "--format", "json").stdout)["findings"]
+    }
+    assert {"stale-lock", "not-ignored"} <= rules, rules
+    lines = [
+        ln.strip() for ln in proc.stdout.splitlines()
+        if ln.startswith("    ") and ln.split()[0] in {"dvc", "git", "printf", "cd"}
+    ]  # fmt: skip
+    assert any(ln.startswith("printf") for ln in lines), proc.stdout
+    for line in lines:  # pasted into a shell, as printed
+        done = subprocess.run(
+            ["sh", "-c", line], cwd=dvc_repo, capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0, f"{line!r}: {done.stdout}{done.stderr}"
+    assert git_commit(dvc_repo).returncode == 0
+    proc = run_cli(dvc_repo, "check-dvc")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    dvc_clean(dvc_repo)
+    assert "out [1].txt" not in git(dvc_repo, "ls-files")

@@ -510,12 +510,18 @@ def fix_hint(
     """How to fix: for data in git, untracked data and changed data, the exact commands,
     which run as printed in the shell that shows them (`root`/`cwd`: where that is; paths are
     root-relative, after one `cd` to the root when needed); for the rest, what to run."""
+    import posixpath
     import shlex
 
     from repro_hooks.dvc.hints import Where, dvc_add_commands
 
     def quoted(paths: Iterable[str]) -> str:
         return " ".join(shlex.quote(p) for p in paths)
+
+    def ignore_pattern(name: str) -> str:  # glob characters and trailing spaces, literally
+        escaped = "".join("\\" + c if c in "\\[]*?" else c for c in name)
+        stripped = escaped.rstrip(" ")
+        return stripped + "\\ " * (len(escaped) - len(stripped))
 
     where = Where(root, cwd)
     blocks: list[tuple[str, list[str]]] = []
@@ -550,7 +556,25 @@ def fix_hint(
             "dvc checkout --force, which discards the change):",
             [f"dvc commit -f -- {quoted(changed)}", "git add -u -- '*.dvc'"],
         ))  # fmt: skip
-    rules = {f.rule for f in findings} - {"data-in-git", "untracked-data", "stale-dvc"}
+    if any(f.rule == "stale-lock" for f in findings):
+        blocks.append((
+            "stale pipeline, run what changed (or dvc commit -f if the outputs are right):",
+            ["dvc repro --all-pipelines", "git add -- ':(glob)**/dvc.lock'"],
+        ))  # fmt: skip
+    not_ignored = [f.path for f in findings if f.rule == "not-ignored"]
+    if not_ignored:
+        ignores = {p: posixpath.join(posixpath.dirname(p), ".gitignore") for p in not_ignored}
+        blocks.append((
+            "outputs git does not ignore, ignore them beside the output (as dvc add does):",
+            [
+                *(f"printf '\\n%s\\n' {shlex.quote('/' + ignore_pattern(posixpath.basename(p)))}"
+                  f" >> {shlex.quote(ignores[p])}" for p in not_ignored),
+                f"git add -- {quoted(dict.fromkeys(ignores.values()))}",
+            ],
+        ))  # fmt: skip
+    rules = {f.rule for f in findings} - {
+        "data-in-git", "untracked-data", "stale-dvc", "stale-lock", "not-ignored"
+    }  # fmt: skip
     others = [FIXES[r] for r in FIXES if r in rules]
     if not blocks and not others:
         return ""
