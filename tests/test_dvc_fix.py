@@ -535,3 +535,27 @@ def test_check_dvc_pipeline_hints_run_as_printed(dvc_repo: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     dvc_clean(dvc_repo)
     assert "out [1].txt" not in git(dvc_repo, "ls-files")
+
+
+@pytest.mark.parametrize("way", ["hint", "fix"])
+def test_dvc_init_subdir_project(repo: Path, way: str) -> None:
+    """A DVC project in a subdirectory (`dvc init --subdir`): `dvc add` must run inside it."""
+    (repo / "proj").mkdir()
+    dvc(repo / "proj", "init", "-q", "--subdir")
+    git(repo, "commit", "-q", "--no-verify", "-m", "dvc init --subdir")
+    data = big(600 * KIB)
+    write(repo / "proj/data/x.bin", data)
+    git(repo, "add", "proj/data/x.bin")
+    if way == "hint":
+        proc = run_cli(repo, "check-large-files")
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        lines = hint_commands(proc.stdout)
+        assert "dvc --cd proj add -- data/x.bin" in lines
+        run_as_printed(lines, repo)
+    else:
+        proc = run_cli(repo, "check-large-files", "--fix")
+        assert proc.returncode == 1 and "moved into DVC" in proc.stdout, proc.stdout
+    assert git_commit(repo).returncode == 0
+    assert "proj/data/x.bin.dvc" in git(repo, "ls-files")
+    assert (repo / "proj/data/x.bin").read_bytes() == data
+    dvc_clean(repo / "proj")

@@ -129,7 +129,7 @@ def dvc_add_commands(
     return lines
 
 
-def notebook_commands(paths: Sequence[str], where: Where) -> list[str]:
+def notebook_commands(paths: Sequence[str]) -> list[str]:
     """Strip the outputs of large notebooks (what makes them large) and stage them again."""
     if not paths:
         return []

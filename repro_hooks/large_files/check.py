@@ -230,7 +230,7 @@ def fix_hint(
         )
         cd = []
     if notebooks:
-        lines = notebook_commands(notebooks, where)
+        lines = notebook_commands(notebooks)
         blocks.append(
             "Notebooks are large because of their outputs: strip them (or use nbstripout), "
             "keep the notebook in git:\n" + "\n".join("  " + line for line in [*cd, *lines])
