@@ -38,11 +38,12 @@ def test_findings_exit_1_with_exact_output(repo: Path) -> None:
         "a b.bin: 700 KiB in git, over the 500 KiB size limit\n"
         "z.bin: 600 KiB in git, over the 500 KiB size limit\n"
         "\n"
-        "Move large data to DVC (for each file above):\n"
-        "  git rm --cached -- <path>\n"
-        "  dvc add <path>\n"
-        "  git add <path>.dvc <dir>/.gitignore\n"
-        "or let repro-hooks do it: repro-hooks check-large-files --fix\n"
+        "Move large data to DVC:\n"
+        "  git rm --cached -q -- 'a b.bin' z.bin\n"
+        "  dvc init\n"
+        "  dvc add -- 'a b.bin' z.bin\n"
+        "  git add -- 'a b.bin.dvc' z.bin.dvc .gitignore\n"
+        "or let repro-hooks do it (after dvc init): repro-hooks check-large-files --fix\n"
     )
 
 

@@ -236,10 +236,22 @@ def test_fix_hint_shapes() -> None:
     from repro_hooks.report import Finding
 
     one = [Finding("my data.csv", "large-file", "big")]
-    assert "git rm --cached -- 'my data.csv'" in fix_hint(one, in_history=False)
-    assert "git add 'my data.csv.dvc' .gitignore" in fix_hint(one, in_history=False)
-    two = [*one, Finding("b.csv", "large-file", "big")]
-    assert "dvc add <path>" in fix_hint(two, in_history=False)
+    assert "git rm --cached -q -- 'my data.csv'" in fix_hint(one, in_history=False)
+    assert "git add -- 'my data.csv.dvc' .gitignore" in fix_hint(one, in_history=False)
+    two = [*one, Finding("sub/b[1].csv", "large-file", "big")]
+    assert "dvc add -- 'my data.csv' 'sub/b[1].csv'" in fix_hint(two, in_history=False)
+    assert (
+        "git --literal-pathspecs add -- 'my data.csv.dvc' 'sub/b[1].csv.dvc' .gitignore "
+        "sub/.gitignore"
+    ) in fix_hint(two, in_history=False)
+    notebook = [Finding("nb.ipynb", "large-file", "big")]
+    assert "jupyter nbconvert --clear-output --inplace nb.ipynb" in fix_hint(
+        notebook, in_history=False
+    )
+    assert "dvc add" not in fix_hint(notebook, in_history=False)
+    escaped = [Finding("line\\nbreak.bin", "large-file", "big", None, b"line\nbreak.bin")]
+    hint = fix_hint(escaped, in_history=False, fix_command=None)
+    assert "dvc add" not in hint and "cannot be typed as printed" in hint
     lfs = [Finding("w.bin", "lfs-pointer", "raw")]
     assert "git lfs install" in fix_hint(lfs, in_history=False)
 

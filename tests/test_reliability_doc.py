@@ -94,3 +94,10 @@ def test_every_section_is_filled() -> None:
     assert "## DVC freshness (check-dvc)" in DOC
     assert "## MLflow linking (tag-mlflow)" in DOC
     assert "Placeholder" not in DOC
+
+
+def test_fix_section_rows_cite_tests_and_are_counted() -> None:
+    rows = _rows(_table_after("## --fix: all or nothing"))
+    assert all(len(r) == 4 for r in rows), [r for r in rows if len(r) != 4]
+    assert all(re.search(r"`tests/\w+\.py::\w+`", r[2]) for r in rows)
+    assert f"**`--fix`: {len(rows)} failure and edge cases, 0 files lost**" in DOC

@@ -55,7 +55,7 @@ def check_dvc(
         findings = dvc_findings(
             collected.files, collected.git, collected.tree, policy, scope, collected.deferred
         )
-        finish(ctx, findings, fmt, fix_hint=fix_hint(findings))
+        finish(ctx, findings, fmt, fix_hint=fix_hint(findings, root=git.root, cwd=Path.cwd()))
 
     guarded(ctx, body)
 

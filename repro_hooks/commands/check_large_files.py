@@ -87,15 +87,43 @@ def check_large_files(
             git, paths=paths, check_all=check_all, rev_args=rev_args, cwd=Path.cwd()
         )
         findings = run_check(git, policy, blobs)
-        hint = fix_hint(findings, in_history=rev_args is not None)
+        hint = fix_hint(
+            findings, in_history=rev_args is not None, root=git.root, cwd=Path.cwd(),
+            fix_command=_fix_command(paths, max_size, maxkb, check_all, config_file),
+        )  # fmt: skip
         if fix and findings and rev_args is None:
-            from repro_hooks.dvc.fix import move_to_dvc
+            from repro_hooks.dvc.fix import movable, move_to_dvc
 
             try:
+                left = [f for f in findings if f not in movable(findings)]
                 findings = move_to_dvc(git, findings)
             except ReproHooksError as exc:
                 finish(ctx, findings, fmt, fix_hint=f"repro-hooks: {exc}", exit_code=2)
-            hint = "Re-run the commit: the data files are now tracked by DVC."
+            hints = (
+                [fix_hint(left, in_history=False, root=git.root, cwd=Path.cwd())] if left else []
+            )
+            if len(left) < len(findings):
+                hints.insert(0, "Re-run the commit: the data files are now tracked by DVC.")
+            hint = "\n".join(hints)
         finish(ctx, findings, fmt, fix_hint=hint)
 
     guarded(ctx, body)
+
+
+def _fix_command(
+    paths: tuple[str, ...], max_size: str | None, maxkb: int | None, check_all: bool,
+    config_file: Path | None,
+) -> str | None:  # fmt: skip
+    """This very check with `--fix`, as a command line; None under pre-commit, where the
+    `repro-hooks` of the hook's environment is not on the user's PATH."""
+    if os.environ.get("PRE_COMMIT") == "1":
+        return None
+    import shlex
+
+    args = ["repro-hooks", "check-large-files", "--fix"]
+    args += ["--all"] if check_all else []
+    args += ["--max-size", max_size] if max_size is not None else []
+    args += ["--maxkb", str(maxkb)] if maxkb is not None else []
+    args += ["--config", str(config_file)] if config_file is not None else []
+    args += ["--", *paths] if paths else []
+    return " ".join(shlex.quote(a) for a in args)

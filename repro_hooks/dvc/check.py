@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from repro_hooks.dvc.files import DvcFile, LockStage, Output, Stage, is_url
@@ -503,7 +504,84 @@ FIXES: dict[str, str] = {
 }
 
 
-def fix_hint(findings: Sequence[Finding]) -> str:
-    rules = {f.rule for f in findings}
-    lines = [FIXES[r] for r in FIXES if r in rules]
-    return "How to fix:\n" + "\n".join("  " + line for line in lines) if lines else ""
+def fix_hint(
+    findings: Sequence[Finding], *, root: Path | None = None, cwd: Path | None = None
+) -> str:
+    """How to fix: for data in git, untracked data and changed data, the exact commands,
+    which run as printed in the shell that shows them (`root`/`cwd`: where that is; paths are
+    root-relative, after one `cd` to the root when needed); for the rest, what to run."""
+    import posixpath
+    import shlex
+
+    from repro_hooks.dvc.hints import Where, dvc_add_commands
+
+    def quoted(paths: Iterable[str]) -> str:
+        return " ".join(shlex.quote(p) for p in paths)
+
+    def ignore_pattern(name: str) -> str:  # glob characters and trailing spaces, literally
+        escaped = "".join("\\" + c if c in "\\[]*?" else c for c in name)
+        stripped = escaped.rstrip(" ")
+        return stripped + "\\ " * (len(escaped) - len(stripped))
+
+    where = Where(root, cwd)
+    blocks: list[tuple[str, list[str]]] = []
+    outputs_in_git = [
+        f.path for f in findings if f.rule == "data-in-git" and "also a DVC output" in f.message
+    ]
+    plain_in_git = [
+        f.path for f in findings if f.rule == "data-in-git" and f.path not in outputs_in_git
+    ]
+    if plain_in_git:
+        blocks.append((
+            "data in git, move it to DVC:", dvc_add_commands(plain_in_git, where, in_git=True)
+        ))  # fmt: skip
+    if outputs_in_git:
+        blocks.append((
+            "DVC outputs in git, take them out of git:",
+            [f"git --literal-pathspecs rm --cached -q -- {quoted(outputs_in_git)}"],
+        ))  # fmt: skip
+    untracked = [f for f in findings if f.rule == "untracked-data"]
+    if untracked:
+        blocks.append((
+            "untracked data, add it to DVC (or make it a dvc.yaml stage output):",
+            dvc_add_commands(
+                [f.path for f in untracked], where, in_git=False,
+                ignored={f.path for f in untracked if "git-ignored" in f.message},
+            ),
+        ))  # fmt: skip
+    changed = [f.path for f in findings if f.rule == "stale-dvc"]
+    if changed:
+        blocks.append((
+            "changed data, record what is on disk (or restore the recorded version with "
+            "dvc checkout --force, which discards the change):",
+            [f"dvc commit -f -- {quoted(changed)}", "git add -u -- '*.dvc'"],
+        ))  # fmt: skip
+    if any(f.rule == "stale-lock" for f in findings):
+        blocks.append((
+            "stale pipeline, run what changed (or dvc commit -f if the outputs are right):",
+            ["dvc repro --all-pipelines", "git add -- ':(glob)**/dvc.lock'"],
+        ))  # fmt: skip
+    not_ignored = [f.path for f in findings if f.rule == "not-ignored"]
+    if not_ignored:
+        ignores = {p: posixpath.join(posixpath.dirname(p), ".gitignore") for p in not_ignored}
+        blocks.append((
+            "outputs git does not ignore, ignore them beside the output (as dvc add does):",
+            [
+                *(f"printf '\\n%s\\n' {shlex.quote('/' + ignore_pattern(posixpath.basename(p)))}"
+                  f" >> {shlex.quote(ignores[p])}" for p in not_ignored),
+                f"git add -- {quoted(dict.fromkeys(ignores.values()))}",
+            ],
+        ))  # fmt: skip
+    rules = {f.rule for f in findings} - {
+        "data-in-git", "untracked-data", "stale-dvc", "stale-lock", "not-ignored"
+    }  # fmt: skip
+    others = [FIXES[r] for r in FIXES if r in rules]
+    if not blocks and not others:
+        return ""
+    lines = ["How to fix:"]
+    if blocks:
+        lines += ["  " + ln for ln in where.prefix()]
+    for title, commands in blocks:
+        lines += ["  " + title, *("    " + c for c in commands)]
+    lines += ["  " + ln for ln in others]
+    return "\n".join(lines)

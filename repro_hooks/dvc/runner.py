@@ -34,5 +34,11 @@ def run_dvc(args: Sequence[str], cwd: Path, *, what: str) -> subprocess.Complete
 
 
 def last_error_line(proc: subprocess.CompletedProcess[str]) -> str:
+    """DVC's error as one line: its `ERROR: ...` message with the lines after it (DVC puts the
+    advice there), else the last line of output; at most 400 characters."""
     lines = [ln.strip() for ln in (proc.stderr or proc.stdout or "").splitlines() if ln.strip()]
-    return lines[-1] if lines else f"exit {proc.returncode}"
+    if not lines:
+        return f"exit {proc.returncode}"
+    start = next((i for i, ln in enumerate(lines) if ln.startswith("ERROR:")), len(lines) - 1)
+    text = " ".join(lines[start:]).removeprefix("ERROR:").strip()
+    return text if len(text) <= 400 else text[:399] + "…"

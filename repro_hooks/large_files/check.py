@@ -7,8 +7,6 @@ out. `collect_blobs` and `check_large_files` are the thin layer that asks git, i
 from __future__ import annotations
 
 import os
-import posixpath
-import shlex
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,8 +191,19 @@ def check_large_files(git: Git, policy: Policy, blobs: Sequence[Blob]) -> list[F
     return large_file_findings(blobs, info, policy, lfs_facts(git, blobs, info, policy, filtered))
 
 
-def fix_hint(findings: Sequence[Finding], in_history: bool) -> str:
-    """The one short block that says how to move the offending files to DVC."""
+def fix_hint(
+    findings: Sequence[Finding],
+    in_history: bool,
+    *,
+    root: Path | None = None,
+    cwd: Path | None = None,
+    fix_command: str | None = "repro-hooks check-large-files --fix",
+) -> str:
+    """The one short block that says how to fix the findings, as commands that run as printed
+    in the shell that shows them (`root`/`cwd`: where that is; `fix_command`: None where
+    `repro-hooks` is not on PATH, as under pre-commit)."""
+    from repro_hooks.dvc.hints import Where, dvc_add_commands, is_notebook, notebook_commands
+
     if in_history:
         return (
             "These files are in commits being pushed. Remove them from those commits "
@@ -204,19 +213,34 @@ def fix_hint(findings: Sequence[Finding], in_history: bool) -> str:
     large = [f for f in findings if f.rule == "large-file"]
     if not large:
         return "Install git-lfs (git lfs install), then `git add` those files again."
-    one = len(large) == 1
-    # a name starting with `-` would be read as an option by dvc and git: spell it ./-name
-    name = "./" + large[0].path if large[0].path.startswith("-") else large[0].path
-    target = shlex.quote(name) if one else "<path>"
-    dvc_file = shlex.quote(name + ".dvc") if one else "<path>.dvc"
-    ignore = shlex.quote(posixpath.join(posixpath.dirname(large[0].path), ".gitignore"))
-    return (
-        "Move large data to DVC (for each file above):\n"
-        f"  git rm --cached -- {target}\n"
-        f"  dvc add {target}\n"
-        f"  git add {dvc_file} {ignore if one else '<dir>/.gitignore'}\n"
-        "or let repro-hooks do it: repro-hooks check-large-files --fix"
-    )
+    where = Where(root, cwd)
+    # a name shown escaped (newline, invalid UTF-8) cannot be typed as printed: say so
+    odd = [f.path for f in large if f.raw_path is not None and f.path != os.fsdecode(f.raw_path)]
+    data = [f.path for f in large if not is_notebook(f.path) and f.path not in odd]
+    notebooks = [f.path for f in large if is_notebook(f.path) and f.path not in odd]
+    cd = where.prefix()  # once, in the first block: every path below is root-relative
+    blocks = []
+    if data:
+        lines = dvc_add_commands(data, where, in_git=True)
+        after_init = " (after dvc init)" if "dvc init" in lines else ""
+        blocks.append(
+            "Move large data to DVC:\n"
+            + "\n".join("  " + line for line in [*cd, *lines])
+            + (f"\nor let repro-hooks do it{after_init}: {fix_command}" if fix_command else "")
+        )
+        cd = []
+    if notebooks:
+        lines = notebook_commands(notebooks)
+        blocks.append(
+            "Notebooks are large because of their outputs: strip them (or use nbstripout), "
+            "keep the notebook in git:\n" + "\n".join("  " + line for line in [*cd, *lines])
+        )
+    if odd:
+        blocks.append(
+            f"Names shown escaped ({', '.join(odd)}) cannot be typed as printed: rename them "
+            "(git mv) and commit again" + (f", or run: {fix_command}" if fix_command else "")
+        )
+    return "\n".join(blocks)
 
 
 def push_range_from_env(env: Mapping[str, str]) -> list[str] | None:

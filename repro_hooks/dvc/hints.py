@@ -1,0 +1,140 @@
+"""Fix hints as shell commands that run exactly as printed, where they are printed.
+
+Pure and stdlib-only (the commit-stage commands import it): paths in, command lines out. Every
+path is quoted for a POSIX shell (`shlex.quote`), comes after `--` (a name starting with `-` is
+no option), and git is told to take names literally when one contains glob or pathspec magic
+characters (`run[12].bin` would otherwise also match `run1.bin`). `dvc add` takes names
+literally unless given `--glob`.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import shlex
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+NOTEBOOK_SUFFIX = ".ipynb"
+_PATHSPEC_MAGIC = ("*", "?", "[", "\\")
+
+
+def is_notebook(path: str) -> bool:
+    """A Jupyter notebook: moving it to DVC hides the code; its outputs are what is large."""
+    return path.lower().endswith(NOTEBOOK_SUFFIX)
+
+
+@dataclass(frozen=True)
+class Where:
+    """Where a hint is printed: the repository root and the shell's directory (both absolute).
+    `root=None` means "unknown": commands are written relative to the repository root."""
+
+    root: Path | None = None
+    cwd: Path | None = None
+
+    def prefix(self) -> list[str]:
+        """A `cd` to the repository root when the shell is elsewhere (every command path is
+        root-relative): the first line of a hint, printed once."""
+        if self.root is None or self.cwd is None:
+            return []
+        try:
+            same = os.path.samefile(self.root, self.cwd)
+        except OSError:
+            same = self.root == self.cwd
+        if same:
+            return []
+        rel = os.path.relpath(self.root, self.cwd)
+        return [f"cd {shlex.quote(rel if not rel.startswith('-') else './' + rel)}"]
+
+    def dvc_root(self, path: str) -> str | None:
+        """The DVC project holding `path` (root-relative POSIX, "" for the repository root):
+        the nearest directory above it with a `.dvc/` directory. None when there is none, or
+        "" when the root is unknown (assume the usual layout)."""
+        if self.root is None:
+            return ""
+        parts = path.split("/")[:-1]
+        for depth in range(len(parts), -1, -1):
+            candidate = "/".join(parts[:depth])
+            if (self.root / candidate / ".dvc").is_dir():
+                return candidate
+        return None
+
+    def enclosing_output(self, path: str) -> str | None:
+        """`<dir>.dvc` when `path` lies in a directory DVC already tracks: `dvc add <path>`
+        records the file there (and writes no `.gitignore`: the directory is ignored)."""
+        if self.root is None:
+            return None
+        parts = path.split("/")[:-1]
+        for depth in range(1, len(parts) + 1):
+            candidate = "/".join(parts[:depth]) + ".dvc"
+            if (self.root / candidate).is_file():
+                return candidate
+        return None
+
+
+def _git(paths: Sequence[str]) -> str:
+    literal = any(c in p for p in paths for c in _PATHSPEC_MAGIC) or any(
+        p.startswith(":") for p in paths
+    )
+    return "git --literal-pathspecs" if literal else "git"
+
+
+def _quote(paths: Sequence[str]) -> str:
+    return " ".join(shlex.quote(p) for p in paths)
+
+
+def gitignore_for(path: str) -> str:
+    """The `.gitignore` that `dvc add <path>` writes: the one beside the output."""
+    return posixpath.join(posixpath.dirname(path), ".gitignore")
+
+
+def dvc_add_commands(
+    paths: Sequence[str], where: Where, *, in_git: bool, ignored: Collection[str] = ()
+) -> list[str]:
+    """`git rm --cached` (when the files are in the index), `dvc add`, `git add` of the `.dvc`
+    files and `.gitignore` files DVC writes (none for paths git already `ignored`: DVC leaves
+    the `.gitignore` alone); `dvc init` first when there is no DVC project. One line per
+    command, batched over every path."""
+    if not paths:
+        return []
+    lines: list[str] = []
+    if in_git:
+        lines.append(f"{_git(paths)} rm --cached -q -- {_quote(paths)}")
+    groups: dict[str, list[str]] = {}
+    missing = False
+    for path in paths:
+        dvc_root = where.dvc_root(path)
+        if dvc_root is None:
+            missing, dvc_root = True, ""
+        groups.setdefault(dvc_root, []).append(path)
+    if missing:
+        lines.append("dvc init")  # it stages .dvc/ and .dvcignore itself
+    for dvc_root, members in groups.items():
+        if dvc_root:
+            start = len(dvc_root) + 1
+            inner = [p[start:] for p in members]
+            lines.append(f"dvc --cd {shlex.quote(dvc_root)} add -- {_quote(inner)}")
+        else:
+            lines.append(f"dvc add -- {_quote(members)}")
+    staged: list[str] = []
+    for path in paths:
+        outer = where.enclosing_output(path)
+        if outer:
+            staged.append(outer)
+        else:
+            staged += [path + ".dvc"] if path in ignored else [path + ".dvc", gitignore_for(path)]
+    staged = sorted(dict.fromkeys(staged), key=lambda p: (p.endswith(".gitignore"), p))
+    lines.append(f"{_git(staged)} add -- {_quote(staged)}")
+    return lines
+
+
+def notebook_commands(paths: Sequence[str]) -> list[str]:
+    """Strip the outputs of large notebooks (what makes them large) and stage them again."""
+    if not paths:
+        return []
+    shown = ["./" + p if p.startswith("-") else p for p in paths]  # nbconvert has no `--`
+    return [
+        f"jupyter nbconvert --clear-output --inplace {_quote(shown)}",
+        f"{_git(paths)} add -- {_quote(paths)}",
+    ]
