@@ -107,10 +107,10 @@ def wait_queue_empty(repo: Path) -> None:
     deadline = time.monotonic() + 120
     while queue.is_dir() and any(queue.glob("*.json")) and time.monotonic() < deadline:
         time.sleep(0.05)
-    lock = repo / ".git" / "repro-hooks" / "deliver.lock"
-    if lock.exists():
-        import fcntl
+    import fcntl
 
+    locks = repo / ".git" / "repro-hooks" / "locks"  # one per tracking store
+    for lock in sorted(locks.glob("*.lock")) if locks.is_dir() else []:
         with lock.open("rb") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
 

@@ -20,7 +20,7 @@ def hermetic_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     template = tmp_path_factory.mktemp("git-template")
     saved = dict(os.environ)
     for key in list(os.environ):
-        if key.startswith(("GIT_", "PRE_COMMIT", "MLFLOW_", "DVC_")):
+        if key.startswith(("GIT_", "PRE_COMMIT", "MLFLOW_", "DVC_", "REPRO_HOOKS_")):
             del os.environ[key]
     os.environ.update(
         HOME=str(home),
@@ -39,6 +39,9 @@ def hermetic_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         DVC_SITE_CACHE_DIR=str(home / "dvc-site-cache"),
         PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         LC_ALL="C.UTF-8",
+        # a generous delivery deadline: a loaded machine must not fail a link that works;
+        # tests about the deadline pass --timeout with a store that never answers
+        REPRO_HOOKS_MLFLOW_TIMEOUT="300",
     )
     (home / ".gitconfig").write_text(
         '[init]\n\tdefaultBranch = main\n[protocol "file"]\n\tallow = always\n'
@@ -87,6 +90,7 @@ def dvc_repo(dvc_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 # tag-mlflow's real-MLflow fixtures (server, sqlite stores), kept in their own module.
 from tests.mlflow_fixtures import (  # noqa: E402, F401
+    auth_server,
     make_server,
     mlflow_db_template,
     mlflow_server,

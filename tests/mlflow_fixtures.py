@@ -7,6 +7,7 @@ Imported from conftest (`from tests.mlflow_fixtures import *`); self-contained.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import http.server
 import os
 import shutil
@@ -23,6 +24,8 @@ from pathlib import Path
 import pytest
 
 VENV_BIN = Path(sys.executable).parent
+AUTH_USER = "admin"
+AUTH_PASSWORD = "tests-only-pw-4711"  # MLflow ships no default admin password any more
 
 
 def free_port() -> int:
@@ -41,20 +44,36 @@ def _migrate(db: Path) -> None:
 
 
 class MlflowServer:
-    """`mlflow server` on 127.0.0.1, stopped by its PID."""
+    """`mlflow server` on 127.0.0.1, stopped by its PID. With `auth`, the basic-auth app
+    (`--app-name basic-auth`; its user database and admin password in `workdir`)."""
 
-    def __init__(self, workdir: Path, db: Path, port: int) -> None:
+    def __init__(self, workdir: Path, db: Path, port: int, auth: bool = False) -> None:
         self.workdir = workdir
         self.db = db
         self.port = port
+        self.auth = auth
         self.url = f"http://127.0.0.1:{port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, wait: float = 60.0) -> None:
+    def start(self, wait: float = 120.0) -> None:
         env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        app: list[str] = []
+        if self.auth:
+            ini = self.workdir / "basic_auth.ini"
+            ini.write_text(
+                "[mlflow]\ndefault_permission = READ\n"
+                f"database_uri = sqlite:///{self.workdir / 'auth.db'}\n"
+                f"admin_username = {AUTH_USER}\nadmin_password = {AUTH_PASSWORD}\n"
+                "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+            )
+            env.update(
+                MLFLOW_AUTH_CONFIG_PATH=str(ini),
+                MLFLOW_FLASK_SERVER_SECRET_KEY="repro-hooks-tests-only",
+            )
+            app = ["--app-name", "basic-auth"]
         log = (self.workdir / f"server-{self.port}.log").open("ab")
         self.proc = subprocess.Popen(
-            [str(VENV_BIN / "mlflow"), "server",
+            [str(VENV_BIN / "mlflow"), "server", *app,
              "--backend-store-uri", f"sqlite:///{self.db}",
              "--default-artifact-root", str(self.workdir / "art"),
              "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"],
@@ -114,6 +133,20 @@ def mlflow_server(
     db = workdir / "server.db"
     shutil.copyfile(mlflow_db_template, db)
     server = MlflowServer(workdir, db, free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def auth_server(
+    tmp_path_factory: pytest.TempPathFactory, mlflow_db_template: Path
+) -> Iterator[MlflowServer]:
+    """`mlflow server --app-name basic-auth`: every request checks the password (~0.6 s)."""
+    workdir = tmp_path_factory.mktemp("mlflow-auth-server")
+    db = workdir / "server.db"
+    shutil.copyfile(mlflow_db_template, db)
+    server = MlflowServer(workdir, db, free_port(), auth=True)
     server.start()
     yield server
     server.stop()
@@ -198,3 +231,34 @@ def silent_server() -> Iterator[str]:
         for conn in held:
             conn.close()
         sock.close()
+
+
+# ---- the delivery queue's locks -----------------------------------------------------------------
+
+
+def lock_files(repo: Path) -> list[Path]:
+    locks = repo / ".git" / "repro-hooks" / "locks"
+    return sorted(locks.glob("*.lock")) if locks.is_dir() else []
+
+
+def wait_unlocked(repo: Path) -> None:
+    """Wait until no delivery holds any store's lock (take each, then let it go)."""
+    for path in lock_files(repo):
+        with path.open("rb") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def store_lock(repo: Path, uri: str) -> Iterator[None]:
+    """Hold one store's delivery lock, as a running delivery would."""
+    from repro_hooks.links.queue import store_key
+
+    locks = repo / ".git" / "repro-hooks" / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with (locks / f"{store_key(uri, str(repo))}.lock").open("a+b") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

@@ -144,6 +144,8 @@ tracking-uri = "http://127.0.0.1:5000"
 experiments = ["a", "b"]
 run-id = "abc"
 timeout = 5
+warn-after-attempts = 2
+warn-after-hours = 1.5
 """,
     )
     config = load_config(root)
@@ -160,6 +162,8 @@ timeout = 5
     assert config.mlflow.experiments == ("a", "b")
     assert config.mlflow.run_id == "abc"
     assert config.mlflow.timeout == 5.0
+    assert config.mlflow.warn_after_attempts == 2
+    assert config.mlflow.warn_after_hours == 1.5
 
 
 @pytest.mark.parametrize(
@@ -224,6 +228,18 @@ timeout = 5
             "tool.repro-hooks.mlflow.timeout",
             "seconds",
             id="bad-timeout",
+        ),
+        pytest.param(
+            "[tool.repro-hooks.mlflow]\nwarn-after-attempts = 0\n",
+            "tool.repro-hooks.mlflow.warn-after-attempts",
+            "whole number",
+            id="bad-warn-after-attempts",
+        ),
+        pytest.param(
+            "[tool.repro-hooks.mlflow]\nwarn-after-hours = true\n",
+            "tool.repro-hooks.mlflow.warn-after-hours",
+            "hours",
+            id="bad-warn-after-hours",
         ),
         pytest.param(
             "[tool.repro-hooks.mlflow]\nrun-id = ''\n",

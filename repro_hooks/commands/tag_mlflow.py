@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -38,7 +40,8 @@ def _stdin_lines() -> bytes:
 @click.option("--run-id", metavar="ID", help="Link this run instead of choosing one.")
 @click.option(
     "--timeout", type=click.FloatRange(min=0.1, max=3600), metavar="SECONDS",
-    help="Deadline per delivered job (default: config timeout, else 10).",
+    help="Deadline per delivered job, counting the tracking store's answers, not the import of "
+    "mlflow (default: REPRO_HOOKS_MLFLOW_TIMEOUT, else config timeout, else 30).",
 )  # fmt: skip
 @click.option(
     "--sync",
@@ -66,7 +69,9 @@ def tag_mlflow(
     Queues a job under the git directory and returns at once; a detached process delivers it
     with MlflowClient: tags git.commit, git.branch, git.repo_url, dvc.<output> = recorded hash,
     dvc.fingerprint, and the committed DVC outputs as dataset inputs. A job that cannot be
-    delivered stays queued and is retried on the next commit and by --sync.
+    delivered stays queued and is retried on the next commit and by --sync; once links are
+    stuck (config warn-after-attempts / warn-after-hours) the hook says so and exits 1, which
+    pre-commit shows (the commit is made all the same).
     """
 
     def body() -> None:
@@ -84,7 +89,7 @@ def tag_mlflow(
         env = dict(os.environ)
         config = load_config(facts.root).mlflow
         if sync:
-            _sync(ctx, facts.common_dir, tracking_uri, timeout)
+            _sync(ctx, facts.common_dir, tracking_uri, timeout, config.timeout)
             return
         cfg = settings(facts.root, config, env, tracking_uri, experiments, run_id)
         if relink_rewritten or rewrite_command:
@@ -94,15 +99,43 @@ def tag_mlflow(
             result = queue_commit_link(facts, cfg, env)
         for line in result.lines:
             click.echo(line)
-        ctx.exit(result.exit_code)
+        warning = stuck_warning(facts.common_dir, config, time.time())
+        if warning:
+            click.echo(warning)
+        ctx.exit(max(result.exit_code, 1 if warning else 0))
 
     guarded(ctx, body)
 
 
+def stuck_warning(common_dir: Path, config: Any, now: float) -> str | None:
+    """One line when queued links look stuck (failed on `warn-after-attempts` deliveries, one
+    per commit, or queued `warn-after-hours` ago), else None. Reads the queue only: it never
+    slows the commit. The post-commit hook then exits 1 so that pre-commit, which hides a
+    passing hook's output, shows the line (a failing post-commit hook cannot undo the commit)."""
+    from repro_hooks.links.queue import LinkQueue
+
+    stuck = LinkQueue(common_dir).stuck(now, config.warn_after_attempts, config.warn_after_hours)
+    if not stuck:
+        return None
+    oldest = stuck[0]
+    age = (now - oldest.created) / 3600
+    error = f"; last error: {oldest.last_error}" if oldest.last_error else ""
+    return (
+        f"tag-mlflow: {len(stuck)} run link(s) stuck, the oldest ({oldest.describe()} -> "
+        f"{oldest.tracking_uri}) queued {age:.1f} h ago, {oldest.attempts} failed "
+        f"attempt(s){error}; your commits are made: `repro-hooks pending` lists them, "
+        "`repro-hooks tag-mlflow --sync` retries"
+    )
+
+
 def _sync(
-    ctx: click.Context, common_dir: Path, tracking_uri: str | None, timeout: float | None
+    ctx: click.Context,
+    common_dir: Path,
+    tracking_uri: str | None,
+    timeout: float | None,
+    configured_timeout: float,
 ) -> None:
-    from repro_hooks.links.delivery import Deliverer
+    from repro_hooks.links.delivery import QueueRunner, timeout_from_env
     from repro_hooks.links.queue import LinkQueue
 
     queue = LinkQueue(common_dir)
@@ -113,10 +146,10 @@ def _sync(
         log_start = queue.log_path.stat().st_size
     except OSError:
         log_start = 0
-    deliverer = Deliverer(
-        queue, dict(os.environ), uri_option=tracking_uri, timeout=timeout, out=click.echo
-    )
-    report = deliverer.run(lock_wait=max(30.0, (timeout or 10.0) * 3))
+    env = dict(os.environ)
+    effective = timeout or timeout_from_env(env) or configured_timeout
+    runner = QueueRunner(queue, env, uri_option=tracking_uri, timeout=timeout, out=click.echo)
+    report = runner.run(lock_wait=max(30.0, effective * 3))
     if not report.delivered and not report.failed and not report.lock_busy:
         # a detached delivery finished the queue while we waited: say what it did
         try:
@@ -131,7 +164,7 @@ def _sync(
             click.echo("tag-mlflow: nothing left to deliver")
     if report.lock_busy:
         click.echo("tag-mlflow: another delivery is still running; try again shortly")
-    elif report.waiting:
+    if report.waiting:
         click.echo(f"tag-mlflow: {report.waiting} later link(s) wait behind it")
     ctx.exit(0 if report.ok else 1)
 

@@ -3,10 +3,21 @@
 Run as `python -m repro_hooks.links.delivery <git common dir>` (the detached process a
 post-commit hook starts) or in the foreground by `repro-hooks tag-mlflow --sync`.
 
+Three parts, one responsibility each:
+- `StoreOpener`: which store a job goes to (full URI and credentials from the option, the
+  environment or the configuration, never from the queue), opened once per process. Opening
+  imports mlflow: it happens before the job's deadline starts, so the deadline counts the store's
+  answers, not the import.
+- `Deliverer`: writing the link for one job (choose the run, write tags and dataset inputs).
+- `QueueRunner`: one store's queue at a time under that store's lock, each job under its
+  deadline; a failed job keeps its place at the head of its store's queue with its last error
+  (later jobs of that store wait for it, so every commit gets its own run, in order), and the
+  next store is delivered all the same.
+
 Bounds: MLflow's HTTP client is told to give up fast (one retry, no backoff, a request timeout
 of half the job's deadline), every job runs under a SIGALRM deadline, and the detached process
-exits after a hard deadline whatever happens. A failed job keeps its place at the head of the
-queue with its last error: later jobs wait for it, so every commit gets its own run, in order.
+exits after a hard deadline whatever happens. A job leaves the queue only when its whole write
+returned: a write cut short (tags written, dataset inputs not) is redone by the next delivery.
 """
 
 from __future__ import annotations
@@ -43,8 +54,12 @@ from repro_hooks.links.core import (
 from repro_hooks.links.queue import Job, LinkQueue
 
 URI_ENV = "REPRO_HOOKS_MLFLOW_URI"  # the full URI, handed to the detached process only
+TIMEOUT_ENV = "REPRO_HOOKS_MLFLOW_TIMEOUT"  # the deadline per job, over the configuration
 BACKGROUND_LOCK_WAIT = 120.0
 BACKGROUND_HARD_DEADLINE = 600.0
+# Opening a store (importing mlflow; for a database, its schema check) is not the store's
+# answering time and does not count in the job's deadline; it has this bound of its own.
+OPEN_DEADLINE = 120.0
 _SHA_RE = re.compile(r"^[0-9a-f]{7,64}$")
 
 
@@ -56,8 +71,8 @@ class DeliveryTimeout(BaseException):
 class DeliveryReport:
     delivered: list[str] = field(default_factory=list)  # one line per job done
     failed: list[tuple[Job, str]] = field(default_factory=list)
-    waiting: int = 0  # jobs left behind a failed one
-    lock_busy: bool = False
+    waiting: int = 0  # jobs left behind a failed one (in its store's queue)
+    lock_busy: bool = False  # some store's lock could not be had in time
 
     @property
     def ok(self) -> bool:
@@ -154,21 +169,33 @@ def full_uri(job: Job, candidates: list[str | None]) -> str:
     return job.tracking_uri
 
 
-class Deliverer:
+def timeout_from_env(env: Mapping[str, str]) -> float | None:
+    """REPRO_HOOKS_MLFLOW_TIMEOUT as seconds (None when unset); ReproHooksError when invalid."""
+    raw = env.get(TIMEOUT_ENV)
+    if raw is None or not raw.strip():
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not 0 < value <= 3600:
+        raise ReproHooksError(f"{TIMEOUT_ENV}={raw}: expected a number of seconds (0-3600]")
+    return value
+
+
+class StoreOpener:
+    """The store each job goes to, opened once per process (the import of mlflow included)."""
+
     def __init__(
         self,
-        queue: LinkQueue,
         env: Mapping[str, str],
         *,
         uri_option: str | None = None,
         timeout: float | None = None,
-        out: Callable[[str], None] = print,
     ) -> None:
-        self.queue = queue
         self.env = env
         self.uri_option = uri_option
-        self.timeout = timeout
-        self.out = out
+        self.timeout_option = timeout
         self.stores: dict[str, Any] = {}
         self.configs: dict[str, Any] = {}
         self.secrets = secrets_in(uri_option, env) + secrets_in(env.get(URI_ENV), env)
@@ -176,7 +203,7 @@ class Deliverer:
     def safe(self, text: str) -> str:
         return redact(text, self.secrets)
 
-    def _config(self, root: str) -> Any:
+    def config(self, root: str) -> Any:
         if root not in self.configs:
             from repro_hooks.policy.config import MlflowConfig, load_config
 
@@ -186,11 +213,17 @@ class Deliverer:
                 self.configs[root] = MlflowConfig()
         return self.configs[root]
 
-    def _timeout(self, job: Job) -> float:
-        return self.timeout if self.timeout is not None else float(self._config(job.root).timeout)
+    def timeout(self, job: Job) -> float:
+        """The job's deadline: --timeout, else REPRO_HOOKS_MLFLOW_TIMEOUT, else config."""
+        if self.timeout_option is not None:
+            return self.timeout_option
+        from_env = timeout_from_env(self.env)
+        if from_env is not None:
+            return from_env
+        return float(self.config(job.root).timeout)
 
-    def _store(self, job: Job) -> Any:
-        configured = self._config(job.root).tracking_uri
+    def open(self, job: Job) -> Any:
+        configured = self.config(job.root).tracking_uri
         uri = full_uri(
             job,
             [self.uri_option, self.env.get(URI_ENV), self.env.get("MLFLOW_TRACKING_URI"),
@@ -210,6 +243,16 @@ class Deliverer:
                 os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
             self.stores[uri] = MlflowStore(uri)
         return self.stores[uri]
+
+
+class Deliverer:
+    """Writes the link for one job (its store comes from the opener, already open)."""
+
+    def __init__(self, opener: StoreOpener) -> None:
+        self.opener = opener
+
+    def _store(self, job: Job) -> Any:
+        return self.opener.open(job)
 
     # ---- one job -------------------------------------------------------------------------------
 
@@ -272,61 +315,94 @@ class Deliverer:
                 lines.append(f"{old[:12]} -> {new[:12]}: run {run_id} relinked: {detail}")
         return "; ".join(lines) or f"{job.describe()}: no linked run to move"
 
-    # ---- the queue -----------------------------------------------------------------------------
 
-    def run(self, lock_wait: float) -> DeliveryReport:
-        """Deliver every queued job in order; stop at the first failure (it stays queued).
-        MLflow's HTTP knobs are set for the delivery and restored afterwards."""
+class QueueRunner:
+    """Delivers the queue one store at a time, each store's jobs in order under its own lock."""
+
+    def __init__(
+        self,
+        queue: LinkQueue,
+        env: Mapping[str, str],
+        *,
+        uri_option: str | None = None,
+        timeout: float | None = None,
+        out: Callable[[str], None] = print,
+    ) -> None:
+        self.queue = queue
+        self.opener = StoreOpener(env, uri_option=uri_option, timeout=timeout)
+        self.deliverer = Deliverer(self.opener)
+        self.out = out
+
+    def safe(self, text: str) -> str:
+        return self.opener.safe(text)
+
+    def run(self, lock_wait: float, store: str | None = None) -> DeliveryReport:
+        """Deliver every queued job (only `store`'s when given), each store's in order; a
+        failure stops its own store only (the job stays queued). MLflow's HTTP knobs are set
+        for the delivery and restored afterwards."""
         saved = {k: os.environ.get(k) for k in HTTP_KNOBS}
-        try:
-            return self._run(lock_wait)
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
-
-    def _run(self, lock_wait: float) -> DeliveryReport:
         report = DeliveryReport()
-        with self.queue.locked(lock_wait) as have_lock:
+        try:
+            for key in [store] if store is not None else self.queue.stores():
+                self._run_store(key, lock_wait, report)
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+        return report
+
+    def _run_store(self, store: str, lock_wait: float, report: DeliveryReport) -> None:
+        with self.queue.locked(store, lock_wait) as have_lock:
             if not have_lock:
                 report.lock_busy = True
-                return report
+                return
             attempted: set[str] = set()
             while True:
-                jobs = [j for j in self.queue.jobs() if j.id not in attempted]
+                jobs = [j for j in self.queue.jobs(store) if j.id not in attempted]
                 if not jobs:
                     break
                 job = jobs[0]
                 attempted.add(job.id)
-                timeout = self._timeout(job)
-                set_http_bounds(os.environ, timeout)
-                try:
-                    # a library's deprecation warning must neither fail a delivery (under
-                    # -W error) nor reach the user's terminal or the log
-                    with deadline(timeout), warnings.catch_warnings():
-                        warnings.simplefilter("ignore")
-                        line = self.deliver(job)
-                except DeliveryTimeout:
-                    error = f"timed out after {timeout:g}s (tracking store not answering)"
-                except ReproHooksError as exc:
-                    error = str(exc)
-                except Exception as exc:
-                    error = _one_line(exc)
-                else:
-                    self.queue.remove(job)
-                    line = self.safe(line)
-                    report.delivered.append(line)
-                    self.out(line)
+                error = self._attempt(job, report)
+                if error is None:
                     continue
-                error = self.safe(error)
                 updated = self.queue.record_failure(job, error)
                 report.failed.append((updated, error))
-                report.waiting = len(jobs) - 1
+                report.waiting += len(jobs) - 1
                 self.out(f"{job.describe()}: not delivered (stays queued): {error}")
                 break
-        return report
+
+    def _attempt(self, job: Job, report: DeliveryReport) -> str | None:
+        """Deliver one job: None when done (and removed from the queue), else the error."""
+        try:
+            # a library's deprecation warning must neither fail a delivery (under -W error)
+            # nor reach the user's terminal or the log
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                timeout = self.opener.timeout(job)
+                try:
+                    with deadline(OPEN_DEADLINE):  # the import of mlflow: not in the deadline
+                        self.opener.open(job)
+                except DeliveryTimeout:
+                    return f"opening the tracking store took over {OPEN_DEADLINE:g}s"
+                set_http_bounds(os.environ, timeout)
+                try:
+                    with deadline(timeout):
+                        line = self.deliverer.deliver(job)
+                except DeliveryTimeout:
+                    return self.safe(f"timed out after {timeout:g}s (tracking store not answering)")
+        except ReproHooksError as exc:
+            return self.safe(str(exc))
+        except Exception as exc:
+            return self.safe(_one_line(exc))
+        # the whole write returned: only now does the job leave the queue
+        self.queue.remove(job)
+        line = self.safe(line)
+        report.delivered.append(line)
+        self.out(line)
+        return None
 
 
 # MLflow wraps urllib3's connection errors in one long sentence ("API request to <url> failed
@@ -366,19 +442,19 @@ def _one_line(exc: BaseException) -> str:
 
 
 def main(argv: list[str]) -> int:
-    """The detached delivery process. Writes only to the delivery log."""
-    if len(argv) != 1:
+    """The detached delivery process: `<git common dir> [<store key>]` (every store when no
+    key is given). Writes only to the delivery log."""
+    if len(argv) not in (1, 2):
         return 2
     queue = LinkQueue(Path(argv[0]))
     watchdog = threading.Timer(BACKGROUND_HARD_DEADLINE, os._exit, (3,))
     watchdog.daemon = True
     watchdog.start()
-    deliverer = Deliverer(queue, dict(os.environ), out=lambda line: None)
-    deliverer.out = queue.log
+    runner = QueueRunner(queue, dict(os.environ), out=queue.log)
     try:
-        report = deliverer.run(BACKGROUND_LOCK_WAIT)
+        report = runner.run(BACKGROUND_LOCK_WAIT, argv[1] if len(argv) == 2 else None)
     except BaseException as exc:
-        queue.log(deliverer.safe(f"delivery stopped: {_one_line(exc)}"))
+        queue.log(runner.safe(f"delivery stopped: {_one_line(exc)}"))
         return 3
     if report.lock_busy:
         queue.log("another delivery held the lock too long; jobs stay queued")

@@ -1,9 +1,11 @@
 """The durable queue of run links under `<git common dir>/repro-hooks/queue/`.
 
 A post-commit hook writes one small JSON job (temp file, fsync, rename: a job is either whole or
-absent) and starts a detached delivery process. Jobs are delivered strictly in order under an
-exclusive `fcntl.flock`, so two deliverers never race and an earlier commit always gets its run
-before a later one. A job that fails stays queued with its last error.
+absent) and starts a detached delivery process. The queue is one queue per tracking store (its
+`store_key`): each store's jobs are delivered strictly in order under that store's own exclusive
+`fcntl.flock` (`locks/<key>.lock`), so two deliverers never race on a store, an earlier commit
+always gets its run before a later one, and a store that never answers holds back only its own
+jobs. A job that fails stays queued with its last error.
 
 Jobs hold no credentials: the tracking URI is stored stripped; delivery re-resolves the full URI
 and tokens from the environment and configuration.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import subprocess
@@ -23,6 +26,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from repro_hooks.links.core import anchored_uri
 
 JOB_VERSION = 1
 LOG_LIMIT = 1024 * 1024
@@ -57,6 +62,12 @@ class Job:
             return f"relink {moved}"
         return f"link {(self.commit or '')[:12]}"
 
+    @property
+    def store_key(self) -> str:
+        """Which store's queue the job is in: the stripped URI, a relative local store anchored
+        at the work tree it was committed in."""
+        return store_key(self.tracking_uri, self.root)
+
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True).encode()
 
@@ -71,6 +82,12 @@ class Job:
         return cls(**{k: v for k, v in raw.items() if k in known})
 
 
+def store_key(tracking_uri: str, root: str) -> str:
+    """A short stable name for one tracking store (credentials are never part of it)."""
+    anchored = anchored_uri(tracking_uri, Path(root))
+    return hashlib.sha256(anchored.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
 class QueueFullError(OSError):
     """The job could not be written (disk full, read-only git dir...)."""
 
@@ -79,7 +96,7 @@ class LinkQueue:
     def __init__(self, common_dir: Path) -> None:
         self.base = common_dir / "repro-hooks"
         self.dir = self.base / "queue"
-        self.lock_path = self.base / "deliver.lock"
+        self.locks = self.base / "locks"
         self.log_path = self.base / "delivery.log"
 
     # ---- writing -------------------------------------------------------------------------------
@@ -127,8 +144,9 @@ class LinkQueue:
 
     # ---- reading -------------------------------------------------------------------------------
 
-    def jobs(self) -> list[Job]:
-        """Queued jobs, oldest first. Unreadable files are skipped (and left alone)."""
+    def jobs(self, store: str | None = None) -> list[Job]:
+        """Queued jobs, oldest first (only `store`'s when given). Unreadable files are skipped
+        (and left alone)."""
         try:
             names = sorted(p for p in os.listdir(self.dir) if p.endswith(".json"))
         except FileNotFoundError:
@@ -136,18 +154,39 @@ class LinkQueue:
         out = []
         for name in names:
             try:
-                out.append(Job.from_json((self.dir / name).read_bytes()))
+                job = Job.from_json((self.dir / name).read_bytes())
             except (OSError, ValueError, TypeError):
                 continue
+            if store is None or job.store_key == store:
+                out.append(job)
         return out
+
+    def stores(self) -> list[str]:
+        """The stores with queued jobs, the one with the oldest job first."""
+        keys: dict[str, None] = {}
+        for job in self.jobs():
+            keys.setdefault(job.store_key, None)
+        return list(keys)
+
+    def stuck(self, now: float, attempts: int, hours: float) -> list[Job]:
+        """Jobs that look stuck: failed `attempts` times (each commit retries), or queued more
+        than `hours` ago whatever happened to them."""
+        return [
+            j for j in self.jobs()
+            if (j.last_error and j.attempts >= attempts) or now - j.created >= hours * 3600
+        ]  # fmt: skip
 
     # ---- delivery ------------------------------------------------------------------------------
 
+    def lock_path(self, store: str) -> Path:
+        return self.locks / f"{store}.lock"
+
     @contextlib.contextmanager
-    def locked(self, wait: float) -> Iterator[bool]:
-        """Hold the delivery lock; yields False if it could not be had within `wait` seconds."""
-        self.base.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    def locked(self, store: str, wait: float) -> Iterator[bool]:
+        """Hold one store's delivery lock; yields False if it could not be had within `wait`
+        seconds. Other stores' deliveries are not held up by it."""
+        self.locks.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.lock_path(store), os.O_RDWR | os.O_CREAT, 0o600)
         try:
             deadline = time.monotonic() + wait
             while True:
@@ -174,16 +213,19 @@ class LinkQueue:
             with self.log_path.open("a", encoding="utf-8") as fh:
                 fh.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {line}\n")
 
-    def spawn_deliverer(self, cwd: Path, env: Mapping[str, str]) -> None:
-        """Start a detached delivery process: its own session, no terminal, no inherited pipes
-        (pre-commit waits for its pipes to close; this process must not hold them)."""
-        subprocess.Popen(
-            [sys.executable, "-m", "repro_hooks.links.delivery", str(self.base.parent)],
-            cwd=cwd,
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            close_fds=True,
-            start_new_session=True,
-        )
+    def spawn_deliverer(self, cwd: Path, env: Mapping[str, str], store: str | None = None) -> None:
+        """Start a detached delivery process per store (`store`, else each store with queued
+        jobs), so a store that never answers delays no other: its own session, no terminal, no
+        inherited pipes (pre-commit waits for its pipes to close; this process must not hold
+        them)."""
+        for key in [store] if store is not None else self.stores():
+            subprocess.Popen(
+                [sys.executable, "-m", "repro_hooks.links.delivery", str(self.base.parent), key],
+                cwd=cwd,
+                env=dict(env),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                close_fds=True,
+                start_new_session=True,
+            )

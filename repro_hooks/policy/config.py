@@ -64,7 +64,10 @@ class MlflowConfig:
     tracking_uri: str | None = None
     experiments: tuple[str, ...] = ()
     run_id: str | None = None
-    timeout: float = 10.0
+    timeout: float = 30.0  # of the store's answers; the import of mlflow is not counted
+    # links stuck this long make the post-commit hook say so (exit 1, so pre-commit shows it)
+    warn_after_attempts: int = 3
+    warn_after_hours: float = 24.0
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,18 @@ def _seconds(value: Any) -> float:
     return float(value)
 
 
+def _count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1000:
+        raise ValueError("expected a whole number between 1 and 1000")
+    return value
+
+
+def _hours(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 8760:
+        raise ValueError("expected a number of hours between 0 and 8760")
+    return float(value)
+
+
 _POLICY_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "max-size": ("max_size", _size),
     "size-limits": ("size_limits", _size_table),
@@ -136,6 +151,8 @@ _MLFLOW_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "experiments": ("experiments", _str_list),
     "run-id": ("run_id", _opt_str),
     "timeout": ("timeout", _seconds),
+    "warn-after-attempts": ("warn_after_attempts", _count),
+    "warn-after-hours": ("warn_after_hours", _hours),
 }
 
 
