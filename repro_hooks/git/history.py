@@ -136,8 +136,6 @@ def parse_raw_diff(raw: bytes, with_commits: bool = False) -> list[Blob]:
     return parser.blobs
 
 
-
-
 class RawDiffParser:
     """Incremental parser of `--raw -z` fields, which may arrive in any number of pieces."""
 
