@@ -222,13 +222,16 @@ def scan_commits(
     walk = git.walk_history(rev_args, sources=True, commit_sizes=True)
     blobs = walk.blobs
     findings, sha_of = _blob_findings(git, policy, rev_args, blobs)
-    findings += commit_message_findings(git, policy, walk.commit_sizes)
+    messages = commit_message_findings(git, policy, walk.commit_sizes)
+    sha_of.update({(f.path, f.commit): f.commit for f in messages if f.commit})
     names = dict(ref_names or {})
     findings = [
         replace(f, ref=_ref_name(walk.sources.get(f.commit, ""), names)) if f.commit else f
-        for f in findings
+        for f in [*findings, *messages]
     ]
-    findings += objects_at_tips(git, policy, rev_args, names)
+    for found, obj in objects_at_tips(git, policy, rev_args, names):
+        findings.append(found)
+        sha_of[(found.path, None)] = obj
     return findings, sha_of
 
 
@@ -323,11 +326,12 @@ def _split_rev_args(git: Git, rev_args: Sequence[str]) -> tuple[list[str], list[
 
 def objects_at_tips(
     git: Git, policy: Policy, rev_args: Sequence[str], ref_names: Mapping[str, str]
-) -> list[Finding]:
+) -> list[tuple[Finding, str]]:
     """What a push makes reachable other than through commits: a ref (or an annotated tag,
     through any chain of tags) pointing at a blob or a tree. A tag is judged by its message and
     its target, a blob by the size limit, a tree by every entry it brings that no excluded ref
-    already reaches (size limit and data patterns, as in a commit)."""
+    already reaches (size limit and data patterns, as in a commit). Each finding comes with the
+    object it is about (for baselines)."""
     positives, negatives = _split_rev_args(git, rev_args)
     tips: dict[str, str] = {}  # sha -> ref name
     if "--all" in positives:
@@ -342,7 +346,7 @@ def objects_at_tips(
         for given, sha in zip(positives, shas, strict=False):
             tips.setdefault(sha, ref_names.get(given, ref_names.get(sha, given)))
     info = git.object_info(tips)
-    findings: list[Finding] = []
+    findings: list[tuple[Finding, str]] = []
     targets: dict[str, tuple[str, str]] = {}  # tree or blob sha -> (type, ref)
     seen_tags: set[str] = set()
     pending = [(sha, ref) for sha, ref in tips.items() if sha in info]
@@ -361,16 +365,12 @@ def objects_at_tips(
             content = contents[sha]
             size = len(message_of(content))
             if size > policy.max_message_size:
-                findings.append(
-                    Finding(
-                        "(tag message)",
-                        "large-message",
-                        f"tag {sha}: {format_size(size)}, over the "
-                        f"{format_size(policy.max_message_size)} message limit",
-                        None,
-                        ref=ref,
-                    )
+                message = (
+                    f"tag {sha}: message of {format_size(size)}, over the "
+                    f"{format_size(policy.max_message_size)} message limit"
                 )
+                found = Finding(display_path(ref), "large-message", message, None, ref=ref)
+                findings.append((found, sha))
             header = content.split(b"\n\n", 1)[0].decode("utf-8", "replace").splitlines()
             fields = dict(line.split(" ", 1) for line in header if " " in line)
             target, kind = fields.get("object", ""), fields.get("type", "")
@@ -384,7 +384,7 @@ def objects_at_tips(
 
 def _objects_of(
     git: Git, policy: Policy, sha: str, kind: str, ref: str, negatives: Sequence[str]
-) -> list[Finding]:
+) -> list[tuple[Finding, str]]:
     """The new blobs a tree or blob tip brings: the objects `git rev-list --objects` lists
     (reachable from it, from no excluded tip), named by `git ls-tree -r -z`, sized in one batch."""
     listing = git.run("rev-list", "--objects", "--no-object-names", sha, *negatives, "--")
@@ -393,16 +393,11 @@ def _objects_of(
         blob_info = git.object_info([sha]).get(sha)
         if sha not in new or blob_info is None or blob_info.size <= policy.max_size:
             return []
-        return [
-            Finding(
-                display_path(ref),
-                "large-file",
-                f"blob {sha}: {format_size(blob_info.size)} in git, over the "
-                f"{format_size(policy.max_size)} size limit (a ref to a raw blob)",
-                None,
-                ref=ref,
-            )
-        ]
+        message = (
+            f"blob {sha}: {format_size(blob_info.size)} in git, over the "
+            f"{format_size(policy.max_size)} size limit (a ref to a raw blob)"
+        )
+        return [(Finding(display_path(ref), "large-file", message, None, ref=ref), sha)]
     entries = []
     for record in git.run("ls-tree", "-r", "-z", "--full-tree", sha).split(b"\0"):
         meta, _, path = record.partition(b"\t")
@@ -419,7 +414,11 @@ def _objects_of(
         {s for s, c in git.read_blobs(small).items() if is_lfs_pointer(c)} if small else set()
     )
     found = scan_findings(blobs, info, policy, LfsFacts(frozenset(), pointers), {})
-    return [replace(f, message=f"{f.message} (in tree {sha})", ref=ref) for f in found]
+    sha_of = blob_index(blobs)
+    return [
+        (replace(f, message=f"{f.message} (in tree {sha})", ref=ref), sha_of[(f.path, None)])
+        for f in found
+    ]
 
 
 def _lock_wdirs(
