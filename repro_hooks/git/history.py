@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -86,46 +87,72 @@ class HistoryQueries(GitProcess):
 
 
 class _StreamingSizer:
-    """`git cat-file --batch-check` fed commit ids while `git log` still runs, its output in an
-    anonymous file (so neither side can block the other)."""
+    """`git cat-file --batch-check` fed commit ids while `git log` still runs (in batches,
+    through a pipe made large enough that the walk rarely waits), its output in an anonymous
+    file (so neither side can block the other)."""
+
+    BATCH = 2048  # commit ids per write
+
+    FORMAT = "--batch-check=%(objectname) %(objectsize)"
 
     def __init__(self, git: GitProcess) -> None:
+        self._git = git
         self._out = anonymous_file()
         self._proc = subprocess.Popen(
-            ["git", "cat-file", "--batch-check=%(objectname) %(objectsize)"],
+            ["git", "cat-file", self.FORMAT],
             cwd=git.cwd, stdin=subprocess.PIPE, stdout=self._out, stderr=subprocess.DEVNULL,
             env=git_env(),
         )  # fmt: skip
+        stdin = self._proc.stdin
+        assert stdin is not None
+        self._stdin = stdin
+        if hasattr(fcntl, "F_SETPIPE_SZ"):  # Linux: 1 MiB holds ~25,000 commit ids
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(stdin.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)
+        self._commits: list[str] = []
         self._sent = 0
 
     def consumer(self, parser: RawDiffParser) -> Callable[[list[bytes]], None]:
-        stdin = self._proc.stdin
-        assert stdin is not None
+        self._commits = parser.commits
 
         def consume(fields: list[bytes]) -> None:
             parser.feed(fields)
-            commits = parser.commits
-            if len(commits) > self._sent:
-                with contextlib.suppress(BrokenPipeError):  # sizes then missing: not judged
-                    stdin.write(("\n".join(commits[self._sent :]) + "\n").encode())
-                self._sent = len(commits)
+            if len(self._commits) - self._sent >= self.BATCH:
+                self._send()
 
         return consume
 
+    def _send(self) -> None:
+        commits = self._commits
+        if len(commits) > self._sent:
+            with contextlib.suppress(BrokenPipeError):  # sized again in close()
+                self._stdin.write(("\n".join(commits[self._sent :]) + "\n").encode())
+            self._sent = len(commits)
+
     def close(self) -> dict[str, int]:
-        stdin = self._proc.stdin
-        assert stdin is not None
+        self._send()
         with contextlib.suppress(BrokenPipeError):
-            stdin.close()
+            self._stdin.close()
         self._proc.wait()
         self._out.seek(0)
-        sizes = {}
-        for line in self._out.read().decode().splitlines():
-            sha, _, size = line.partition(" ")
-            if size.isdigit():
-                sizes[sha] = int(size)
+        sizes = _parse_sizes(self._out.read())
         self._out.close()
+        missing = [c for c in self._commits if c not in sizes]
+        if missing:  # the streaming process failed: ask again rather than judge less
+            answer = self._git.run(
+                "cat-file", self.FORMAT, input=("\n".join(missing) + "\n").encode()
+            )
+            sizes.update(_parse_sizes(answer))
         return sizes
+
+
+def _parse_sizes(out: bytes) -> dict[str, int]:
+    sizes = {}
+    for line in out.decode().splitlines():
+        sha, _, size = line.partition(" ")
+        if size.isdigit():
+            sizes[sha] = int(size)
+    return sizes
 
 
 def parse_raw_diff(raw: bytes, with_commits: bool = False) -> list[Blob]:
