@@ -272,6 +272,12 @@ def test_huge_commit_and_tag_messages(repo: Path, server: Path, tmp_path: Path) 
     scan = run_cli(repo, "scan", "--range", "HEAD~1..HEAD")
     assert scan.returncode == 1
     assert "(commit message): 4 MiB, over the 64 KiB message limit" in scan.stdout
+    # the plain pre-push shim refuses it on the client, before anything is sent
+    assert run_cli(repo, "install", "--hook", "pre-push").returncode == 0
+    proc = push(repo, "main")
+    assert refused(proc, "refs/heads/main", huge[:12], "over the 64 KiB message limit")
+    assert "remote:" not in proc.stdout
+    (repo / ".git" / "hooks" / "pre-push").unlink()
     git(repo, "branch", "keep", huge)
     git(repo, "reset", "-q", "--hard", "HEAD~1")
     # an annotated tag with a 4 MiB message, on a commit the server already has
