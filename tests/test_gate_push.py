@@ -441,6 +441,32 @@ def test_scan_range_uses_the_base_policy(repo: Path, tmp_path: Path) -> None:
     assert run_cli(repo, "scan", "--range", "nope..HEAD").returncode == 2
 
 
+def test_scan_range_uses_the_base_baseline(repo: Path, tmp_path: Path) -> None:
+    """The same door through the baseline: a change that records its own large file in the
+    committed baseline file."""
+    name = ".repro-hooks-baseline.json"
+    assert run_cli(repo, "scan", "--all-history", "--write-baseline", name).returncode == 0
+    commit(repo, "empty baseline", name)
+    base = sha(repo, "HEAD")
+    write(repo / "big.bin", big(BIG))
+    commit(repo, "large file")
+    assert run_cli(repo, "scan", "--all-history", "--write-baseline", name).returncode == 0
+    assert "big.bin" in (repo / name).read_text()
+    commit(repo, "baseline it", name)
+    proc = run_cli(repo, "scan", "--range", f"{base}..HEAD", "--baseline", name)
+    assert proc.returncode == 1
+    assert "big.bin: 2 MiB in git" in proc.stdout
+    assert f"the baseline in force is {base}'s" in proc.stderr
+    # a baseline file outside the repository is the CI's own: applied as is
+    outside = write(tmp_path / "b.json", (repo / name).read_bytes())
+    assert (
+        run_cli(repo, "scan", "--range", f"{base}..HEAD", "--baseline", str(outside)).returncode
+        == 0
+    )
+    # once merged (the base has it), it applies
+    assert run_cli(repo, "scan", "--range", "HEAD..HEAD", "--baseline", name).returncode == 0
+
+
 # ---- the doc's matrix stays true --------------------------------------------------------------------
 
 

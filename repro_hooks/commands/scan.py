@@ -68,6 +68,7 @@ def scan(
         from repro_hooks.history.baseline import write_baseline as save_baseline
         from repro_hooks.history.refs import select_commits
         from repro_hooks.history.review import (
+            range_baseline,
             range_policy,
             scan_commits,
             scan_fix_hint,
@@ -96,7 +97,14 @@ def scan(
                 policy = replace(policy, max_size=parse_size(max_size))
             except ValueError as exc:
                 raise ReproHooksError(f"--max-size: {exc}") from None
-        known = load_baseline(baseline) if baseline is not None else set()
+        if baseline is not None and rev_range is not None and git.root is not None:
+            # a baseline inside the repository is the base's too: a change cannot baseline
+            # its own findings
+            known, note = range_baseline(git, rev_range, baseline)
+            if note:
+                click.echo(f"repro-hooks: {note}", err=True)
+        else:
+            known = load_baseline(baseline) if baseline is not None else set()
         selection = select_commits(
             git, rev_range=rev_range, all_history=all_history,
             pre_push=hook_args if pre_push else None,

@@ -15,6 +15,7 @@ import posixpath
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from repro_hooks.errors import ConfigError, ReproHooksError
 from repro_hooks.git import SYMLINK_MODE, Blob, Git, ObjectInfo
@@ -29,6 +30,9 @@ from repro_hooks.large_files.check import (
 from repro_hooks.policy.config import Config, Policy, load_config
 from repro_hooks.policy.sizes import format_size
 from repro_hooks.report import Finding, display_path
+
+if TYPE_CHECKING:
+    from repro_hooks.history.baseline import BaselineKey
 
 POLICY_GIT_CONFIG = "repro-hooks.policy"
 BASELINE_GIT_CONFIG = "repro-hooks.baseline"
@@ -512,6 +516,40 @@ def range_policy(git: Git, rev_range: str) -> tuple[Policy, str]:
         f"note: {tip or 'HEAD'} changes the policy in pyproject.toml; the range is checked "
         f"against {base or 'HEAD'}'s (give --config to choose another)"
     )
+
+
+def range_baseline(git: Git, rev_range: str, file: Path) -> tuple[set[BaselineKey], str]:
+    """The baseline for `scan --range A..B --baseline FILE`: a FILE inside the repository is
+    read as A has it (a change cannot record its own findings as known); not in A: no baseline
+    (check more). A FILE outside the repository is read as is. Returns the keys and a one-line
+    note when B's copy differs ('' when not)."""
+    from repro_hooks.history.baseline import load_baseline
+
+    assert git.root is not None
+    try:
+        rel = file.resolve().relative_to(git.root.resolve()).as_posix()
+    except ValueError:
+        return load_baseline(file), ""
+    base = rev_range.replace("...", "..").partition("..")[0] if ".." in rev_range else ""
+    if not base or git.try_run("rev-parse", "--verify", "--quiet", f"{base}^{{commit}}") is None:
+        return load_baseline(file), ""
+    content = git.read_objects([f"{base}:{rel}"])[0]
+    current = file.read_bytes() if file.is_file() else None
+    if content is None:
+        note = f"note: {rel} is not in {base}: no findings are baselined" if current else ""
+        return set(), note
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="repro-hooks-baseline-") as tmp:
+        copy = Path(tmp) / posixpath.basename(rel)
+        copy.write_bytes(content)
+        try:
+            keys = load_baseline(copy)
+        except ConfigError as exc:
+            raise ConfigError(f"{base}:{rel}", exc.key, exc.reason) from None
+    if current is not None and current != content:
+        return keys, f"note: the range changes {rel}; the baseline in force is {base}'s"
+    return keys, ""
 
 
 def _policy_at(git: Git, rev: str) -> Policy:
