@@ -108,8 +108,6 @@ def dvc_file_findings(
     """Each .dvc, dvc.yaml and dvc.lock blob must parse (repro_hooks.dvc.files). A dvc.lock's
     paths are relative to its stages' wdirs, which only the commit's dvc.yaml records:
     `lock_wdirs` maps (commit, dvc.lock blob) to {stage: wdir}."""
-    from repro_hooks.dvc.files import DvcFileError, parse_dvc_file, parse_dvc_lock, parse_dvc_yaml
-
     findings = []
     seen: set[tuple[str, str]] = set()
     for blob in blobs:
@@ -126,6 +124,14 @@ def dvc_file_findings(
         elif obj is not None and obj.size > MAX_DVC_FILE_SIZE:
             reason = f"{format_size(obj.size)}: too large to be a DVC file"
         elif blob.sha in contents:
+            # lazy: ~0.1 s of imports that a history without DVC files never needs
+            from repro_hooks.dvc.files import (
+                DvcFileError,
+                parse_dvc_file,
+                parse_dvc_lock,
+                parse_dvc_yaml,
+            )
+
             name = posixpath.basename(path)
             parse = (
                 parse_dvc_yaml if name == "dvc.yaml"
@@ -356,6 +362,9 @@ def objects_at_tips(
     pending = [(sha, ref) for sha, ref in tips.items() if sha in info]
     kinds = {sha: info[sha].type for sha, _ in pending}
     while pending:
+        # the type git stores, not the one a tag claims in its header
+        unknown = [sha for sha, _ in pending if sha not in kinds]
+        kinds.update((sha, o.type) for sha, o in git.object_info(unknown).items())
         tags = [(sha, ref) for sha, ref in pending if kinds.get(sha) == "tag"]
         for sha, ref in pending:
             if kinds.get(sha) in ("tree", "blob"):
@@ -377,9 +386,7 @@ def objects_at_tips(
                 findings.append((found, sha))
             header = content.split(b"\n\n", 1)[0].decode("utf-8", "replace").splitlines()
             fields = dict(line.split(" ", 1) for line in header if " " in line)
-            target, kind = fields.get("object", ""), fields.get("type", "")
-            if target and kind in ("tag", "tree", "blob"):
-                kinds[target] = kind
+            if target := fields.get("object", ""):
                 pending.append((target, ref))
     for sha, (kind, ref) in targets.items():
         findings += _objects_of(git, policy, sha, kind, ref, negatives)
@@ -430,11 +437,11 @@ def _lock_wdirs(
 ) -> dict[tuple[str | None, str], Mapping[str, str]]:
     """For each dvc.lock a commit introduces, the stage wdirs its sibling dvc.yaml records in
     that same commit (one `cat-file --batch` for all of them)."""
-    from repro_hooks.dvc.files import DvcFileError, parse_dvc_yaml
-
     locks = [b for b in dvc_blobs if b.commit and posixpath.basename(display(b.path)) == "dvc.lock"]
     if not locks:
         return {}
+    from repro_hooks.dvc.files import DvcFileError, parse_dvc_yaml  # lazy: ~0.1 s of imports
+
     yaml_paths = [posixpath.join(posixpath.dirname(display(b.path)), "dvc.yaml") for b in locks]
     found = git.read_objects([f"{b.commit}:{p}" for b, p in zip(locks, yaml_paths, strict=True)])
     wdirs: dict[tuple[str | None, str], Mapping[str, str]] = {}
