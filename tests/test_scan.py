@@ -183,7 +183,7 @@ def test_cli_pre_push_stdin(repo: Path, tmp_path: Path) -> None:
     assert "big.bin" in out
     deletion = f"(delete) {Z} refs/heads/main {old}\n"
     assert invoke("scan", "--pre-push", "origin", "url", input=deletion) == (0, "")
-    # new branch: only commits no remote-tracking ref of origin has
+    # new branch, remote unreachable ("url"): nothing more is excluded, old history is clean
     line = f"refs/heads/x {old} refs/heads/x {Z}\n"
     assert invoke("scan", "--pre-push", "origin", "url", input=line) == (0, "")
 
