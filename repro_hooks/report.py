@@ -28,6 +28,7 @@ RULES: dict[str, str] = {
     "not-ignored": "A cached DVC output is not ignored by git.",
     "malformed-dvc": "A .dvc, dvc.yaml or dvc.lock file is malformed or unsafe.",
     "dvc-not-pushed": "A DVC object referenced by pushed commits is missing from its remote.",
+    "large-message": "A commit or tag message is larger than the message limit.",
     # check-model (the deploy gate, repro_hooks/deploy/gate.py)
     "run-missing": "The model version's run is deleted or gone from the tracking store.",
     "run-unlinked": "The model version's run is linked to no commit (no git.commit tag).",
@@ -46,6 +47,7 @@ class Finding:
     message: str
     commit: str | None = None
     raw_path: bytes | None = field(default=None, compare=False)  # as git names it, for fixers
+    ref: str | None = None  # the pushed ref that brings it (history scans), for messages
 
     def __post_init__(self) -> None:
         # a message may quote a file name (`differs from new\nline.csv.dvc`): keep it one line
@@ -93,8 +95,9 @@ def _render_text(findings: Sequence[Finding], fix_hint: str) -> str:
     lines = []
     for f in findings:
         where = f"{f.path}: {f.message}"
-        if f.commit:
-            where += f" (commit {f.commit[:12]})"
+        if f.commit or f.ref:
+            said = [f"commit {f.commit[:12]}"] if f.commit else []
+            where += f" ({', '.join([*said, *([f'ref {f.ref}'] if f.ref else [])])})"
         lines.append(where)
     if findings and fix_hint:
         lines.append("")
@@ -110,6 +113,7 @@ def _render_json(findings: Sequence[Finding], command: str) -> str:
         "command": command,
         "findings": [
             {"path": f.path, "rule": f.rule, "message": f.message, "commit": f.commit}
+            | ({"ref": f.ref} if f.ref else {})
             for f in findings
         ],
     }
@@ -128,8 +132,10 @@ def _render_sarif(findings: Sequence[Finding]) -> str:
             "message": {"text": f"{f.path}: {f.message}"},
             "locations": [{"physicalLocation": {"artifactLocation": {"uri": _sarif_uri(f.path)}}}],
         }
-        if f.commit:
-            result["properties"] = {"commit": f.commit}
+        if f.commit or f.ref:
+            result["properties"] = {
+                k: v for k, v in (("commit", f.commit), ("ref", f.ref)) if v is not None
+            }
         results.append(result)
     doc = {
         "$schema": SARIF_SCHEMA,

@@ -71,25 +71,25 @@ def test_parse_pre_receive_lines() -> None:
 
 
 @pytest.mark.parametrize(
-    ("updates", "known", "expected"),
+    ("updates", "known", "remote_has", "expected"),
     [
-        pytest.param([RefUpdate("m", B, A)], {B}, [A, f"^{B}"], id="fast-forward"),
+        pytest.param([RefUpdate("m", B, A)], {B}, None, [A, f"^{B}"], id="fast-forward"),
+        pytest.param([RefUpdate("n", Z, A)], set(), {C}, [A, f"^{C}"], id="new-branch"),
+        pytest.param([RefUpdate("n", Z, A)], set(), None, [A], id="new-branch-remote-unknown"),
+        pytest.param([RefUpdate("m", B, A)], set(), {C}, [A, f"^{C}"], id="unknown-base"),
+        pytest.param([RefUpdate("m", B, Z)], {B}, None, None, id="deletion"),
         pytest.param(
-            [RefUpdate("n", Z, A)], set(), [A, "--not", "--remotes=origin"], id="new-branch"
-        ),
-        pytest.param(
-            [RefUpdate("m", B, A)], set(), [A, "--not", "--remotes=origin"], id="unknown-base"
-        ),
-        pytest.param([RefUpdate("m", B, Z)], {B}, None, id="deletion"),
-        pytest.param(
-            [RefUpdate("m", B, A), RefUpdate("d", C, Z)], {B, C}, [A, f"^{B}"], id="mixed"
+            [RefUpdate("m", B, A), RefUpdate("d", C, Z)], {B, C}, None, [A, f"^{B}"], id="mixed"
         ),
     ],
 )
 def test_pre_push_rev_args(
-    updates: list[RefUpdate], known: set[str], expected: list[str] | None
-) -> None:
-    assert pre_push_rev_args(updates, "origin", known) == expected
+    updates: list[RefUpdate], known: set[str], remote_has: set[str] | None,
+    expected: list[str] | None,
+) -> None:  # fmt: skip
+    """The remote's tips come from the remote (`git ls-remote`), never from local
+    remote-tracking refs; when the remote cannot be asked, nothing more is excluded."""
+    assert pre_push_rev_args(updates, known, remote_has) == expected
 
 
 def test_pre_receive_rev_args() -> None:
@@ -183,7 +183,7 @@ def test_cli_pre_push_stdin(repo: Path, tmp_path: Path) -> None:
     assert "big.bin" in out
     deletion = f"(delete) {Z} refs/heads/main {old}\n"
     assert invoke("scan", "--pre-push", "origin", "url", input=deletion) == (0, "")
-    # new branch: only commits no remote-tracking ref of origin has
+    # new branch, remote unreachable ("url"): nothing more is excluded, old history is clean
     line = f"refs/heads/x {old} refs/heads/x {Z}\n"
     assert invoke("scan", "--pre-push", "origin", "url", input=line) == (0, "")
 

@@ -25,7 +25,9 @@ def pre_receive(
     """Reject a push whose new commits break the policy.
 
     Reads git's `<old> <new> <ref>` lines on stdin and scans only the commits no existing ref
-    reaches (deletions: nothing; a tag: the commits it brings). The policy comes from the
+    reaches (deletions: nothing; a tag: the commits it brings; any ref, `refs/replace/*` and
+    notes included). A ref to a tag, tree or blob is judged by its target; commit and tag
+    messages by the message limit. Replace refs are never followed. The policy comes from the
     server's configuration, never from the pushed content. Exit 1 rejects the push; what this
     prints reaches the pusher as `remote: ...` lines.
     """
@@ -49,11 +51,13 @@ def pre_receive(
         if baseline_file is None and (configured := git.config_value(BASELINE_GIT_CONFIG)):
             baseline_file = git.git_dir / Path(configured).expanduser()
         known = load_baseline(baseline_file) if baseline_file is not None else set()
-        rev_args = pre_receive_rev_args(parse_pre_receive_lines(sys.stdin.read()))
+        updates = parse_pre_receive_lines(sys.stdin.read())
+        rev_args = pre_receive_rev_args(updates)
         if rev_args is None:
             finish(ctx, [], fmt)
             return
-        findings, sha_of = scan_commits(git, policy, rev_args)
+        names = {u.new: u.ref for u in reversed(updates) if not u.is_deletion}
+        findings, sha_of = scan_commits(git, policy, rev_args, names)
         findings = without_baselined(baseline_keys(findings, sha_of), known)
         if findings and fmt == "text":
             click.echo(

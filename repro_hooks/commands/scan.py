@@ -52,7 +52,12 @@ def scan(
     introduces for validity.
 
     Commits come from --range, --all-history, --pre-push (stdin), or pre-commit's pre-push
-    environment. A new branch counts only commits the remote does not have; a deletion, none.
+    environment. A new branch counts only commits the remote does not have (as `git ls-remote`
+    says, never stale remote-tracking refs); a deletion, none. Tags, trees and blobs that refs
+    point at are judged too, and commit and tag messages against the message limit.
+
+    With --range A..B the policy in force is A's pyproject.toml (the change under review cannot
+    set its own policy), unless --config is given.
     """
 
     def body() -> None:
@@ -61,9 +66,14 @@ def scan(
         from repro_hooks.git import Git
         from repro_hooks.history.baseline import baseline_keys, load_baseline, without_baselined
         from repro_hooks.history.baseline import write_baseline as save_baseline
-        from repro_hooks.history.refs import commits_to_check
-        from repro_hooks.history.review import scan_commits, scan_fix_hint, server_policy
-        from repro_hooks.policy.config import load_config
+        from repro_hooks.history.refs import select_commits
+        from repro_hooks.history.review import (
+            range_baseline,
+            range_policy,
+            scan_commits,
+            scan_fix_hint,
+            server_policy,
+        )
         from repro_hooks.policy.sizes import parse_size
 
         if hook_args and not pre_push:
@@ -71,25 +81,39 @@ def scan(
                 f"unexpected argument {hook_args[0]!r} (REMOTE URL go with --pre-push)"
             )
         git = Git.discover()
-        if git.root is not None:
-            policy = load_config(git.root, config_file).policy
-        else:
+        if git.root is None:
             policy = server_policy(git, config_file).policy
+        elif rev_range is not None and config_file is None:
+            # the change under review must not set its own policy: the base's is in force
+            policy, note = range_policy(git, rev_range)
+            if note:
+                click.echo(f"repro-hooks: {note}", err=True)
+        else:
+            from repro_hooks.policy.config import load_config
+
+            policy = load_config(git.root, config_file).policy
         if max_size is not None:
             try:
                 policy = replace(policy, max_size=parse_size(max_size))
             except ValueError as exc:
                 raise ReproHooksError(f"--max-size: {exc}") from None
-        known = load_baseline(baseline) if baseline is not None else set()
-        rev_args = commits_to_check(
+        if baseline is not None and rev_range is not None and git.root is not None:
+            # a baseline inside the repository is the base's too: a change cannot baseline
+            # its own findings
+            known, note = range_baseline(git, rev_range, baseline)
+            if note:
+                click.echo(f"repro-hooks: {note}", err=True)
+        else:
+            known = load_baseline(baseline) if baseline is not None else set()
+        selection = select_commits(
             git, rev_range=rev_range, all_history=all_history,
             pre_push=hook_args if pre_push else None,
             stdin_text=sys.stdin.read() if pre_push else None, env=os.environ,
         )  # fmt: skip
-        if rev_args is None:
+        if selection is None:
             finish(ctx, [], fmt)
             return
-        findings, sha_of = scan_commits(git, policy, rev_args)
+        findings, sha_of = scan_commits(git, policy, selection.rev_args, selection.ref_names)
         keyed = baseline_keys(findings, sha_of)
         if write_baseline is not None:
             save_baseline(write_baseline, keyed)

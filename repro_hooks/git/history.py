@@ -2,43 +2,162 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import fcntl
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 
 from repro_hooks.errors import GitError
 from repro_hooks.git.objects import Blob
-from repro_hooks.git.process import GitProcess
+from repro_hooks.git.process import GitProcess, anonymous_file, git_env
+
+
+@dataclass
+class HistoryWalk:
+    """What one walk over a range found: the blobs each commit introduces (oldest commit
+    first), the tip each commit was reached from (the ref name or revision given to git), and,
+    when asked, each commit object's size (a bound on its message's size)."""
+
+    blobs: list[Blob]
+    sources: dict[str, str] = dataclass_field(default_factory=dict)
+    commit_sizes: dict[str, int] = dataclass_field(default_factory=dict)
+
+
+# Every setting user configuration could use to change what `git log --raw` reports, pinned.
+LOG_PINS = (
+    "-c", "log.showRoot=true", "-c", "log.showSignature=false",
+    "-c", "log.diffMerges=separate", "-c", "diff.renames=false",
+    "-c", "diff.relative=false", "-c", "core.quotePath=true",
+    "-c", "i18n.logOutputEncoding=UTF-8",  # UTF-16 output would put NULs inside every record
+)  # fmt: skip
+LOG_ARGS = (
+    "log", "--reverse", "-z", "--raw", "--no-abbrev", "--diff-merges=separate",
+    "--no-renames", "--no-relative", "--no-ext-diff", "--no-textconv", "--no-color",
+    "--no-mailmap", "--no-notes",
+)  # fmt: skip
 
 
 class HistoryQueries(GitProcess):
     def introduced_blobs(self, rev_args: Sequence[str]) -> list[Blob]:
         """Every blob each commit selected by `git rev-list <rev_args>` introduces (added,
         modified or type-changed against each parent; root commits against the empty tree),
-        oldest commit first.
+        oldest commit first."""
+        return self.walk_history(rev_args).blobs
 
-        One `git log --raw -z` process for the whole range. It is porcelain, so every option
-        that user configuration could change (renames, relative paths, root diffs, signatures,
-        external diff drivers) is pinned on the command line."""
+    def walk_history(
+        self, rev_args: Sequence[str], *, sources: bool = False, commit_sizes: bool = False
+    ) -> HistoryWalk:
+        """One `git log --raw -z` process for the whole range (see `introduced_blobs`).
+
+        It is porcelain, so every option that user configuration could change is pinned on the
+        command line: how merges are diffed (`log.diffMerges=off|combined|dense-combined|
+        first-parent` would hide or reshape what a merge adds; `-m` alone follows that
+        setting), renames, relative paths, root diffs, signatures, external diff drivers,
+        colour, the output encoding (docs/RELIABILITY.md lists each setting tried). `sources` adds `--source`;
+        `commit_sizes` streams the commit ids, as they arrive, into a `cat-file --batch-check`
+        running beside the walk."""
         parser = RawDiffParser(with_commits=True)
+        fmt = "--format=%H %S" if sources else "--format=%H"
+        # --diff-filter would drop every commit without such a change from the output (and so
+        # from the message check): the parser drops deletions instead.
+        only = [] if commit_sizes else ["--diff-filter=AMT"]
+        sizer = _StreamingSizer(self) if commit_sizes else None
+        consume = parser.feed if sizer is None else sizer.consumer(parser)
         try:
             self.stream_fields(
-                parser.feed,
-                "-c", "log.showRoot=true", "-c", "log.showSignature=false",
-                "log", "--reverse", "-z", "--raw", "--no-abbrev", "-m", "--no-renames",
-                "--no-relative", "--no-ext-diff", "--no-textconv", "--no-color",
-                "--diff-filter=AMT", "--format=%H", *rev_args, "--",
+                consume, *LOG_PINS, *LOG_ARGS, *only, *(["--source"] if sources else []), fmt,
+                *rev_args, "--",
             )  # fmt: skip
         except GitError as exc:
+            if sizer is not None:
+                sizer.close()
             if self.try_run("rev-parse", "--is-shallow-repository") == b"true\n":
                 raise GitError(
                     f"{' '.join(rev_args)}: not in this shallow clone ({exc}); fetch the history "
                     "first: git fetch --unshallow (in CI: a full-depth checkout)"
                 ) from None
             raise
-        return [b for b in parser.blobs if b.sha.strip("0")]
+        return HistoryWalk(
+            [b for b in parser.blobs if b.sha.strip("0")],
+            parser.sources,
+            sizer.close() if sizer is not None else {},
+        )
+
+
+class _StreamingSizer:
+    """`git cat-file --batch-check` fed commit ids while `git log` still runs (in batches,
+    through a pipe made large enough that the walk rarely waits), its output in an anonymous
+    file (so neither side can block the other)."""
+
+    BATCH = 2048  # commit ids per write
+
+    FORMAT = "--batch-check=%(objectname) %(objectsize)"
+
+    def __init__(self, git: GitProcess) -> None:
+        self._git = git
+        self._out = anonymous_file()
+        self._proc = subprocess.Popen(
+            ["git", "cat-file", self.FORMAT],
+            cwd=git.cwd, stdin=subprocess.PIPE, stdout=self._out, stderr=subprocess.DEVNULL,
+            env=git_env(),
+        )  # fmt: skip
+        stdin = self._proc.stdin
+        assert stdin is not None
+        self._stdin = stdin
+        if hasattr(fcntl, "F_SETPIPE_SZ"):  # Linux: 1 MiB holds ~25,000 commit ids
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(stdin.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)
+        self._commits: list[str] = []
+        self._sent = 0
+
+    def consumer(self, parser: RawDiffParser) -> Callable[[list[bytes]], None]:
+        self._commits = parser.commits
+
+        def consume(fields: list[bytes]) -> None:
+            parser.feed(fields)
+            if len(self._commits) - self._sent >= self.BATCH:
+                self._send()
+
+        return consume
+
+    def _send(self) -> None:
+        commits = self._commits
+        if len(commits) > self._sent:
+            with contextlib.suppress(BrokenPipeError):  # sized again in close()
+                self._stdin.write(("\n".join(commits[self._sent :]) + "\n").encode())
+            self._sent = len(commits)
+
+    def close(self) -> dict[str, int]:
+        self._send()
+        with contextlib.suppress(BrokenPipeError):
+            self._stdin.close()
+        self._proc.wait()
+        self._out.seek(0)
+        sizes = _parse_sizes(self._out.read())
+        self._out.close()
+        missing = [c for c in self._commits if c not in sizes]
+        if missing:  # the streaming process failed: ask again rather than judge less
+            answer = self._git.run(
+                "cat-file", self.FORMAT, input=("\n".join(missing) + "\n").encode()
+            )
+            sizes.update(_parse_sizes(answer))
+        return sizes
+
+
+def _parse_sizes(out: bytes) -> dict[str, int]:
+    sizes = {}
+    for line in out.decode().splitlines():
+        sha, _, size = line.partition(" ")
+        if size.isdigit():
+            sizes[sha] = int(size)
+    return sizes
 
 
 def parse_raw_diff(raw: bytes, with_commits: bool = False) -> list[Blob]:
-    """Parse `--raw -z` output (`:m1 m2 s1 s2 X\\0path\\0`), optionally led by commit ids."""
+    """Parse `--raw -z` output (`:m1 m2 s1 s2 X\\0path\\0`), optionally led by commit ids.
+    A deletion record introduces nothing and is left out."""
     parser = RawDiffParser(with_commits)
     parser.feed(raw.split(b"\0"))
     return parser.blobs
@@ -50,6 +169,8 @@ class RawDiffParser:
     def __init__(self, with_commits: bool = False) -> None:
         self.with_commits = with_commits
         self.blobs: list[Blob] = []
+        self.commits: list[str] = []  # every commit record, in order
+        self.sources: dict[str, str] = {}  # commit -> the tip it was reached from (--source)
         self._commit: str | None = None
         self._header: list[str] | None = None  # a `:...` record waiting for its path(s)
         self._skip = 0  # paths to pass over first (the old path of a rename or copy)
@@ -62,7 +183,8 @@ class RawDiffParser:
                     self._skip -= 1
                     continue
                 parts, self._header = self._header, None
-                blobs.append(Blob(field, parts[1], parts[3], self._commit))
+                if parts[4][:1] != "D":  # a deletion introduces nothing
+                    blobs.append(Blob(field, parts[1], parts[3], self._commit))
                 continue
             if field[:1] == b"\n":  # `git log -z` puts a newline between a commit and its diff
                 field = field[1:]
@@ -71,4 +193,8 @@ class RawDiffParser:
                 # with renames on, two paths follow; the second is the new one
                 self._skip = 1 if self._header[4][:1] in ("R", "C") else 0
             elif self.with_commits and field:
-                self._commit = field.decode()
+                commit, _, source = field.decode("utf-8", "backslashreplace").partition(" ")
+                self._commit = commit
+                self.commits.append(commit)
+                if source:
+                    self.sources[commit] = source

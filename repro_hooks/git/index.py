@@ -9,7 +9,7 @@ from collections.abc import Callable, Collection, Sequence
 from repro_hooks.errors import GitError
 from repro_hooks.git.history import parse_raw_diff
 from repro_hooks.git.objects import Blob
-from repro_hooks.git.process import GitProcess, anonymous_file
+from repro_hooks.git.process import GitProcess, anonymous_file, git_env
 
 _LS_FILES_RE = re.compile(rb"([0-7]{6}) ([0-9a-f]+) 0\t([^\0]*)\0")
 
@@ -59,6 +59,7 @@ class IndexQueries(GitProcess):
             proc = subprocess.run(
                 ["git", "check-ignore", "-z", "--stdin", "--no-index"],
                 cwd=self.cwd, input=b"\0".join(paths) + b"\0", capture_output=True, check=False,
+                env=git_env(),
             )  # fmt: skip
         except FileNotFoundError:
             raise GitError("git: command not found") from None
@@ -88,8 +89,9 @@ class IndexQueries(GitProcess):
         stdin.seek(0)
         try:
             proc = subprocess.Popen(
-                ["git", *args], cwd=self.cwd, stdin=stdin, stdout=stdout, stderr=stderr
-            )
+                ["git", *args], cwd=self.cwd, stdin=stdin, stdout=stdout, stderr=stderr,
+                env=git_env(),
+            )  # fmt: skip
         except FileNotFoundError:
             raise GitError("git: command not found") from None
 

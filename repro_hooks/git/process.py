@@ -26,6 +26,18 @@ EMPTY_TREE = {
 }
 
 
+# Every git process on a policy path sees the objects a repository really holds: with replace refs
+# (`refs/replace/*`) followed, `git log` would show a clean replacement of a commit that adds a
+# large blob, and the blob would pass. Grafts (`info/grafts`) are the older spelling of the same
+# lie: an empty graft file turns them off.
+NO_REPLACE_ENV = {"GIT_NO_REPLACE_OBJECTS": "1", "GIT_GRAFT_FILE": os.devnull}
+
+
+def git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for a git process: the caller's, with replace refs and grafts off."""
+    return {**os.environ, **NO_REPLACE_ENV, **(extra or {})}
+
+
 class GitProcess:
     """Runs git in one repository. `root` is None for a bare repository (server side)."""
 
@@ -47,7 +59,7 @@ class GitProcess:
                 ["git", "rev-parse", "--absolute-git-dir", "--is-bare-repository",
                  "--show-object-format", "--path-format=absolute", "--git-common-dir",
                  "--show-toplevel"],
-                cwd=cwd, capture_output=True, check=False,
+                cwd=cwd, capture_output=True, check=False, env=git_env(),
             )  # fmt: skip
         except FileNotFoundError:
             raise GitError("git: command not found") from None
@@ -75,7 +87,7 @@ class GitProcess:
         env: Mapping[str, str] | None = None,
     ) -> bytes:
         """Run one git command in the repository and return its stdout."""
-        full_env = None if env is None else {**os.environ, **env}
+        full_env = git_env(env)
         try:
             proc = subprocess.run(
                 ["git", *args], cwd=self.cwd, input=input, capture_output=True,
@@ -94,7 +106,9 @@ class GitProcess:
     def try_run(self, *args: str) -> bytes | None:
         """Like run, but None when git exits non-zero (e.g. an unknown revision)."""
         try:
-            proc = subprocess.run(["git", *args], cwd=self.cwd, capture_output=True, check=False)
+            proc = subprocess.run(
+                ["git", *args], cwd=self.cwd, capture_output=True, check=False, env=git_env()
+            )
         except FileNotFoundError:
             raise GitError("git: command not found") from None
         return proc.stdout if proc.returncode == 0 else None
@@ -114,8 +128,9 @@ class GitProcess:
         so parsing overlaps git's own work. Raises GitError like `run`."""
         try:
             proc = subprocess.Popen(
-                ["git", *args], cwd=self.cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-            )
+                ["git", *args], cwd=self.cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                env=git_env(),
+            )  # fmt: skip
         except FileNotFoundError:
             raise GitError("git: command not found") from None
         stdout, stderr = proc.stdout, proc.stderr

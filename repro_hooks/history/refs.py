@@ -61,13 +61,17 @@ def parse_pre_receive_lines(text: str) -> list[RefUpdate]:
 
 
 def pre_push_rev_args(
-    updates: Sequence[RefUpdate], remote: str, known: Iterable[str]
+    updates: Sequence[RefUpdate], known: Iterable[str], remote_has: Iterable[str] | None = None
 ) -> list[str] | None:
     """`git rev-list` arguments for the commits a push sends, or None when it sends none.
 
-    `known` holds the shas of the remote's tips that exist locally. An update onto a known tip
-    covers `new ^old`; a new ref (or a tip we do not have) covers what no ref of `remote` has.
-    All exclusions are things the remote already has, so one rev-list serves every ref.
+    `known` holds the old shas git handed the hook (the remote's tips, as the remote said) that
+    exist locally. An update onto a known tip covers `new ^old`. A new ref (or an old tip we do
+    not have) covers what none of `remote_has` reaches: the remote's tips as `git ls-remote`
+    reported them, of those that exist locally. Local remote-tracking refs are never used: they
+    may be stale (a branch deleted on the server stays as origin/x), and trusting them would
+    let the deleted branch's commits through. `remote_has` None (the remote could not be asked)
+    excludes nothing more: check more, not less.
     """
     known = set(known)
     positives = [u.new for u in updates if not u.is_deletion]
@@ -75,8 +79,29 @@ def pre_push_rev_args(
         return None
     negatives = [f"^{u.old}" for u in updates if not u.is_deletion and u.old in known]
     unknown_base = any(not u.is_deletion and u.old not in known for u in updates)
-    tail = ["--not", f"--remotes={remote}"] if unknown_base else []
-    return [*dict.fromkeys(positives), *dict.fromkeys(negatives), *tail]
+    if unknown_base and remote_has is not None:
+        negatives += [f"^{sha}" for sha in sorted(set(remote_has))]
+    return [*dict.fromkeys(positives), *dict.fromkeys(negatives)]
+
+
+def remote_tips(git: Git, remote: str) -> set[str] | None:
+    """The shas the remote's refs point at (and, for tags, the objects they peel to), as the
+    remote says right now (`git ls-remote`), or None when it cannot be asked."""
+    if not remote or remote.startswith("-"):
+        return None
+    out = git.try_run("ls-remote", "--", remote)
+    if out is None:
+        return None
+    return {line.split("\t", 1)[0] for line in out.decode("utf-8", "replace").splitlines() if line}
+
+
+def local_commits(git: Git, shas: Iterable[str]) -> set[str]:
+    """Of the given object names, those this repository has as commits (one `cat-file
+    --batch-check`): what can stand after `^` in a rev-list. (`ls-remote` lists a tag's peeled
+    commit too; a ref to a blob or tree excludes nothing.)"""
+    wanted = [s for s in shas if not is_null_sha(s)]
+    info = git.object_info(wanted)
+    return {s for s in wanted if (o := info.get(s)) is not None and o.type == "commit"}
 
 
 def pre_receive_rev_args(updates: Sequence[RefUpdate]) -> list[str] | None:
@@ -94,11 +119,78 @@ def range_rev_args(rev_range: str) -> list[str]:
     return [rev_range]
 
 
-def commit_tips(git: Git, shas: Iterable[str]) -> set[str]:
-    """Of the given object names, those this repository has as a commit or tag (one process)."""
-    wanted = [s for s in shas if not is_null_sha(s)]
-    info = git.object_info(wanted)
-    return {s for s in wanted if (o := info.get(s)) is not None and o.type in ("commit", "tag")}
+@dataclass(frozen=True)
+class Selection:
+    """What a check covers: `git rev-list` arguments, and the ref each tip stands for (tip sha
+    or revision as given -> ref name), so that a refusal can name the ref."""
+
+    rev_args: list[str]
+    ref_names: dict[str, str]
+
+
+def select_commits(
+    git: Git,
+    *,
+    rev_range: str | None,
+    all_history: bool,
+    pre_push: tuple[str, ...] | None,
+    stdin_text: str | None,
+    env: Mapping[str, str],
+) -> Selection | None:
+    """The commits to check from exactly one source, or None when the source selects no commit
+    (a push that only deletes refs). Sources: --range, --all-history, a plain pre-push hook's
+    stdin and arguments (`pre_push` = (remote, url)), or pre-commit's pre-push environment.
+    """
+    chosen = [rev_range is not None, all_history, pre_push is not None]
+    if sum(chosen) > 1:
+        raise ReproHooksError("give one of --range, --all-history and --pre-push")
+    if rev_range is not None:
+        return Selection(range_rev_args(rev_range), {})
+    if all_history:
+        return Selection(["--all"], {})
+    if pre_push is not None:
+        remote = pre_push[1] if len(pre_push) > 1 else pre_push[0] if pre_push else "origin"
+        updates = parse_pre_push_lines(stdin_text or "")
+        return pre_push_selection(git, updates, remote)
+    return env_push_selection(git, env)
+
+
+def pre_push_selection(git: Git, updates: Sequence[RefUpdate], remote: str) -> Selection | None:
+    """A plain pre-push hook's selection: git hands the hook every ref of the push with the
+    remote's old sha for each; only a new ref (or an old tip we lack) needs `git ls-remote`."""
+    known = local_commits(git, (u.old for u in updates))
+    needs_remote = any(not u.is_deletion and u.old not in known for u in updates)
+    remote_has = None
+    if needs_remote:
+        tips = remote_tips(git, remote)
+        remote_has = local_commits(git, tips) if tips is not None else None
+    rev_args = pre_push_rev_args(updates, known, remote_has)
+    if rev_args is None:
+        return None
+    return Selection(rev_args, {u.new: u.ref for u in reversed(updates) if not u.is_deletion})
+
+
+def env_push_selection(git: Git, env: Mapping[str, str]) -> Selection:
+    """pre-commit's pre-push environment. pre-commit forwards one ref (the first of the push)
+    and derives PRE_COMMIT_FROM_REF from local remote-tracking refs when the remote ref is new,
+    which may be stale: so the exclusions come from `git ls-remote` of the pushed-to remote,
+    never from FROM_REF. Without a remote in the environment (`pre-commit run --from-ref A
+    --to-ref B`) the given range is the user's own and is used as is."""
+    from_ref, to_ref = env.get("PRE_COMMIT_FROM_REF"), env.get("PRE_COMMIT_TO_REF")
+    local = env.get("PRE_COMMIT_LOCAL_BRANCH")
+    remote = env.get("PRE_COMMIT_REMOTE_URL") or env.get("PRE_COMMIT_REMOTE_NAME")
+    tip = to_ref or local
+    if not tip or not (remote or from_ref):
+        raise ReproHooksError(
+            "nothing to scan: give --range A..B, --all-history or --pre-push "
+            "(or run as pre-commit's pre-push hook)"
+        )
+    name = env.get("PRE_COMMIT_REMOTE_BRANCH") or local or tip
+    if not remote:
+        return Selection([tip, f"^{from_ref}"], {tip: name})
+    tips = remote_tips(git, remote)
+    negatives = sorted(local_commits(git, tips)) if tips is not None else []
+    return Selection([tip, *(f"^{sha}" for sha in negatives)], {tip: name})
 
 
 def commits_to_check(
@@ -110,29 +202,9 @@ def commits_to_check(
     stdin_text: str | None,
     env: Mapping[str, str],
 ) -> list[str] | None:
-    """`git rev-list` arguments from exactly one source, or None when the source selects no
-    commit (a push that only deletes refs). Sources: --range, --all-history, a plain pre-push
-    hook's stdin and arguments (`pre_push` = (remote, url)), or pre-commit's pre-push
-    environment (PRE_COMMIT_FROM_REF/TO_REF, PRE_COMMIT_LOCAL_BRANCH + PRE_COMMIT_REMOTE_NAME).
-    """
-    from repro_hooks.large_files.check import push_range_from_env
-
-    chosen = [rev_range is not None, all_history, pre_push is not None]
-    if sum(chosen) > 1:
-        raise ReproHooksError("give one of --range, --all-history and --pre-push")
-    if rev_range is not None:
-        return range_rev_args(rev_range)
-    if all_history:
-        return ["--all"]
-    if pre_push is not None:
-        remote = pre_push[0] if pre_push else "origin"
-        updates = parse_pre_push_lines(stdin_text or "")
-        known = commit_tips(git, (u.old for u in updates))
-        return pre_push_rev_args(updates, remote, known)
-    from_env = push_range_from_env(env)
-    if from_env is None:
-        raise ReproHooksError(
-            "nothing to scan: give --range A..B, --all-history or --pre-push "
-            "(or run as pre-commit's pre-push hook)"
-        )
-    return from_env
+    """`select_commits`, as `git rev-list` arguments only."""
+    chosen = select_commits(
+        git, rev_range=rev_range, all_history=all_history, pre_push=pre_push,
+        stdin_text=stdin_text, env=env,
+    )  # fmt: skip
+    return None if chosen is None else chosen.rev_args

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from repro_hooks.errors import ConfigError, ReproHooksError
 from repro_hooks.git import SYMLINK_MODE, Blob, Git, ObjectInfo
 from repro_hooks.large_files.check import (
     LFS_POINTER_MAX,
@@ -27,6 +30,9 @@ from repro_hooks.large_files.check import (
 from repro_hooks.policy.config import Config, Policy, load_config
 from repro_hooks.policy.sizes import format_size
 from repro_hooks.report import Finding, display_path
+
+if TYPE_CHECKING:
+    from repro_hooks.history.baseline import BaselineKey
 
 POLICY_GIT_CONFIG = "repro-hooks.policy"
 BASELINE_GIT_CONFIG = "repro-hooks.baseline"
@@ -102,8 +108,6 @@ def dvc_file_findings(
     """Each .dvc, dvc.yaml and dvc.lock blob must parse (repro_hooks.dvc.files). A dvc.lock's
     paths are relative to its stages' wdirs, which only the commit's dvc.yaml records:
     `lock_wdirs` maps (commit, dvc.lock blob) to {stage: wdir}."""
-    from repro_hooks.dvc.files import DvcFileError, parse_dvc_file, parse_dvc_lock, parse_dvc_yaml
-
     findings = []
     seen: set[tuple[str, str]] = set()
     for blob in blobs:
@@ -120,6 +124,14 @@ def dvc_file_findings(
         elif obj is not None and obj.size > MAX_DVC_FILE_SIZE:
             reason = f"{format_size(obj.size)}: too large to be a DVC file"
         elif blob.sha in contents:
+            # lazy: ~0.1 s of imports that a history without DVC files never needs
+            from repro_hooks.dvc.files import (
+                DvcFileError,
+                parse_dvc_file,
+                parse_dvc_lock,
+                parse_dvc_yaml,
+            )
+
             name = posixpath.basename(path)
             parse = (
                 parse_dvc_yaml if name == "dvc.yaml"
@@ -209,11 +221,37 @@ def blob_index(
 
 
 def scan_commits(
-    git: Git, policy: Policy, rev_args: Sequence[str]
+    git: Git, policy: Policy, rev_args: Sequence[str], ref_names: Mapping[str, str] | None = None
 ) -> tuple[list[Finding], dict[tuple[str, str | None], str]]:
     """Ask git (a fixed number of processes, whatever the number of commits) and apply
-    every rule. Returns the findings and the (path, commit) -> blob index for baselines."""
-    blobs = git.introduced_blobs(rev_args)
+    every rule. Returns the findings and the (path, commit) -> blob index for baselines.
+
+    Besides the blobs each commit introduces: every commit message against the message limit,
+    and every tip that is not a commit (a tag, a tree, a blob: `objects_at_tips`). Each finding
+    names the ref it arrives by: `ref_names` maps a tip as given in `rev_args` to a ref name."""
+    walk = git.walk_history(rev_args, sources=True, commit_sizes=True)
+    blobs = walk.blobs
+    findings, sha_of = _blob_findings(git, policy, rev_args, blobs)
+    messages = commit_message_findings(git, policy, walk.commit_sizes)
+    sha_of.update({(f.path, f.commit): f.commit for f in messages if f.commit})
+    names = dict(ref_names or {})
+    findings = [
+        replace(f, ref=_ref_name(walk.sources.get(f.commit, ""), names)) if f.commit else f
+        for f in [*findings, *messages]
+    ]
+    for found, obj in objects_at_tips(git, policy, rev_args, names):
+        findings.append(found)
+        sha_of[(found.path, None)] = obj
+    return findings, sha_of
+
+
+def _ref_name(source: str, names: Mapping[str, str]) -> str | None:
+    return names.get(source, source) or None
+
+
+def _blob_findings(
+    git: Git, policy: Policy, rev_args: Sequence[str], blobs: Sequence[Blob]
+) -> tuple[list[Finding], dict[tuple[str, str | None], str]]:
     lfs_filtered = start_lfs_filtered_paths(git, blobs)
     info = git.object_info(b.sha for b in blobs if not b.is_gitlink)
     lfs = lfs_facts(git, blobs, info, policy, lfs_filtered())
@@ -242,16 +280,168 @@ def scan_commits(
     return findings, sha_of
 
 
+# ---- messages and objects that are not commits ------------------------------------------------
+
+
+def message_of(content: bytes) -> bytes:
+    """A commit's or tag's message: what follows the first blank line of the object."""
+    _, sep, message = content.partition(b"\n\n")
+    return message if sep else b""
+
+
+def commit_message_findings(
+    git: Git, policy: Policy, commit_sizes: Mapping[str, int]
+) -> list[Finding]:
+    """Commits whose message is over the message limit. A commit object's size bounds its
+    message's, so only commits over the limit are read (none, normally)."""
+    limit = policy.max_message_size
+    over = [sha for sha, size in commit_sizes.items() if size > limit]
+    findings = []
+    for sha, content in git.read_blobs(over).items():
+        size = len(message_of(content))
+        if size > limit:
+            findings.append(
+                Finding(
+                    "(commit message)",
+                    "large-message",
+                    f"{format_size(size)}, over the {format_size(limit)} message limit",
+                    sha,
+                )
+            )
+    return findings
+
+
+def _split_rev_args(git: Git, rev_args: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(positive revisions, negative arguments) of a rev-list argument list; ranges are
+    resolved with rev-parse; negatives keep their spelling (`^x`, `--not --all`)."""
+    positives: list[str] = []
+    negatives: list[str] = []
+    negate = False
+    for arg in rev_args:
+        if arg == "--not":
+            negate = not negate
+            continue
+        if ".." in arg and not arg.startswith("-"):
+            for rev in git.run("rev-parse", "--revs-only", arg, "--").decode().split():
+                (negatives if rev.startswith("^") else positives).append(rev)
+            continue
+        if negate:
+            negatives += ["--not", arg, "--not"] if arg.startswith("-") else [f"^{arg}"]
+        elif arg.startswith("^"):
+            negatives.append(arg)
+        else:
+            positives.append(arg)
+    return positives, negatives
+
+
+def objects_at_tips(
+    git: Git, policy: Policy, rev_args: Sequence[str], ref_names: Mapping[str, str]
+) -> list[tuple[Finding, str]]:
+    """What a push makes reachable other than through commits: a ref (or an annotated tag,
+    through any chain of tags) pointing at a blob or a tree. A tag is judged by its message and
+    its target, a blob by the size limit, a tree by every entry it brings that no excluded ref
+    already reaches (size limit and data patterns, as in a commit). Each finding comes with the
+    object it is about (for baselines)."""
+    positives, negatives = _split_rev_args(git, rev_args)
+    tips: dict[str, str] = {}  # sha -> ref name
+    if "--all" in positives:
+        positives.remove("--all")
+        listing = git.run("for-each-ref", "--format=%(objectname) %(objecttype) %(refname)")
+        for line in listing.decode("utf-8", "backslashreplace").splitlines():
+            sha, kind, ref = line.split(" ", 2)
+            if kind != "commit":
+                tips.setdefault(sha, ref)
+    if positives:
+        shas = git.run("rev-parse", "--revs-only", *positives, "--").decode().split()
+        for given, sha in zip(positives, shas, strict=False):
+            tips.setdefault(sha, ref_names.get(given, ref_names.get(sha, given)))
+    info = git.object_info(tips)
+    findings: list[tuple[Finding, str]] = []
+    targets: dict[str, tuple[str, str]] = {}  # tree or blob sha -> (type, ref)
+    seen_tags: set[str] = set()
+    pending = [(sha, ref) for sha, ref in tips.items() if sha in info]
+    kinds = {sha: info[sha].type for sha, _ in pending}
+    while pending:
+        # the type git stores, not the one a tag claims in its header
+        unknown = [sha for sha, _ in pending if sha not in kinds]
+        kinds.update((sha, o.type) for sha, o in git.object_info(unknown).items())
+        tags = [(sha, ref) for sha, ref in pending if kinds.get(sha) == "tag"]
+        for sha, ref in pending:
+            if kinds.get(sha) in ("tree", "blob"):
+                targets.setdefault(sha, (kinds[sha], ref))
+        pending = []
+        contents = git.read_blobs(sha for sha, _ in tags if sha not in seen_tags)
+        for sha, ref in tags:
+            if sha in seen_tags or sha not in contents:
+                continue
+            seen_tags.add(sha)
+            content = contents[sha]
+            size = len(message_of(content))
+            if size > policy.max_message_size:
+                message = (
+                    f"tag {sha}: message of {format_size(size)}, over the "
+                    f"{format_size(policy.max_message_size)} message limit"
+                )
+                found = Finding(display_path(ref), "large-message", message, None, ref=ref)
+                findings.append((found, sha))
+            header = content.split(b"\n\n", 1)[0].decode("utf-8", "replace").splitlines()
+            fields = dict(line.split(" ", 1) for line in header if " " in line)
+            if target := fields.get("object", ""):
+                pending.append((target, ref))
+    for sha, (kind, ref) in targets.items():
+        findings += _objects_of(git, policy, sha, kind, ref, negatives)
+    return findings
+
+
+def _objects_of(
+    git: Git, policy: Policy, sha: str, kind: str, ref: str, negatives: Sequence[str]
+) -> list[tuple[Finding, str]]:
+    """The new blobs a tree or blob tip brings: the objects `git rev-list --objects` lists
+    (reachable from it, from no excluded tip), named by `git ls-tree -r -z`, sized in one batch."""
+    listing = git.run("rev-list", "--objects", "--no-object-names", sha, *negatives, "--")
+    new = set(listing.decode().split())
+    if kind == "blob":
+        blob_info = git.object_info([sha]).get(sha)
+        if sha not in new or blob_info is None or blob_info.size <= policy.max_size:
+            return []
+        message = (
+            f"blob {sha}: {format_size(blob_info.size)} in git, over the "
+            f"{format_size(policy.max_size)} size limit (a ref to a raw blob)"
+        )
+        return [(Finding(display_path(ref), "large-file", message, None, ref=ref), sha)]
+    entries = []
+    for record in git.run("ls-tree", "-r", "-z", "--full-tree", sha).split(b"\0"):
+        meta, _, path = record.partition(b"\t")
+        if path:
+            mode, kind_, obj = meta.decode().split(" ")
+            if kind_ == "blob" and obj in new:
+                entries.append(Blob(path, mode, obj, None))
+    info = git.object_info(b.sha for b in entries)
+    blobs = entries
+    small = [
+        b.sha for b in blobs if (o := info.get(b.sha)) is not None and 0 < o.size < LFS_POINTER_MAX
+    ]
+    pointers = (
+        {s for s, c in git.read_blobs(small).items() if is_lfs_pointer(c)} if small else set()
+    )
+    found = scan_findings(blobs, info, policy, LfsFacts(frozenset(), pointers), {})
+    sha_of = blob_index(blobs)
+    return [
+        (replace(f, message=f"{f.message} (in tree {sha})", ref=ref), sha_of[(f.path, None)])
+        for f in found
+    ]
+
+
 def _lock_wdirs(
     git: Git, dvc_blobs: Sequence[Blob], display: Callable[[bytes], str]
 ) -> dict[tuple[str | None, str], Mapping[str, str]]:
     """For each dvc.lock a commit introduces, the stage wdirs its sibling dvc.yaml records in
     that same commit (one `cat-file --batch` for all of them)."""
-    from repro_hooks.dvc.files import DvcFileError, parse_dvc_yaml
-
     locks = [b for b in dvc_blobs if b.commit and posixpath.basename(display(b.path)) == "dvc.lock"]
     if not locks:
         return {}
+    from repro_hooks.dvc.files import DvcFileError, parse_dvc_yaml  # lazy: ~0.1 s of imports
+
     yaml_paths = [posixpath.join(posixpath.dirname(display(b.path)), "dvc.yaml") for b in locks]
     found = git.read_objects([f"{b.commit}:{p}" for b, p in zip(locks, yaml_paths, strict=True)])
     wdirs: dict[tuple[str | None, str], Mapping[str, str]] = {}
@@ -310,6 +500,84 @@ def server_policy(git: Git, config_file: Path | None) -> Config:
     return load_config(git.git_dir, config_file)
 
 
+def range_policy(git: Git, rev_range: str) -> tuple[Policy, str]:
+    """The policy for `scan --range A..B`: the one in A's pyproject.toml (what is merged), not
+    the work tree's or B's, so a change cannot relax the policy it is checked against. Returns
+    the policy and a one-line note when B's pyproject.toml says otherwise ('' when not). A
+    single revision (no `..`) has no base: the work tree's policy."""
+    assert git.root is not None
+    if ".." not in rev_range:
+        return load_config(git.root).policy, ""
+    base, _, tip = rev_range.replace("...", "..").partition("..")
+    if git.try_run("rev-parse", "--verify", "--quiet", f"{base or 'HEAD'}^{{commit}}") is None:
+        # an unknown base (or one a shallow clone lacks): the walk says so, with its hint
+        return load_config(git.root).policy, ""
+    base_policy = _policy_at(git, base or "HEAD")
+    try:
+        tip_policy: Policy | None = _policy_at(git, tip or "HEAD")
+    except ReproHooksError:
+        tip_policy = None
+    if tip_policy == base_policy:
+        return base_policy, ""
+    return base_policy, (
+        f"note: {tip or 'HEAD'} changes the policy in pyproject.toml; the range is checked "
+        f"against {base or 'HEAD'}'s (give --config to choose another)"
+    )
+
+
+def range_baseline(git: Git, rev_range: str, file: Path) -> tuple[set[BaselineKey], str]:
+    """The baseline for `scan --range A..B --baseline FILE`: a FILE inside the repository is
+    read as A has it (a change cannot record its own findings as known); not in A: no baseline
+    (check more). A FILE outside the repository is read as is. Returns the keys and a one-line
+    note when B's copy differs ('' when not)."""
+    from repro_hooks.history.baseline import load_baseline
+
+    assert git.root is not None
+    try:
+        rel = file.resolve().relative_to(git.root.resolve()).as_posix()
+    except ValueError:
+        return load_baseline(file), ""
+    base = rev_range.replace("...", "..").partition("..")[0] if ".." in rev_range else ""
+    if not base or git.try_run("rev-parse", "--verify", "--quiet", f"{base}^{{commit}}") is None:
+        return load_baseline(file), ""
+    content = git.read_objects([f"{base}:{rel}"])[0]
+    current = file.read_bytes() if file.is_file() else None
+    if content is None:
+        note = f"note: {rel} is not in {base}: no findings are baselined" if current else ""
+        return set(), note
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="repro-hooks-baseline-") as tmp:
+        copy = Path(tmp) / posixpath.basename(rel)
+        copy.write_bytes(content)
+        try:
+            keys = load_baseline(copy)
+        except ConfigError as exc:
+            raise ConfigError(f"{base}:{rel}", exc.key, exc.reason) from None
+    if current is not None and current != content:
+        return keys, f"note: the range changes {rel}; the baseline in force is {base}'s"
+    return keys, ""
+
+
+def _policy_at(git: Git, rev: str) -> Policy:
+    """The policy in a revision's pyproject.toml (built-in defaults when it has none)."""
+    import tempfile
+
+    if rev.startswith("-"):
+        raise ReproHooksError(f"--range: bad revision {rev!r}")
+    content = git.read_objects([f"{rev}:pyproject.toml"])[0]
+    if content is None:
+        if git.try_run("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}") is None:
+            raise ReproHooksError(f"--range: unknown revision {rev!r}")
+        return Config().policy
+    with tempfile.TemporaryDirectory(prefix="repro-hooks-policy-") as tmp:
+        (Path(tmp) / "pyproject.toml").write_bytes(content)
+        try:
+            return load_config(Path(tmp)).policy
+        except ConfigError as exc:
+            raise ConfigError(f"{rev}:pyproject.toml", exc.key, exc.reason) from None
+
+
 def scan_fix_hint(findings: Sequence[Finding], *, server: bool = False) -> str:
     rules = {f.rule for f in findings}
     lines = [
@@ -320,6 +588,11 @@ def scan_fix_hint(findings: Sequence[Finding], *, server: bool = False) -> str:
         lines.append(
             "Remove the files from those commits (git rebase -i <base>, or git commit --amend), "
             "track them with DVC (dvc add <path>), then push again."
+        )
+    if "large-message" in rules:
+        lines.append(
+            "Shorten those messages (git commit --amend, git rebase -i <base> with reword; a tag: "
+            "git tag -f -a <name> with a short message), then push again."
         )
     if "malformed-dvc" in rules:
         lines.append("Fix the DVC files in those commits (dvc add / dvc repro rewrites them).")

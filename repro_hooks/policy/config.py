@@ -16,6 +16,9 @@ from repro_hooks.policy.globs import first_match, validate_glob
 from repro_hooks.policy.sizes import parse_size
 
 DEFAULT_MAX_SIZE = 500 * 1024  # the same default as pre-commit-hooks' check-added-large-files
+# Commit and tag messages (history scans, pre-receive): far above any real message, far below
+# the megabytes that every clone would then carry.
+DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024
 
 DEFAULT_DATA_PATTERNS: tuple[str, ...] = tuple(
     f"*.{ext}"
@@ -41,6 +44,7 @@ class Policy:
     exclude: tuple[str, ...] = ()
     data_patterns: tuple[str, ...] = DEFAULT_DATA_PATTERNS
     data_exclude: tuple[str, ...] = ()
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
 
     def is_excluded(self, path: str) -> bool:
         return first_match(self.exclude, path) is not None
@@ -145,6 +149,7 @@ _POLICY_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "exclude": ("exclude", _globs),
     "data-patterns": ("data_patterns", _globs),
     "data-exclude": ("data_exclude", _globs),
+    "max-message-size": ("max_message_size", _size),
 }
 _MLFLOW_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "tracking-uri": ("tracking_uri", _opt_str),
