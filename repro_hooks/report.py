@@ -28,6 +28,7 @@ RULES: dict[str, str] = {
     "not-ignored": "A cached DVC output is not ignored by git.",
     "malformed-dvc": "A .dvc, dvc.yaml or dvc.lock file is malformed or unsafe.",
     "dvc-not-pushed": "A DVC object referenced by pushed commits is missing from its remote.",
+    "total-size": "The files of one commit together exceed the total-size limit (bulk data).",
 }
 
 
