@@ -35,6 +35,7 @@ RULES: dict[str, str] = {
     "commit-missing": "The commit the run is linked to is not in this repository.",
     "commit-unprotected": "The commit the run is linked to is not on the protected branch.",
     "data-mismatch": "The run's DVC hashes differ from what its commit records.",
+    "total-size": "The files of one commit together exceed the total-size limit (bulk data).",
 }
 
 

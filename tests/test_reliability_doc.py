@@ -101,3 +101,14 @@ def test_fix_section_rows_cite_tests_and_are_counted() -> None:
     assert all(len(r) == 4 for r in rows), [r for r in rows if len(r) != 4]
     assert all(re.search(r"`tests/\w+\.py::\w+`", r[2]) for r in rows)
     assert f"**`--fix`: {len(rows)} failure and edge cases, 0 files lost**" in DOC
+
+
+# ---- bypass matrices (issue 9): one row per door, each citing its end-to-end test ----------
+
+
+@pytest.mark.parametrize("title", ["Bypass matrix: commit stage and configuration"])
+def test_bypass_matrix_rows_cite_tests(title: str) -> None:
+    rows = _rows(_table_after(f"## {title}"))
+    assert rows, title
+    assert all(len(r) == 4 for r in rows), [r for r in rows if len(r) != 4]
+    assert all(re.search(r"`tests/\w+\.py::\w+`", r[2]) for r in rows)

@@ -46,6 +46,8 @@ class FilesCommand(click.Command):
             if isinstance(param, click.Option) and not param.is_flag and not param.count
             for opt in param.opts
         }
+        if args and "\0-" not in "\0" + "\0".join(args):  # no option at all: one pass in C
+            return super().parse_args(ctx, ["--", *args])
         options: list[str] = []
         paths: list[str] = []
         i = 0

@@ -47,9 +47,12 @@ def check_large_files(
 ) -> None:
     """Block files over the size limit, measured as git stores them (the staged blob).
 
-    With no PATHS, checks what is staged. With PATHS (as pre-commit passes them), checks those
-    files' blobs in the index. At pre-push (PRE_COMMIT_FROM_REF/TO_REF), checks every blob any
-    pushed commit introduces, so a file added and deleted again is still caught.
+    With no PATHS, checks what is staged, and the commit's total-size limit. With PATHS, checks
+    those files' blobs in the index (a directory: every file under it; a path matching nothing
+    is a usage error). Under pre-commit (PRE_COMMIT=1), PATHS are the names it passed after the
+    hook's filters, plus every staged blob it cannot pass (no file on disk). At pre-push
+    (PRE_COMMIT_FROM_REF/TO_REF), checks every blob any pushed commit introduces, so a file
+    added and deleted again is still caught.
     """
 
     def body() -> None:
@@ -60,8 +63,14 @@ def check_large_files(
         git = Git.discover()
         if git.root is None:
             raise ReproHooksError(f"{git.git_dir}: a bare repository has no index to check")
-        if paths or check_all:
+        at_push = bool(
+            os.environ.get("PRE_COMMIT_FROM_REF") or os.environ.get("PRE_COMMIT_LOCAL_BRANCH")
+        )
+        under_pre_commit = os.environ.get("PRE_COMMIT") == "1" and not check_all and not at_push
+        if paths or check_all or under_pre_commit:
             git.prefetch_index()  # overlaps git's index read with the imports below
+        if under_pre_commit:
+            git.prefetch_staged_paths()
 
         from repro_hooks.large_files.check import (
             check_large_files as run_check,
@@ -69,7 +78,9 @@ def check_large_files(
         from repro_hooks.large_files.check import (
             collect_blobs,
             fix_hint,
+            pre_commit_selection,
             push_range_from_env,
+            user_path_selection,
         )
         from repro_hooks.policy.config import load_config
         from repro_hooks.policy.sizes import parse_size
@@ -83,10 +94,16 @@ def check_large_files(
         elif maxkb is not None:
             policy = replace(policy, max_size=maxkb * 1024)
         rev_args = push_range_from_env(os.environ)
-        blobs = collect_blobs(
-            git, paths=paths, check_all=check_all, rev_args=rev_args, cwd=Path.cwd()
-        )
-        findings = run_check(git, policy, blobs)
+        staged = None  # the commit's staged blobs, for its total-size limit
+        if rev_args is None and under_pre_commit:
+            selection = pre_commit_selection(git, paths, Path.cwd())
+            blobs, staged = selection.blobs, selection.staged
+        elif rev_args is None and paths and not check_all:
+            blobs = user_path_selection(git, paths, Path.cwd()).blobs
+        else:
+            blobs = collect_blobs(git, check_all=check_all, rev_args=rev_args)
+            staged = blobs if rev_args is None and not check_all else None
+        findings = run_check(git, policy, blobs, staged)
         hint = fix_hint(
             findings, in_history=rev_args is not None, root=git.root, cwd=Path.cwd(),
             fix_command=_fix_command(paths, max_size, maxkb, check_all, config_file),

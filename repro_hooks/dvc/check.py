@@ -361,7 +361,7 @@ def _changed_output(
 def _data_matcher(policy: Policy) -> Callable[[str], bool]:
     """policy.is_data, with every data pattern folded into one regular expression first (the
     check asks it for every file in the working tree)."""
-    any_data = compile_any(policy.data_patterns)
+    any_data = compile_any(policy.data_patterns, not policy.data_patterns_case_sensitive)
     if any_data is None:
         return lambda path: False
     match = any_data.match

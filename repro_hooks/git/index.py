@@ -15,6 +15,8 @@ _LS_FILES_RE = re.compile(rb"([0-7]{6}) ([0-9a-f]+) 0\t([^\0]*)\0")
 
 
 class IndexQueries(GitProcess):
+    _staged_listing: Callable[[], bytes | None] | None = None  # prefetch_staged_paths
+
     def prefetch_index(self) -> None:
         """Start `git ls-files -s -z` now, in a thread, for a later `index_blobs`: git reads the
         index while Python goes on importing and reading configuration."""
@@ -34,6 +36,50 @@ class IndexQueries(GitProcess):
             for mode, sha, path in entries
             if only is None or path in only
         ]
+
+    # ---- staged paths, for the commit stage under pre-commit (issue 9, items 7 and 10) -------
+    _STAGED_ARGS = (
+        "diff-index",
+        "--cached",
+        "-z",
+        "--name-only",
+        "--no-renames",
+        "--diff-filter=AMT",
+    )
+
+    def prefetch_staged_paths(self) -> None:
+        """Start `staged_paths` now: git works in its own process, its output in an anonymous
+        file (no Python thread pumping a pipe competes with the caller for the interpreter)."""
+        self._staged_listing = self._start(*self._STAGED_ARGS, "HEAD")
+
+    def staged_paths(self) -> set[bytes] | None:
+        """Paths whose index entry differs from HEAD: added, modified, type-changed, renames as
+        added; one `git diff-index --name-only -z`. None when there is no HEAD to compare with
+        (before the first commit; or git refused): then every index entry counts as staged."""
+        started, self._staged_listing = self._staged_listing, None
+        out = started() if started is not None else self.try_run(*self._STAGED_ARGS, "HEAD")
+        return None if out is None else {p for p in out.split(b"\0") if p}
+
+    def _start(self, *args: str) -> Callable[[], bytes | None]:
+        """Start `git <args>` with its output in an anonymous file; call the result to wait:
+        its stdout, or None when git exits non-zero."""
+        stdout = anonymous_file()
+        try:
+            proc = subprocess.Popen(
+                ["git", *args], cwd=self.cwd, stdin=subprocess.DEVNULL, stdout=stdout,
+                stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+        except FileNotFoundError:
+            stdout.close()
+            raise GitError("git: command not found") from None
+
+        def result() -> bytes | None:
+            with stdout:
+                proc.wait()
+                stdout.seek(0)
+                return stdout.read() if proc.returncode == 0 else None
+
+        return result
 
     def head_commit(self) -> str | None:
         out = self.try_run("rev-parse", "--verify", "-q", "HEAD^{commit}")
@@ -113,6 +159,8 @@ class IndexQueries(GitProcess):
 
 def _parse_check_attr(out: bytes) -> dict[bytes, dict[str, str]]:
     fields = out.split(b"\0")
+    if set(fields[2::3]) <= {b"unspecified"}:
+        return {}  # every answer `unspecified` (the common case): nothing to decode
     result: dict[bytes, dict[str, str]] = {}
     for i in range(0, len(fields) - 2, 3):
         path, attr, value = fields[i], fields[i + 1].decode(), fields[i + 2].decode()

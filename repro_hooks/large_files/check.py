@@ -7,12 +7,15 @@ out. `collect_blobs` and `check_large_files` are the thin layer that asks git, i
 from __future__ import annotations
 
 import os
+import stat
+import sys
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from repro_hooks.errors import ReproHooksError
 from repro_hooks.git import Blob, Git, ObjectInfo
+from repro_hooks.git.objects import DEFLATE_MAX_RATIO, GITLINK_MODE
 from repro_hooks.policy.config import Policy
 from repro_hooks.policy.sizes import format_size
 from repro_hooks.report import Finding, display_path
@@ -166,15 +169,182 @@ def collect_blobs(
     return git.staged_blobs()
 
 
-def check_large_files(git: Git, policy: Policy, blobs: Sequence[Blob]) -> list[Finding]:
-    """Size the blobs (in batches) and apply the policy.
+# ---- the commit stage under pre-commit, and user paths (issue 9, items 7, 8 and 13) ----------
+
+
+def _root_relative(git: Git, paths: Sequence[str], cwd: Path) -> list[bytes]:
+    at_root = cwd == git.root
+    joined = "\0".join(paths)
+    if at_root and _all_plain(joined):  # every path root-relative and normal: os.fsencode each,
+        # in one C call (a name holds no NUL, so splitting the encoded whole gives each one)
+        encoding, errors = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
+        return joined.encode(encoding, errors).split(b"\0")
+    return [_relative_to_root(git, p, cwd, at_root) for p in paths]
+
+
+def passable_by_pre_commit(root: Path, path: bytes) -> bool:
+    """Whether pre-commit could pass this staged path to a hook: it passes only names that exist
+    (`os.path.lexists`) and, by the default `types: [file]`, only regular files (identify tags a
+    symlink `symlink`, not `file`)."""
+    try:
+        return stat.S_ISREG(os.lstat(os.path.join(os.fsencode(root), path)).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What one run checks: `blobs` against the size limits, and `staged` (None: not a commit)
+    against the commit's total-size limit."""
+
+    blobs: list[Blob]
+    staged: list[Blob] | None = None
+
+
+def _under(entries: Sequence[Blob], names: Sequence[bytes], rel: bytes) -> Sequence[Blob]:
+    """The entries (sorted by path, `names` their paths) at `rel` or under the directory `rel`
+    (`b""` or `b"."`: the whole index)."""
+    import bisect
+
+    rel = b"" if rel == b"." else rel
+    at = bisect.bisect_left(names, rel)
+    if rel and at < len(names) and names[at] == rel:
+        return entries[at : at + 1]
+    prefix = rel + b"/" if rel else b""
+    start = at = bisect.bisect_left(names, prefix)
+    while at < len(names) and names[at].startswith(prefix):
+        at += 1
+    return entries[start:at]
+
+
+def hook_passes_no_filenames(root: Path) -> bool:
+    """Whether the repository's `.pre-commit-config.yaml` runs check-large-files with
+    `pass_filenames: false`: then an empty name list is no filter's verdict and everything
+    staged is checked. Unreadable or absent: False."""
+    import yaml
+
+    try:
+        config = yaml.safe_load((root / ".pre-commit-config.yaml").read_bytes())
+        hooks = [h for r in config["repos"] for h in r["hooks"]]
+        return any(
+            h.get("pass_filenames") is False
+            and (h.get("id") == "block-large-files" or "check-large-files" in str(h.get("entry")))
+            for h in hooks
+        )
+    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError):
+        return False
+
+
+def pre_commit_selection(git: Git, names: Sequence[str], cwd: Path) -> Selection:
+    """Under the pre-commit framework (PRE_COMMIT=1), names are the files it passed, already
+    filtered by the hook's `files`/`exclude`/`types` and the config's top-level ones; an empty
+    list means every staged file was filtered out (the hook is `always_run`), unless the hook
+    is configured with `pass_filenames: false`. Checked: the index entries of the names (a name
+    that is a directory in the index, as given in `args:`, stands for every file under it),
+    plus every staged blob pre-commit could never pass (no file on disk, as with skip-worktree,
+    assume-unchanged or a file deleted after `git add`; or not a regular file on disk), so no
+    filter can hide those. Names not in the index at all are ignored."""
+    assert git.root is not None
+    wanted = set(_root_relative(git, names, cwd)) if names else set()
+    staged = git.staged_paths()
+    every: list[Blob] | None = None
+    if staged is None:  # no HEAD yet: the whole index is staged
+        every = git.index_blobs()
+        staged = {b.path for b in every}
+    if not names and hook_passes_no_filenames(git.root):
+        wanted = staged
+    unpassed = staged - wanted
+    unpassable = {p for p in unpassed if not passable_by_pre_commit(git.root, p)}
+    only = wanted | unpassed if unpassed else wanted
+    if every is None:
+        entries = git.index_blobs(only=only)
+    elif not unpassed:  # every index entry was staged, and passed
+        entries = every
+    else:
+        entries = [b for b in every if b.path in only]
+    if unpassed:
+        chosen = [b for b in entries if b.path in wanted or b.path in unpassable]
+        staged_blobs = [b for b in entries if b.path in staged]
+    else:  # the common case: pre-commit passed every staged name
+        chosen = entries
+        staged_blobs = entries if len(entries) == len(staged) else [
+            b for b in entries if b.path in staged
+        ]  # fmt: skip
+    # names that are no file in the index (when none were unpassed, entries are all wanted)
+    missing = set() if not unpassed and len(entries) == len(wanted) else (
+        wanted - {b.path for b in entries}
+    )  # fmt: skip
+    if missing:  # a directory given in the hook's args, or a name git does not track
+        every = git.index_blobs() if every is None else every
+        paths = [b.path for b in every]
+        chosen = [*chosen]  # a copy: `chosen` may be the staged list itself
+        seen = {b.path for b in chosen}
+        for rel in sorted(missing):
+            chosen.extend(b for b in _under(every, paths, rel) if b.path not in seen)
+            seen.update(b.path for b in chosen)
+    return Selection(chosen, staged_blobs)
+
+
+def user_path_selection(git: Git, paths: Sequence[str], cwd: Path) -> Selection:
+    """Paths a person gives: each names a file in the index or a directory (everything in the
+    index under it); taken literally (no globs, no pathspec magic). A path that matches nothing
+    in the index is a usage error, never a silent pass."""
+    wanted = _root_relative(git, paths, cwd)
+    exact = git.index_blobs(only=set(wanted))
+    if len(exact) == len(set(wanted)):
+        return Selection(exact)  # every path a file in the index (as a file list gives them)
+    entries = git.index_blobs()
+    names = [b.path for b in entries]  # git keeps the index sorted by path bytes
+    chosen: dict[bytes, Blob] = {}
+    for shown, rel in zip(paths, wanted, strict=True):
+        found = _under(entries, names, rel)
+        if not found:
+            raise ReproHooksError(
+                f"{shown}: matches no file in the index (give a tracked or staged file or a "
+                "directory; globs are not expanded)"
+            )
+        chosen.update((b.path, b) for b in found)
+    return Selection([chosen[p] for p in sorted(chosen)])
+
+
+def commit_total_finding(
+    staged: Sequence[Blob], stored: Mapping[str, int], policy: Policy
+) -> Finding | None:
+    """The commit's total-size finding: the bytes git stores for its distinct staged blobs
+    (`stored`: sha -> size as stored), over `max-commit-total`. Excluded paths, gitlinks and
+    unsized blobs do not count."""
+    counted = {b.sha: b for b in staged if b.mode != GITLINK_MODE and b.sha in stored}
+    if policy.exclude:
+        kept = [b for b in staged if not policy.is_excluded(display_path(b.path))]
+        counted = {b.sha: b for b in kept if b.mode != GITLINK_MODE and b.sha in stored}
+    total = sum(stored[sha] for sha in counted)
+    if total <= policy.max_commit_total:
+        return None
+    files = sum(1 for b in staged if b.sha in counted)
+    return Finding(
+        "(commit)", "total-size",
+        f"{files} staged files take {format_size(total)} in git, over the "
+        f"{format_size(policy.max_commit_total)} total-size limit of a commit (max-commit-total)",
+    )  # fmt: skip
+
+
+def check_large_files(
+    git: Git, policy: Policy, blobs: Sequence[Blob], staged: Sequence[Blob] | None = None
+) -> list[Finding]:
+    """Size the blobs (in batches) and apply the policy; with `staged`, also the commit's
+    total-size limit over those blobs.
 
     Three batched questions: `git check-attr` for filter=lfs; a loose-object size bound (one
     fstatat each) that proves most small blobs are under their limit without inflating them;
-    `git cat-file --batch-check` for the rest (and every LFS-filtered path)."""
+    `git cat-file --batch-check` for the rest (and every LFS-filtered path). The total counts a
+    loose blob's compressed file size (the same fstatat) and a packed blob's full size."""
     candidates = [b for b in blobs if not b.is_gitlink]
     lfs_filtered = start_lfs_filtered_paths(git, candidates)
-    bounds = git.loose_size_bounds(b.sha for b in candidates)
+    total_shas = [] if staged is None else [b.sha for b in staged if b.mode != GITLINK_MODE]
+    if staged is None or staged is blobs:  # the common case: the blobs checked are the staged
+        bounds = git.loose_size_bounds(b.sha for b in candidates)
+    else:
+        bounds = git.loose_size_bounds(dict.fromkeys([*(b.sha for b in candidates), *total_shas]))
     filtered = lfs_filtered()
     if policy.size_limits:
         to_size = [
@@ -187,8 +357,24 @@ def check_large_files(git: Git, policy: Policy, blobs: Sequence[Blob]) -> list[F
         to_size = [
             b.sha for b in candidates if b.path in filtered or bounds.get(b.sha, LARGEST) > limit
         ]
-    info = git.object_info(to_size)
-    return large_file_findings(blobs, info, policy, lfs_facts(git, blobs, info, policy, filtered))
+    packed = list(dict.fromkeys(sha for sha in total_shas if sha not in bounds))
+    info = git.object_info([*to_size, *packed])
+    findings = large_file_findings(
+        blobs, info, policy, lfs_facts(git, blobs, info, policy, filtered)
+    )
+    if staged is not None:
+        # a loose object's bound is its file size times DEFLATE_MAX_RATIO: sum first (in C),
+        # spell out per blob only when the sum is over the limit
+        loose = bounds.keys() & set(total_shas)
+        upper = sum(map(bounds.__getitem__, loose)) // DEFLATE_MAX_RATIO
+        upper += sum(info[sha].size for sha in packed if sha in info)
+        if upper > policy.max_commit_total:
+            stored = {sha: bounds[sha] // DEFLATE_MAX_RATIO for sha in loose}
+            stored.update((sha, info[sha].size) for sha in packed if sha in info)
+            total = commit_total_finding(staged, stored, policy)
+            if total is not None:
+                findings.append(total)
+    return findings
 
 
 def fix_hint(
@@ -211,6 +397,12 @@ def fix_hint(
             "(dvc add <path>), then push again."
         )
     large = [f for f in findings if f.rule == "large-file"]
+    if not large and any(f.rule == "total-size" for f in findings):
+        return (
+            "Track bulk data with DVC instead: git rm -r --cached <dir>, dvc add <dir>, then "
+            "git add <dir>.dvc. A deliberate exception: raise max-commit-total in "
+            "[tool.repro-hooks]."
+        )
     if not large:
         return "Install git-lfs (git lfs install), then `git add` those files again."
     where = Where(root, cwd)

@@ -20,16 +20,37 @@ DEFAULT_MAX_SIZE = 500 * 1024  # the same default as pre-commit-hooks' check-add
 # the megabytes that every clone would then carry.
 DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024
 
+# Data patterns: the formats ML teams store (docs/configuration.md#default-data-patterns says why
+# each family is in, and why images and media are not: the total-size limits guard bulk).
 DEFAULT_DATA_PATTERNS: tuple[str, ...] = tuple(
     f"*.{ext}"
     for ext in (
+        # tables and columnar formats
         "csv", "tsv", "jsonl", "parquet", "feather", "arrow", "avro", "orc",
-        "h5", "hdf5", "npy", "npz", "mat",
+        "xlsx", "xls", "sav", "dta", "rds", "rdata",
+        # arrays and scientific containers
+        "h5", "hdf5", "npy", "npz", "mat", "nc", "netcdf",
+        # pickled objects
         "pkl", "pickle", "joblib",
-        "pt", "pth", "ckpt", "onnx", "safetensors", "gguf", "keras", "tflite",
-        "tfrecord", "tfrecords",
+        # checkpoints and model formats
+        "pt", "pth", "ckpt", "onnx", "safetensors", "gguf", "keras", "tflite", "pb",
+        "mlmodel", "caffemodel", "pdparams",
+        # record formats
+        "tfrecord", "tfrecords", "recordio",
+        # archives (datasets are shipped as archives); not bare `*.gz`/`*.xz`/`*.zst`, which
+        # tools use for their own caches and logs, nor `*.tar.gz`, a package's sdist in dist/
+        "zip", "tar", "tgz", "7z", "rar",
+        # compressed tables
+        "csv.gz", "tsv.gz", "jsonl.gz",
     )
 )  # fmt: skip
+
+# ---- total-size limits (issue 9, item 10) ---------------------------------------------------
+# The bytes git stores for the new blobs (loose objects are zlib-compressed): what the repository
+# and every clone carry. Bulk data under the per-file size limit (10,000 images of 100 KB) is
+# stopped by these, not by data patterns.
+DEFAULT_MAX_COMMIT_TOTAL = 100 * 1024**2  # staged blobs of one commit
+DEFAULT_MAX_PUSH_TOTAL = 500 * 1024**2  # blobs a push introduces (wired in repro_hooks/history)
 
 TABLE = "tool.repro-hooks"
 MLFLOW_TABLE = "tool.repro-hooks.mlflow"
@@ -45,6 +66,10 @@ class Policy:
     data_patterns: tuple[str, ...] = DEFAULT_DATA_PATTERNS
     data_exclude: tuple[str, ...] = ()
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    # issue 9 (commit stage): case-insensitive data patterns, total-size limits
+    data_patterns_case_sensitive: bool = False
+    max_commit_total: int = DEFAULT_MAX_COMMIT_TOTAL
+    max_push_total: int = DEFAULT_MAX_PUSH_TOTAL
 
     def is_excluded(self, path: str) -> bool:
         return first_match(self.exclude, path) is not None
@@ -57,10 +82,14 @@ class Policy:
         return self.max_size
 
     def is_data(self, path: str) -> bool:
-        """Whether a path is a data or model file that belongs in DVC."""
+        """Whether a path is a data or model file that belongs in DVC. Data patterns match
+        case-insensitively unless `data-patterns-case-sensitive` (`train.CSV` is data);
+        `data-exclude` and `exclude` match exactly as written (an exemption is never widened)."""
         if first_match(self.data_exclude, path) is not None or self.is_excluded(path):
             return False
-        return first_match(self.data_patterns, path) is not None
+        return (
+            first_match(self.data_patterns, path, not self.data_patterns_case_sensitive) is not None
+        )
 
 
 @dataclass(frozen=True)
@@ -111,6 +140,12 @@ def _size_table(value: Any) -> tuple[tuple[str, int], ...]:
     return tuple(out)
 
 
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("expected true or false")
+    return value
+
+
 def _opt_str(value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError("expected a non-empty string")
@@ -150,6 +185,10 @@ _POLICY_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "data-patterns": ("data_patterns", _globs),
     "data-exclude": ("data_exclude", _globs),
     "max-message-size": ("max_message_size", _size),
+    # issue 9 (commit stage)
+    "data-patterns-case-sensitive": ("data_patterns_case_sensitive", _bool),
+    "max-commit-total": ("max_commit_total", _size),
+    "max-push-total": ("max_push_total", _size),
 }
 _MLFLOW_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "tracking-uri": ("tracking_uri", _opt_str),
@@ -216,6 +255,40 @@ def load_toml(path: Path, display: str) -> dict[str, Any]:
         raise ConfigError(display, "toml", "not valid UTF-8") from None
 
 
+# ---- misspelled tables (issue 9, item 12) ----------------------------------------------------
+def _folded(name: str) -> str:
+    return "".join(c for c in name.lower() if c.isalnum())
+
+
+def misspelled_table(data: Mapping[str, Any]) -> str | None:
+    """The dotted name of a table that looks meant as `[tool.repro-hooks]` but is spelled
+    otherwise (`[tool.repro_hooks]`, `[tool.reprohooks]`, `[tool.Repro-Hooks]`,
+    `[tool.repro-hook]`, `[tool.repro.hooks]`, `[repro-hooks]`), else None: such a table would
+    be silently ignored."""
+    meant = ("reprohooks", "reprohook")
+    for top, tool in data.items():
+        if _folded(top) in meant:
+            return top
+        if _folded(top) not in ("tool", "tools") or not isinstance(tool, Mapping):
+            continue
+        for key, value in tool.items():
+            if (top, key) != ("tool", "repro-hooks") and _folded(key) in meant:
+                return f"{top}.{key}"
+            if _folded(key) == "repro" and isinstance(value, Mapping):
+                hooks = next((k for k in value if _folded(k) in ("hooks", "hook")), None)
+                if hooks is not None:
+                    return f"{top}.{key}.{hooks}"
+    return None
+
+
+def _check_spelling(data: Mapping[str, Any], file: str) -> None:
+    wrong = misspelled_table(data)
+    if wrong is not None:
+        raise ConfigError(
+            file, f"[{wrong}]", f"misspelled table, ignored by every check: spell it [{TABLE}]"
+        )
+
+
 def load_config(repo_root: Path, config_file: Path | None = None) -> Config:
     """The repository's `[tool.repro-hooks]` from pyproject.toml, or an explicit policy file.
 
@@ -223,6 +296,7 @@ def load_config(repo_root: Path, config_file: Path | None = None) -> Config:
     """
     if config_file is not None:
         data = load_toml(config_file, str(config_file))
+        _check_spelling(data, str(config_file))
         table = data.get("tool", {}).get("repro-hooks") if "tool" in data else data
         if not isinstance(table, Mapping):
             raise ConfigError(str(config_file), TABLE, "expected a table")
@@ -232,6 +306,7 @@ def load_config(repo_root: Path, config_file: Path | None = None) -> Config:
     if not pyproject.is_file():
         return Config()
     data = load_toml(pyproject, "pyproject.toml")
+    _check_spelling(data, "pyproject.toml")
     tool = data.get("tool", {})
     if not isinstance(tool, Mapping):
         return Config(source="pyproject.toml")

@@ -14,7 +14,7 @@ from functools import lru_cache
 
 
 @lru_cache(maxsize=1024)
-def _compile(pattern: str) -> re.Pattern[str]:
+def _compile(pattern: str, ignore_case: bool = False) -> re.Pattern[str]:
     pat = pattern.strip()
     if pat.endswith("/"):
         pat += "**"
@@ -50,7 +50,8 @@ def _compile(pattern: str) -> re.Pattern[str]:
             out.append(re.escape(c))
             i += 1
     prefix = "" if anchored else "(?:.*/)?"
-    return re.compile(prefix + "".join(out) + r"\Z", re.DOTALL)
+    flags = re.DOTALL | (re.IGNORECASE if ignore_case else 0)
+    return re.compile(prefix + "".join(out) + r"\Z", flags)
 
 
 def validate_glob(pattern: str) -> None:
@@ -63,18 +64,20 @@ def validate_glob(pattern: str) -> None:
         raise ValueError(f"bad glob {pattern!r}: {exc}") from exc
 
 
-def glob_match(pattern: str, path: str) -> bool:
-    return _compile(pattern).match(path) is not None
+def glob_match(pattern: str, path: str, ignore_case: bool = False) -> bool:
+    return _compile(pattern, ignore_case).match(path) is not None
 
 
-def first_match(patterns: Iterable[str], path: str) -> str | None:
+def first_match(patterns: Iterable[str], path: str, ignore_case: bool = False) -> str | None:
     for pattern in patterns:
-        if glob_match(pattern, path):
+        if glob_match(pattern, path, ignore_case):
             return pattern
     return None
 
 
-def compile_any(patterns: Iterable[str]) -> re.Pattern[str] | None:
-    """One regular expression matching a path when any of the patterns does (None: no patterns)."""
+def compile_any(patterns: Iterable[str], ignore_case: bool = False) -> re.Pattern[str] | None:
+    """One regular expression matching a path when any of the patterns does (None: no patterns).
+    `ignore_case`: `*.csv` also matches `train.CSV` (data patterns match this way by default)."""
     parts = [f"(?:{_compile(p).pattern})" for p in patterns]
-    return re.compile("|".join(parts), re.DOTALL) if parts else None
+    flags = re.DOTALL | (re.IGNORECASE if ignore_case else 0)
+    return re.compile("|".join(parts), flags) if parts else None
