@@ -65,6 +65,8 @@ class MlflowConfig:
     experiments: tuple[str, ...] = ()
     run_id: str | None = None
     timeout: float = 10.0
+    # which runs a commit links to (links/core.py LINK_POLICIES)
+    link: str = "latest"
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,15 @@ _MLFLOW_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "run-id": ("run_id", _opt_str),
     "timeout": ("timeout", _seconds),
 }
+# which runs a commit links to: the newest qualifying top-level run, or every one since the
+# previous commit (sweeps made of separate top-level runs)
+_MLFLOW_KEYS["link"] = ("link", lambda v: _choice(v, ("latest", "all-since-previous-commit")))
+
+
+def _choice(value: Any, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ValueError("expected one of " + ", ".join(repr(a) for a in allowed))
+    return str(value)
 
 
 def _apply(

@@ -1,0 +1,501 @@
+"""The run stamp: an MLflow run-context provider that records, at `mlflow.start_run()`, which
+clone a run ran in, its code and the state of its DVC-described data.
+
+Registered as the entry point `mlflow.run_context_provider` (pyproject.toml), so MLflow loads
+this module whenever it is imported in an environment where repro-hooks is installed: the module
+imports only `os` at top level, and `RunStamp()` does nothing. `tags()` never raises into the
+user's training: any failure returns {} (the run is then simply not stamped).
+
+A stamp is two things:
+- run tags under `repro_hooks.` (never `mlflow.*`): the clone id, a stamp id, HEAD, whether the
+  tracked code was clean, and a digest of the DVC outputs' hashes at the start;
+- a local record `<git common dir>/repro-hooks/runs/<stamp id>.json` with what the tags cannot
+  hold: the hash of every DVC output at the start, the blob of every changed code file, and, added
+  when the training process exits, the hash of every DVC output (and of every file written since
+  the start) at the end. The linker reads it on the same machine, in the same clone: a run it
+  links is always one this clone stamped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Any
+
+CLONE_TAG = "repro_hooks.clone"
+STAMP_TAG = "repro_hooks.stamp"
+HEAD_TAG = "repro_hooks.head"
+CLEAN_TAG = "repro_hooks.clean"
+DATA_TAG = "repro_hooks.data"
+DISABLE_ENV = "REPRO_HOOKS_STAMP"  # "0": no stamp
+RECORD_VERSION = 1
+MAX_CODE_FILE = 1 << 20  # changed code files larger than this are recorded as unhashed ("?")
+MAX_CODE_FILES = 500
+
+_STAMPED: list[tuple[str, str, str, float]] = []  # (runs dir, stamp id, root, start) this process
+
+
+class RunStamp:
+    """The `mlflow.run_context_provider` plugin (see the module docstring)."""
+
+    def in_context(self) -> bool:
+        try:
+            return os.environ.get(DISABLE_ENV, "1") != "0" and _start_dir() is not None
+        except Exception:
+            return False
+
+    def tags(self) -> dict[str, str]:
+        try:
+            start = _start_dir()
+            if start is None:
+                return {}
+            return take_stamp(start)
+        except Exception:
+            return {}
+
+
+def _start_dir() -> str | None:
+    """Where the run's code lives: the main script's directory (as MLflow's git context), else
+    the current directory; None when neither is inside a git work tree (found by walking up)."""
+    import sys
+
+    candidates = []
+    main = sys.argv[0] if sys.argv and sys.argv[0] else ""
+    if main and os.path.isfile(main) and "-packages" not in main:
+        candidates.append(os.path.dirname(os.path.abspath(main)))
+    candidates.append(os.getcwd())
+    for path in candidates:
+        probe = path
+        while True:
+            if os.path.exists(os.path.join(probe, ".git")):
+                return path
+            parent = os.path.dirname(probe)
+            if parent == probe:
+                break
+            probe = parent
+    return None
+
+
+# ---- taking a stamp ---------------------------------------------------------------------------
+
+
+def take_stamp(cwd: str, *, at_exit: bool = True) -> dict[str, str]:
+    """Stamp a run that starts now in the work tree containing `cwd`: write the local record
+    and return the run tags. Registers (once) the exit handler that records the end state."""
+    import json
+    import time
+    import uuid
+
+    started = time.time()
+    facts = _git_facts(cwd)
+    if facts is None:
+        return {}
+    root, git_dir, common_dir, head = facts
+    clone = clone_id(common_dir)
+    code, untracked, data = _code_and_data(root, git_dir)
+    from repro_hooks.links.core import fingerprint
+
+    stamp = uuid.uuid4().hex
+    runs = os.path.join(common_dir, "repro-hooks", "runs")
+    record = {
+        "version": RECORD_VERSION,
+        "stamp": stamp,
+        "clone": clone,
+        "root": root,
+        "head": head,
+        "started": started,
+        "pid": os.getpid(),
+        "code": code,
+        "untracked": untracked,
+        "start": data,
+    }
+    os.makedirs(runs, exist_ok=True)
+    _write_json(os.path.join(runs, f"{stamp}.json"), json.dumps(record, sort_keys=True))
+    if at_exit:
+        if not _STAMPED:
+            import atexit
+
+            atexit.register(_record_end_at_exit)
+        _STAMPED.append((runs, stamp, root, started))
+    return {
+        CLONE_TAG: clone,
+        STAMP_TAG: stamp,
+        HEAD_TAG: head or "",
+        CLEAN_TAG: "true" if set(code) <= set(untracked) else "false",
+        DATA_TAG: fingerprint((p, h) for p, h in data.items() if h),
+    }
+
+
+def _git(cwd: str, *args: str) -> bytes | None:
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != "GIT_LITERAL_PATHSPECS"}
+    try:
+        proc = subprocess.run(
+            ["git", *args], cwd=cwd, capture_output=True, check=False, env=env,
+            stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    except OSError:
+        return None
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def _git_facts(cwd: str) -> tuple[str, str, str, str | None] | None:
+    out = _git(
+        cwd, "rev-parse", "--path-format=absolute", "--show-toplevel", "--absolute-git-dir",
+        "--git-common-dir",
+    )  # fmt: skip
+    if out is None:
+        return None
+    lines = out.decode("utf-8", "surrogateescape").splitlines()
+    if len(lines) < 3:
+        return None
+    head = _git(cwd, "rev-parse", "--verify", "-q", "HEAD")
+    return lines[0], lines[1], lines[2], head.decode().strip() if head else None
+
+
+def clone_id(common_dir: str) -> str:
+    """This clone's id: random, created once in <git common dir>/repro-hooks/clone-id."""
+    import uuid
+
+    path = os.path.join(common_dir, "repro-hooks", "clone-id")
+    try:
+        with open(path, encoding="ascii") as fh:
+            value = fh.read().strip()
+        if value:
+            return value
+    except OSError:
+        pass
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    new = uuid.uuid4().hex
+    try:  # first writer wins (O_EXCL), a concurrent stamp reads the winner's id
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        with open(path, encoding="ascii") as fh:
+            return fh.read().strip() or new
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(new + "\n")
+    return new
+
+
+def read_clone_id(common_dir: str) -> str | None:
+    """The clone id if this clone ever stamped a run (never creates one)."""
+    try:
+        with open(os.path.join(common_dir, "repro-hooks", "clone-id"), encoding="ascii") as fh:
+            return fh.read().strip() or None
+    except OSError:
+        return None
+
+
+def _write_json(path: str, text: str) -> None:
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(path))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+# ---- code: what differs from HEAD -------------------------------------------------------------
+
+
+def is_code_path(path: str) -> bool:
+    """Paths that are code for the link's code rule: everything git tracks except DVC's own
+    records and ignore files (`dvc add` rewrites those; the data rule covers what they say)."""
+    name = path.rsplit("/", 1)[-1]
+    return not (name.endswith(".dvc") or name in ("dvc.lock", ".gitignore", ".dvcignore"))
+
+
+def _code_and_data(
+    root: str, git_dir: str
+) -> tuple[dict[str, str | None], list[str], dict[str, str]]:
+    """(changed code files: {path: blob}, which of them git does not track, the data state)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        status = pool.submit(_git, root, "status", "--porcelain=v1", "-z", "-uall", "--no-renames")
+        tracked = pool.submit(
+            _git, root, "ls-files", "-z", "--cached", "--",
+            ":(glob)**/*.dvc", ":(glob)**/dvc.lock", ":(glob)**/dvc.yaml", ":(glob)**/.dvcignore",
+        )  # fmt: skip
+        status_out, tracked_out = status.result(), tracked.result()
+    changed: dict[str, str | None] = {}
+    untracked: list[str] = []
+    untracked_dvc: list[str] = []
+    for entry in (status_out or b"").split(b"\0"):
+        if len(entry) < 4:
+            continue
+        xy, path = entry[:2], entry[3:].decode("utf-8", "surrogateescape")
+        if xy == b"??" and _is_dvc_record(path):
+            untracked_dvc.append(path)
+        if is_code_path(path):
+            changed[path] = None
+            if xy == b"??":
+                untracked.append(path)
+    code = _hash_code_files(root, changed)
+    dvc_paths = [
+        p.decode("utf-8", "surrogateescape") for p in (tracked_out or b"").split(b"\0") if p
+    ]
+    data = data_state(root, git_dir, [*dvc_paths, *untracked_dvc])
+    return code, sorted(untracked), data
+
+
+def _is_dvc_record(path: str) -> bool:
+    name = path.rsplit("/", 1)[-1]
+    return name.endswith(".dvc") or name in ("dvc.lock", "dvc.yaml", ".dvcignore")
+
+
+def _hash_code_files(root: str, changed: dict[str, str | None]) -> dict[str, str | None]:
+    """{path: blob sha as `git add` would store it, None if deleted, "?" if not hashed}."""
+    import subprocess
+
+    todo = []
+    for path in sorted(changed)[:MAX_CODE_FILES]:
+        try:
+            st = os.lstat(os.path.join(root, path))
+        except OSError:
+            continue  # deleted: None
+        if st.st_size > MAX_CODE_FILE or not (os.path.isfile(os.path.join(root, path))):
+            changed[path] = "?"
+        else:
+            todo.append(path)
+    for path in sorted(changed)[MAX_CODE_FILES:]:
+        changed[path] = "?"
+    if todo:
+        try:
+            proc = subprocess.run(
+                ["git", "hash-object", "--stdin-paths"], cwd=root, check=False,
+                input="\n".join(todo).encode("utf-8", "surrogateescape") + b"\n",
+                capture_output=True,
+            )  # fmt: skip
+            shas = proc.stdout.decode().split()
+        except OSError:
+            shas = []
+        for path, sha in zip(todo, shas, strict=False):
+            changed[path] = sha
+        for path in todo[len(shas) :]:
+            changed[path] = "?"
+    return changed
+
+
+# ---- data: the hash of every DVC output, through the hash cache -------------------------------
+
+_PARSE_CACHE = "repro-hooks/stamp-dvc-files.bin"
+
+
+def _stat_key(path: str) -> tuple[int, int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
+
+
+def recorded_outputs(root: str, git_dir: str, dvc_paths: list[str]) -> dict[str, str]:
+    """{output path: algorithm} for every output the given DVC files record (`.dvc` files and
+    dvc.lock outs), parsed once and cached by the files' stat data."""
+    import marshal
+
+    from repro_hooks.dvc.files import DvcFileError, parse_dvc_file, parse_dvc_lock, parse_dvc_yaml
+    from repro_hooks.dvc.hashing import read_regular
+
+    cache_path = os.path.join(git_dir, _PARSE_CACHE)
+    try:
+        with open(cache_path, "rb") as fh:
+            cache: dict[str, Any] = marshal.load(fh)
+        if not isinstance(cache, dict):
+            cache = {}
+    except (OSError, EOFError, ValueError, TypeError):
+        cache = {}
+    fresh: dict[str, Any] = {}
+    outs: dict[str, str] = {}
+    paths = set(dvc_paths)
+    for rel in sorted(paths):
+        name = rel.rsplit("/", 1)[-1]
+        if not (name.endswith(".dvc") or name == "dvc.lock"):
+            continue
+        full = os.path.join(root, rel)
+        key: Any = _stat_key(full)
+        yaml_rel = rel[: -len("dvc.lock")] + "dvc.yaml"
+        if name == "dvc.lock":
+            key = (key, _stat_key(os.path.join(root, yaml_rel)))
+        hit = cache.get(rel)
+        if hit is not None and hit[0] == key:
+            found = hit[1]
+        else:
+            found = []
+            try:
+                if name == "dvc.lock":
+                    wdirs: dict[str, str] = {}
+                    if yaml_rel in paths:
+                        stages = parse_dvc_yaml(
+                            read_regular(os.path.join(root, yaml_rel)), yaml_rel
+                        )
+                        wdirs = {s.name: s.wdir for s in stages.values()}
+                    lock = parse_dvc_lock(read_regular(full), rel, wdirs)
+                    parsed = [o for st in lock.values() for o in st.outs]
+                else:
+                    parsed = parse_dvc_file(read_regular(full), rel).outs
+                found = [(o.path, o.algorithm) for o in parsed]
+            except (OSError, DvcFileError):
+                found = []
+        fresh[rel] = (key, found)
+        for path, algorithm in found:
+            outs[path] = algorithm
+    if fresh != cache:
+        with contextlib.suppress(OSError):
+            _write_bytes(cache_path, marshal.dumps(fresh))
+    return outs
+
+
+def _write_bytes(path: str, data: bytes) -> None:
+    import tempfile
+
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(path))
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _measure(
+    root: str, git_dir: str, targets: set[tuple[str, str]], ignore_files: list[str]
+) -> dict[str, str]:
+    """{path: hash} (empty string: absent or unreadable) via check-dvc's hash cache."""
+    from pathlib import Path
+
+    from repro_hooks.dvc.hashing import DvcIgnore, HashCache, read_regular
+    from repro_hooks.dvc.worktree import CACHE_FILE, Measurer
+
+    contents = {}
+    for rel in ignore_files:
+        try:
+            contents[rel] = read_regular(os.path.join(root, rel))
+        except OSError:
+            continue
+    try:
+        ignore = DvcIgnore(contents)
+    except ImportError:
+        ignore = DvcIgnore({})
+    cache = HashCache(Path(git_dir) / CACHE_FILE)
+    tree = Measurer(Path(root), ignore, cache).measure(targets, set(), set())
+    cache.save()
+    return {path: tree.hashes.get((path, algo)) or "" for path, algo in sorted(targets)}
+
+
+def data_state(root: str, git_dir: str, dvc_paths: list[str]) -> dict[str, str]:
+    """{output path: current hash} for every output the work tree's DVC files record."""
+    outs = recorded_outputs(root, git_dir, dvc_paths)
+    ignores = [p for p in dvc_paths if p.rsplit("/", 1)[-1] == ".dvcignore"]
+    return _measure(root, git_dir, set(outs.items()), ignores)
+
+
+# ---- the end of the run -----------------------------------------------------------------------
+
+
+def end_state(root: str, git_dir: str, since: float) -> dict[str, str]:
+    """The data state as the training process ends: every recorded output, plus every untracked
+    file written since `since` and each of its directories that holds no tracked file (an output
+    the run created, which `dvc add` records only afterwards)."""
+    from repro_hooks.dvc.worktree import SKIPPED_DIRS
+
+    listed = _git(
+        root, "ls-files", "-z", "--cached", "--others", "-t",
+        *(a for d in SKIPPED_DIRS for a in ("-x", d)),
+    )  # fmt: skip
+    tracked_dirs: set[str] = set()
+    dvc_paths: list[str] = []
+    written: list[str] = []
+    floor_ns = int(since * 1e9) - 1_000_000_000  # filesystem timestamp granularity
+    for entry in (listed or b"").split(b"\0"):
+        if len(entry) < 3:
+            continue
+        status, path = entry[:1], entry[2:].decode("utf-8", "surrogateescape")
+        if _is_dvc_record(path):
+            dvc_paths.append(path)
+        if status != b"?":
+            parent = path
+            while "/" in parent:
+                parent = parent.rsplit("/", 1)[0]
+                if parent in tracked_dirs:
+                    break
+                tracked_dirs.add(parent)
+            continue
+        try:
+            st = os.stat(os.path.join(root, path))
+        except OSError:
+            continue
+        if max(st.st_mtime_ns, st.st_ctime_ns) >= floor_ns:
+            written.append(path)
+    outs = recorded_outputs(root, git_dir, dvc_paths)
+    targets = set(outs.items())
+    for path in written:
+        targets.add((path, outs.get(path, "md5")))
+        parent = path
+        while "/" in parent:
+            parent = parent.rsplit("/", 1)[0]
+            if parent in tracked_dirs:
+                break
+            targets.add((parent, outs.get(parent, "md5")))
+    ignores = [p for p in dvc_paths if p.rsplit("/", 1)[-1] == ".dvcignore"]
+    return _measure(root, git_dir, targets, ignores)
+
+
+def record_end(runs_dir: str, stamps: list[str], root: str, since: float) -> None:
+    """Add the end state to the local records of `stamps` (one snapshot for all of them)."""
+    import json
+    import time
+
+    facts = _git_facts(root)
+    if facts is None:
+        return
+    data = end_state(root, facts[1], since)
+    ended = time.time()
+    for stamp in stamps:
+        path = os.path.join(runs_dir, f"{stamp}.json")
+        try:
+            with open(path, encoding="utf-8") as fh:
+                record = json.load(fh)
+        except (OSError, ValueError):
+            continue
+        record["end"] = data
+        record["ended"] = ended
+        _write_json(path, json.dumps(record, sort_keys=True))
+
+
+def _record_end_at_exit() -> None:
+    try:
+        by_place: dict[tuple[str, str], tuple[list[str], float]] = {}
+        for runs, stamp, root, started in _STAMPED:
+            ids, since = by_place.setdefault((runs, root), ([], started))
+            ids.append(stamp)
+            by_place[(runs, root)] = (ids, min(since, started))
+        for (runs, root), (ids, since) in by_place.items():
+            record_end(runs, ids, root, since)
+    except Exception:
+        pass
+
+
+def load_record(common_dir: str, stamp: str) -> dict[str, Any] | None:
+    """A stamp's local record, or None."""
+    import json
+
+    if not stamp or not all(c in "0123456789abcdef" for c in stamp):
+        return None
+    try:
+        with open(
+            os.path.join(common_dir, "repro-hooks", "runs", f"{stamp}.json"), encoding="utf-8"
+        ) as fh:
+            record = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and record.get("version") == RECORD_VERSION else None
