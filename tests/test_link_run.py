@@ -100,8 +100,8 @@ def dvc_repo(path: Path) -> Path:
     return path
 
 
-def hook_commit(repo: Path, message: str) -> None:
-    proc = commit(repo, message, verify=True)
+def hook_commit(repo: Path, message: str, *paths: str) -> None:
+    proc = commit(repo, message, *paths, verify=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -207,7 +207,7 @@ def test_data_changed_after_the_run_is_not_linked(
     run_id = run_script(repo, TRAIN, shared, stamp_plugin)  # trains on data A, finishes
     write(repo / "data" / "train.csv", "a,b\n3,4\n")  # data B, after the run
     dvc(repo, "add", "-q", "data/train.csv")
-    hook_commit(repo, "new data, no new run")
+    hook_commit(repo, "new data, no new run", "data/train.csv.dvc")
     out = sync(repo)
     wait_queue_empty(repo)
     assert "git.commit" not in tags(shared, run_id)
@@ -229,7 +229,7 @@ def test_run_still_running_while_the_data_is_regenerated(
     assert client(shared).get_run(run_id).info.status == "RUNNING"
     write(repo / "data" / "train.csv", "a,b\n5,6\n")
     dvc(repo, "add", "-q", "data/train.csv")
-    hook_commit(repo, "regenerated")
+    hook_commit(repo, "regenerated", "data/train.csv.dvc")
     out = sync(repo)
     wait_queue_empty(repo)
     assert "git.commit" not in tags(shared, run_id)

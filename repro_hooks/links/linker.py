@@ -235,8 +235,8 @@ def link_commit(job: Job, git: Git, store: Any) -> str:
     streams = []
     if evidence.clone:
         streams.append(store.candidates(ids, job.before_ms, tag_equals(CLONE_TAG, evidence.clone)))
-    for start in dict.fromkeys((*evidence.parents, job.commit)):
-        streams.append(store.candidates(ids, job.before_ms, tag_equals(SOURCE_COMMIT_TAG, start)))
+    for parent in evidence.parents:  # unstamped runs: only those started from a parent
+        streams.append(store.candidates(ids, job.before_ms, tag_equals(SOURCE_COMMIT_TAG, parent)))
     ancestry = Ancestry(git, job.commit)
     policy = str(job.extra.get("link") or "latest")
     choice = choose_runs(

@@ -140,18 +140,46 @@ def _git(cwd: str, *args: str) -> bytes | None:
     return proc.stdout if proc.returncode == 0 else None
 
 
+def _git_parallel(cwd: str, *commands: tuple[str, ...]) -> list[bytes | None]:
+    """Several git commands at once (each its own process), their outputs in order."""
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != "GIT_LITERAL_PATHSPECS"}
+    procs: list[subprocess.Popen[bytes] | None] = []
+    for args in commands:
+        try:
+            proc = subprocess.Popen(
+                ["git", *args], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            procs.append(proc)
+        except OSError:
+            procs.append(None)
+    outs: list[bytes | None] = []
+    for started in procs:
+        if started is None:
+            outs.append(None)
+            continue
+        out, _ = started.communicate()
+        outs.append(out if started.returncode == 0 else None)
+    return outs
+
+
 def _git_facts(cwd: str) -> tuple[str, str, str, str | None] | None:
-    out = _git(
-        cwd, "rev-parse", "--path-format=absolute", "--show-toplevel", "--absolute-git-dir",
-        "--git-common-dir",
-    )  # fmt: skip
-    if out is None:
-        return None
+    args = ("rev-parse", "--path-format=absolute", "--show-toplevel", "--absolute-git-dir",
+            "--git-common-dir")  # fmt: skip
+    out = _git(cwd, *args, "HEAD")
+    head: str | None = None
+    if out is None:  # no commit yet
+        out = _git(cwd, *args)
+        if out is None:
+            return None
     lines = out.decode("utf-8", "surrogateescape").splitlines()
     if len(lines) < 3:
         return None
-    head = _git(cwd, "rev-parse", "--verify", "-q", "HEAD")
-    return lines[0], lines[1], lines[2], head.decode().strip() if head else None
+    if len(lines) > 3:
+        head = lines[3].strip()
+    return lines[0], lines[1], lines[2], head
 
 
 def clone_id(common_dir: str) -> str:
@@ -188,11 +216,10 @@ def read_clone_id(common_dir: str) -> str | None:
 
 
 def _write_json(path: str, text: str) -> None:
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(path))
+    """Write a file whole or not at all (a unique temporary name, then rename)."""
+    tmp = f"{path}.{os.getpid()}.tmp"
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(text)
         os.replace(tmp, path)
     except BaseException:
@@ -215,15 +242,32 @@ def _code_and_data(
     root: str, git_dir: str
 ) -> tuple[dict[str, str | None], list[str], dict[str, str]]:
     """(changed code files: {path: blob}, which of them git does not track, the data state)."""
-    from concurrent.futures import ThreadPoolExecutor
+    import marshal
 
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        status = pool.submit(_git, root, "status", "--porcelain=v1", "-z", "-uall", "--no-renames")
-        tracked = pool.submit(
-            _git, root, "ls-files", "-z", "--cached", "--",
-            ":(glob)**/*.dvc", ":(glob)**/dvc.lock", ":(glob)**/dvc.yaml", ":(glob)**/.dvcignore",
+    # the tracked DVC files change only with the index: their list is kept, keyed by its stat
+    index_key = _stat_key(os.path.join(git_dir, "index"))
+    list_cache = os.path.join(git_dir, _LIST_CACHE)
+    tracked_out: bytes | None = None
+    try:
+        with open(list_cache, "rb") as fh:
+            cached = marshal.load(fh)
+        if isinstance(cached, tuple) and index_key is not None and cached[0] == index_key:
+            tracked_out = cached[1]
+    except (OSError, EOFError, ValueError, TypeError, IndexError):
+        pass
+    commands: list[tuple[str, ...]] = [("status", "--porcelain=v1", "-z", "-uall", "--no-renames")]
+    if tracked_out is None:
+        commands.append(
+            ("ls-files", "-z", "--cached", "--", ":(glob)**/*.dvc", ":(glob)**/dvc.lock",
+             ":(glob)**/dvc.yaml", ":(glob)**/.dvcignore")
         )  # fmt: skip
-        status_out, tracked_out = status.result(), tracked.result()
+    outs = _git_parallel(root, *commands)
+    status_out = outs[0]
+    if tracked_out is None:
+        tracked_out = outs[1]
+        if tracked_out is not None and index_key is not None:
+            with contextlib.suppress(OSError):
+                _write_bytes(list_cache, marshal.dumps((index_key, tracked_out)))
     changed: dict[str, str | None] = {}
     untracked: list[str] = []
     untracked_dvc: list[str] = []
@@ -286,6 +330,7 @@ def _hash_code_files(root: str, changed: dict[str, str | None]) -> dict[str, str
 # ---- data: the hash of every DVC output, through the hash cache -------------------------------
 
 _PARSE_CACHE = "repro-hooks/stamp-dvc-files.bin"
+_LIST_CACHE = "repro-hooks/stamp-dvc-list.bin"
 
 
 def _stat_key(path: str) -> tuple[int, int, int, int] | None:
@@ -314,28 +359,33 @@ def recorded_outputs(root: str, git_dir: str, dvc_paths: list[str]) -> dict[str,
         cache = {}
     fresh: dict[str, Any] = {}
     outs: dict[str, str] = {}
+    changed = False
     paths = set(dvc_paths)
-    for rel in sorted(paths):
-        name = rel.rsplit("/", 1)[-1]
-        if not (name.endswith(".dvc") or name == "dvc.lock"):
+    join, stat_, get = os.path.join, os.stat, cache.get
+    for rel in paths:
+        is_lock = rel.endswith("dvc.lock") and (rel == "dvc.lock" or rel.endswith("/dvc.lock"))
+        if not (is_lock or rel.endswith(".dvc")):
             continue
-        full = os.path.join(root, rel)
-        key: Any = _stat_key(full)
+        full = join(root, rel)
+        try:
+            st = stat_(full)
+            key: Any = (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
+        except OSError:
+            key = None
         yaml_rel = rel[: -len("dvc.lock")] + "dvc.yaml"
-        if name == "dvc.lock":
-            key = (key, _stat_key(os.path.join(root, yaml_rel)))
-        hit = cache.get(rel)
+        if is_lock:
+            key = (key, _stat_key(join(root, yaml_rel)))
+        hit = get(rel)
         if hit is not None and hit[0] == key:
             found = hit[1]
         else:
+            changed = True
             found = []
             try:
-                if name == "dvc.lock":
+                if is_lock:
                     wdirs: dict[str, str] = {}
                     if yaml_rel in paths:
-                        stages = parse_dvc_yaml(
-                            read_regular(os.path.join(root, yaml_rel)), yaml_rel
-                        )
+                        stages = parse_dvc_yaml(read_regular(join(root, yaml_rel)), yaml_rel)
                         wdirs = {s.name: s.wdir for s in stages.values()}
                     lock = parse_dvc_lock(read_regular(full), rel, wdirs)
                     parsed = [o for st in lock.values() for o in st.outs]
@@ -347,7 +397,7 @@ def recorded_outputs(root: str, git_dir: str, dvc_paths: list[str]) -> dict[str,
         fresh[rel] = (key, found)
         for path, algorithm in found:
             outs[path] = algorithm
-    if fresh != cache:
+    if changed or len(fresh) != len(cache):
         with contextlib.suppress(OSError):
             _write_bytes(cache_path, marshal.dumps(fresh))
     return outs
@@ -371,6 +421,7 @@ def _measure(
     root: str, git_dir: str, targets: set[tuple[str, str]], ignore_files: list[str]
 ) -> dict[str, str]:
     """{path: hash} (empty string: absent or unreadable) via check-dvc's hash cache."""
+    import stat
     from pathlib import Path
 
     from repro_hooks.dvc.hashing import DvcIgnore, HashCache, read_regular
@@ -387,9 +438,27 @@ def _measure(
     except ImportError:
         ignore = DvcIgnore({})
     cache = HashCache(Path(git_dir) / CACHE_FILE)
-    tree = Measurer(Path(root), ignore, cache).measure(targets, set(), set())
-    cache.save()
-    return {path: tree.hashes.get((path, algo)) or "" for path, algo in sorted(targets)}
+    found: dict[str, str] = {}
+    rest: set[tuple[str, str]] = set()
+    for path, algo in targets:
+        # the warm path: a regular file (not a symlink) whose hash the cache holds for this
+        # very inode, mtime, ctime and size; anything else goes through the full measurement
+        full = os.path.join(root, path)
+        try:
+            st = os.lstat(full)
+        except OSError:
+            st = None
+        hit = cache.get(full, st, algo) if st is not None and stat.S_ISREG(st.st_mode) else None
+        if hit is not None and not (ignore and ignore.is_ignored(path)):
+            found[path] = hit
+        else:
+            rest.add((path, algo))
+    if rest:
+        tree = Measurer(Path(root), ignore, cache).measure(rest, set(), set())
+        cache.save()
+        for path, algo in rest:
+            found[path] = tree.hashes.get((path, algo)) or ""
+    return found
 
 
 def data_state(root: str, git_dir: str, dvc_paths: list[str]) -> dict[str, str]:
