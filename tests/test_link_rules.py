@@ -155,3 +155,26 @@ def test_rebase_branch_from_rebase_state(tmp_path: Path) -> None:
     (tmp_path / "rebase-merge").mkdir()
     (tmp_path / "rebase-merge" / "head-name").write_text("refs/heads/feature/x\n")
     assert rebase_branch(tmp_path) == "feature/x"
+
+
+def test_cold_cache_defers_large_files_to_the_end_of_the_run(repo: Path) -> None:
+    """start_run is not held up hashing a cold file: its identity is kept, and the end state's
+    hash counts as the start's only if it is still the very same file."""
+    import hashlib
+    import os
+
+    from repro_hooks.links import stamp
+    from tests.helpers import write
+
+    data = b"x" * 4096
+    write(repo / "big", data)
+    write(repo / "big.dvc", f"outs:\n- md5: {'0' * 32}\n  size: 4096\n  hash: md5\n  path: big\n")
+    start = stamp.data_state(str(repo), str(repo / ".git"), ["big.dvc"])
+    assert start == stamp.data_state(str(repo), str(repo / ".git"), ["big.dvc"])
+    real = hashlib.md5(data).hexdigest()
+    cold = stamp._measure(str(repo), str(repo / ".git") + "-none", {("big", "md5")}, [], budget=0)
+    assert cold["big"].startswith(stamp.DEFER)
+    assert stamp.resolve_deferred(cold, {"big": real}, str(repo)) == {"big": real}
+    os.unlink(repo / "big")
+    write(repo / "big", data + b"y")  # rewritten since the start: unknown, never the end hash
+    assert stamp.resolve_deferred(cold, {"big": real}, str(repo)) == {"big": ""}

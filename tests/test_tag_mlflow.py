@@ -37,6 +37,8 @@ print(run.info.run_id)
 DVC_FILE = "outs:\n- md5: {md5}\n  size: 3\n  hash: md5\n  path: {path}\n"
 HOOKS = ["mlflow-tag-commit", "mlflow-relink-rewritten"]
 HOOK_TYPES = ["post-commit", "post-rewrite"]
+# the detached deliveries' deadline on a loaded shared machine (importing mlflow can take 10 s)
+PATIENT = "[tool.repro-hooks.mlflow]\ntimeout = 120\n"
 
 
 def md5(n: int) -> str:
@@ -223,6 +225,7 @@ def test_amend_and_rebase_move_links(
 ) -> None:
     """A rewrite moves a link only when the new commit records the code and data the run saw."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_store)
+    write(repo / "pyproject.toml", PATIENT)
     install_local_hooks(repo, HOOKS, HOOK_TYPES)
     git(repo, "checkout", "-q", "-b", "feature")
     first = real_data(repo, "data", b"d data\n")

@@ -31,6 +31,8 @@ DISABLE_ENV = "REPRO_HOOKS_STAMP"  # "0": no stamp
 RECORD_VERSION = 1
 MAX_CODE_FILE = 1 << 20  # changed code files larger than this are recorded as unhashed ("?")
 MAX_CODE_FILES = 500
+START_HASH_BUDGET = 64 << 20  # bytes hashed at start_run when the hash cache is cold
+DEFER = "defer:"
 
 _STAMPED: list[tuple[str, str, str, float]] = []  # (runs dir, stamp id, root, start) this process
 
@@ -107,7 +109,7 @@ def take_stamp(cwd: str, *, at_exit: bool = True) -> dict[str, str]:
         "pid": os.getpid(),
         "code": code,
         "untracked": untracked,
-        "start": data,
+        "start": _store_state(runs, data),
     }
     os.makedirs(runs, exist_ok=True)
     _write_json(os.path.join(runs, f"{stamp}.json"), json.dumps(record, sort_keys=True))
@@ -418,9 +420,16 @@ def _write_bytes(path: str, data: bytes) -> None:
 
 
 def _measure(
-    root: str, git_dir: str, targets: set[tuple[str, str]], ignore_files: list[str]
+    root: str,
+    git_dir: str,
+    targets: set[tuple[str, str]],
+    ignore_files: list[str],
+    budget: int | None = None,
 ) -> dict[str, str]:
-    """{path: hash} (empty string: absent or unreadable) via check-dvc's hash cache."""
+    """{path: hash} (empty string: absent or unreadable) via check-dvc's hash cache. With a
+    `budget` (bytes), regular files the cache does not know are hashed only up to that many
+    bytes; the rest are recorded as `defer:<inode>:<mtime_ns>:<size>`, resolved at the end of
+    the run if the file is still the same (start_run is not held up by a cold cache)."""
     import stat
     from pathlib import Path
 
@@ -451,6 +460,12 @@ def _measure(
         hit = cache.get(full, st, algo) if st is not None and stat.S_ISREG(st.st_mode) else None
         if hit is not None and not (ignore and ignore.is_ignored(path)):
             found[path] = hit
+        elif budget is not None and st is not None and stat.S_ISREG(st.st_mode):
+            if st.st_size > budget:
+                found[path] = f"{DEFER}{st.st_ino}:{st.st_mtime_ns}:{st.st_size}"
+                continue
+            budget -= st.st_size
+            rest.add((path, algo))
         else:
             rest.add((path, algo))
     if rest:
@@ -465,7 +480,24 @@ def data_state(root: str, git_dir: str, dvc_paths: list[str]) -> dict[str, str]:
     """{output path: current hash} for every output the work tree's DVC files record."""
     outs = recorded_outputs(root, git_dir, dvc_paths)
     ignores = [p for p in dvc_paths if p.rsplit("/", 1)[-1] == ".dvcignore"]
-    return _measure(root, git_dir, set(outs.items()), ignores)
+    return _measure(root, git_dir, set(outs.items()), ignores, START_HASH_BUDGET)
+
+
+def resolve_deferred(start: dict[str, str], end: dict[str, str], root: str) -> dict[str, str]:
+    """Start values deferred for a cold cache: the end hash where the file is still the very
+    file seen at the start (same inode, mtime and size), else unknown ("")."""
+    out = dict(start)
+    for path, value in start.items():
+        if not value.startswith(DEFER):
+            continue
+        out[path] = ""
+        try:
+            st = os.lstat(os.path.join(root, path))
+        except OSError:
+            continue
+        if value == f"{DEFER}{st.st_ino}:{st.st_mtime_ns}:{st.st_size}" and end.get(path):
+            out[path] = end[path]
+    return out
 
 
 # ---- the end of the run -----------------------------------------------------------------------
@@ -529,6 +561,7 @@ def record_end(runs_dir: str, stamps: list[str], root: str, since: float) -> Non
         return
     data = end_state(root, facts[1], since)
     ended = time.time()
+    digest = _store_state(runs_dir, data)
     for stamp in stamps:
         path = os.path.join(runs_dir, f"{stamp}.json")
         try:
@@ -536,8 +569,11 @@ def record_end(runs_dir: str, stamps: list[str], root: str, since: float) -> Non
                 record = json.load(fh)
         except (OSError, ValueError):
             continue
-        record["end"] = data
+        record["end"] = digest
         record["ended"] = ended
+        start = _load_state(runs_dir, record.get("start"))
+        if start is not None and any(v.startswith(DEFER) for v in start.values()):
+            record["start"] = _store_state(runs_dir, resolve_deferred(start, data, root))
         _write_json(path, json.dumps(record, sort_keys=True))
 
 
@@ -554,8 +590,35 @@ def _record_end_at_exit() -> None:
         pass
 
 
+def _store_state(runs_dir: str, data: dict[str, str]) -> str:
+    """Keep a data state once (most runs see the same data): runs/states/<sha256>.json."""
+    import hashlib
+    import json
+
+    text = json.dumps(data, sort_keys=True)
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    path = os.path.join(runs_dir, "states", f"{digest}.json")
+    if not os.path.exists(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        _write_json(path, text)
+    return digest
+
+
+def _load_state(runs_dir: str, digest: object) -> dict[str, str] | None:
+    import json
+
+    if not isinstance(digest, str) or not all(c in "0123456789abcdef" for c in digest):
+        return None
+    try:
+        with open(os.path.join(runs_dir, "states", f"{digest}.json"), encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def load_record(common_dir: str, stamp: str) -> dict[str, Any] | None:
-    """A stamp's local record, or None."""
+    """A stamp's local record with its data states read in ("start", "end"), or None."""
     import json
 
     if not stamp or not all(c in "0123456789abcdef" for c in stamp):
@@ -567,4 +630,14 @@ def load_record(common_dir: str, stamp: str) -> dict[str, Any] | None:
             record = json.load(fh)
     except (OSError, ValueError):
         return None
-    return record if isinstance(record, dict) and record.get("version") == RECORD_VERSION else None
+    if not isinstance(record, dict) or record.get("version") != RECORD_VERSION:
+        return None
+    runs = os.path.join(common_dir, "repro-hooks", "runs")
+    record["start"] = _load_state(runs, record.get("start")) or {}
+    if "end" in record:
+        end = _load_state(runs, record["end"])
+        if end is None:
+            del record["end"]
+        else:
+            record["end"] = end
+    return record
