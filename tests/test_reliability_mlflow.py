@@ -459,14 +459,14 @@ def test_full_filesystem_keeps_the_commit(repo: Path, sqlite_store: str) -> None
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
     try:
+        exp = "full"
+        c1, r1 = commit_with_run(repo, sqlite_store, exp, 1)  # the run is stamped, then it fills
         filler = base / "filler"
         fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
         with contextlib.suppress(OSError):
             while True:
                 os.write(fd, b"\0" * 4096)
         os.close(fd)
-        exp = "full"
-        c1, r1 = commit_with_run(repo, sqlite_store, exp, 1)
         with unchanged(repo):
             out = cli(repo, "tag-mlflow", "--tracking-uri", sqlite_store, "--experiment", exp)
         assert out.code == 1, out

@@ -185,26 +185,28 @@ def _git_facts(cwd: str) -> tuple[str, str, str, str | None] | None:
 
 
 def clone_id(common_dir: str) -> str:
-    """This clone's id: random, created once in <git common dir>/repro-hooks/clone-id."""
+    """This clone's id: random, created once in <git common dir>/repro-hooks/clone-id. The file
+    appears whole or not at all (written aside, then hard-linked into place: the first writer
+    wins, a concurrent stamp reads the winner's id)."""
     import uuid
 
+    existing = read_clone_id(common_dir)
+    if existing:
+        return existing
     path = os.path.join(common_dir, "repro-hooks", "clone-id")
-    try:
-        with open(path, encoding="ascii") as fh:
-            value = fh.read().strip()
-        if value:
-            return value
-    except OSError:
-        pass
     os.makedirs(os.path.dirname(path), exist_ok=True)
     new = uuid.uuid4().hex
-    try:  # first writer wins (O_EXCL), a concurrent stamp reads the winner's id
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    except FileExistsError:
-        with open(path, encoding="ascii") as fh:
-            return fh.read().strip() or new
-    with os.fdopen(fd, "w", encoding="ascii") as fh:
-        fh.write(new + "\n")
+    tmp = f"{path}.{os.getpid()}.{new}.tmp"
+    try:
+        with open(tmp, "w", encoding="ascii") as fh:
+            fh.write(new + "\n")
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return read_clone_id(common_dir) or new
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
     return new
 
 
