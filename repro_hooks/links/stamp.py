@@ -252,11 +252,12 @@ def _code_and_data(
     index_key = _stat_key(os.path.join(git_dir, "index"))
     list_cache = os.path.join(git_dir, _LIST_CACHE)
     tracked_out: bytes | None = None
+    cached_outs: dict[str, str] | None = None
     try:
         with open(list_cache, "rb") as fh:
             cached = marshal.load(fh)
         if isinstance(cached, tuple) and index_key is not None and cached[0] == index_key:
-            tracked_out = cached[1]
+            tracked_out, cached_outs = cached[1], cached[2]
     except (OSError, EOFError, ValueError, TypeError, IndexError):
         pass
     commands: list[tuple[str, ...]] = [("status", "--porcelain=v1", "-z", "-uall", "--no-renames")]
@@ -269,18 +270,18 @@ def _code_and_data(
     status_out = outs[0]
     if tracked_out is None:
         tracked_out = outs[1]
-        if tracked_out is not None and index_key is not None:
-            with contextlib.suppress(OSError):
-                _write_bytes(list_cache, marshal.dumps((index_key, tracked_out)))
     changed: dict[str, str | None] = {}
     untracked: list[str] = []
     untracked_dvc: list[str] = []
+    dvc_dirty = status_out is None
     for entry in (status_out or b"").split(b"\0"):
         if len(entry) < 4:
             continue
         xy, path = entry[:2], entry[3:].decode("utf-8", "surrogateescape")
-        if xy == b"??" and _is_dvc_record(path):
-            untracked_dvc.append(path)
+        if _is_dvc_record(path):
+            dvc_dirty = True
+            if xy == b"??":
+                untracked_dvc.append(path)
         if is_code_path(path):
             changed[path] = None
             if xy == b"??":
@@ -289,7 +290,15 @@ def _code_and_data(
     dvc_paths = [
         p.decode("utf-8", "surrogateescape") for p in (tracked_out or b"").split(b"\0") if p
     ]
-    data = data_state(root, git_dir, [*dvc_paths, *untracked_dvc])
+    all_dvc = [*dvc_paths, *untracked_dvc]
+    if dvc_dirty or not isinstance(cached_outs, dict):
+        # the DVC files' parse (cached per file by stat) is reused whole while the index is
+        # unchanged and git sees no DVC file changed in the work tree
+        cached_outs = recorded_outputs(root, git_dir, all_dvc)
+        if not dvc_dirty and tracked_out is not None and index_key is not None:
+            with contextlib.suppress(OSError):
+                _write_bytes(list_cache, marshal.dumps((index_key, tracked_out, cached_outs)))
+    data = data_state(root, git_dir, all_dvc, cached_outs)
     return code, sorted(untracked), data
 
 
@@ -478,9 +487,12 @@ def _measure(
     return found
 
 
-def data_state(root: str, git_dir: str, dvc_paths: list[str]) -> dict[str, str]:
+def data_state(
+    root: str, git_dir: str, dvc_paths: list[str], outs: dict[str, str] | None = None
+) -> dict[str, str]:
     """{output path: current hash} for every output the work tree's DVC files record."""
-    outs = recorded_outputs(root, git_dir, dvc_paths)
+    if outs is None:
+        outs = recorded_outputs(root, git_dir, dvc_paths)
     ignores = [p for p in dvc_paths if p.rsplit("/", 1)[-1] == ".dvcignore"]
     return _measure(root, git_dir, set(outs.items()), ignores, START_HASH_BUDGET)
 
