@@ -178,3 +178,48 @@ def test_cold_cache_defers_large_files_to_the_end_of_the_run(repo: Path) -> None
     os.unlink(repo / "big")
     write(repo / "big", data + b"y")  # rewritten since the start: unknown, never the end hash
     assert stamp.resolve_deferred(cold, {"big": real}, str(repo)) == {"big": ""}
+
+
+def test_link_policy_key_is_validated() -> None:
+    from repro_hooks.errors import ConfigError
+    from repro_hooks.policy.config import parse_config
+
+    table = {"mlflow": {"link": "all-since-previous-commit"}}
+    assert parse_config(table, "pyproject.toml").mlflow.link == "all-since-previous-commit"
+    assert parse_config({}, "pyproject.toml").mlflow.link == "latest"
+    with pytest.raises(ConfigError, match="expected one of 'latest', 'all-since-previous-commit'"):
+        parse_config({"mlflow": {"link": "newest"}}, "pyproject.toml")
+
+
+def test_post_merge_links_only_a_merge_commit_made_here(
+    repo: Path, sqlite_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.helpers import commit, git, run_cli, write
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_store)
+    write(repo / "pyproject.toml", "[tool.repro-hooks.mlflow]\ntimeout = 120\n")  # loaded CI
+    commit(repo, "config")
+    git(repo, "checkout", "-q", "-b", "side")
+    write(repo / "s.txt", "s")
+    commit(repo, "side")
+    git(repo, "checkout", "-q", "main")
+    git(repo, "merge", "-q", "--ff-only", "side")  # a fast-forward: no commit made here
+    out = run_cli(repo, "tag-mlflow", "--post-merge")
+    assert out.returncode == 0, out.stderr
+    assert "no merge commit made here: nothing to link" in out.stdout
+    git(repo, "checkout", "-q", "-b", "other", "HEAD~1")
+    write(repo / "o.txt", "o")
+    commit(repo, "other")
+    git(repo, "merge", "-q", "--no-ff", "-m", "merge main", "main")
+    out = run_cli(repo, "tag-mlflow", "--post-merge")
+    assert out.returncode == 0, out.stderr
+    assert "nothing to link" not in out.stdout
+    # the merge commit was queued: its delivery (no run here) reports on it in the log
+    import time
+
+    head = git(repo, "rev-parse", "HEAD").strip()
+    log = repo / ".git" / "repro-hooks" / "delivery.log"
+    deadline = time.monotonic() + 120
+    while not (log.exists() and f"{head[:12]}: nothing linked" in log.read_text()):
+        assert time.monotonic() < deadline, run_cli(repo, "pending").stdout
+        time.sleep(0.2)
