@@ -16,7 +16,7 @@ from repro_hooks.errors import ReproHooksError
 SHIM_MARKER = "# repro-hooks shim"
 SERVER_HOOKS = frozenset({"pre-receive"})
 # Linking commits to MLflow runs needs MLflow and a tracking store: opt in with --hook.
-OPT_IN_HOOKS = frozenset({"post-commit", "post-rewrite"})
+OPT_IN_HOOKS = frozenset({"post-commit", "post-rewrite", "post-merge"})
 
 
 def shim_dirs() -> list[Path]:
@@ -110,6 +110,6 @@ def install_shims(hooks_dir: Path, shims: Mapping[str, str], names: Iterable[str
 
 def default_hooks(shims: Mapping[str, str], bare: bool) -> list[str]:
     """A bare repository gets the server hooks; a work tree the policy hooks (pre-commit,
-    pre-push). The MLflow linking hooks (post-commit, post-rewrite) are opt-in: without a
+    pre-push). The MLflow linking hooks (post-commit, post-rewrite, post-merge) are opt-in: without a
     tracking store they would print a line on every commit."""
     return sorted(n for n in shims if (n in SERVER_HOOKS) == bare and n not in OPT_IN_HOOKS)

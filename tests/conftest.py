@@ -96,3 +96,6 @@ from tests.mlflow_fixtures import (  # noqa: E402, F401
     mlflow_server,
     sqlite_store,
 )
+
+# the run stamp plugin (links/stamp.py) for training processes, as an installed package has it
+from tests.stamp_helpers import stamp_plugin  # noqa: E402, F401

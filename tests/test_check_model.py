@@ -475,13 +475,8 @@ def test_version_registered_after_link_gets_tags_when_gate_records(world: World)
 
 
 @pytest.mark.e2e
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 12 item 1: Deliverer._write in links/delivery.py gets "
-    "`note += propagation_note(store.client, run_id, tags)` at merge; remove this marker then",
-)
 def test_link_delivery_reaches_the_registry(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    """tag-mlflow's own delivery tags the versions of the run it links (tripwire until wired)."""
+    """tag-mlflow's own delivery tags the versions of the run it links."""
     from tests.helpers import run_cli
     from tests.test_tag_mlflow import wait_delivered
 

@@ -29,6 +29,7 @@ import pytest
 from tests.helpers import commit, git, write
 from tests.mlflow_fixtures import MlflowServer, status_server, store_lock
 from tests.reliability import REPRO, Outcome, assert_no_crash, cli, unchanged
+from tests.stamp_helpers import dvc_file, md5_of, stamped_run
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::DeprecationWarning"),
@@ -129,9 +130,18 @@ def queue_only(repo: Path, *args: str) -> Outcome:
     return out
 
 
+def data_md5(n: int) -> str:
+    return md5_of(f"data {n}\n".encode())
+
+
 def commit_with_run(repo: Path, uri: str, experiment: str, n: int) -> tuple[str, str]:
-    run_id = new_run(uri, experiment, head(repo))
-    write(repo / f"d{n}.dvc", DVC_FILE.format(md5=f"{n:x}" * 32, path=f"d{n}"))
+    """Data d<n> under DVC, a run of this clone that saw it (stamped), then the commit."""
+    data = f"data {n}\n".encode()
+    write(repo / f"d{n}", data)
+    write(repo / f"d{n}.dvc", dvc_file(f"d{n}", data))
+    with (repo / ".gitignore").open("a") as fh:
+        fh.write(f"/d{n}\n")
+    run_id = stamped_run(uri, repo, experiment)
     commit(repo, f"commit {n}")
     return head(repo), run_id
 
@@ -253,7 +263,7 @@ def test_slow_answers_within_and_beyond_the_deadline(
     assert linked_lines(out.out) == [(c2[:12], r2)]  # once
     assert tags(mlflow_server.url, r1)["git.commit"] == c1
     assert tags(mlflow_server.url, r2)["git.commit"] == c2
-    assert inputs(mlflow_server.url, r2) == [("d1", "1" * 32), ("d2", "2" * 32)]
+    assert inputs(mlflow_server.url, r2) == [("d1", data_md5(1)), ("d2", data_md5(2))]
     assert not queue_files(repo)
 
 
@@ -382,14 +392,14 @@ def test_delivery_killed_midway_is_completed_once(repo: Path, mlflow_server: Mlf
         assert len(pids) == 1
         kill(pids)
         proxy.release.set()
-        assert inputs(mlflow_server.url, r1) == [("d1", "1" * 32)]  # the write had landed
+        assert inputs(mlflow_server.url, r1) == [("d1", data_md5(1))]  # the write had landed
         assert len(queue_files(repo)) == 1  # and the job is still there
         proxy.hold = None
         out = sync(repo, "--tracking-uri", proxy.url)
     assert out.code == 0, out
     assert linked_lines(out.out) == [(c1[:12], r1)]
     assert tags(mlflow_server.url, r1)["git.commit"] == c1
-    assert inputs(mlflow_server.url, r1) == [("d1", "1" * 32)]  # no duplicate
+    assert inputs(mlflow_server.url, r1) == [("d1", data_md5(1))]  # no duplicate
     assert not queue_files(repo)
 
 
@@ -467,14 +477,14 @@ def test_full_filesystem_keeps_the_commit(repo: Path, sqlite_store: str) -> None
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
     try:
+        exp = "full"
+        c1, r1 = commit_with_run(repo, sqlite_store, exp, 1)  # the run is stamped, then it fills
         filler = base / "filler"
         fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
         with contextlib.suppress(OSError):
             while True:
                 os.write(fd, b"\0" * 4096)
         os.close(fd)
-        exp = "full"
-        c1, r1 = commit_with_run(repo, sqlite_store, exp, 1)
         with unchanged(repo):
             out = cli(repo, "tag-mlflow", "--tracking-uri", sqlite_store, "--experiment", exp)
         assert out.code == 1, out

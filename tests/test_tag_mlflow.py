@@ -23,6 +23,7 @@ from tests.mlflow_fixtures import (
     status_server,
     wait_unlocked,
 )
+from tests.stamp_helpers import dvc_file, md5_of, stamped_run, train_env
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::DeprecationWarning"),
@@ -41,6 +42,8 @@ print(run.info.run_id)
 DVC_FILE = "outs:\n- md5: {md5}\n  size: 3\n  hash: md5\n  path: {path}\n"
 HOOKS = ["mlflow-tag-commit", "mlflow-relink-rewritten"]
 HOOK_TYPES = ["post-commit", "post-rewrite"]
+# the detached deliveries' deadline on a loaded shared machine (importing mlflow can take 10 s)
+PATIENT = "[tool.repro-hooks.mlflow]\ntimeout = 120\n"
 
 
 def md5(n: int) -> str:
@@ -54,7 +57,10 @@ def client(uri: str) -> Any:
 
 
 def new_run(uri: str, source_commit: str | None = None, experiment: str | None = None) -> str:
-    """A run as MLflow's fluent API records it (source commit tag), created in-process."""
+    """A run of this clone (the current directory), stamped by the real stamp code; with a
+    `source_commit` instead, an unstamped run as MLflow's fluent API records it elsewhere."""
+    if source_commit is None:
+        return stamped_run(uri, Path.cwd(), experiment)
     c = client(uri)
     exp_id = "0"
     if experiment is not None:
@@ -67,14 +73,24 @@ def new_run(uri: str, source_commit: str | None = None, experiment: str | None =
     return str(run.info.run_id)
 
 
-def train(repo: Path, uri: str) -> str:
-    """The user's training script: `mlflow.start_run()` from the repository."""
+def train(repo: Path, uri: str, plugin: Path) -> str:
+    """The user's training script: `mlflow.start_run()` from the repository, with repro-hooks
+    (its run stamp plugin) installed in the training environment."""
     write(repo / "train.py", TRAIN)
     proc = subprocess.run(
         [sys.executable, "train.py"], cwd=repo, capture_output=True, text=True, check=True,
-        env={**os.environ, "MLFLOW_TRACKING_URI": uri},
+        env=train_env(uri, plugin),
     )  # fmt: skip
     return proc.stdout.strip().splitlines()[-1]
+
+
+def real_data(repo: Path, path: str, data: bytes) -> str:
+    """A DVC-tracked file that exists, its .dvc file and its .gitignore entry; its md5."""
+    write(repo / path, data)
+    write(repo / f"{path}.dvc", dvc_file(path.rsplit("/", 1)[-1], data))
+    with (repo / ".gitignore").open("a") as fh:
+        fh.write(f"/{path}\n")
+    return md5_of(data)
 
 
 def tags(uri: str, run_id: str) -> dict[str, str]:
@@ -119,30 +135,33 @@ def log_text(repo: Path) -> str:
 
 @pytest.mark.e2e
 def test_commit_links_the_run_it_produced_sqlite(
-    repo: Path, sqlite_store: str, monkeypatch: pytest.MonkeyPatch
+    repo: Path, sqlite_store: str, monkeypatch: pytest.MonkeyPatch, stamp_plugin: Path
 ) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_store)
     install_local_hooks(repo, HOOKS, HOOK_TYPES)
     git(repo, "remote", "add", "origin", "https://user:secret@example.com/team/proj.git")
-    run_id = train(repo, sqlite_store)
-    write(repo / "data.dvc", DVC_FILE.format(md5="a" * 32, path="data"))
+    data_md5 = real_data(repo, "data", b"the data\n")
+    model = b"the model"
+    write(repo / "models" / "m.pt", model)
+    write(repo / "models" / ".gitignore", "/m.pt\n")
     write(repo / "models" / "dvc.yaml", "stages:\n  train:\n    cmd: x\n    outs: [m.pt]\n")
     write(
         repo / "models" / "dvc.lock",
         "schema: '2.0'\nstages:\n  train:\n    cmd: x\n    outs:\n"
-        f"    - path: m.pt\n      hash: md5\n      md5: {'b' * 32}\n      size: 9\n",
+        f"    - path: m.pt\n      hash: md5\n      md5: {md5_of(model)}\n      size: 9\n",
     )
+    run_id = train(repo, sqlite_store, stamp_plugin)
     hook_commit(repo, "train")
     wait_delivered(repo)
     got = tags(sqlite_store, run_id)
     assert got["git.commit"] == head(repo)
     assert got["git.branch"] == "main"
     assert got["git.repo_url"] == "https://example.com/team/proj.git"
-    assert got["dvc.data"] == "a" * 32
-    assert got["dvc.models/m.pt"] == "b" * 32
+    assert got["dvc.data"] == data_md5
+    assert got["dvc.models/m.pt"] == md5_of(model)
     assert len(got["dvc.fingerprint"]) == 64
     assert got["mlflow.source.git.commit"] != head(repo)  # MLflow's own tags untouched
-    found = client(sqlite_store).search_runs(["0"], filter_string=f"datasets.digest = '{'a' * 32}'")
+    found = client(sqlite_store).search_runs(["0"], filter_string=f"datasets.digest = '{data_md5}'")
     assert [r.info.run_id for r in found] == [run_id]
     inputs = client(sqlite_store).get_run(run_id).inputs.dataset_inputs
     assert sorted((i.dataset.name, i.dataset.source_type) for i in inputs) == [
@@ -155,27 +174,27 @@ def test_commit_links_the_run_it_produced_sqlite(
     hook_commit(repo, "notes")
     wait_delivered(repo)
     assert tags(sqlite_store, run_id)["git.commit"] == first
-    assert "no new run since" in log_text(repo)
+    assert "no qualifying run since" in log_text(repo)
     assert "secret" not in log_text(repo)
 
 
 @pytest.mark.e2e
 def test_server_link_and_sync(
-    repo: Path, mlflow_server: MlflowServer, monkeypatch: pytest.MonkeyPatch
+    repo: Path, mlflow_server: MlflowServer, monkeypatch: pytest.MonkeyPatch, stamp_plugin: Path
 ) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "server-e2e")
     client(mlflow_server.url).create_experiment("server-e2e")
     install_local_hooks(repo, HOOKS, HOOK_TYPES)
-    run_id = train(repo, mlflow_server.url)
-    write(repo / "data.dvc", DVC_FILE.format(md5="c" * 32, path="data"))
+    data_md5 = real_data(repo, "data", b"c data\n")
+    run_id = train(repo, mlflow_server.url, stamp_plugin)
     hook_commit(repo, "train")
     result = sync(repo)
     assert result.exit_code == 0, result.output
     assert f"{head(repo)[:12]}: linked to run {run_id}" in result.output
     wait_delivered(repo)
     assert tags(mlflow_server.url, run_id)["git.commit"] == head(repo)
-    assert tags(mlflow_server.url, run_id)["dvc.data"] == "c" * 32
+    assert tags(mlflow_server.url, run_id)["dvc.data"] == data_md5
 
 
 @pytest.mark.e2e
@@ -186,12 +205,12 @@ def test_two_quick_commits_each_get_their_run(
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "quick")
     client(mlflow_server.url).create_experiment("quick")
     install_local_hooks(repo, HOOKS, HOOK_TYPES)
-    r1 = new_run(mlflow_server.url, head(repo), "quick")
     write(repo / "a.txt", "a")
+    r1 = new_run(mlflow_server.url, None, "quick")
     hook_commit(repo, "one")
     c1 = head(repo)
-    r2 = new_run(mlflow_server.url, c1, "quick")
     write(repo / "b.txt", "b")
+    r2 = new_run(mlflow_server.url, None, "quick")
     hook_commit(repo, "two")
     wait_delivered(repo)
     assert tags(mlflow_server.url, r1)["git.commit"] == c1
@@ -202,21 +221,21 @@ def test_two_quick_commits_each_get_their_run(
 def test_amend_and_rebase_move_links(
     repo: Path, sqlite_store: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A rewrite moves a link only when the new commit records the code and data the run saw."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_store)
+    write(repo / "pyproject.toml", PATIENT)
     install_local_hooks(repo, HOOKS, HOOK_TYPES)
-    base = head(repo)
     git(repo, "checkout", "-q", "-b", "feature")
-    run_id = new_run(sqlite_store, base)
-    write(repo / "data.dvc", DVC_FILE.format(md5="d" * 32, path="data"))
+    first = real_data(repo, "data", b"d data\n")
+    run_id = new_run(sqlite_store)
     hook_commit(repo, "feature work")
     wait_delivered(repo)
     original = head(repo)
     assert tags(sqlite_store, run_id)["git.commit"] == original
 
-    write(repo / "data.dvc", DVC_FILE.format(md5="e" * 32, path="data"))
-    git(repo, "add", "-A")
+    # an amend of the message only: same code and data, the link moves
     proc = subprocess.run(
-        ["git", "commit", "--amend", "-m", "feature work, amended"],
+        ["git", "commit", "--amend", "-m", "feature work, reworded"],
         cwd=repo, capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -224,22 +243,35 @@ def test_amend_and_rebase_move_links(
     amended = head(repo)
     got = tags(sqlite_store, run_id)
     assert got["git.commit"] == amended
-    assert got["dvc.data"] == "e" * 32
+    assert got["dvc.data"] == first
+    assert got["git.branch"] == "feature"
 
+    # an amend that changes the data after the run: the run keeps its link
+    write(repo / "data", b"e data\n")
+    write(repo / "data.dvc", dvc_file("data", b"e data\n"))
+    git(repo, "add", "-A")
+    proc = subprocess.run(
+        ["git", "commit", "--amend", "-m", "feature work, new data"],
+        cwd=repo, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    wait_delivered(repo)
+    assert tags(sqlite_store, run_id)["git.commit"] == amended
+    assert "keeps its link: data: changed after the run ended" in log_text(repo)
+
+    # a rebase onto code the run never ran: not moved; a newer run is not grabbed either
     git(repo, "checkout", "-q", "main")
     write(repo / "main.txt", "main moves on")
     commit(repo, "main work")  # post-commit still runs (--no-verify skips only pre-commit)
     wait_delivered(repo)
-    newer = new_run(sqlite_store, base)  # must not be grabbed by any replayed commit
     git(repo, "checkout", "-q", "feature")
+    newer = new_run(sqlite_store, head(repo))  # unstamped, from this commit
     proc = subprocess.run(
         ["git", "rebase", "main"], cwd=repo, capture_output=True, text=True, check=False
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     wait_delivered(repo)
-    rebased = head(repo)
-    assert rebased != amended
-    assert tags(sqlite_store, run_id)["git.commit"] == rebased
+    assert tags(sqlite_store, run_id)["git.commit"] == amended
     assert "git.commit" not in tags(sqlite_store, newer)
 
 
@@ -250,11 +282,11 @@ def test_deleted_run_and_foreign_runs_are_passed_over(
     repo: Path, sqlite_store: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_store)
-    good = new_run(sqlite_store, head(repo))
-    deleted = new_run(sqlite_store, head(repo))
+    write(repo / "x.txt", "x")
+    good = new_run(sqlite_store)
+    deleted = new_run(sqlite_store)
     client(sqlite_store).delete_run(deleted)
     foreign = new_run(sqlite_store, "f" * 40)  # started from a commit this repository lacks
-    write(repo / "x.txt", "x")
     commit(repo, "x")
     assert run_cli(repo, "tag-mlflow").returncode == 0
     result = sync(repo)
@@ -314,14 +346,14 @@ def test_150_outputs_and_odd_paths(
     repo: Path, sqlite_store: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_store)
-    run_id = new_run(sqlite_store, head(repo))
+    run_id = new_run(sqlite_store, head(repo))  # the outputs are fake: linked by --run-id
     for i in range(150):
         write(repo / "d" / f"o{i:03d}.dvc", DVC_FILE.format(md5=md5(i), path=f"o{i:03d}"))
     odd = ["we:ird+name@v1", "a..b", "sp ace/ü", "x" * 300]
     for n, name in enumerate(odd):
         write(repo / f"odd{n}.dvc", DVC_FILE.format(md5=md5(n + 1000), path=f'"{name}"'))
     commit(repo, "many outputs")
-    assert run_cli(repo, "tag-mlflow").returncode == 0
+    assert run_cli(repo, "tag-mlflow", "--run-id", run_id).returncode == 0
     result = sync(repo)
     assert result.exit_code == 0, result.output
     assert "154 DVC output(s)" in result.output
@@ -334,7 +366,7 @@ def test_150_outputs_and_odd_paths(
     inputs = client(sqlite_store).get_run(run_id).inputs.dataset_inputs
     assert len(inputs) == 154
     # redelivery is idempotent: same tags, no duplicate inputs
-    assert run_cli(repo, "tag-mlflow").returncode == 0
+    assert run_cli(repo, "tag-mlflow", "--run-id", run_id).returncode == 0
     assert sync(repo).exit_code == 0
     assert len(client(sqlite_store).get_run(run_id).inputs.dataset_inputs) == 154
 
@@ -348,11 +380,11 @@ def test_server_down_at_commit_then_back(
 ) -> None:
     server = make_server()
     server.start()
-    run_id = new_run(server.url, head(repo))
-    server.stop()
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
     install_local_hooks(repo, HOOKS, HOOK_TYPES)
     write(repo / "x.txt", "x")
+    run_id = new_run(server.url)
+    server.stop()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
     hook_commit(repo, "while the server is down")
     deadline = time.monotonic() + 600
     while "last error" not in run_cli(repo, "pending").stdout:
@@ -460,16 +492,17 @@ def test_experiment_selection_by_name_and_id(
     repo: Path, sqlite_store: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_store)
-    wanted = new_run(sqlite_store, head(repo), "wanted")
-    other = new_run(sqlite_store, head(repo), "other")  # newer, but not selected
-    exp_id = client(sqlite_store).get_experiment_by_name("wanted").experiment_id
+    exp_id = client(sqlite_store).create_experiment("wanted")
     for selector in ("wanted", exp_id):
         write(repo / f"{selector}.txt", selector)
-        commit(repo, selector)
+    wanted = new_run(sqlite_store, None, "wanted")
+    other = new_run(sqlite_store, None, "other")  # newer, but not selected
+    for selector in ("wanted", exp_id):
+        commit(repo, selector, f"{selector}.txt")
         assert run_cli(repo, "tag-mlflow", "--experiment", selector).returncode == 0
         result = sync(repo)
         assert result.exit_code == 0, result.output
         assert "git.commit" not in tags(sqlite_store, other)
     # the first commit took the run; the second found no new run since
     assert tags(sqlite_store, wanted)["git.commit"] == git(repo, "rev-parse", "HEAD~1").strip()
-    assert "no new run since" in result.output
+    assert "no qualifying run since" in result.output

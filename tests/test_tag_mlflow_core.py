@@ -14,7 +14,7 @@ from repro_hooks.git import Git
 from repro_hooks.links.core import (
     MAX_TAG_KEY,
     RunCandidate,
-    choose_run,
+    choose_runs,
     committed_outputs,
     dvc_tag_key,
     fingerprint,
@@ -115,29 +115,48 @@ def test_redact_hides_uri_and_env_secrets() -> None:
         assert secret not in clean
 
 
-def run(rid: str, linked: str | None = None, source: str | None = None) -> RunCandidate:
-    return RunCandidate(rid, "0", 0, linked, source)
+def run(rid: str, linked: str | None = None, parent: str | None = None) -> RunCandidate:
+    tags = {"mlflow.parentRunId": parent} if parent else {}
+    return RunCandidate(rid, "0", 0, linked, None, tags=tags)
+
+
+def judge(run: RunCandidate) -> str | None:
+    return "does not qualify" if run.run_id.startswith("bad") else None
 
 
 @pytest.mark.parametrize(
-    ("runs", "expected", "reason"),
+    ("runs", "policy", "expected", "reason"),
     [
-        pytest.param([], None, "no run started", id="no-run"),
-        pytest.param([run("r2"), run("r1")], "r2", "newest", id="newest"),
-        pytest.param([run("r2", linked="C")], "r2", "already linked to this", id="idempotent"),
+        pytest.param([], "latest", [], "no run started", id="no-run"),
+        pytest.param([run("r2"), run("r1")], "latest", ["r2"], "qualifying", id="newest"),
         pytest.param(
-            [run("r2", linked="A"), run("r1")], None, "no new run since", id="second-commit"
+            [run("bad2"), run("r1")], "latest", ["r1"], "qualifying", id="newest-qualifying"
         ),
-        pytest.param([run("r2", linked="X"), run("r1")], "r1", "newest", id="other-branch-link"),
         pytest.param(
-            [run("r2", source="X"), run("r1", source="A")], "r1", "newest", id="foreign-source"
+            [run("r2", linked="C")], "latest", ["r2"], "already linked to this", id="idempotent"
         ),
-        pytest.param([run("r2", source="C")], "r2", "newest", id="source-is-commit"),
+        pytest.param(
+            [run("r2", linked="A"), run("r1")], "latest", [], "no qualifying run since",
+            id="second-commit",
+        ),
+        pytest.param(
+            [run("r2", linked="X"), run("r1")], "latest", ["r1"], "qualifying",
+            id="other-branch-link",
+        ),
+        pytest.param(
+            [run("c1", parent="p"), run("p")], "latest", ["p"], "qualifying", id="nested-skipped"
+        ),
+        pytest.param(
+            [run("r3"), run("bad"), run("r2"), run("r1", linked="A"), run("r0")],
+            "all-since-previous-commit", ["r3", "r2"], "qualifying", id="all-since-previous",
+        ),
     ],
-)
-def test_choose_run(runs: list[RunCandidate], expected: str | None, reason: str) -> None:
-    choice = choose_run(runs, "C", lambda sha: sha == "A")
-    assert (choice.run.run_id if choice.run else None) == expected
+)  # fmt: skip
+def test_choose_runs(
+    runs: list[RunCandidate], policy: str, expected: list[str], reason: str
+) -> None:
+    choice = choose_runs(runs, "C", lambda sha: sha == "A", judge, policy)
+    assert [r.run_id for r in choice.runs] == expected
     assert reason in choice.reason
 
 
@@ -274,6 +293,8 @@ def test_rewritten_pairs_from_stdin_reflog_and_patch_ids(repo: Path) -> None:
     )
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # MLflow's sqlite store, in-process
+@pytest.mark.filterwarnings("ignore::FutureWarning")
 def test_plain_git_hooks_link_and_relink_without_pre_commit(
     repo: Path, mlflow_db_template: Path, tmp_path: Path
 ) -> None:
@@ -292,19 +313,17 @@ def test_plain_git_hooks_link_and_relink_without_pre_commit(
         shutil.copyfile(ROOT / "hooks" / name, hook)
         hook.chmod(0o755)
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
-    code = (
-        "import sys; from mlflow.tracking import MlflowClient; c = MlflowClient(sys.argv[1]); "
-        "r = c.create_run('0'); print(r.info.run_id)"
-    )
-    run_id = subprocess.run(
-        [sys.executable, "-c", code, uri], capture_output=True, text=True, check=True
-    ).stdout.strip()
     write(repo / "f.txt", "x")
     git(repo, "add", "-A")
+    from tests.stamp_helpers import stamped_run
+
+    run_id = stamped_run(uri, repo)  # a run of this clone, with f.txt as the commit records it
     subprocess.run(["git", "commit", "-q", "-m", "x"], cwd=repo, env=env, check=True)
     subprocess.run(["git", "commit", "-q", "--amend", "-m", "x2"], cwd=repo, env=env, check=True)
     amended = git(repo, "rev-parse", "HEAD").strip()
-    sync = run_cli(repo, "tag-mlflow", "--sync", env={"MLFLOW_TRACKING_URI": uri})
+    sync = run_cli(
+        repo, "tag-mlflow", "--sync", "--timeout", "120", env={"MLFLOW_TRACKING_URI": uri}
+    )
     assert sync.returncode == 0, sync.stdout + sync.stderr
     code = (
         "import sys; from mlflow.tracking import MlflowClient; "

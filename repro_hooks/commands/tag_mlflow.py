@@ -53,6 +53,11 @@ def _stdin_lines() -> bytes:
     is_flag=True,
     help="post-rewrite: move links from amended or rebased commits to their new commits.",
 )
+@click.option(
+    "--post-merge",
+    is_flag=True,
+    help="post-merge: link the merge commit just made (a fast-forward or squash links nothing).",
+)
 @click.pass_context
 def tag_mlflow(
     ctx: click.Context,
@@ -63,6 +68,7 @@ def tag_mlflow(
     timeout: float | None,
     sync: bool,
     relink_rewritten: bool,
+    post_merge: bool,
 ) -> None:
     """Link the new commit to the MLflow run it produced (post-commit hook).
 
@@ -77,14 +83,17 @@ def tag_mlflow(
     def body() -> None:
         from repro_hooks.links.enqueue import (
             queue_commit_link,
+            queue_merge_link,
             queue_relink,
             repo_facts,
             settings,
         )
         from repro_hooks.policy.config import load_config
 
-        if sync and relink_rewritten:
-            raise ReproHooksError("--sync and --relink-rewritten conflict: give one of them")
+        if sum((sync, relink_rewritten, post_merge)) > 1:
+            raise ReproHooksError(
+                "--sync, --relink-rewritten and --post-merge conflict: give one of them"
+            )
         facts = repo_facts()
         env = dict(os.environ)
         config = load_config(facts.root).mlflow
@@ -95,6 +104,8 @@ def tag_mlflow(
         if relink_rewritten or rewrite_command:
             command = rewrite_command or env.get("PRE_COMMIT_REWRITE_COMMAND", "")
             result = queue_relink(facts, cfg, env, command, _stdin_lines())
+        elif post_merge:
+            result = queue_merge_link(facts, cfg, env)
         else:
             result = queue_commit_link(facts, cfg, env)
         for line in result.lines:

@@ -11,7 +11,7 @@ import os
 import posixpath
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -311,7 +311,7 @@ def anchored_uri(uri: str, root: Path) -> str:
     if db is not None and not db.is_absolute():
         query = uri.partition("?")[2]
         return f"sqlite:///{root / db}" + (f"?{query}" if query else "")
-    if "://" not in uri and not uri.startswith("file:") and not Path(uri).is_absolute():
+    if is_local_uri(uri) and not uri.startswith("file:") and not Path(uri).is_absolute():
         return (root / uri).as_uri()
     return uri
 
@@ -324,7 +324,7 @@ def missing_local_store(uri: str, cwd: Path) -> str | None:
         if not full.is_file():
             return f"{strip_credentials(uri)}: no such database (repro-hooks never creates one)"
         return None
-    if uri.startswith("file:") or "://" not in uri:
+    if is_local_uri(uri):
         path = Path(urlsplit(uri).path) if uri.startswith("file:") else Path(uri)
         full = path if path.is_absolute() else cwd / path
         if not full.is_dir():
@@ -399,6 +399,14 @@ def current_branch(git_dir: Path) -> str | None:
 
 # ---- choosing the run ------------------------------------------------------------------------
 
+PARENT_RUN_TAG = "mlflow.parentRunId"  # read, never written
+USER_TAG = "mlflow.user"  # read, never written
+SOURCE_NAME_TAG = "mlflow.source.name"  # read, never written
+SOURCE_URL_TAG = "mlflow.source.git.repoURL"  # read, never written
+EVIDENCE_TAG = "repro_hooks.link"  # how the link was justified: stamp, mlflow-source or run-id
+LINK_POLICIES = ("latest", "all-since-previous-commit")
+END_SLACK_S = 60.0  # an end state taken later than this after the run ended is not used
+
 
 @dataclass(frozen=True)
 class RunCandidate:
@@ -407,44 +415,281 @@ class RunCandidate:
     start_time: int  # ms
     linked_commit: str | None  # our git.commit tag
     source_commit: str | None  # mlflow.source.git.commit
+    end_time: int | None = None  # ms, None while running
+    status: str = ""
+    tags: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def parent_run_id(self) -> str | None:
+        return self.tags.get(PARENT_RUN_TAG)
 
 
 @dataclass(frozen=True)
 class RunChoice:
-    run: RunCandidate | None
-    reason: str  # why this run, or why none
+    runs: tuple[RunCandidate, ...]
+    reason: str  # why these runs, or why none
     passed_over: tuple[str, ...] = ()
 
+    @property
+    def run(self) -> RunCandidate | None:
+        return self.runs[0] if self.runs else None
 
-def choose_run(
+
+Judge = Callable[[RunCandidate], str | None]  # None: the run qualifies; else why not
+
+
+def choose_runs(
     candidates: Iterable[RunCandidate],
     commit: str,
     is_ancestor: Callable[[str], bool],
+    judge: Judge,
+    policy: str = "latest",
 ) -> RunChoice:
-    """The run a commit produced, from runs newest first (all started before the commit).
+    """The top-level runs a commit links to, from runs newest first (all started before the
+    commit). Nested runs are skipped here: they carry their top-level run's link.
 
-    A run already linked to this commit is the answer (delivery is idempotent). A run whose
-    recorded start commit is neither this commit nor an ancestor is passed over (another branch
-    or repository). A run linked to another commit is passed over; if that commit is an ancestor,
-    the search stops there: every older run predates a commit that already has its run, so a
-    second commit without a new run links nothing.
+    A run already linked to this commit is the answer (delivery is idempotent). A run linked to
+    another commit is passed over; if that commit is an ancestor, the search stops there (every
+    older run predates a commit that already has its run). Every other run must satisfy `judge`
+    (the code and data rules). `latest` takes the newest qualifying run; `all-since-previous-
+    commit` takes every qualifying run down to that stop.
     """
     passed: list[str] = []
+    chosen: list[RunCandidate] = []
     for run in candidates:
+        if run.parent_run_id:
+            continue
         if run.linked_commit == commit:
-            return RunChoice(run, "already linked to this commit", tuple(passed))
+            if policy == "latest" and not chosen:
+                return RunChoice((run,), "already linked to this commit", tuple(passed))
+            chosen.append(run)
+            continue
         if run.linked_commit is not None:
             if is_ancestor(run.linked_commit):
+                if chosen:
+                    break
                 return RunChoice(
-                    None,
-                    f"no new run since {run.linked_commit[:12]} (the newest run, "
-                    f"{run.run_id}, is linked to it)",
-                    tuple(passed),
-                )
+                    (), f"no qualifying run since {run.linked_commit[:12]} (run {run.run_id} "
+                    "is linked to it)", tuple(passed),
+                )  # fmt: skip
             passed.append(f"{run.run_id}: linked to another commit {run.linked_commit[:12]}")
             continue
-        if run.source_commit and run.source_commit != commit and not is_ancestor(run.source_commit):
-            passed.append(f"{run.run_id}: started from {run.source_commit[:12]}, not an ancestor")
+        why_not = judge(run)
+        if why_not is not None:
+            passed.append(f"{run.run_id}: {why_not}")
             continue
-        return RunChoice(run, "newest run started before the commit", tuple(passed))
-    return RunChoice(None, "no run started before the commit", tuple(passed))
+        chosen.append(run)
+        if policy == "latest":
+            break
+    if chosen:
+        return RunChoice(tuple(chosen), "qualifying run started before the commit", tuple(passed))
+    if not passed:
+        return RunChoice((), "no run started before the commit", ())
+    return RunChoice((), "no qualifying run started before the commit", tuple(passed))
+
+
+def code_verdict(
+    changed_by_commit: Mapping[str, str | None],
+    run_changes: Mapping[str, str | None],
+    untracked: Iterable[str] = (),
+) -> str | None:
+    """The code rule: the commit records the code the run ran.
+
+    `changed_by_commit`: code paths where the commit differs from the run's HEAD ({path: blob in
+    the commit, None if the commit deletes it}). `run_changes`: code paths where the run's work
+    tree differed from its HEAD ({path: blob, None if deleted, "?" if too large to hash}).
+    Every path the commit changed must be in the run's tree exactly so; every tracked file the
+    run had changed must be committed as the run saw it. An untracked file the commit leaves out
+    is not code the commit claims (scratch files are common), so it does not count against it.
+    """
+    scratch = set(untracked)
+    for path in sorted(changed_by_commit):
+        if path not in run_changes:
+            return f"{path}: changed by the commit, but the run ran the version at its HEAD"
+        if run_changes[path] != changed_by_commit[path]:
+            return f"{path}: the run ran another version than the commit records"
+    for path in sorted(run_changes):
+        if path not in changed_by_commit and path not in scratch:
+            return f"{path}: the run ran an uncommitted change the commit does not record"
+    return None
+
+
+def data_verdict(
+    outputs: Iterable[RecordedOutput],
+    start: Mapping[str, str],
+    end: Mapping[str, str] | None,
+) -> str | None:
+    """The data rule, per output the commit records: the run saw that hash at its start (it read
+    it) or at its end (it wrote it). With an end state, an output that differs from it changed
+    after the run ended; without one (the run is still running, or its process never exited
+    cleanly), only the start counts."""
+    for out in outputs:
+        at_start = start.get(out.path)
+        if end is not None:
+            at_end = end.get(out.path)
+            if at_end == out.hash_value:
+                continue
+            if at_end is None and at_start == out.hash_value:
+                continue
+            seen = at_end or at_start
+            if seen:
+                return f"{out.path}: changed after the run ended ({seen[:12]} -> {out.hash_value[:12]})"
+            return f"{out.path}: the run never saw it (absent at its start and end)"
+        if at_start == out.hash_value:
+            continue
+        if at_start:
+            return (
+                f"{out.path}: changed since the run started ({at_start[:12]} -> "
+                f"{out.hash_value[:12]}) and the run's end state is not recorded (still running?)"
+            )
+        return f"{out.path}: not present when the run started, and the run's end is not recorded"
+    return None
+
+
+def usable_end(
+    record: Mapping[str, object], run: RunCandidate
+) -> tuple[Mapping[str, str] | None, str | None]:
+    """The end state of a stamp record if it may be used for this run, and a note if not."""
+    end = record.get("end")
+    ended = record.get("ended")
+    if not isinstance(end, dict) or not isinstance(ended, (int, float)):
+        return None, None
+    if run.end_time is None:
+        return None, "the run is still running"
+    late = ended - run.end_time / 1000
+    if late > END_SLACK_S:
+        return None, f"its end state was taken {late:.0f}s after the run ended"
+    return end, None
+
+
+def stamp_verdict(
+    run: RunCandidate,
+    record: Mapping[str, object] | None,
+    root: str,
+    changed_by_commit: Mapping[str, str | None] | None,
+    outputs: Sequence[RecordedOutput],
+) -> str | None:
+    """Whether a run this clone stamped qualifies (None) or why not."""
+    if record is None:
+        return "no local record of its stamp in this clone"
+    if record.get("root") != root:
+        return f"ran in another work tree ({record.get('root')})"
+    if changed_by_commit is None:
+        return f"its HEAD {str(record.get('head'))[:12]} is unknown here"
+    code = record.get("code")
+    untracked = record.get("untracked")
+    why = code_verdict(
+        changed_by_commit,
+        code if isinstance(code, dict) else {},
+        untracked if isinstance(untracked, list) else (),
+    )
+    if why:
+        return why
+    start = record.get("start")
+    end, _ = usable_end(record, run)
+    return data_verdict(outputs, start if isinstance(start, dict) else {}, end)
+
+
+def fallback_verdict(
+    run: RunCandidate,
+    *,
+    commit: str,
+    parents: Sequence[str],
+    user: str | None,
+    root: str,
+    repo_url: str | None,
+    changed_by_commit: Mapping[str, str | None] | None,
+    same_data: bool,
+) -> str | None:
+    """A run without a repro-hooks stamp, judged from what MLflow records. Conservative: it
+    qualifies only if this OS user started it, from a script inside this work tree (an absolute
+    `mlflow.source.name`), at the commit's parent (or the commit), it finished, and the commit
+    changes neither code nor DVC-recorded data relative to that start commit."""
+    tags = run.tags
+    if tags.get("repro_hooks.clone"):
+        return "stamped in another clone"
+    if not tags.get(USER_TAG) or tags.get(USER_TAG) != user:
+        return f"started by user {tags.get(USER_TAG)!r}, not {user!r}"
+    source = tags.get(SOURCE_NAME_TAG) or ""
+    if not os.path.isabs(source):
+        return (
+            f"no repro-hooks stamp, and MLflow's source name {source!r} does not prove which "
+            "clone it ran in"
+        )
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(source)
+    if not (real == real_root or real.startswith(real_root + os.sep)):
+        return f"its script {source} is outside this work tree"
+    url = tags.get(SOURCE_URL_TAG)
+    if url and repo_url and strip_credentials(url) != repo_url:
+        return f"recorded repository {strip_credentials(url)} is not this one"
+    if run.source_commit not in (commit, *parents):
+        return "no repro-hooks stamp, and it did not start from the commit's parent"
+    if run.status != "FINISHED" or run.end_time is None:
+        return f"no repro-hooks stamp, and it has not finished ({run.status or 'unknown'})"
+    if changed_by_commit:
+        first = sorted(changed_by_commit)[0]
+        return (
+            f"no repro-hooks stamp, and the commit changes code ({first}) after the run "
+            "started: whether the run ran it is not proven"
+        )
+    if not same_data:
+        return (
+            "no repro-hooks stamp, and the commit changes DVC-recorded data after the run "
+            "started: which data the run saw is not proven"
+        )
+    return None
+
+
+def code_changes(raw: bytes) -> dict[str, str | None]:
+    """Code paths from `git diff --raw -z --no-renames --no-abbrev A B`: {path: blob in B, or
+    None if B deletes it}."""
+    from repro_hooks.links.stamp import is_code_path
+
+    fields = raw.split(b"\0")
+    out: dict[str, str | None] = {}
+    i = 0
+    while i + 1 < len(fields):
+        meta = fields[i].decode("ascii", "replace")
+        path = fields[i + 1].decode("utf-8", "surrogateescape")
+        i += 2
+        if not meta.startswith(":"):
+            continue
+        parts = meta[1:].split(" ")
+        if len(parts) < 5 or not is_code_path(path):
+            continue
+        new_sha = parts[3]
+        out[path] = None if set(new_sha) == {"0"} else new_sha
+    return out
+
+
+def rebase_branch(git_dir: Path) -> str | None:
+    """The branch being rebased (HEAD is detached meanwhile), from rebase's own state."""
+    for state in ("rebase-merge", "rebase-apply"):
+        try:
+            ref = (git_dir / state / "head-name").read_text("utf-8", "replace").strip()
+        except OSError:
+            continue
+        if ref.startswith("refs/heads/"):
+            return ref[len("refs/heads/") :]
+    return None
+
+
+def job_branch(git_dir: Path) -> str | None:
+    """The branch a link names: HEAD's branch, else the branch a rebase is rewriting."""
+    return current_branch(git_dir) or rebase_branch(git_dir)
+
+
+BARE_SCHEMES = frozenset({"databricks", "databricks-uc", "uc"})  # MLflow's own, without "://"
+
+
+def is_local_uri(uri: str) -> bool:
+    """Whether a tracking URI names a local path (no scheme, or file:). Every scheme MLflow
+    accepts (databricks, databricks://profile, databricks-uc, http(s), sqlite and other
+    SQLAlchemy URIs, plugin schemes) is a store, not a directory to check."""
+    if uri.startswith("file:"):
+        return True
+    if uri in BARE_SCHEMES:
+        return False
+    scheme = urlsplit(uri).scheme if ":" in uri else ""
+    return not scheme or len(scheme) == 1  # a Windows drive letter is a path

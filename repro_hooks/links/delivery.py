@@ -29,7 +29,7 @@ import signal
 import sys
 import threading
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,18 +39,13 @@ from typing import Any
 from repro_hooks.errors import ReproHooksError
 from repro_hooks.git import Git
 from repro_hooks.links.core import (
-    BRANCH_TAG,
-    COMMIT_TAG,
-    DVC_PREFIX,
-    RunCandidate,
     anchored_uri,
-    choose_run,
-    commit_record,
     missing_local_store,
     redact,
     secrets_in,
     strip_credentials,
 )
+from repro_hooks.links.linker import link_commit, relink_commit
 from repro_hooks.links.queue import Job, LinkQueue
 
 URI_ENV = "REPRO_HOOKS_MLFLOW_URI"  # the full URI, handed to the detached process only
@@ -60,7 +55,6 @@ BACKGROUND_HARD_DEADLINE = 600.0
 # Opening a store (importing mlflow; for a database, its schema check) is not the store's
 # answering time and does not count in the job's deadline; it has this bound of its own.
 OPEN_DEADLINE = 120.0
-_SHA_RE = re.compile(r"^[0-9a-f]{7,64}$")
 
 
 class DeliveryTimeout(BaseException):
@@ -112,52 +106,6 @@ def deadline(seconds: float) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
-
-
-class Ancestry:
-    """`git merge-base --is-ancestor` answers for one commit, cached per SHA."""
-
-    def __init__(self, git: Git, commit: str) -> None:
-        self.git = git
-        self.commit = commit
-        self.cache: dict[str, bool] = {}
-
-    def prefetch(self, shas: Iterable[str | None]) -> None:
-        """One `git cat-file --batch-check` for a page of SHAs: those that are no commit here
-        (runs from other repositories, the common case) are answered without merge-base."""
-        todo = [
-            s.strip().lower() for s in shas
-            if s and _SHA_RE.match(s.strip().lower()) and s.strip().lower() not in self.cache
-        ]  # fmt: skip
-        if not todo:
-            return
-        info = self.git.object_info(todo)
-        for sha in todo:
-            found = info.get(sha)
-            if found is None or found.type != "commit":
-                self.cache[sha] = False
-
-    def candidates(self, runs: Iterable[RunCandidate], page: int = 50) -> Iterator[RunCandidate]:
-        """Pass runs through, prefetching each page's commits in one git process."""
-        batch: list[RunCandidate] = []
-        for run in runs:
-            batch.append(run)
-            if len(batch) >= page:
-                self.prefetch(s for r in batch for s in (r.linked_commit, r.source_commit))
-                yield from batch
-                batch = []
-        self.prefetch(s for r in batch for s in (r.linked_commit, r.source_commit))
-        yield from batch
-
-    def __call__(self, sha: str) -> bool:
-        sha = sha.strip().lower()
-        if not _SHA_RE.match(sha):
-            return False
-        if sha not in self.cache:
-            self.cache[sha] = (
-                self.git.try_run("merge-base", "--is-ancestor", sha, self.commit) is not None
-            )
-        return self.cache[sha]
 
 
 def full_uri(job: Job, candidates: list[str | None]) -> str:
@@ -260,60 +208,8 @@ class Deliverer:
         git = Git.discover(job.root)
         store = self._store(job)
         if job.kind == "relink":
-            return self._relink(job, git, store)
-        return self._link(job, git, store)
-
-    def _write(self, store: Any, git: Git, run_id: str, commit: str, branch: str | None) -> str:
-        record = commit_record(git, commit, branch)
-        tags = record.tags()
-        existing = store.tags(run_id)
-        delete: list[str] = []
-        if COMMIT_TAG in existing:  # our earlier link: drop our keys the new commit lacks
-            delete = [
-                k for k in existing
-                if (k.startswith(DVC_PREFIX) or k == BRANCH_TAG) and k not in tags
-            ]  # fmt: skip
-        store.write_link(run_id, tags, record.outputs, delete, record.repo_url)
-        note = "".join(f"; {p}" for p in record.problems)
-        return f"{len(record.outputs)} DVC output(s){note}"
-
-    def _link(self, job: Job, git: Git, store: Any) -> str:
-        from repro_hooks.links.store import StoreError
-
-        assert job.commit is not None
-        short = job.commit[:12]
-        if git.try_run("cat-file", "-e", f"{job.commit}^{{commit}}") is None:
-            return f"{short}: nothing linked: the commit no longer exists"
-        if job.run_id:
-            try:
-                run = store.run(job.run_id)
-            except StoreError as exc:
-                return f"{short}: nothing linked: {exc}"
-        else:
-            ids, notes = store.experiment_ids(job.experiments)
-            if not ids:
-                why = "; ".join(notes) or "the tracking store has no experiment"
-                return f"{short}: nothing linked: {why}"
-            ancestry = Ancestry(git, job.commit)
-            choice = choose_run(
-                ancestry.candidates(store.candidates(ids, job.before_ms)), job.commit, ancestry
-            )
-            if choice.run is None:
-                return f"{short}: nothing linked: {choice.reason}"
-            run = choice.run
-        detail = self._write(store, git, run.run_id, job.commit, job.branch)
-        return f"{short}: linked to run {run.run_id} (experiment {run.experiment_id}): {detail}"
-
-    def _relink(self, job: Job, git: Git, store: Any) -> str:
-        ids, _ = store.experiment_ids(job.experiments)
-        lines = []
-        for old, new in job.pairs:
-            if old == new:
-                continue
-            for run_id in store.runs_linked_to(ids, old) if ids else []:
-                detail = self._write(store, git, run_id, new, job.branch)
-                lines.append(f"{old[:12]} -> {new[:12]}: run {run_id} relinked: {detail}")
-        return "; ".join(lines) or f"{job.describe()}: no linked run to move"
+            return relink_commit(job, git, store)
+        return link_commit(job, git, store)
 
 
 class QueueRunner:

@@ -18,8 +18,9 @@ from repro_hooks.errors import GitError, ReproHooksError
 from repro_hooks.git import Git
 from repro_hooks.links.core import (
     TrackingStore,
-    current_branch,
     experiment_selection,
+    job_branch,
+    last_reflog_message,
     replay_reason,
     resolve_tracking_store,
 )
@@ -64,6 +65,7 @@ class Settings:
     store: TrackingStore | None
     experiments: tuple[str, ...]
     run_id: str | None
+    link: str = "latest"  # which runs: links/core.py LINK_POLICIES
 
 
 def settings(
@@ -78,6 +80,7 @@ def settings(
         store=resolve_tracking_store(root, tracking_uri, config.tracking_uri, env),
         experiments=experiment_selection(experiments, config.experiments, env),
         run_id=run_id or config.run_id,
+        link=config.link,
     )
 
 
@@ -111,9 +114,10 @@ def _new_job(
         root=str(facts.root),
         tracking_uri=store.safe_uri,
         uri_origin=store.origin,
-        branch=current_branch(facts.git_dir),
+        branch=job_branch(facts.git_dir),
         experiments=cfg.experiments,
         created=time.time(),
+        extra={"link": cfg.link},
         **fields,
     )
 
@@ -181,6 +185,34 @@ def queue_commit_link(
         return QueueResult(
             [f"tag-mlflow: {short}: not linked: {reason} (post-rewrite moves existing links)"], 0
         )
+    job = _new_job(
+        "link", facts, cfg, cfg.store,
+        commit=facts.head,
+        before_ms=now_ms if now_ms is not None else int(time.time() * 1000),
+        run_id=cfg.run_id,
+    )  # fmt: skip
+    return _queue_and_spawn(facts, cfg.store, job, env, short, has_mlflow)
+
+
+def queue_merge_link(
+    facts: RepoFacts,
+    cfg: Settings,
+    env: Mapping[str, str],
+    *,
+    now_ms: int | None = None,
+    has_mlflow: bool | None = None,
+) -> QueueResult:
+    """The post-merge step: a merge that made a commit is linked like any commit (git runs no
+    post-commit for it). A fast-forward or a squash merge made no commit here: nothing to do
+    (a squash merge's commit comes later, through post-commit)."""
+    if facts.head is None or cfg.store is None:
+        return QueueResult([] if facts.head is None else [NO_STORE], 0)
+    short = facts.head[:12]
+    last = last_reflog_message(facts.git_dir) or ""
+    git = Git(facts.git_dir, facts.root)
+    parents = (git.try_run("rev-parse", f"{facts.head}^@") or b"").split()
+    if len(parents) < 2 or not last.startswith(("merge", "pull")):
+        return QueueResult([f"tag-mlflow: {short}: no merge commit made here: nothing to link"], 0)
     job = _new_job(
         "link", facts, cfg, cfg.store,
         commit=facts.head,

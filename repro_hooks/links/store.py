@@ -15,6 +15,7 @@ from repro_hooks.links.core import (
     COMMIT_TAG,
     DATASET_SOURCE_TYPE,
     MAX_DIGEST,
+    PARENT_RUN_TAG,
     SOURCE_COMMIT_TAG,
     RecordedOutput,
     RunCandidate,
@@ -25,6 +26,8 @@ MAX_PAGES = 20
 TAGS_PER_BATCH = 100  # MLflow's limit per log-batch request
 INPUTS_PER_CALL = 500
 MAX_DATASET_NAME = 500
+DATASET_CONTEXT_TAG = "mlflow.data.context"  # an input tag (on the run's dataset input)
+DATASET_CONTEXT = "dvc"
 
 
 class StoreError(Exception):
@@ -39,7 +42,16 @@ def _candidate(run: Any) -> RunCandidate:
         start_time=int(run.info.start_time or 0),
         linked_commit=tags.get(COMMIT_TAG),
         source_commit=tags.get(SOURCE_COMMIT_TAG),
+        end_time=int(run.info.end_time) if run.info.end_time else None,
+        status=str(run.info.status or ""),
+        tags=dict(tags),
     )
+
+
+def tag_equals(key: str, value: str) -> str:
+    """A search filter clause `tags.<key> = '<value>'` (values here are ids and SHAs)."""
+    safe = "".join(c for c in value if c.isalnum() or c in "-_.")
+    return f"tags.`{key}` = '{safe}'"
 
 
 class MlflowStore:
@@ -82,15 +94,20 @@ class MlflowStore:
                 ids.append(experiment.experiment_id)
         return ids, notes
 
-    def candidates(self, experiment_ids: Sequence[str], before_ms: int) -> Iterator[RunCandidate]:
-        """Active runs started before `before_ms`, newest first."""
+    def candidates(
+        self, experiment_ids: Sequence[str], before_ms: int, where: str | None = None
+    ) -> Iterator[RunCandidate]:
+        """Active runs started before `before_ms` (and matching `where`), newest first."""
         from mlflow.entities import ViewType
 
+        clause = f"attributes.start_time < {int(before_ms)}"
+        if where:
+            clause += f" AND {where}"
         token = None
         for _ in range(MAX_PAGES):
             page = self.client.search_runs(
                 list(experiment_ids),
-                filter_string=f"attributes.start_time < {int(before_ms)}",
+                filter_string=clause,
                 run_view_type=ViewType.ACTIVE_ONLY,
                 max_results=PAGE,
                 order_by=["attributes.start_time DESC"],
@@ -116,6 +133,31 @@ class MlflowStore:
             raise StoreError(f"run {run_id} is deleted")
         return _candidate(run)
 
+    def children(self, run: RunCandidate) -> list[RunCandidate]:
+        """Every run nested under `run` (mlflow.parentRunId, any depth), in its experiment."""
+        from mlflow.entities import ViewType
+
+        found: list[RunCandidate] = []
+        todo = [run.run_id]
+        while todo and len(found) < PAGE * MAX_PAGES:
+            parent = todo.pop()
+            token = None
+            while True:
+                page = self.client.search_runs(
+                    [run.experiment_id],
+                    filter_string=tag_equals(PARENT_RUN_TAG, parent),
+                    run_view_type=ViewType.ACTIVE_ONLY,
+                    max_results=1000,
+                    page_token=token,
+                )
+                for child in page:
+                    found.append(_candidate(child))
+                    todo.append(child.info.run_id)
+                token = page.token
+                if not token:
+                    break
+        return found
+
     def runs_linked_to(self, experiment_ids: Sequence[str], commit: str) -> list[str]:
         from mlflow.entities import ViewType
 
@@ -138,33 +180,56 @@ class MlflowStore:
         delete: Sequence[str] = (),
         repo_url: str | None = None,
     ) -> None:
-        """Upsert our tags (git.commit in the first batch), delete our stale keys, then log the
-        outputs as dataset inputs (the store deduplicates by name and digest)."""
-        from mlflow.entities import Dataset, DatasetInput, RunTag
+        """Write a link so that it is whole or visibly unfinished: the dataset inputs first,
+        then our tags, then our stale keys are deleted, and `git.commit` goes last as the
+        marker. Every step is an upsert (the store deduplicates inputs by name and digest), so
+        a retry after a failure at any step completes the same link."""
+        from mlflow.entities import RunTag
 
-        ordered = sorted(tags.items(), key=lambda kv: (kv[0] != COMMIT_TAG, kv[0]))
+        commit = tags.get(COMMIT_TAG, "")
+        inputs = dataset_inputs(outputs, repo_url, commit)
+        for start in range(0, len(inputs), INPUTS_PER_CALL):
+            self.client.log_inputs(run_id, inputs[start : start + INPUTS_PER_CALL])
+        ordered = sorted((k, v) for k, v in tags.items() if k != COMMIT_TAG)
         for start in range(0, len(ordered), TAGS_PER_BATCH):
             chunk = ordered[start : start + TAGS_PER_BATCH]
             self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in chunk])
         for key in delete:
             self.client.delete_tag(run_id, key)
-        inputs = []
-        for out in outputs:
-            if len(out.hash_value) > MAX_DIGEST or len(out.path) > MAX_DATASET_NAME:
-                continue  # still recorded as a tag; MLflow's dataset limits forbid it here
-            source = {"path": out.path, "dvc_file": out.source}
-            if repo_url:
-                source["repo_url"] = repo_url
-            inputs.append(
-                DatasetInput(
-                    Dataset(
-                        name=out.path,
-                        digest=out.hash_value,
-                        source_type=DATASET_SOURCE_TYPE,
-                        source=json.dumps(source, sort_keys=True),
-                    ),
-                    [],
-                )
+        if commit:
+            self.client.set_tag(run_id, COMMIT_TAG, commit)
+
+
+def dataset_source(out: RecordedOutput, repo_url: str | None, commit: str) -> str:
+    """The dataset's source: JSON naming the repository, the commit and the path, so that
+    `dvc get <url> <path> --rev <commit>` fetches it from the run page alone. The store keeps
+    the source of the first commit that logged a (name, digest): any commit recording that
+    digest holds the same data, so the command stays right."""
+    source: dict[str, str] = {"path": out.path, "dvc_file": out.source, "rev": commit}
+    if repo_url:
+        source["url"] = repo_url
+        source["command"] = f"dvc get {repo_url} {out.path} --rev {commit}"
+    return json.dumps(source, sort_keys=True)
+
+
+def dataset_inputs(
+    outputs: Sequence[RecordedOutput], repo_url: str | None, commit: str
+) -> list[Any]:
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    inputs = []
+    for out in outputs:
+        if len(out.hash_value) > MAX_DIGEST or len(out.path) > MAX_DATASET_NAME:
+            continue  # still recorded as a tag; MLflow's dataset limits forbid it here
+        inputs.append(
+            DatasetInput(
+                Dataset(
+                    name=out.path,
+                    digest=out.hash_value,
+                    source_type=DATASET_SOURCE_TYPE,
+                    source=dataset_source(out, repo_url, commit),
+                ),
+                [InputTag(DATASET_CONTEXT_TAG, DATASET_CONTEXT)],
             )
-        for start in range(0, len(inputs), INPUTS_PER_CALL):
-            self.client.log_inputs(run_id, inputs[start : start + INPUTS_PER_CALL])
+        )
+    return inputs

@@ -101,6 +101,8 @@ class MlflowConfig:
     # links stuck this long make the post-commit hook say so (exit 1, so pre-commit shows it)
     warn_after_attempts: int = 3
     warn_after_hours: float = 24.0
+    # which runs a commit links to (links/core.py LINK_POLICIES)
+    link: str = "latest"
 
 
 @dataclass(frozen=True)
@@ -198,6 +200,15 @@ _MLFLOW_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "warn-after-attempts": ("warn_after_attempts", _count),
     "warn-after-hours": ("warn_after_hours", _hours),
 }
+# which runs a commit links to: the newest qualifying top-level run, or every one since the
+# previous commit (sweeps made of separate top-level runs)
+_MLFLOW_KEYS["link"] = ("link", lambda v: _choice(v, ("latest", "all-since-previous-commit")))
+
+
+def _choice(value: Any, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ValueError("expected one of " + ", ".join(repr(a) for a in allowed))
+    return str(value)
 
 
 def _apply(

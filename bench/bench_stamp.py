@@ -1,0 +1,110 @@
+"""The run stamp's cost at `mlflow.start_run()`: with the repro-hooks plugin against without it,
+same process, same store, interleaved.
+
+A repository with 1,000 DVC outputs (one `.dvc` file each, written as `dvc add` writes them),
+warm (the hash cache and the parsed-DVC-file cache filled by a first stamp). A sqlite tracking
+store outside the repository, migrated before timing. The plugin is registered exactly as an
+installed repro-hooks registers it (an entry point `mlflow.run_context_provider` in the
+distribution metadata); "without" sets REPRO_HOOKS_STAMP=0, which makes the provider step aside
+(`in_context()` is False), so both sides run MLflow's own providers and the same store calls.
+Target: the stamp adds at most 50 ms (median difference).
+
+    .venv/bin/python bench/bench_stamp.py [--files 1000] [--runs 21]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_check_dvc import build_many
+from common import machine
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--files", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=21)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        repo = base / "repo"
+        repo.mkdir()
+        build_many(repo, args.files)
+        site = base / "site"
+        info = site / "repro_hooks_bench-0.0.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text("Metadata-Version: 2.1\nName: repro-hooks-bench\n"
+                                       "Version: 0.0\n")  # fmt: skip
+        (info / "entry_points.txt").write_text(
+            "[mlflow.run_context_provider]\nrepro-hooks = repro_hooks.links.stamp:RunStamp\n"
+        )
+        sys.path[:0] = [str(ROOT), str(site)]
+        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{base / 'mlflow.db'}"
+        os.chdir(repo)
+        sys.argv = [str(repo / "train.py")]  # as if the training script lived in the repository
+        import mlflow
+        from mlflow.tracking.context.registry import _run_context_provider_registry
+
+        from repro_hooks.links.stamp import RunStamp
+
+        assert any(isinstance(p, RunStamp) for p in _run_context_provider_registry)
+        for _ in range(2):  # migrate the store, fill the caches
+            with mlflow.start_run() as run:
+                pass
+        assert "repro_hooks.stamp" in mlflow.get_run(run.info.run_id).data.tags
+
+        def cpu() -> float:
+            own = resource.getrusage(resource.RUSAGE_SELF)
+            kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+            return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+        def start(stamped: bool) -> tuple[float, float]:
+            os.environ["REPRO_HOOKS_STAMP"] = "1" if stamped else "0"
+            cpu_before = cpu()
+            began = time.perf_counter()
+            mlflow.start_run()
+            took = time.perf_counter() - began
+            cpu_took = cpu() - cpu_before
+            mlflow.end_run()
+            return took, cpu_took
+
+        times: dict[bool, list[float]] = {True: [], False: []}
+        cpus: dict[bool, list[float]] = {True: [], False: []}
+        for _ in range(args.runs):
+            for stamped in (False, True):
+                took, cpu_took = start(stamped)
+                times[stamped].append(took)
+                cpus[stamped].append(cpu_took)
+        stamp_only = []
+        for _ in range(args.runs):
+            began = time.perf_counter()
+            RunStamp().tags()
+            stamp_only.append(time.perf_counter() - began)
+        without = statistics.median(times[False])
+        with_ = statistics.median(times[True])
+        print(f"machine: {machine()}; load average {os.getloadavg()[0]:.1f}")
+        print(f"repository: {args.files} DVC outputs, warm; runs: {args.runs}, interleaved")
+        print(f"mlflow.start_run() without the stamp (anchor): {without * 1000:.1f} ms")
+        print(f"mlflow.start_run() with the stamp:             {with_ * 1000:.1f} ms")
+        print(f"difference (target <= 50 ms):                  {(with_ - without) * 1000:.1f} ms")
+        cpu_without, cpu_with = statistics.median(cpus[False]), statistics.median(cpus[True])
+        print(
+            f"CPU time (own + child processes), without / with: {cpu_without * 1000:.1f} / "
+            f"{cpu_with * 1000:.1f} ms; difference {(cpu_with - cpu_without) * 1000:.1f} ms"
+        )
+        print(f"RunStamp().tags() alone:                       "
+              f"{statistics.median(stamp_only) * 1000:.1f} ms")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,657 @@
+"""The run stamp: an MLflow run-context provider that records, at `mlflow.start_run()`, which
+clone a run ran in, its code and the state of its DVC-described data.
+
+Registered as the entry point `mlflow.run_context_provider` (pyproject.toml), so MLflow loads
+this module whenever it is imported in an environment where repro-hooks is installed: the module
+imports only `os` at top level, and `RunStamp()` does nothing. `tags()` never raises into the
+user's training: any failure returns {} (the run is then simply not stamped).
+
+A stamp is two things:
+- run tags under `repro_hooks.` (never `mlflow.*`): the clone id, a stamp id, HEAD, whether the
+  tracked code was clean, and a digest of the DVC outputs' hashes at the start;
+- a local record `<git common dir>/repro-hooks/runs/<stamp id>.json` with what the tags cannot
+  hold: the hash of every DVC output at the start, the blob of every changed code file, and, added
+  when the training process exits, the hash of every DVC output (and of every file written since
+  the start) at the end. The linker reads it on the same machine, in the same clone: a run it
+  links is always one this clone stamped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Any
+
+CLONE_TAG = "repro_hooks.clone"
+STAMP_TAG = "repro_hooks.stamp"
+HEAD_TAG = "repro_hooks.head"
+CLEAN_TAG = "repro_hooks.clean"
+DATA_TAG = "repro_hooks.data"
+DISABLE_ENV = "REPRO_HOOKS_STAMP"  # "0": no stamp
+RECORD_VERSION = 1
+MAX_CODE_FILE = 1 << 20  # changed code files larger than this are recorded as unhashed ("?")
+MAX_CODE_FILES = 500
+START_HASH_BUDGET = 64 << 20  # bytes hashed at start_run when the hash cache is cold
+DEFER = "defer:"
+
+_STAMPED: list[tuple[str, str, str, float]] = []  # (runs dir, stamp id, root, start) this process
+
+
+class RunStamp:
+    """The `mlflow.run_context_provider` plugin (see the module docstring)."""
+
+    def in_context(self) -> bool:
+        try:
+            return os.environ.get(DISABLE_ENV, "1") != "0" and _start_dir() is not None
+        except Exception:
+            return False
+
+    def tags(self) -> dict[str, str]:
+        try:
+            start = _start_dir()
+            if start is None:
+                return {}
+            return take_stamp(start)
+        except Exception:
+            return {}
+
+
+def _start_dir() -> str | None:
+    """Where the run's code lives: the main script's directory (as MLflow's git context), else
+    the current directory; None when neither is inside a git work tree (found by walking up)."""
+    import sys
+
+    candidates = []
+    main = sys.argv[0] if sys.argv and sys.argv[0] else ""
+    if main and os.path.isfile(main) and "-packages" not in main:
+        candidates.append(os.path.dirname(os.path.abspath(main)))
+    candidates.append(os.getcwd())
+    for path in candidates:
+        probe = path
+        while True:
+            if os.path.exists(os.path.join(probe, ".git")):
+                return path
+            parent = os.path.dirname(probe)
+            if parent == probe:
+                break
+            probe = parent
+    return None
+
+
+# ---- taking a stamp ---------------------------------------------------------------------------
+
+
+def take_stamp(cwd: str, *, at_exit: bool = True) -> dict[str, str]:
+    """Stamp a run that starts now in the work tree containing `cwd`: write the local record
+    and return the run tags. Registers (once) the exit handler that records the end state."""
+    import json
+    import time
+    import uuid
+
+    started = time.time()
+    facts = _git_facts(cwd)
+    if facts is None:
+        return {}
+    root, git_dir, common_dir, head = facts
+    clone = clone_id(common_dir)
+    code, untracked, data = _code_and_data(root, git_dir)
+    from repro_hooks.links.core import fingerprint
+
+    stamp = uuid.uuid4().hex
+    runs = os.path.join(common_dir, "repro-hooks", "runs")
+    record = {
+        "version": RECORD_VERSION,
+        "stamp": stamp,
+        "clone": clone,
+        "root": root,
+        "head": head,
+        "started": started,
+        "pid": os.getpid(),
+        "code": code,
+        "untracked": untracked,
+        "start": _store_state(runs, data),
+    }
+    os.makedirs(runs, exist_ok=True)
+    _write_json(os.path.join(runs, f"{stamp}.json"), json.dumps(record, sort_keys=True))
+    if at_exit:
+        if not _STAMPED:
+            import atexit
+
+            atexit.register(_record_end_at_exit)
+        _STAMPED.append((runs, stamp, root, started))
+    return {
+        CLONE_TAG: clone,
+        STAMP_TAG: stamp,
+        HEAD_TAG: head or "",
+        CLEAN_TAG: "true" if set(code) <= set(untracked) else "false",
+        DATA_TAG: fingerprint((p, h) for p, h in data.items() if h),
+    }
+
+
+def _git(cwd: str, *args: str) -> bytes | None:
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != "GIT_LITERAL_PATHSPECS"}
+    try:
+        proc = subprocess.run(
+            ["git", *args], cwd=cwd, capture_output=True, check=False, env=env,
+            stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    except OSError:
+        return None
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def _git_parallel(cwd: str, *commands: tuple[str, ...]) -> list[bytes | None]:
+    """Several git commands at once (each its own process), their outputs in order."""
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != "GIT_LITERAL_PATHSPECS"}
+    procs: list[subprocess.Popen[bytes] | None] = []
+    for args in commands:
+        try:
+            proc = subprocess.Popen(
+                ["git", *args], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            procs.append(proc)
+        except OSError:
+            procs.append(None)
+    outs: list[bytes | None] = []
+    for started in procs:
+        if started is None:
+            outs.append(None)
+            continue
+        out, _ = started.communicate()
+        outs.append(out if started.returncode == 0 else None)
+    return outs
+
+
+def _git_facts(cwd: str) -> tuple[str, str, str, str | None] | None:
+    args = ("rev-parse", "--path-format=absolute", "--show-toplevel", "--absolute-git-dir",
+            "--git-common-dir")  # fmt: skip
+    out = _git(cwd, *args, "HEAD")
+    head: str | None = None
+    if out is None:  # no commit yet
+        out = _git(cwd, *args)
+        if out is None:
+            return None
+    lines = out.decode("utf-8", "surrogateescape").splitlines()
+    if len(lines) < 3:
+        return None
+    if len(lines) > 3:
+        head = lines[3].strip()
+    return lines[0], lines[1], lines[2], head
+
+
+def clone_id(common_dir: str) -> str:
+    """This clone's id: random, created once in <git common dir>/repro-hooks/clone-id. The file
+    appears whole or not at all (written aside, then hard-linked into place: the first writer
+    wins, a concurrent stamp reads the winner's id)."""
+    import uuid
+
+    existing = read_clone_id(common_dir)
+    if existing:
+        return existing
+    path = os.path.join(common_dir, "repro-hooks", "clone-id")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    new = uuid.uuid4().hex
+    tmp = f"{path}.{os.getpid()}.{new}.tmp"
+    try:
+        with open(tmp, "w", encoding="ascii") as fh:
+            fh.write(new + "\n")
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return read_clone_id(common_dir) or new
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+    return new
+
+
+def read_clone_id(common_dir: str) -> str | None:
+    """The clone id if this clone ever stamped a run (never creates one)."""
+    try:
+        with open(os.path.join(common_dir, "repro-hooks", "clone-id"), encoding="ascii") as fh:
+            return fh.read().strip() or None
+    except OSError:
+        return None
+
+
+def _write_json(path: str, text: str) -> None:
+    """Write a file whole or not at all (a unique temporary name, then rename)."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+# ---- code: what differs from HEAD -------------------------------------------------------------
+
+
+def is_code_path(path: str) -> bool:
+    """Paths that are code for the link's code rule: everything git tracks except DVC's own
+    records and ignore files (`dvc add` rewrites those; the data rule covers what they say)."""
+    name = path.rsplit("/", 1)[-1]
+    return not (name.endswith(".dvc") or name in ("dvc.lock", ".gitignore", ".dvcignore"))
+
+
+def _code_and_data(
+    root: str, git_dir: str
+) -> tuple[dict[str, str | None], list[str], dict[str, str]]:
+    """(changed code files: {path: blob}, which of them git does not track, the data state)."""
+    import marshal
+
+    # the tracked DVC files change only with the index: their list is kept, keyed by its stat
+    index_key = _stat_key(os.path.join(git_dir, "index"))
+    list_cache = os.path.join(git_dir, _LIST_CACHE)
+    tracked_out: bytes | None = None
+    cached_outs: dict[str, str] | None = None
+    try:
+        with open(list_cache, "rb") as fh:
+            cached = marshal.load(fh)
+        if isinstance(cached, tuple) and index_key is not None and cached[0] == index_key:
+            tracked_out, cached_outs = cached[1], cached[2]
+    except (OSError, EOFError, ValueError, TypeError, IndexError):
+        pass
+    commands: list[tuple[str, ...]] = [("status", "--porcelain=v1", "-z", "-uall", "--no-renames")]
+    if tracked_out is None:
+        commands.append(
+            ("ls-files", "-z", "--cached", "--", ":(glob)**/*.dvc", ":(glob)**/dvc.lock",
+             ":(glob)**/dvc.yaml", ":(glob)**/.dvcignore")
+        )  # fmt: skip
+    outs = _git_parallel(root, *commands)
+    status_out = outs[0]
+    if tracked_out is None:
+        tracked_out = outs[1]
+    changed: dict[str, str | None] = {}
+    untracked: list[str] = []
+    untracked_dvc: list[str] = []
+    dvc_dirty = status_out is None
+    for entry in (status_out or b"").split(b"\0"):
+        if len(entry) < 4:
+            continue
+        xy, path = entry[:2], entry[3:].decode("utf-8", "surrogateescape")
+        if _is_dvc_record(path):
+            dvc_dirty = True
+            if xy == b"??":
+                untracked_dvc.append(path)
+        if is_code_path(path):
+            changed[path] = None
+            if xy == b"??":
+                untracked.append(path)
+    code = _hash_code_files(root, changed)
+    dvc_paths = [
+        p.decode("utf-8", "surrogateescape") for p in (tracked_out or b"").split(b"\0") if p
+    ]
+    all_dvc = [*dvc_paths, *untracked_dvc]
+    if dvc_dirty or not isinstance(cached_outs, dict):
+        # the DVC files' parse (cached per file by stat) is reused whole while the index is
+        # unchanged and git sees no DVC file changed in the work tree
+        cached_outs = recorded_outputs(root, git_dir, all_dvc)
+        if not dvc_dirty and tracked_out is not None and index_key is not None:
+            with contextlib.suppress(OSError):
+                _write_bytes(list_cache, marshal.dumps((index_key, tracked_out, cached_outs)))
+    data = data_state(root, git_dir, all_dvc, cached_outs)
+    return code, sorted(untracked), data
+
+
+def _is_dvc_record(path: str) -> bool:
+    name = path.rsplit("/", 1)[-1]
+    return name.endswith(".dvc") or name in ("dvc.lock", "dvc.yaml", ".dvcignore")
+
+
+def _hash_code_files(root: str, changed: dict[str, str | None]) -> dict[str, str | None]:
+    """{path: blob sha as `git add` would store it, None if deleted, "?" if not hashed}."""
+    import subprocess
+
+    todo = []
+    for path in sorted(changed)[:MAX_CODE_FILES]:
+        try:
+            st = os.lstat(os.path.join(root, path))
+        except OSError:
+            continue  # deleted: None
+        if st.st_size > MAX_CODE_FILE or not (os.path.isfile(os.path.join(root, path))):
+            changed[path] = "?"
+        else:
+            todo.append(path)
+    for path in sorted(changed)[MAX_CODE_FILES:]:
+        changed[path] = "?"
+    if todo:
+        try:
+            proc = subprocess.run(
+                ["git", "hash-object", "--stdin-paths"], cwd=root, check=False,
+                input="\n".join(todo).encode("utf-8", "surrogateescape") + b"\n",
+                capture_output=True,
+            )  # fmt: skip
+            shas = proc.stdout.decode().split()
+        except OSError:
+            shas = []
+        for path, sha in zip(todo, shas, strict=False):
+            changed[path] = sha
+        for path in todo[len(shas) :]:
+            changed[path] = "?"
+    return changed
+
+
+# ---- data: the hash of every DVC output, through the hash cache -------------------------------
+
+_PARSE_CACHE = "repro-hooks/stamp-dvc-files.bin"
+_LIST_CACHE = "repro-hooks/stamp-dvc-list.bin"
+
+
+def _stat_key(path: str) -> tuple[int, int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
+
+
+def recorded_outputs(root: str, git_dir: str, dvc_paths: list[str]) -> dict[str, str]:
+    """{output path: algorithm} for every output the given DVC files record (`.dvc` files and
+    dvc.lock outs), parsed once and cached by the files' stat data."""
+    import marshal
+
+    from repro_hooks.dvc.files import DvcFileError, parse_dvc_file, parse_dvc_lock, parse_dvc_yaml
+    from repro_hooks.dvc.hashing import read_regular
+
+    cache_path = os.path.join(git_dir, _PARSE_CACHE)
+    try:
+        with open(cache_path, "rb") as fh:
+            cache: dict[str, Any] = marshal.load(fh)
+        if not isinstance(cache, dict):
+            cache = {}
+    except (OSError, EOFError, ValueError, TypeError):
+        cache = {}
+    fresh: dict[str, Any] = {}
+    outs: dict[str, str] = {}
+    changed = False
+    paths = set(dvc_paths)
+    join, stat_, get = os.path.join, os.stat, cache.get
+    for rel in paths:
+        is_lock = rel.endswith("dvc.lock") and (rel == "dvc.lock" or rel.endswith("/dvc.lock"))
+        if not (is_lock or rel.endswith(".dvc")):
+            continue
+        full = join(root, rel)
+        try:
+            st = stat_(full)
+            key: Any = (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
+        except OSError:
+            key = None
+        yaml_rel = rel[: -len("dvc.lock")] + "dvc.yaml"
+        if is_lock:
+            key = (key, _stat_key(join(root, yaml_rel)))
+        hit = get(rel)
+        if hit is not None and hit[0] == key:
+            found = hit[1]
+        else:
+            changed = True
+            found = []
+            try:
+                if is_lock:
+                    wdirs: dict[str, str] = {}
+                    if yaml_rel in paths:
+                        stages = parse_dvc_yaml(read_regular(join(root, yaml_rel)), yaml_rel)
+                        wdirs = {s.name: s.wdir for s in stages.values()}
+                    lock = parse_dvc_lock(read_regular(full), rel, wdirs)
+                    parsed = [o for st in lock.values() for o in st.outs]
+                else:
+                    parsed = parse_dvc_file(read_regular(full), rel).outs
+                found = [(o.path, o.algorithm) for o in parsed]
+            except (OSError, DvcFileError):
+                found = []
+        fresh[rel] = (key, found)
+        for path, algorithm in found:
+            outs[path] = algorithm
+    if changed or len(fresh) != len(cache):
+        with contextlib.suppress(OSError):
+            _write_bytes(cache_path, marshal.dumps(fresh))
+    return outs
+
+
+def _write_bytes(path: str, data: bytes) -> None:
+    import tempfile
+
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(path))
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _measure(
+    root: str,
+    git_dir: str,
+    targets: set[tuple[str, str]],
+    ignore_files: list[str],
+    budget: int | None = None,
+) -> dict[str, str]:
+    """{path: hash} (empty string: absent or unreadable) via check-dvc's hash cache. With a
+    `budget` (bytes), regular files the cache does not know are hashed only up to that many
+    bytes; the rest are recorded as `defer:<inode>:<mtime_ns>:<size>`, resolved at the end of
+    the run if the file is still the same (start_run is not held up by a cold cache)."""
+    import stat
+    from pathlib import Path
+
+    from repro_hooks.dvc.hashing import DvcIgnore, HashCache, read_regular
+    from repro_hooks.dvc.worktree import CACHE_FILE, Measurer
+
+    contents = {}
+    for rel in ignore_files:
+        try:
+            contents[rel] = read_regular(os.path.join(root, rel))
+        except OSError:
+            continue
+    try:
+        ignore = DvcIgnore(contents)
+    except ImportError:
+        ignore = DvcIgnore({})
+    cache = HashCache(Path(git_dir) / CACHE_FILE)
+    found: dict[str, str] = {}
+    rest: set[tuple[str, str]] = set()
+    for path, algo in targets:
+        # the warm path: a regular file (not a symlink) whose hash the cache holds for this
+        # very inode, mtime, ctime and size; anything else goes through the full measurement
+        full = os.path.join(root, path)
+        try:
+            st = os.lstat(full)
+        except OSError:
+            st = None
+        hit = cache.get(full, st, algo) if st is not None and stat.S_ISREG(st.st_mode) else None
+        if hit is not None and not (ignore and ignore.is_ignored(path)):
+            found[path] = hit
+        elif budget is not None and st is not None and stat.S_ISREG(st.st_mode):
+            if st.st_size > budget:
+                found[path] = f"{DEFER}{st.st_ino}:{st.st_mtime_ns}:{st.st_size}"
+                continue
+            budget -= st.st_size
+            rest.add((path, algo))
+        else:
+            rest.add((path, algo))
+    if rest:
+        tree = Measurer(Path(root), ignore, cache).measure(rest, set(), set())
+        cache.save()
+        for path, algo in rest:
+            found[path] = tree.hashes.get((path, algo)) or ""
+    return found
+
+
+def data_state(
+    root: str, git_dir: str, dvc_paths: list[str], outs: dict[str, str] | None = None
+) -> dict[str, str]:
+    """{output path: current hash} for every output the work tree's DVC files record."""
+    if outs is None:
+        outs = recorded_outputs(root, git_dir, dvc_paths)
+    ignores = [p for p in dvc_paths if p.rsplit("/", 1)[-1] == ".dvcignore"]
+    return _measure(root, git_dir, set(outs.items()), ignores, START_HASH_BUDGET)
+
+
+def resolve_deferred(start: dict[str, str], end: dict[str, str], root: str) -> dict[str, str]:
+    """Start values deferred for a cold cache: the end hash where the file is still the very
+    file seen at the start (same inode, mtime and size), else unknown ("")."""
+    out = dict(start)
+    for path, value in start.items():
+        if not value.startswith(DEFER):
+            continue
+        out[path] = ""
+        try:
+            st = os.lstat(os.path.join(root, path))
+        except OSError:
+            continue
+        if value == f"{DEFER}{st.st_ino}:{st.st_mtime_ns}:{st.st_size}" and end.get(path):
+            out[path] = end[path]
+    return out
+
+
+# ---- the end of the run -----------------------------------------------------------------------
+
+
+def end_state(root: str, git_dir: str, since: float) -> dict[str, str]:
+    """The data state as the training process ends: every recorded output, plus every untracked
+    file written since `since` and each of its directories that holds no tracked file (an output
+    the run created, which `dvc add` records only afterwards)."""
+    from repro_hooks.dvc.worktree import SKIPPED_DIRS
+
+    listed = _git(
+        root, "ls-files", "-z", "--cached", "--others", "-t",
+        *(a for d in SKIPPED_DIRS for a in ("-x", d)),
+    )  # fmt: skip
+    tracked_dirs: set[str] = set()
+    dvc_paths: list[str] = []
+    written: list[str] = []
+    floor_ns = int(since * 1e9) - 1_000_000_000  # filesystem timestamp granularity
+    for entry in (listed or b"").split(b"\0"):
+        if len(entry) < 3:
+            continue
+        status, path = entry[:1], entry[2:].decode("utf-8", "surrogateescape")
+        if _is_dvc_record(path):
+            dvc_paths.append(path)
+        if status != b"?":
+            parent = path
+            while "/" in parent:
+                parent = parent.rsplit("/", 1)[0]
+                if parent in tracked_dirs:
+                    break
+                tracked_dirs.add(parent)
+            continue
+        try:
+            st = os.stat(os.path.join(root, path))
+        except OSError:
+            continue
+        if max(st.st_mtime_ns, st.st_ctime_ns) >= floor_ns:
+            written.append(path)
+    outs = recorded_outputs(root, git_dir, dvc_paths)
+    targets = set(outs.items())
+    for path in written:
+        targets.add((path, outs.get(path, "md5")))
+        parent = path
+        while "/" in parent:
+            parent = parent.rsplit("/", 1)[0]
+            if parent in tracked_dirs:
+                break
+            targets.add((parent, outs.get(parent, "md5")))
+    ignores = [p for p in dvc_paths if p.rsplit("/", 1)[-1] == ".dvcignore"]
+    return _measure(root, git_dir, targets, ignores)
+
+
+def record_end(runs_dir: str, stamps: list[str], root: str, since: float) -> None:
+    """Add the end state to the local records of `stamps` (one snapshot for all of them)."""
+    import json
+    import time
+
+    facts = _git_facts(root)
+    if facts is None:
+        return
+    data = end_state(root, facts[1], since)
+    ended = time.time()
+    digest = _store_state(runs_dir, data)
+    for stamp in stamps:
+        path = os.path.join(runs_dir, f"{stamp}.json")
+        try:
+            with open(path, encoding="utf-8") as fh:
+                record = json.load(fh)
+        except (OSError, ValueError):
+            continue
+        record["end"] = digest
+        record["ended"] = ended
+        start = _load_state(runs_dir, record.get("start"))
+        if start is not None and any(v.startswith(DEFER) for v in start.values()):
+            record["start"] = _store_state(runs_dir, resolve_deferred(start, data, root))
+        _write_json(path, json.dumps(record, sort_keys=True))
+
+
+def _record_end_at_exit() -> None:
+    try:
+        by_place: dict[tuple[str, str], tuple[list[str], float]] = {}
+        for runs, stamp, root, started in _STAMPED:
+            ids, since = by_place.setdefault((runs, root), ([], started))
+            ids.append(stamp)
+            by_place[(runs, root)] = (ids, min(since, started))
+        for (runs, root), (ids, since) in by_place.items():
+            record_end(runs, ids, root, since)
+    except Exception:
+        pass
+
+
+def _store_state(runs_dir: str, data: dict[str, str]) -> str:
+    """Keep a data state once (most runs see the same data): runs/states/<sha256>.json."""
+    import hashlib
+    import json
+
+    text = json.dumps(data, sort_keys=True)
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    path = os.path.join(runs_dir, "states", f"{digest}.json")
+    if not os.path.exists(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        _write_json(path, text)
+    return digest
+
+
+def _load_state(runs_dir: str, digest: object) -> dict[str, str] | None:
+    import json
+
+    if not isinstance(digest, str) or not all(c in "0123456789abcdef" for c in digest):
+        return None
+    try:
+        with open(os.path.join(runs_dir, "states", f"{digest}.json"), encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def load_record(common_dir: str, stamp: str) -> dict[str, Any] | None:
+    """A stamp's local record with its data states read in ("start", "end"), or None."""
+    import json
+
+    if not stamp or not all(c in "0123456789abcdef" for c in stamp):
+        return None
+    try:
+        with open(
+            os.path.join(common_dir, "repro-hooks", "runs", f"{stamp}.json"), encoding="utf-8"
+        ) as fh:
+            record = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("version") != RECORD_VERSION:
+        return None
+    runs = os.path.join(common_dir, "repro-hooks", "runs")
+    record["start"] = _load_state(runs, record.get("start")) or {}
+    if "end" in record:
+        end = _load_state(runs, record["end"])
+        if end is None:
+            del record["end"]
+        else:
+            record["end"] = end
+    return record

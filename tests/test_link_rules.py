@@ -1,0 +1,225 @@
+"""The link rules as pure functions: code, data, the fallback without a stamp, tracking URIs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from repro_hooks.links.core import (
+    RecordedOutput,
+    RunCandidate,
+    code_changes,
+    code_verdict,
+    data_verdict,
+    fallback_verdict,
+    is_local_uri,
+    missing_local_store,
+    rebase_branch,
+    usable_end,
+)
+
+
+def out(path: str, value: str) -> RecordedOutput:
+    return RecordedOutput(path, value, f"{path}.dvc")
+
+
+@pytest.mark.parametrize(
+    ("commit", "run", "untracked", "verdict"),
+    [
+        pytest.param({}, {}, [], None, id="clean-and-unchanged"),
+        pytest.param({"t.py": "b1"}, {"t.py": "b1"}, [], None, id="dirty-tree-committed"),
+        pytest.param({"t.py": "b1"}, {}, [], "ran the version at its HEAD", id="code-after-run"),
+        pytest.param({"t.py": "b2"}, {"t.py": "b1"}, [], "another version", id="edited-after"),
+        pytest.param({}, {"t.py": "b1"}, [], "uncommitted change", id="uncommitted-tracked"),
+        pytest.param({}, {"scratch.py": "b1"}, ["scratch.py"], None, id="untracked-scratch"),
+        pytest.param({"new.py": "b1"}, {"new.py": "b1"}, ["new.py"], None, id="new-file-added"),
+        pytest.param({"gone.py": None}, {"gone.py": None}, [], None, id="deleted-both"),
+        pytest.param({"big.py": "b1"}, {"big.py": "?"}, [], "another version", id="unhashed"),
+    ],
+)  # fmt: skip
+def test_code_verdict(
+    commit: dict[str, str | None], run: dict[str, str | None], untracked: list[str],
+    verdict: str | None,
+) -> None:  # fmt: skip
+    got = code_verdict(commit, run, untracked)
+    assert (got is None) if verdict is None else (verdict in (got or ""))
+
+
+@pytest.mark.parametrize(
+    ("committed", "start", "end", "verdict"),
+    [
+        pytest.param("A", {"d": "A"}, {"d": "A"}, None, id="read-it"),
+        pytest.param("B", {"d": "A"}, {"d": "B"}, None, id="wrote-it-everyday-loop"),
+        pytest.param("B", {}, {"d": "B"}, None, id="created-it"),
+        pytest.param("B", {"d": "A"}, {"d": "A"}, "changed after the run ended", id="after-end"),
+        pytest.param("B", {}, {}, "never saw it", id="never-there"),
+        pytest.param("A", {"d": "A"}, None, None, id="running-unchanged"),
+        pytest.param("B", {"d": "A"}, None, "still running", id="running-changed"),
+        pytest.param("B", {}, None, "not present when the run started", id="running-new"),
+    ],
+)  # fmt: skip
+def test_data_verdict(
+    committed: str, start: dict[str, str], end: dict[str, str] | None, verdict: str | None
+) -> None:
+    got = data_verdict([out("d", committed)], start, end)
+    assert (got is None) if verdict is None else (verdict in (got or ""))
+
+
+def test_end_state_taken_long_after_the_run_is_not_used() -> None:
+    run = RunCandidate("r", "0", 0, None, None, end_time=1_000_000, status="FINISHED")
+    assert usable_end({"end": {"d": "B"}, "ended": 1000.5}, run) == ({"d": "B"}, None)
+    end, note = usable_end({"end": {"d": "B"}, "ended": 5000.0}, run)
+    assert end is None
+    assert "after the run ended" in (note or "")
+    running = RunCandidate("r", "0", 0, None, None, status="RUNNING")
+    assert usable_end({"end": {}, "ended": 1.0}, running)[0] is None
+
+
+def unstamped(**tags: str) -> RunCandidate:
+    base = {"mlflow.user": "me", "mlflow.source.name": "/repo/train.py"}
+    return RunCandidate(
+        "r", "0", 0, None, tags.pop("source", "P"), end_time=1, status="FINISHED",
+        tags={**base, **tags},
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("run", "changed", "same_data", "verdict"),
+    [
+        pytest.param(unstamped(), {}, True, None, id="proven"),
+        pytest.param(unstamped(**{"mlflow.user": "you"}), {}, True, "started by user", id="user"),
+        pytest.param(
+            unstamped(**{"mlflow.source.name": "train.py"}), {}, True, "does not prove",
+            id="relative-source",
+        ),
+        pytest.param(
+            unstamped(**{"mlflow.source.name": "/elsewhere/train.py"}), {}, True,
+            "outside this work tree", id="other-clone",
+        ),
+        pytest.param(unstamped(source="X"), {}, True, "commit's parent", id="other-start"),
+        pytest.param(unstamped(), {"t.py": "b"}, True, "changes code", id="code-changed"),
+        pytest.param(unstamped(), {}, False, "which data the run saw", id="data-changed"),
+        pytest.param(
+            unstamped(**{"repro_hooks.clone": "other"}), {}, True, "another clone",
+            id="other-clone-stamp",
+        ),
+    ],
+)  # fmt: skip
+def test_fallback_verdict(
+    run: RunCandidate, changed: dict[str, str | None], same_data: bool, verdict: str | None
+) -> None:
+    got = fallback_verdict(
+        run, commit="C", parents=["P"], user="me", root="/repo", repo_url=None,
+        changed_by_commit=changed, same_data=same_data,
+    )  # fmt: skip
+    assert (got is None) if verdict is None else (verdict in (got or ""))
+
+
+def test_code_changes_keep_code_paths_only() -> None:
+    z = "0" * 40
+    raw = (
+        f":100644 100644 {'a' * 40} {'b' * 40} M\0train.py\0"
+        f":100644 100644 {'a' * 40} {'c' * 40} M\0data.dvc\0"
+        f":100644 000000 {'a' * 40} {z} D\0old.py\0"
+        f":100644 100644 {'a' * 40} {'d' * 40} M\0sub/.gitignore\0"
+    ).encode()
+    assert code_changes(raw) == {"train.py": "b" * 40, "old.py": None}
+
+
+@pytest.mark.parametrize(
+    ("uri", "local"),
+    [
+        ("databricks", False),
+        ("databricks://profile", False),
+        ("databricks-uc", False),
+        ("http://host:5000", False),
+        ("https://host", False),
+        ("sqlite:///mlflow.db", False),
+        ("postgresql://u@h/db", False),
+        ("mysql+pymysql://h/db", False),
+        ("file:///tmp/mlruns", True),
+        ("mlruns", True),
+        ("/abs/mlruns", True),
+        ("./rel/mlruns", True),
+    ],
+)
+def test_only_a_path_like_uri_is_local(uri: str, local: bool, tmp_path: Path) -> None:
+    assert is_local_uri(uri) is local
+    if not local and not uri.startswith("sqlite"):
+        assert missing_local_store(uri, tmp_path) is None  # never "no such directory"
+
+
+def test_rebase_branch_from_rebase_state(tmp_path: Path) -> None:
+    assert rebase_branch(tmp_path) is None
+    (tmp_path / "rebase-merge").mkdir()
+    (tmp_path / "rebase-merge" / "head-name").write_text("refs/heads/feature/x\n")
+    assert rebase_branch(tmp_path) == "feature/x"
+
+
+def test_cold_cache_defers_large_files_to_the_end_of_the_run(repo: Path) -> None:
+    """start_run is not held up hashing a cold file: its identity is kept, and the end state's
+    hash counts as the start's only if it is still the very same file."""
+    import hashlib
+    import os
+
+    from repro_hooks.links import stamp
+    from tests.helpers import write
+
+    data = b"x" * 4096
+    write(repo / "big", data)
+    write(repo / "big.dvc", f"outs:\n- md5: {'0' * 32}\n  size: 4096\n  hash: md5\n  path: big\n")
+    start = stamp.data_state(str(repo), str(repo / ".git"), ["big.dvc"])
+    assert start == stamp.data_state(str(repo), str(repo / ".git"), ["big.dvc"])
+    real = hashlib.md5(data).hexdigest()
+    cold = stamp._measure(str(repo), str(repo / ".git") + "-none", {("big", "md5")}, [], budget=0)
+    assert cold["big"].startswith(stamp.DEFER)
+    assert stamp.resolve_deferred(cold, {"big": real}, str(repo)) == {"big": real}
+    os.unlink(repo / "big")
+    write(repo / "big", data + b"y")  # rewritten since the start: unknown, never the end hash
+    assert stamp.resolve_deferred(cold, {"big": real}, str(repo)) == {"big": ""}
+
+
+def test_link_policy_key_is_validated() -> None:
+    from repro_hooks.errors import ConfigError
+    from repro_hooks.policy.config import parse_config
+
+    table = {"mlflow": {"link": "all-since-previous-commit"}}
+    assert parse_config(table, "pyproject.toml").mlflow.link == "all-since-previous-commit"
+    assert parse_config({}, "pyproject.toml").mlflow.link == "latest"
+    with pytest.raises(ConfigError, match="expected one of 'latest', 'all-since-previous-commit'"):
+        parse_config({"mlflow": {"link": "newest"}}, "pyproject.toml")
+
+
+def test_post_merge_links_only_a_merge_commit_made_here(
+    repo: Path, sqlite_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.helpers import commit, git, run_cli, write
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_store)
+    write(repo / "pyproject.toml", "[tool.repro-hooks.mlflow]\ntimeout = 120\n")  # loaded CI
+    commit(repo, "config")
+    git(repo, "checkout", "-q", "-b", "side")
+    write(repo / "s.txt", "s")
+    commit(repo, "side")
+    git(repo, "checkout", "-q", "main")
+    git(repo, "merge", "-q", "--ff-only", "side")  # a fast-forward: no commit made here
+    out = run_cli(repo, "tag-mlflow", "--post-merge")
+    assert out.returncode == 0, out.stderr
+    assert "no merge commit made here: nothing to link" in out.stdout
+    git(repo, "checkout", "-q", "-b", "other", "HEAD~1")
+    write(repo / "o.txt", "o")
+    commit(repo, "other")
+    git(repo, "merge", "-q", "--no-ff", "-m", "merge main", "main")
+    out = run_cli(repo, "tag-mlflow", "--post-merge")
+    assert out.returncode == 0, out.stderr
+    assert "nothing to link" not in out.stdout
+    # the merge commit was queued: its delivery (no run here) reports on it in the log
+    import time
+
+    head = git(repo, "rev-parse", "HEAD").strip()
+    log = repo / ".git" / "repro-hooks" / "delivery.log"
+    deadline = time.monotonic() + 120
+    while not (log.exists() and f"{head[:12]}: nothing linked" in log.read_text()):
+        assert time.monotonic() < deadline, run_cli(repo, "pending").stdout
+        time.sleep(0.2)
