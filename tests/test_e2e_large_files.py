@@ -17,7 +17,12 @@ KIB = 1024
 
 @pytest.fixture
 def hooked(repo: Path) -> Path:
-    install_local_hooks(repo, ["block-large-files"], ["pre-commit", "pre-push"])
+    # the manifest's stages are pre-commit and manual (scan-pushed-commits covers pushes); a
+    # user may still run the hook at pre-push, where it checks the pushed commits' blobs
+    stages = {"stages": ["pre-commit", "pre-push", "manual"]}
+    install_local_hooks(
+        repo, ["block-large-files"], ["pre-commit", "pre-push"], {"block-large-files": stages}
+    )
     return repo
 
 

@@ -113,7 +113,9 @@ def commits_to_check(
     """`git rev-list` arguments from exactly one source, or None when the source selects no
     commit (a push that only deletes refs). Sources: --range, --all-history, a plain pre-push
     hook's stdin and arguments (`pre_push` = (remote, url)), or pre-commit's pre-push
-    environment (PRE_COMMIT_FROM_REF/TO_REF, PRE_COMMIT_LOCAL_BRANCH + PRE_COMMIT_REMOTE_NAME).
+    environment (PRE_COMMIT_FROM_REF/TO_REF, PRE_COMMIT_LOCAL_BRANCH + PRE_COMMIT_REMOTE_NAME;
+    under pre-commit with none of these, as `pre-commit run --hook-stage pre-push` in CI: HEAD's
+    whole history).
     """
     from repro_hooks.large_files.check import push_range_from_env
 
@@ -131,6 +133,11 @@ def commits_to_check(
         return pre_push_rev_args(updates, remote, known)
     from_env = push_range_from_env(env)
     if from_env is None:
+        if env.get("PRE_COMMIT"):
+            # `pre-commit run --all-files --hook-stage pre-push` (the CI spelling) sets no
+            # range: check what the checkout holds, HEAD's whole history (a baseline or
+            # `--range BASE..HEAD` in the hook's args narrows it).
+            return ["HEAD"]
         raise ReproHooksError(
             "nothing to scan: give --range A..B, --all-history or --pre-push "
             "(or run as pre-commit's pre-push hook)"
