@@ -101,3 +101,41 @@ def test_without_block_large_files_require_dvc_files_reports_large_data(dvc_repo
     proc = commit(dvc_repo, "train", verify=True)
     assert proc.returncode == 1
     assert "data/train.csv: data file stored in git" in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("config", "env", "limit"),
+    [
+        pytest.param("", {}, None, id="not-under-pre-commit"),
+        pytest.param(None, {"PRE_COMMIT": "1"}, None, id="no-config-file"),
+        pytest.param("repos: [", {"PRE_COMMIT": "1"}, None, id="malformed-yaml"),
+        pytest.param("- a list", {"PRE_COMMIT": "1"}, None, id="not-a-mapping"),
+        pytest.param("{hooks}", {"PRE_COMMIT": "1"}, 500 * 1024, id="default-limit"),
+        pytest.param("{hooks}", {"PRE_COMMIT": "1", "SKIP": "x,block-large-files"}, None, id="skipped"),
+        pytest.param("{hooks}\n    stages: [pre-push]", {"PRE_COMMIT": "1"}, None, id="push-only"),
+        pytest.param("{hooks}\n    stages: [commit]", {"PRE_COMMIT": "1"}, 500 * 1024, id="legacy-stage"),
+        pytest.param("default_stages: [pre-push]\n{hooks}", {"PRE_COMMIT": "1"}, None, id="default-stages"),
+        pytest.param("{hooks}\n    files: ^data/", {"PRE_COMMIT": "1"}, None, id="files-filter"),
+        pytest.param("{hooks}\n    args: [--max-size, 2MB]", {"PRE_COMMIT": "1"}, 2_000_000, id="max-size"),
+        pytest.param("{hooks}\n    args: [--maxkb=100]", {"PRE_COMMIT": "1"}, 102_400, id="maxkb"),
+        pytest.param("{hooks}\n    args: [--config, p.toml]", {"PRE_COMMIT": "1"}, 3_000_000, id="config"),
+        pytest.param("{hooks}\n    args: [--max-size=1KB, --config=p.toml]", {"PRE_COMMIT": "1"}, 1000, id="both"),
+        pytest.param("{hooks}\n    args: [--maxkb, 1, --max-size, 1]", {"PRE_COMMIT": "1"}, None, id="conflict"),
+        pytest.param("{hooks}\n    args: [--all]", {"PRE_COMMIT": "1"}, None, id="other-arg"),
+        pytest.param("{hooks}\n    args: [--max-size]", {"PRE_COMMIT": "1"}, None, id="missing-value"),
+        pytest.param("{hooks}\n    args: [--max-size, huge]", {"PRE_COMMIT": "1"}, None, id="bad-size"),
+        pytest.param("{hooks}\n    args: --all", {"PRE_COMMIT": "1"}, None, id="args-not-a-list"),
+    ],
+)  # fmt: skip
+def test_sibling_block_large_files_policy(
+    tmp_path: Path, config: str | None, env: dict[str, str], limit: int | None
+) -> None:
+    from repro_hooks.policy.config import Policy
+    from repro_hooks.policy.sibling_hooks import large_files_policy_at_commit
+
+    hooks = "repos:\n- repo: local\n  hooks:\n  - id: other\n  - id: block-large-files"
+    if config is not None:
+        (tmp_path / ".pre-commit-config.yaml").write_text(config.replace("{hooks}", hooks))
+    (tmp_path / "p.toml").write_text('max-size = "3MB"\n')
+    got = large_files_policy_at_commit(tmp_path, Policy(), env)
+    assert (got.max_size if got is not None else None) == limit

@@ -35,9 +35,11 @@ def _hooks(doc: Any) -> list[Mapping[str, Any]]:
 
 def _size_policy(root: Path, args: Sequence[str], policy: Policy) -> Policy | None:
     """The policy `check-large-files ARGS` would apply, or None if ARGS hold anything else
-    than the size options (then we cannot be sure what it reports)."""
+    than the size options (then we cannot be sure what it reports). As the command does: the
+    --config file first, then --max-size or --maxkb over it."""
     from repro_hooks.policy.sizes import parse_size
 
+    given: dict[str, str] = {}
     i = 0
     while i < len(args):
         name, eq, value = args[i].partition("=")
@@ -48,16 +50,19 @@ def _size_policy(root: Path, args: Sequence[str], policy: Policy) -> Policy | No
                 return None
             value = args[i + 1]
             i += 1
+        given[name] = value
         i += 1
-        try:
-            if name == "--max-size":
-                policy = replace(policy, max_size=parse_size(value))
-            elif name == "--maxkb":
-                policy = replace(policy, max_size=int(value) * 1024)
-            else:
-                policy = replace(load_config(root, root / value).policy, max_size=policy.max_size)
-        except Exception:
-            return None
+    if "--max-size" in given and "--maxkb" in given:
+        return None  # the hook refuses this itself (exit 2)
+    try:
+        if "--config" in given:
+            policy = load_config(root, root / given["--config"]).policy
+        if "--max-size" in given:
+            policy = replace(policy, max_size=parse_size(given["--max-size"]))
+        elif "--maxkb" in given:
+            policy = replace(policy, max_size=int(given["--maxkb"]) * 1024)
+    except Exception:  # the hook itself will say what is wrong with its args
+        return None
     return policy
 
 
