@@ -9,10 +9,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests.helpers import git, init_repo
 
 VENV_BIN = Path(sys.executable).parent
+
+# hypothesis: no per-example deadline and no "too slow" health check. Both are wall-clock
+# budgets (200 ms per example by default) that a loaded machine or a second suite breaks.
+settings.register_profile(
+    "repro-hooks", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("repro-hooks")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -151,7 +151,7 @@ def commit_with_run(repo: Path, uri: str, experiment: str, n: int) -> tuple[str,
 def sync(repo: Path, *args: str) -> tuple[Outcome, float]:
     start = time.monotonic()
     with unchanged(repo):
-        out = cli(repo, "tag-mlflow", "--sync", *args, timeout=120)
+        out = cli(repo, "tag-mlflow", "--sync", *args, timeout=900)
     return out, time.monotonic() - start
 
 
@@ -415,7 +415,7 @@ def test_two_syncs_in_parallel(repo: Path, mlflow_server: MlflowServer) -> None:
         )
         for _ in range(2)
     ]
-    outputs = [p.communicate(timeout=120)[0].decode() for p in procs]
+    outputs = [p.communicate(timeout=600)[0].decode() for p in procs]
     for proc, text in zip(procs, outputs, strict=True):
         assert_no_crash(text)
         assert proc.returncode == 0, text
