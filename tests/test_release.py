@@ -58,10 +58,12 @@ def test_one_version() -> None:
 
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`python -m build` (sdist, then the wheel from the sdist) on a copy of the tracked files,
+    """`python -m build` (sdist, then the wheel from the sdist) on a copy of the working tree,
     so the checkout gets no build/ or egg-info."""
     src = tmp_path_factory.mktemp("src")
-    for raw in git(ROOT, "ls-files", "-z").split("\0"):
+    for raw in git(ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard").split(
+        "\0"
+    ):
         if raw and (ROOT / raw).is_file():
             (src / raw).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / raw, src / raw)
