@@ -19,8 +19,12 @@ lint: venv
 	$(PY) -m ruff format --check repro_hooks tests bench
 	$(PY) -m mypy
 
+# On every core (pytest-xdist; `make test WORKERS=0` for a serial run): the release tests share one build
+# (xdist_group "release", --dist loadgroup); each worker has its own session fixtures.
+WORKERS ?= auto
 test: lint
-	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest --cov --cov-report=term -p no:cacheprovider
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest --cov --cov-report=term -p no:cacheprovider \
+		-n $(WORKERS) --dist loadgroup
 
 demo: venv
 	PATH="$(abspath $(VENV))/bin:$$PATH" bash docs/demo.sh

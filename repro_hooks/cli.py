@@ -13,6 +13,8 @@ from typing import Any
 
 import click
 
+from repro_hooks import __version__
+
 # name -> "module:attribute" of a click.Command. Keep sorted; one line per subcommand.
 COMMANDS: dict[str, str] = {
     "check-dvc": "repro_hooks.commands.check_dvc:check_dvc",
@@ -44,7 +46,7 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="repro-hooks")
+@click.version_option(version=__version__, package_name="repro-hooks")
 def cli() -> None:
     """Keep ML work reproducible at `git commit`: large data out of git, DVC files exact,
     every commit linked to the MLflow run it produced.

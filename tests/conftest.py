@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests.helpers import git, init_repo
 
 VENV_BIN = Path(sys.executable).parent
+
+# hypothesis: no per-example deadline and no "too slow" health check. Both are wall-clock
+# budgets (200 ms per example by default) that a loaded machine or a second suite breaks.
+settings.register_profile(
+    "repro-hooks", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("repro-hooks")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -86,6 +95,44 @@ def dvc_repo(dvc_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     repo = clone_template(dvc_template, tmp_path / "repo")
     monkeypatch.chdir(repo)
     return repo
+
+
+@pytest.fixture(scope="session")
+def plugin_snapshot(hermetic_env: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This checkout's working tree (uncommitted edits included) as a one-commit repository,
+    for tests that install repro-hooks through pre-commit as a remote `repo:` (`language:
+    python`). One per session: the same path and rev, so pre-commit (one PRE_COMMIT_HOME per
+    session) builds the hook environment once for all of them (xdist_group "plugin")."""
+    from tests.helpers import ROOT
+
+    plugin = tmp_path_factory.mktemp("plugin") / "repro-hooks"
+    plugin.mkdir()
+    for raw in git(ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard").split(
+        "\0"
+    ):
+        if raw and (ROOT / raw).is_file():
+            (plugin / raw).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / raw, plugin / raw)
+    git(plugin, "init", "-q", "-b", "main")
+    git(plugin, "add", "-A")
+    git(plugin, "commit", "-q", "--no-verify", "-m", "snapshot")
+    return plugin
+
+
+# Delivery deadlines in the MLflow tests: generous (a cap, never a budget), so a loaded machine
+# (a second suite beside this one) never turns a link into "timed out". Tests about the
+# deadline pass --timeout themselves. Written into the `repo` fixture's pyproject.toml.
+LONG_DEADLINE_MODULES = frozenset({"tests.test_tag_mlflow", "tests.test_reliability_mlflow"})
+
+
+@pytest.fixture(autouse=True)
+def long_delivery_deadline(request: pytest.FixtureRequest) -> None:
+    if request.module.__name__ not in LONG_DEADLINE_MODULES:
+        return
+    if "repo" not in request.fixturenames:
+        return
+    repo_path: Path = request.getfixturevalue("repo")
+    (repo_path / "pyproject.toml").write_text("[tool.repro-hooks.mlflow]\ntimeout = 600\n")
 
 
 # tag-mlflow's real-MLflow fixtures (server, sqlite stores), kept in their own module.

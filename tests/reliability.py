@@ -43,7 +43,7 @@ def cli(
     *args: str,
     stdin: bytes | None = None,
     env: dict[str, str] | None = None,
-    timeout: float = 120,
+    timeout: float = 600,  # a cap against hangs, never a budget
 ) -> Outcome:
     """The installed `repro-hooks` in a subprocess; never a traceback, and an exit 2 from our own
     code is exactly one `repro-hooks: ...` line."""

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, VENV_BIN, big, commit, git, install_local_hooks, write
+from tests.helpers import VENV_BIN, big, commit, git, install_local_hooks, write
 
 pytestmark = pytest.mark.e2e
 KIB = 1024
@@ -17,7 +16,12 @@ KIB = 1024
 
 @pytest.fixture
 def hooked(repo: Path) -> Path:
-    install_local_hooks(repo, ["block-large-files"], ["pre-commit", "pre-push"])
+    # the manifest's stages are pre-commit and manual (scan-pushed-commits covers pushes); a
+    # user may still run the hook at pre-push, where it checks the pushed commits' blobs
+    stages = {"stages": ["pre-commit", "pre-push", "manual"]}
+    install_local_hooks(
+        repo, ["block-large-files"], ["pre-commit", "pre-push"], {"block-large-files": stages}
+    )
     return repo
 
 
@@ -206,19 +210,13 @@ def test_fix_without_dvc_repository_changes_nothing(repo: Path) -> None:
     assert git(repo, "ls-files", "-s") == before
 
 
-def test_installed_from_this_checkout_as_a_pre_commit_repo(repo: Path, tmp_path: Path) -> None:
+@pytest.mark.xdist_group("plugin")  # one hook environment, shared with tests/test_release.py
+def test_installed_from_this_checkout_as_a_pre_commit_repo(
+    repo: Path, plugin_snapshot: Path
+) -> None:
     """The published path: `repo:` pointing at a copy of this checkout, `language: python`,
     pre-commit builds its own environment with `pip install .`."""
-    if shutil.which("git") is None:  # pragma: no cover
-        pytest.skip("git missing")
-    plugin = tmp_path / "plugin"
-    shutil.copytree(
-        ROOT, plugin,
-        ignore=shutil.ignore_patterns(".venv", ".git", "__pycache__", "*.egg-info", ".mypy_cache", ".ruff_cache", ".hypothesis", ".coverage*"),
-    )  # fmt: skip
-    git(plugin, "init", "-q", "-b", "main")
-    git(plugin, "add", "-A")
-    git(plugin, "commit", "-q", "--no-verify", "-m", "snapshot")
+    plugin = plugin_snapshot
     rev = git(plugin, "rev-parse", "HEAD").strip()
     (repo / ".pre-commit-config.yaml").write_text(
         f"repos:\n- repo: {plugin}\n  rev: {rev}\n  hooks:\n  - id: block-large-files\n    args: [--max-size, 100KB]\n"

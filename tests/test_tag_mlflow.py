@@ -422,7 +422,7 @@ def test_http_errors_keep_the_job_and_hide_credentials(
         secret_url = url.replace("http://", "http://alice:pw-hunter2@") + "/?token=qtok-999"
         monkeypatch.setenv("MLFLOW_TRACKING_URI", secret_url)
         assert run_cli(repo, "tag-mlflow").returncode == 0
-        result = sync(repo, "--timeout", "5")
+        result = sync(repo, "--timeout", "300")
         wait_delivered_or_failed(repo)
     assert seen  # the client really talked to it
     assert result.exit_code == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -13,6 +14,11 @@ from repro_hooks.commands._common import (
     format_option,
     guarded,
 )
+
+if TYPE_CHECKING:
+    from repro_hooks.git import Git
+    from repro_hooks.policy.config import Policy
+    from repro_hooks.report import Finding
 
 
 @click.command("check-dvc", cls=FilesCommand)
@@ -55,9 +61,35 @@ def check_dvc(
         findings = dvc_findings(
             collected.files, collected.git, collected.tree, policy, scope, collected.deferred
         )
+        findings = _without_large_files(git, policy, findings)
         finish(ctx, findings, fmt, fix_hint=fix_hint(findings, root=git.root, cwd=Path.cwd()))
 
     guarded(ctx, body)
+
+
+def _without_large_files(git: Git, policy: Policy, findings: list[Finding]) -> list[Finding]:
+    """Under pre-commit, when block-large-files runs at this commit too: leave to it the data
+    files it reports (over its size limit), so each is printed once, with one recipe."""
+    import os
+
+    from repro_hooks.policy.sibling_hooks import large_files_policy_at_commit
+
+    candidates = [f.path for f in findings if f.rule == "data-in-git"]
+    if not candidates or git.root is None:
+        return findings
+    sibling = large_files_policy_at_commit(git.root, policy, os.environ)
+    if sibling is None:
+        return findings
+    from repro_hooks.errors import ReproHooksError
+    from repro_hooks.large_files.check import check_large_files as large_file_check
+    from repro_hooks.large_files.check import collect_blobs
+
+    try:
+        blobs = collect_blobs(git, paths=candidates, cwd=git.root)
+    except ReproHooksError:
+        return findings  # a name we cannot map back: both hooks report it
+    theirs = {f.path for f in large_file_check(git, sibling, blobs)}
+    return [f for f in findings if not (f.rule == "data-in-git" and f.path in theirs)]
 
 
 def _repo_relative(root: Path, path: str) -> str:

@@ -72,7 +72,14 @@ def check_dvc_remote(
             if not b.is_gitlink and is_dvc_file_path(display_path(b.path))
         ]  # fmt: skip
         contents = git.read_blobs(b.sha for b in blobs)
-        checks = missing_from_remotes(Path(git.root), referenced_outputs(blobs, contents))
+        from repro_hooks.progress import on_terminal, progress_bar
+
+        outputs = referenced_outputs(blobs, contents)
+        if on_terminal():  # a bar on stderr; off a terminal, nothing changes
+            with progress_bar("checking DVC remote", len(outputs)) as bar:
+                checks = missing_from_remotes(Path(git.root), outputs, bar.advance)
+        else:
+            checks = missing_from_remotes(Path(git.root), outputs)
         finish(ctx, remote_findings(checks), fmt, fix_hint=push_hint(checks))
 
     guarded(ctx, body)

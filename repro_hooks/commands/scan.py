@@ -5,11 +5,17 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from repro_hooks.commands._common import config_option, finish, format_option, guarded
 from repro_hooks.errors import ReproHooksError
+
+if TYPE_CHECKING:
+    from repro_hooks.report import Finding
+
+PROGRESS_MIN_COMMITS = 500  # a bar (on a terminal) for scans of at least this many commits
 
 
 @click.command("scan")
@@ -70,7 +76,6 @@ def scan(
         from repro_hooks.history.review import (
             range_baseline,
             range_policy,
-            scan_commits,
             scan_fix_hint,
             server_policy,
         )
@@ -113,7 +118,7 @@ def scan(
         if selection is None:
             finish(ctx, [], fmt)
             return
-        findings, sha_of = scan_commits(git, policy, selection.rev_args, selection.ref_names)
+        findings, sha_of = _scan_with_progress(git, policy, selection)
         keyed = baseline_keys(findings, sha_of)
         if write_baseline is not None:
             save_baseline(write_baseline, keyed)
@@ -123,3 +128,22 @@ def scan(
         finish(ctx, findings, fmt, fix_hint=scan_fix_hint(findings))
 
     guarded(ctx, body)
+
+
+def _scan_with_progress(
+    git: Any, policy: Any, selection: Any
+) -> tuple[list[Finding], dict[tuple[str, str | None], str]]:
+    """scan_commits, with a bar over the commits on a terminal (stderr) for long histories.
+    Off a terminal, not even the commits are counted: the same git processes as ever."""
+    from repro_hooks.history.review import scan_commits
+    from repro_hooks.progress import on_terminal, progress_bar
+
+    rev_args, names = selection.rev_args, selection.ref_names
+    if not on_terminal():
+        return scan_commits(git, policy, rev_args, names)
+    counted = git.try_run("rev-list", "--count", *rev_args)
+    total = int(counted) if counted and counted.strip().isdigit() else 0
+    with progress_bar("scanning commits", total, min_total=PROGRESS_MIN_COMMITS) as bar:
+        result = scan_commits(git, policy, rev_args, names, bar.advance)
+        bar.to(total)  # commits that introduce no blob (empty, deletions only) are not heard of
+        return result

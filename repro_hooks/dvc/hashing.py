@@ -34,6 +34,7 @@ TEXT_PROBE = 512  # dvc-data's istextfile DEFAULT_CHUNK_SIZE
 _TEXT_CHARS = bytes(range(32, 127)) + b"\n\r\t\f\b"
 ALGORITHMS = ("md5", "md5-dos2unix")
 PARALLEL_MIN_SIZE = 1 << 20  # files at least this large are hashed on worker threads
+PROGRESS_MIN_BYTES = 64 << 20  # a progress bar (on a terminal) when at least this much to hash
 RACY_WINDOW_NS = 2_000_000_000  # a file changed (mtime or ctime) this recently is not cached
 
 
@@ -237,15 +238,32 @@ def hash_files(
         except OSError:
             return f, None
 
+    from repro_hooks.progress import progress_bar
+
     results: Iterable[tuple[FileToHash, str | None]]
     workers = min(len(large), jobs or os.cpu_count() or 1)
-    if workers > 1:
-        from concurrent.futures import ThreadPoolExecutor
+    total = sum(f.st.st_size for f in (*large, *small))
+    # cold hashing of gigabytes: a bar on a terminal (stderr only; nothing anywhere else)
+    with progress_bar("hashing data", total, min_total=PROGRESS_MIN_BYTES, unit="bytes") as bar:
 
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            results = list(pool.map(one, large)) + [one(f) for f in small]
-    else:
-        results = [one(f) for f in (*large, *small)]
+        def timed(f: FileToHash) -> tuple[FileToHash, str | None]:
+            result = one(f)
+            bar.advance(f.st.st_size)
+            return result
+
+        if workers > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                # results in order; the bar advances as each file is done (main thread)
+                futures = [pool.submit(one, f) for f in large]
+                results = []
+                for f, future in zip(large, futures, strict=True):
+                    results.append(future.result())
+                    bar.advance(f.st.st_size)
+                results += [timed(f) for f in small]
+        else:
+            results = [timed(f) for f in (*large, *small)]
     for f, value in results:
         if value is not None:
             out[(f.path, f.algorithm)] = value

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import posixpath
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,10 +105,18 @@ def require_dvc() -> None:
     _import_dvc_repo()
 
 
-def missing_from_remotes(root: Path, referenced: Iterable[Referenced]) -> list[RemoteCheck]:
+PROGRESS_SLICE = 64  # outputs per remote query when a progress bar is shown
+
+
+def missing_from_remotes(
+    root: Path,
+    referenced: Iterable[Referenced],
+    on_outputs: Callable[[int], None] | None = None,
+) -> list[RemoteCheck]:
     """Ask each output's DVC remote (its `remote:`, else the default) which objects it lacks:
     file objects, and for directories the `.dir` object and every file it lists (the listing
-    is read from the local DVC cache, else from the remote)."""
+    is read from the local DVC cache, else from the remote). `on_outputs(n)` hears of every n
+    more outputs checked (progress)."""
     referenced = list(referenced)
     if not referenced:
         return []
@@ -142,7 +150,13 @@ def missing_from_remotes(root: Path, referenced: Iterable[Referenced]) -> list[R
             check = checks.setdefault(
                 remote_name, RemoteCheck(remote_name, is_default=remote_name == default)
             )
-            _check_group(check, refs, odb, local)
+            if on_outputs is None:
+                _check_group(check, refs, odb, local)
+                continue
+            # with progress (a terminal): ask in slices, so the bar moves as answers come
+            for start in range(0, len(refs), PROGRESS_SLICE):
+                _check_group(check, refs[start : start + PROGRESS_SLICE], odb, local)
+                on_outputs(len(refs[start : start + PROGRESS_SLICE]))
         return [c for c in checks.values() if c.missing or c.unknown_listing]
     finally:
         repo.close()

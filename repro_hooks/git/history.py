@@ -47,7 +47,12 @@ class HistoryQueries(GitProcess):
         return self.walk_history(rev_args).blobs
 
     def walk_history(
-        self, rev_args: Sequence[str], *, sources: bool = False, commit_sizes: bool = False
+        self,
+        rev_args: Sequence[str],
+        *,
+        sources: bool = False,
+        commit_sizes: bool = False,
+        on_commits: Callable[[int], None] | None = None,
     ) -> HistoryWalk:
         """One `git log --raw -z` process for the whole range (see `introduced_blobs`).
 
@@ -57,7 +62,7 @@ class HistoryQueries(GitProcess):
         setting), renames, relative paths, root diffs, signatures, external diff drivers,
         colour, the output encoding (docs/RELIABILITY.md lists each setting tried). `sources` adds `--source`;
         `commit_sizes` streams the commit ids, as they arrive, into a `cat-file --batch-check`
-        running beside the walk."""
+        running beside the walk. `on_commits(n)` hears of every n more commits read (progress)."""
         parser = RawDiffParser(with_commits=True)
         fmt = "--format=%H %S" if sources else "--format=%H"
         # --diff-filter would drop every commit without such a change from the output (and so
@@ -65,6 +70,14 @@ class HistoryQueries(GitProcess):
         only = [] if commit_sizes else ["--diff-filter=AMT"]
         sizer = _StreamingSizer(self) if commit_sizes else None
         consume = parser.feed if sizer is None else sizer.consumer(parser)
+        if on_commits is not None:  # progress: how many more commits each piece brought
+            inner = consume
+
+            def consume(fields: list[bytes]) -> None:
+                before = len(parser.commits)
+                inner(fields)
+                on_commits(len(parser.commits) - before)
+
         try:
             self.stream_fields(
                 consume, *LOG_PINS, *LOG_ARGS, *only, *(["--source"] if sources else []), fmt,

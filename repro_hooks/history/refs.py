@@ -175,11 +175,17 @@ def env_push_selection(git: Git, env: Mapping[str, str]) -> Selection:
     and derives PRE_COMMIT_FROM_REF from local remote-tracking refs when the remote ref is new,
     which may be stale: so the exclusions come from `git ls-remote` of the pushed-to remote,
     never from FROM_REF. Without a remote in the environment (`pre-commit run --from-ref A
-    --to-ref B`) the given range is the user's own and is used as is."""
+    --to-ref B`) the given range is the user's own and is used as is. Under pre-commit with
+    no range at all (`pre-commit run --hook-stage pre-push`, as in CI): HEAD's whole history."""
     from_ref, to_ref = env.get("PRE_COMMIT_FROM_REF"), env.get("PRE_COMMIT_TO_REF")
     local = env.get("PRE_COMMIT_LOCAL_BRANCH")
     remote = env.get("PRE_COMMIT_REMOTE_URL") or env.get("PRE_COMMIT_REMOTE_NAME")
     tip = to_ref or local
+    if not tip and not from_ref and env.get("PRE_COMMIT"):
+        # `pre-commit run --all-files --hook-stage pre-push` (the CI spelling) sets no range:
+        # check what the checkout holds, HEAD's whole history (a baseline or `--range
+        # BASE..HEAD` in the hook's args narrows it)
+        return Selection(["HEAD"], {})
     if not tip or not (remote or from_ref):
         raise ReproHooksError(
             "nothing to scan: give --range A..B, --all-history or --pre-push "

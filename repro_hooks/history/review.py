@@ -221,15 +221,20 @@ def blob_index(
 
 
 def scan_commits(
-    git: Git, policy: Policy, rev_args: Sequence[str], ref_names: Mapping[str, str] | None = None
+    git: Git,
+    policy: Policy,
+    rev_args: Sequence[str],
+    ref_names: Mapping[str, str] | None = None,
+    on_commits: Callable[[int], None] | None = None,
 ) -> tuple[list[Finding], dict[tuple[str, str | None], str]]:
     """Ask git (a fixed number of processes, whatever the number of commits) and apply
     every rule. Returns the findings and the (path, commit) -> blob index for baselines.
 
     Besides the blobs each commit introduces: every commit message against the message limit,
     and every tip that is not a commit (a tag, a tree, a blob: `objects_at_tips`). Each finding
-    names the ref it arrives by: `ref_names` maps a tip as given in `rev_args` to a ref name."""
-    walk = git.walk_history(rev_args, sources=True, commit_sizes=True)
+    names the ref it arrives by: `ref_names` maps a tip as given in `rev_args` to a ref name.
+    `on_commits(n)` hears of every n more commits read (progress)."""
+    walk = git.walk_history(rev_args, sources=True, commit_sizes=True, on_commits=on_commits)
     blobs = walk.blobs
     findings, sha_of = _blob_findings(git, policy, rev_args, blobs)
     messages = commit_message_findings(git, policy, walk.commit_sizes)

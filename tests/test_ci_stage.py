@@ -1,0 +1,141 @@
+"""The CI spelling of the push hooks, and one finding printed once, through the real pre-commit.
+
+`pre-commit run --all-files --hook-stage pre-push` sets no PRE_COMMIT_FROM_REF/TO_REF: the push
+hooks then check HEAD's whole history (issue 13, item 5). Each finding is printed by exactly one
+hook in the recommended configuration (item 6).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.dvc_helpers import dvc
+from tests.helpers import VENV_BIN, big, commit, git, install_local_hooks, write
+
+pytestmark = pytest.mark.e2e
+
+
+def pre_commit_run(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(VENV_BIN / "pre-commit"), "run", *args],
+        cwd=repo, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+
+
+def test_ci_spelling_of_the_push_stage_checks_head_history(dvc_repo: Path, tmp_path: Path) -> None:
+    dvc(dvc_repo, "remote", "add", "-d", "store", str(tmp_path / "store"))
+    install_local_hooks(
+        dvc_repo, ["scan-pushed-commits", "require-dvc-pushed"], ["pre-push"],
+        {"require-dvc-pushed": {"additional_dependencies": []}},
+    )  # fmt: skip
+    write(dvc_repo / "data/a.txt", "hello\n")
+    dvc(dvc_repo, "add", "-q", "data/a.txt")
+    commit(dvc_repo, "data")
+    # clean history, data not in the DVC remote yet: only require-dvc-pushed fails
+    out = pre_commit_run(dvc_repo, "--all-files", "--hook-stage", "pre-push")
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "nothing to scan" not in out.stdout + out.stderr
+    assert "data/a.txt: b1946ac92492d2347c6235b4d2611184 not in DVC remote" in out.stdout
+    assert "scan pushed commits" in out.stdout and "Passed" in out.stdout
+    dvc(dvc_repo, "push", "-q")
+    out = pre_commit_run(dvc_repo, "--all-files", "--hook-stage", "pre-push")
+    assert out.returncode == 0, out.stdout + out.stderr
+    # a large file added and removed again, deep in HEAD's history: scan sees it
+    write(dvc_repo / "big.bin", big(600 * 1024))
+    commit(dvc_repo, "big")
+    git(dvc_repo, "rm", "-q", "big.bin")
+    commit(dvc_repo, "no big")
+    out = pre_commit_run(dvc_repo, "--all-files", "--hook-stage", "pre-push")
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert out.stdout.count("big.bin: 600 KiB in git") == 1, out.stdout
+
+
+RECOMMENDED = ["block-large-files", "require-dvc-files", "scan-pushed-commits"]
+
+
+def test_each_finding_printed_once_at_commit_and_at_push(dvc_repo: Path, tmp_path: Path) -> None:
+    """The recommended configuration: a large CSV at commit is reported by block-large-files
+    alone (one recipe, with --fix); at push by scan-pushed-commits alone."""
+    install_local_hooks(dvc_repo, RECOMMENDED, ["pre-commit", "pre-push"])
+    write(dvc_repo / "data/train.csv", big(2 * 1024 * 1024))
+    proc = commit(dvc_repo, "train", verify=True)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert out.count("data/train.csv:") == 1, out
+    assert "data/train.csv: 2 MiB in git" in out
+    assert "repro-hooks check-large-files --fix" in out
+    assert "data in git:" not in out  # require-dvc-files' recipe for the same file: not printed
+    # a small data file only require-dvc-files reports: still reported, by it alone
+    write(dvc_repo / "data/tiny.csv", "a,b\n1,2\n")
+    proc = commit(dvc_repo, "train", verify=True)
+    out = proc.stdout + proc.stderr
+    assert out.count("data/train.csv:") == 1 and out.count("data/tiny.csv:") == 1, out
+    assert "data/tiny.csv: data file stored in git" in out
+    # skipped by the user: require-dvc-files no longer leaves the large file to it
+    proc = subprocess.run(
+        ["git", "commit", "-m", "x"], cwd=dvc_repo, capture_output=True, text=True,
+        env={**os.environ, "SKIP": "block-large-files"}, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert "data/train.csv: data file stored in git" in proc.stdout + proc.stderr
+    # at push: committed past the hooks, then pushed
+    git(dvc_repo, "rm", "-q", "--cached", "data/tiny.csv")
+    assert commit(dvc_repo, "sneaked in").returncode == 0  # --no-verify
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(remote))
+    git(dvc_repo, "remote", "add", "origin", str(remote))
+    proc = subprocess.run(["git", "push", "origin", "main"], cwd=dvc_repo, capture_output=True,
+                          text=True, check=False)  # fmt: skip
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert out.count("data/train.csv:") == 1, out
+
+
+def test_without_block_large_files_require_dvc_files_reports_large_data(dvc_repo: Path) -> None:
+    install_local_hooks(dvc_repo, ["require-dvc-files"], ["pre-commit"])
+    write(dvc_repo / "data/train.csv", big(2 * 1024 * 1024))
+    proc = commit(dvc_repo, "train", verify=True)
+    assert proc.returncode == 1
+    assert "data/train.csv: data file stored in git" in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("config", "env", "limit"),
+    [
+        pytest.param("", {}, None, id="not-under-pre-commit"),
+        pytest.param(None, {"PRE_COMMIT": "1"}, None, id="no-config-file"),
+        pytest.param("repos: [", {"PRE_COMMIT": "1"}, None, id="malformed-yaml"),
+        pytest.param("- a list", {"PRE_COMMIT": "1"}, None, id="not-a-mapping"),
+        pytest.param("{hooks}", {"PRE_COMMIT": "1"}, 500 * 1024, id="default-limit"),
+        pytest.param("{hooks}", {"PRE_COMMIT": "1", "SKIP": "x,block-large-files"}, None, id="skipped"),
+        pytest.param("{hooks}\n    stages: [pre-push]", {"PRE_COMMIT": "1"}, None, id="push-only"),
+        pytest.param("{hooks}\n    stages: [commit]", {"PRE_COMMIT": "1"}, 500 * 1024, id="legacy-stage"),
+        pytest.param("default_stages: [pre-push]\n{hooks}", {"PRE_COMMIT": "1"}, None, id="default-stages"),
+        pytest.param("{hooks}\n    files: ^data/", {"PRE_COMMIT": "1"}, None, id="files-filter"),
+        pytest.param("{hooks}\n    args: [--max-size, 2MB]", {"PRE_COMMIT": "1"}, 2_000_000, id="max-size"),
+        pytest.param("{hooks}\n    args: [--maxkb=100]", {"PRE_COMMIT": "1"}, 102_400, id="maxkb"),
+        pytest.param("{hooks}\n    args: [--config, p.toml]", {"PRE_COMMIT": "1"}, 3_000_000, id="config"),
+        pytest.param("{hooks}\n    args: [--max-size=1KB, --config=p.toml]", {"PRE_COMMIT": "1"}, 1000, id="both"),
+        pytest.param("{hooks}\n    args: [--maxkb, 1, --max-size, 1]", {"PRE_COMMIT": "1"}, None, id="conflict"),
+        pytest.param("{hooks}\n    args: [--all]", {"PRE_COMMIT": "1"}, None, id="other-arg"),
+        pytest.param("{hooks}\n    args: [--max-size]", {"PRE_COMMIT": "1"}, None, id="missing-value"),
+        pytest.param("{hooks}\n    args: [--max-size, huge]", {"PRE_COMMIT": "1"}, None, id="bad-size"),
+        pytest.param("{hooks}\n    args: --all", {"PRE_COMMIT": "1"}, None, id="args-not-a-list"),
+    ],
+)  # fmt: skip
+def test_sibling_block_large_files_policy(
+    tmp_path: Path, config: str | None, env: dict[str, str], limit: int | None
+) -> None:
+    from repro_hooks.policy.config import Policy
+    from repro_hooks.policy.sibling_hooks import large_files_policy_at_commit
+
+    hooks = "repos:\n- repo: local\n  hooks:\n  - id: other\n  - id: block-large-files"
+    if config is not None:
+        (tmp_path / ".pre-commit-config.yaml").write_text(config.replace("{hooks}", hooks))
+    (tmp_path / "p.toml").write_text('max-size = "3MB"\n')
+    got = large_files_policy_at_commit(tmp_path, Policy(), env)
+    assert (got.max_size if got is not None else None) == limit
