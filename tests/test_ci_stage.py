@@ -59,7 +59,7 @@ RECOMMENDED = ["block-large-files", "require-dvc-files", "scan-pushed-commits"]
 
 def test_each_finding_printed_once_at_commit_and_at_push(dvc_repo: Path, tmp_path: Path) -> None:
     """The recommended configuration: a large CSV at commit is reported by block-large-files
-    alone (one recipe, with --fix); at push by scan-pushed-commits alone."""
+    alone (one recipe); at push by scan-pushed-commits alone."""
     install_local_hooks(dvc_repo, RECOMMENDED, ["pre-commit", "pre-push"])
     write(dvc_repo / "data/train.csv", big(2 * 1024 * 1024))
     proc = commit(dvc_repo, "train", verify=True)
@@ -67,7 +67,7 @@ def test_each_finding_printed_once_at_commit_and_at_push(dvc_repo: Path, tmp_pat
     assert proc.returncode == 1, out
     assert out.count("data/train.csv:") == 1, out
     assert "data/train.csv: 2 MiB in git" in out
-    assert "repro-hooks check-large-files --fix" in out
+    assert "dvc add" in out  # block-large-files' recipe, as commands that run as printed
     assert "data in git:" not in out  # require-dvc-files' recipe for the same file: not printed
     # a small data file only require-dvc-files reports: still reported, by it alone
     write(dvc_repo / "data/tiny.csv", "a,b\n1,2\n")

@@ -33,13 +33,13 @@ from tests.mlflow_fixtures import (
     wait_unlocked,
 )
 from tests.reliability import cli
+from tests.stamp_helpers import dvc_file, md5_of, stamped_run
 from tests.test_reliability_mlflow import (
     deliverer_pids,
     head,
     inputs,
     kill,
     linked_lines,
-    new_run,
     queue_files,
     tags,
 )
@@ -93,8 +93,27 @@ def queue_hold(repo: Path, uri: str, *args: str) -> None:
         kill(deliverer_pids(repo))
 
 
+def data(n: int) -> bytes:
+    return f"data {n}\n".encode()
+
+
+def write_data(repo: Path, n: int) -> None:
+    """Data d<n> on disk, ignored by git (what `dvc add` leaves), once."""
+    if not (repo / f"d{n}").exists():
+        write(repo / f"d{n}", data(n))
+        with (repo / ".gitignore").open("a") as fh:
+            fh.write(f"/d{n}\n")
+
+
+def data_run(repo: Path, uri: str, experiment: str, n: int) -> str:
+    """A run of this clone (stamped, as the plugin stamps it) that saw data d<n>."""
+    write_data(repo, n)
+    return stamped_run(uri, repo, experiment)
+
+
 def dvc_commit(repo: Path, n: int, verify: bool = False) -> str:
-    write(repo / f"d{n}.dvc", DVC_FILE.format(md5=f"{n:x}" * 32, path=f"d{n}"))
+    write_data(repo, n)
+    write(repo / f"d{n}.dvc", dvc_file(f"d{n}", data(n)))
     proc = commit(repo, f"commit {n}", verify=verify)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return head(repo)
@@ -115,7 +134,7 @@ def test_dead_store_never_holds_back_a_live_one_through_pre_commit(
         c1 = dvc_commit(repo, 1, verify=True)
         wait_for("the dead store's deliverer is running", lambda: deliverer_pids(repo))
         monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
-        r2 = new_run(mlflow_server.url, "live-beside-dead", head(repo))
+        r2 = data_run(repo, mlflow_server.url, "live-beside-dead", 2)
         monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "live-beside-dead")
         c2 = dvc_commit(repo, 2, verify=True)
         wait_for(
@@ -124,7 +143,7 @@ def test_dead_store_never_holds_back_a_live_one_through_pre_commit(
         )
         wait_unlocked_store(repo, mlflow_server.url)
         assert tags(mlflow_server.url, r2)["git.commit"] == c2, cli(repo, "pending").out
-        assert inputs(mlflow_server.url, r2) == [("d1", "1" * 32), ("d2", "2" * 32)]
+        assert inputs(mlflow_server.url, r2) == [("d1", md5_of(data(1))), ("d2", md5_of(data(2)))]
         left = jobs(repo)
         assert [(j["commit"], j["tracking_uri"]) for j in left] == [(c1, dead)]
         assert left[0]["attempts"] == 0  # still hanging on the dead store: not a failure yet
@@ -141,7 +160,7 @@ def test_dead_store_fails_alone_and_keeps_its_order_in_sync(
         runs: dict[int, str] = {}
         for n in (1, 2, 3, 4):
             if n % 2 == 0:
-                runs[n] = new_run(mlflow_server.url, exp, head(repo))
+                runs[n] = data_run(repo, mlflow_server.url, exp, n)
             commits[n] = dvc_commit(repo, n)
             uri = dead if n % 2 else mlflow_server.url
             queue_hold(repo, uri, "--experiment", exp)
@@ -204,7 +223,7 @@ def test_deadline_starts_after_the_store_is_opened(
 
     monkeypatch.setattr(runner.opener, "open", open_store)
     monkeypatch.setattr(runner.deliverer, "deliver", deliver)
-    run_id = new_run(sqlite_store, "deadline", head(repo))
+    run_id = data_run(repo, sqlite_store, "deadline", 1)
     c1 = dvc_commit(repo, 1)
     queue_hold(repo, sqlite_store, "--experiment", "deadline")
     report = runner.run(lock_wait=CAP)
@@ -255,7 +274,7 @@ def test_basic_auth_server_gets_the_whole_link(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", auth_server.url)
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "auth")
     install_local_hooks(repo, HOOKS, HOOK_TYPES)
-    run_id = new_run(auth_server.url, "auth", head(repo))
+    run_id = data_run(repo, auth_server.url, "auth", 1)
     c1 = dvc_commit(repo, 1, verify=True)
     wait_for(
         "the link delivered (or failed)",
@@ -265,11 +284,11 @@ def test_basic_auth_server_gets_the_whole_link(
     assert not queue_files(repo), cli(repo, "pending").out
     got = tags(auth_server.url, run_id)
     assert got["git.commit"] == c1
-    assert got["dvc.d1"] == "1" * 32
-    assert inputs(auth_server.url, run_id) == [("d1", "1" * 32)]
-    written = [p.read_text() for p in (repo / ".git" / "repro-hooks").rglob("*") if p.is_file()]
-    assert any("linked to run" in text for text in written)
-    assert not any(AUTH_PASSWORD in text for text in written)
+    assert got["dvc.d1"] == md5_of(data(1))
+    assert inputs(auth_server.url, run_id) == [("d1", md5_of(data(1)))]
+    written = [p.read_bytes() for p in (repo / ".git" / "repro-hooks").rglob("*") if p.is_file()]
+    assert any(b"linked to run" in blob for blob in written)
+    assert not any(AUTH_PASSWORD.encode() in blob for blob in written)  # the hash cache too
 
 
 # ---- stuck links are visible without `repro-hooks pending` ------------------------------------

@@ -13,6 +13,7 @@ import yaml
 
 from tests.dvc_helpers import dvc
 from tests.helpers import MANIFEST, VENV_BIN, big, git, write
+from tests.stamp_helpers import stamped_run
 
 pytestmark = [
     pytest.mark.e2e,
@@ -20,7 +21,7 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::FutureWarning"),
     pytest.mark.filterwarnings("ignore::UserWarning"),
 ]
-HOOK_TYPES = ["pre-commit", "post-commit", "post-rewrite", "pre-push"]
+HOOK_TYPES = ["pre-commit", "post-commit", "post-rewrite", "post-merge", "pre-push"]
 
 
 def prek_config(repo: Path) -> list[str]:
@@ -51,7 +52,7 @@ def test_prek_runs_every_hook(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_store)
     dvc(repo, "remote", "add", "-d", "store", str(tmp_path / "store"))
     ids = prek_config(repo)
-    assert len(ids) == 6
+    assert len(ids) == 7
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "--no-verify", "-m", "config")
     types = [a for t in HOOK_TYPES for a in ("--hook-type", t)]
@@ -73,8 +74,7 @@ def test_prek_runs_every_hook(
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=sqlite_store)
-    run_id = client.create_run("0").info.run_id
-    client.set_terminated(run_id)
+    run_id = stamped_run(sqlite_store, repo)  # a run of this clone, as the plugin stamps it
     code, out = run(repo, "git", "commit", "-m", "data in DVC")
     assert code == 0, out
     assert "link the commit to its MLflow run" in out  # post-commit hook ran

@@ -405,20 +405,23 @@ def test_delivery_killed_midway_is_completed_once(repo: Path, mlflow_server: Mlf
 
 @pytest.mark.e2e
 def test_half_written_link_is_completed_on_retry(repo: Path, mlflow_server: MlflowServer) -> None:
-    """The delivery stops between the tags and the dataset inputs (its `log-inputs` request
-    never reaches MLflow; the process is killed there, as a deadline would stop it): the run
-    has `git.commit` but no dataset input, and the job is still queued. The retry completes
-    the same link; a half-written link is never the final state."""
+    """The delivery stops before its last write, the `git.commit` marker (its `set-tag`
+    request never reaches MLflow; the process is killed there, as a deadline would stop it):
+    the run has the dataset input and the dvc.* tags but no `git.commit`, and the job is still
+    queued. The retry completes the same link; a half-written link is never the final state."""
     exp = "half-written"
     c1, r1 = commit_with_run(repo, mlflow_server.url, exp, 1)
+    d1 = md5_of(b"data 1\n")
     with Proxy(mlflow_server.url) as proxy:
-        proxy.block = r"runs/log-inputs"
+        proxy.block = r"runs/set-tag"
         out = cli(repo, "tag-mlflow", "--tracking-uri", proxy.url, "--experiment", exp)
         assert out.code == 0, out
         assert proxy.holding.wait(120), proxy.seen
         kill(deliverer_pids(repo))
-        assert tags(mlflow_server.url, r1)["git.commit"] == c1  # half written:
-        assert inputs(mlflow_server.url, r1) == []  # the tags, no dataset input
+        half = tags(mlflow_server.url, r1)
+        assert "git.commit" not in half  # half written: no marker,
+        assert half["dvc.d1"] == d1  # the rest of the tags
+        assert inputs(mlflow_server.url, r1) == [("d1", d1)]  # and the dataset input
         assert len(queue_files(repo)) == 1  # and the job kept
         assert f"link {c1[:12]}" in cli(repo, "pending").out
         proxy.block = None
@@ -426,8 +429,8 @@ def test_half_written_link_is_completed_on_retry(repo: Path, mlflow_server: Mlfl
         out = sync(repo, "--tracking-uri", proxy.url)
     assert out.code == 0, out
     assert linked_lines(out.out) == [(c1[:12], r1)]
-    assert inputs(mlflow_server.url, r1) == [("d1", "1" * 32)]
-    assert tags(mlflow_server.url, r1)["dvc.d1"] == "1" * 32
+    assert tags(mlflow_server.url, r1)["git.commit"] == c1
+    assert inputs(mlflow_server.url, r1) == [("d1", d1)]
     assert not queue_files(repo)
 
 
