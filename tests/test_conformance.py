@@ -23,6 +23,7 @@ from tests.conformance.shapes import (
     shape_cases,
 )
 from tests.dvc_helpers import clone_template
+from tests.helpers import run_cli
 
 # Where check-dvc deliberately differs from `dvc status` (docs/design.md): none of the shapes.
 DELIBERATE: dict[str, str] = {}
@@ -36,6 +37,17 @@ def bases(dvc_template: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[
         build(repo)
         built[name] = repo
     return built
+
+
+@pytest.mark.parametrize("base", sorted(BASES))
+def test_bases_are_clean(base: str, bases: dict[str, Path], tmp_path: Path) -> None:
+    """Nothing at all to report in a freshly built project: no `data-in-git` for a templated
+    stage's `cache: false` metric in git, no `not-ignored` for outputs below a `wdir: ..`,
+    nothing "not in the DVC cache" in a `dvc init --subdir` project (issue 11, items 1, 6, 7)."""
+    repo = tmp_path / "repo"
+    shutil.copytree(bases[base], repo, symlinks=True)
+    proc = run_cli(repo, "check-dvc")
+    assert (proc.returncode, proc.stdout) == (0, ""), proc.stdout + proc.stderr
 
 
 @pytest.mark.parametrize("case", [pytest.param(c, id=c.id) for c in shape_cases()])
