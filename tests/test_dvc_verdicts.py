@@ -93,3 +93,31 @@ def test_python_params_as_dvc_reads_them() -> None:
         "LR": 0.1, "NAME": "x", "D": {"a": 1}, "T": (1, 2),
         "Train": {"batch": 32, "dropout": 0.5},
     }  # fmt: skip
+
+
+def test_templated_stage_outputs_keep_wdir_and_cache_flags(tmp_path: Path) -> None:
+    """Item 6: in a templated dvc.yaml, `cache: false` and a literal `wdir` are kept, so a
+    metric in git is no data-in-git and the cached model is what git must ignore."""
+    from repro_hooks.dvc.check import DvcFiles, GitFacts, OutputIndex, WorkTree, dvc_findings
+    from repro_hooks.dvc.hashing import DvcIgnore
+    from repro_hooks.dvc.worktree import load_dvc_files
+    from repro_hooks.policy.config import Policy
+
+    write(tmp_path / "dvc.yaml", (
+        "stages:\n  train:\n    foreach: [a, b]\n    do:\n      cmd: t ${item}\n      wdir: sub\n"
+        "      outs:\n      - model_${item}.pkl\n      metrics:\n      - m_${item}.csv:\n"
+        "          cache: false\n"
+    ))  # fmt: skip
+    entry = "      - path: {}\n        hash: md5\n        md5: 0123456789abcdef0123456789abcdef\n"
+    write(tmp_path / "dvc.lock", "schema: '2.0'\nstages:\n" + "".join(
+        f"  train@{k}:\n    cmd: t {k}\n    outs:\n" + entry.format(f"model_{k}.pkl")
+        + entry.format(f"m_{k}.csv") for k in "ab"
+    ))  # fmt: skip
+    files: DvcFiles = load_dvc_files(
+        tmp_path, ["dvc.yaml", "dvc.lock"], DvcIgnore({}), lambda p: True
+    )
+    index = OutputIndex.build(files)
+    assert index.covering("sub/model_a.pkl") == ("sub/model_a.pkl", True, "dvc.yaml")
+    assert index.covering("sub/m_b.csv") == ("sub/m_b.csv", False, "dvc.yaml")
+    facts = GitFacts(tracked=["sub/m_a.csv", "sub/m_c.csv"])
+    assert dvc_findings(files, facts, WorkTree(), Policy()) == []

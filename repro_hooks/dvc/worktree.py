@@ -139,7 +139,7 @@ def load_dvc_files(
         lock_file = posixpath.join(posixpath.dirname(yaml_file), "dvc.lock")
         locked: dict[str, LockStage] = {}
         if lock_file in lock_bytes:
-            wdirs = {name: s.wdir for name, s in stages.items() if not s.templated}
+            wdirs = {name: s.wdir for name, s in stages.items()}  # templated: a literal wdir
             try:
                 locked = parse_dvc_lock(lock_bytes[lock_file], lock_file, wdirs)
             except DvcFileError as exc:
