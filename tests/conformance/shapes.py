@@ -7,7 +7,8 @@ A *base* is a small project built once with the real DVC (`dvc add`, `dvc repro`
 - `pipeline`: a dvc.yaml with a stage reading params in YAML, JSON, TOML and Python (a class
   with `self.x = ...` in `__init__`), a `foreach` stage with a `cache: false` metric, a stage in
   `sub/dvc.yaml` with `wdir: ..`, and a frozen stage;
-- `subdir`: a `dvc init --subdir` project below the git root.
+- `subdir`: a `dvc init --subdir` project below the git root;
+- `import`: a frozen `dvc import` from another (local) repository.
 
 A *case* is a copy of a base plus mutations. Both tools are asked; they agree when
 - DVC fails on the project (exit 255: a file it refuses) exactly when check-dvc reports a
@@ -155,11 +156,23 @@ def build_subdir(repo: Path) -> None:
     _commit(repo)
 
 
+def build_import(repo: Path) -> None:
+    """`dvc import` from another (local) repository: a frozen import, as DVC writes it."""
+    source = repo.parent / "source"
+    shutil.copytree(repo, source, symlinks=True)
+    write(source / "shared/vocab.txt", "a\nb\n")
+    dvc(source, "add", "-q", "shared/vocab.txt")
+    _commit(source)
+    dvc(repo, "import", "-q", str(source), "shared/vocab.txt", "-o", "vocab.txt")
+    _commit(repo)
+
+
 BASES: dict[str, tuple[Callable[[Path], None], str]] = {
     # name -> (builder, DVC project directory relative to the git root)
     "registry": (build_registry, ""),
     "pipeline": (build_pipeline, ""),
     "subdir": (build_subdir, "proj"),
+    "import": (build_import, ""),
 }
 
 
@@ -248,6 +261,12 @@ MUTATIONS: dict[str, dict[str, Mutation]] = {
         "lock-schema-float": lambda r, g: _edit(r / "dvc.lock", "schema: '2.0'", "schema: 2.0"),
         "yaml-duplicate-key": lambda r, g: _append(r / "params.yaml", "lr: 0.5\n"),
         "foreach-metric": lambda r, g: _append(r / "metric_a.csv", "x\n"),
+    },
+    "import": {
+        "none": lambda r, g: None,
+        "edit-imported": lambda r, g: _append(r / "vocab.txt"),
+        "remove-imported": lambda r, g: (r / "vocab.txt").unlink(),
+        "drop-cache": lambda r, g: shutil.rmtree(r / ".dvc/cache/files"),
     },
     "subdir": {
         "none": lambda r, g: None,
