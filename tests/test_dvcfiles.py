@@ -419,3 +419,30 @@ def test_dvc_file_cap_is_lower_than_for_pipelines() -> None:
     with pytest.raises(DvcFileError, match="too large"):
         parse_dvc_file(big, "huge.dvc")
     assert parse_dvc_yaml(big, "dvc.yaml") == {}
+
+
+@settings(max_examples=200)
+@given(
+    st.lists(
+        st.tuples(
+            st.from_regex(r"[0-9a-f]{32}(\.dir)?", fullmatch=True),
+            st.integers(0, 10**12),
+            st.none() | st.integers(0, 10**6),
+            st.sampled_from(["a.csv", "d/x", "on", "010", "1e3", "null", "true", "_a", "0x1"]),
+        ),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_dvc_add_fast_path_equals_yaml(outs: list[tuple[str, int, int | None, str]]) -> None:
+    """Item 21: `dvc add`'s layout is read in linear time, with the mapping YAML gives."""
+    from repro_hooks.dvc.files import _dvc_add_data, load_yaml
+
+    text = "outs:\n" + "".join(
+        f"- md5: {md5}\n  size: {size}\n" + (f"  nfiles: {n}\n" if n is not None else "")
+        + f"  hash: md5\n  path: {path}\n"
+        for md5, size, n, path in outs
+    )  # fmt: skip
+    fast = _dvc_add_data(text.encode())
+    if fast is not None:
+        assert fast == load_yaml(text.encode(), "x.dvc")

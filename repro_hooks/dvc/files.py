@@ -518,29 +518,39 @@ def _no_duplicates(outs: list[Output], file: str) -> None:
 # ---- .dvc files -----------------------------------------------------------------------------
 
 
-# The exact text `dvc add` writes for one output whose name needs no YAML quoting. Matching it
+# The exact text `dvc add` writes for each output whose name needs no YAML quoting. Matching it
 # with a regular expression gives the same mapping YAML would, about 10x faster (check-dvc reads
-# every .dvc file on every commit); anything else goes through the YAML parser.
-_DVC_ADD_RE = re.compile(
-    rb"outs:\n- md5: ([0-9a-f]{32}(?:\.dir)?)\n  size: ([0-9]{1,18})\n(?:  nfiles: ([0-9]{1,18})\n)?"
-    rb"  hash: md5\n  path: ([A-Za-z0-9_][A-Za-z0-9_.+-]*)\n"
+# every .dvc file on every commit) and in linear time; anything else goes through the YAML parser.
+_DVC_ADD_OUT_RE = re.compile(
+    rb"- md5: ([0-9a-f]{32}(?:\.dir)?)\n  size: ([0-9]{1,18})\n(?:  nfiles: ([0-9]{1,18})\n)?"
+    rb"  hash: md5\n  path: ([A-Za-z0-9_][A-Za-z0-9_.+/-]*)\n"
 )
 _YAML_STR = "tag:yaml.org,2002:str"
 
 
 def _dvc_add_data(content: bytes) -> dict[str, Any] | None:
-    match = _DVC_ADD_RE.fullmatch(content)
-    if match is None:
+    if not content.startswith(b"outs:\n"):
         return None
-    md5, size, nfiles, path = match.groups()
-    tag = Yaml12Loader.resolve(Yaml12Loader, yaml.ScalarNode, path.decode(), (True, False))
-    if tag != _YAML_STR:
-        return None  # `path: 123`, `path: null`...: YAML decides (and the schema refuses it)
-    out: dict[str, Any] = {"md5": md5.decode(), "size": int(size)}
-    if nfiles is not None:
-        out["nfiles"] = int(nfiles)
-    out.update(hash="md5", path=path.decode())
-    return {"outs": [out]}
+    outs: list[dict[str, Any]] = []
+    pos, end = len(b"outs:\n"), len(content)
+    while pos < end:
+        match = _DVC_ADD_OUT_RE.match(content, pos)
+        if match is None:
+            return None
+        pos = match.end()
+        md5, size, nfiles, raw = match.groups()
+        path = raw.decode()
+        if any(
+            Yaml12Loader.resolve(Yaml12Loader, yaml.ScalarNode, v, (True, False)) != _YAML_STR
+            for v in (path, md5.decode())
+        ):
+            return None  # `path: 123`, an all-digit md5...: YAML decides (and the schema)
+        out: dict[str, Any] = {"md5": md5.decode(), "size": int(size)}
+        if nfiles is not None:
+            out["nfiles"] = int(nfiles)
+        out.update(hash="md5", path=path)
+        outs.append(out)
+    return {"outs": outs} if outs else None
 
 
 def parse_dvc_file(content: bytes, file: str) -> DvcFile:
