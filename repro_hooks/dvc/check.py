@@ -210,6 +210,8 @@ def _compare(entry: Output | None, path: str, tree: WorkTree) -> tuple[str, str]
     actual = tree.hashes.get((path, entry.algorithm))
     if actual is None:  # it exists, but (a file in) it could not be read
         return "changed", "could not be read to hash it"
+    if actual.startswith("!"):  # the adapter could say only why it differs
+        return "changed", actual[1:]
     if actual != entry.hash_value:
         return "changed", f"{_short(entry.hash_value)} recorded, {_short(actual)} now"
     return None

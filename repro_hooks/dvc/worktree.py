@@ -67,6 +67,7 @@ SKIPPED_DIRS = (
     "mlruns/", "mlartifacts/",
 )  # fmt: skip
 CACHE_FILE = "repro-hooks/dvc-hashes.bin"
+NESTED_DVCIGNORE = "a .dvcignore inside a directory DVC tracks"
 
 
 def _text(raw: bytes) -> str:
@@ -320,7 +321,7 @@ class Measurer:
                     ]
                     if nested:
                         unsafe[path] = (
-                            f"{path}/{nested[0]}: a .dvcignore inside a directory DVC tracks: "
+                            f"{path}/{nested[0]}: {NESTED_DVCIGNORE}: "
                             'DVC refuses the directory (".dvcignore file should not be in '
                             'collected dir path")'
                         )
@@ -454,6 +455,27 @@ def objects_in_caches(
     return found
 
 
+def _nested_dvcignore_without_listing(root: Path, files: DvcFiles, tree: WorkTree) -> WorkTree:
+    """DVC refuses a directory output holding a .dvcignore only when it can read the recorded
+    listing (the `.dir` object) from its cache; without it, it reports the directory changed.
+    Say the same."""
+    nested = {p for p, why in tree.unsafe.items() if NESTED_DVCIGNORE in why}
+    if not nested:
+        return tree
+    outs = [o for df in files.dvc_files.values() for o in df.outs]
+    outs += [o for p in files.pipelines for ls in p.locked.values() for o in ls.outs]
+    recorded = [o for o in outs if o.path in nested and o.is_dir and o.hash_value]
+    found = objects_in_caches(root, files, [(o.hash_value or "", o.algorithm) for o in recorded])
+    unsafe, hashes = dict(tree.unsafe), dict(tree.hashes)
+    for o in recorded:
+        if not found.get((o.hash_value or "", o.algorithm)):
+            unsafe.pop(o.path, None)
+            hashes[(o.path, o.algorithm)] = (
+                "!its recorded listing is not in the DVC cache and it holds a .dvcignore"
+            )
+    return replace(tree, unsafe=unsafe, hashes=hashes)
+
+
 # ---- what only DVC can decide ---------------------------------------------------------------
 
 
@@ -548,6 +570,7 @@ def collect(git: Git, scope: Scope, *, use_cache: bool = True) -> Collected:
     tree = measurer.measure(
         hash_targets(files, scope), exists_targets(files, scope), params_targets(files, scope)
     )
+    tree = _nested_dvcignore_without_listing(root, files, tree)
     tree = replace(tree, in_cache=objects_in_caches(root, files, cache_targets(files, tree, scope)))
     cache.save()
     # git refuses a whole check-ignore call naming a path beyond a symlink ("fatal: pathspec

@@ -210,6 +210,11 @@ MUTATIONS: dict[str, dict[str, Mutation]] = {
         "remove-from-dir": lambda r, g: (r / "datasets/images/sub/b.bin").unlink(),
         "remove-output": lambda r, g: (r / "datasets/labels.csv").unlink(),
         "dvcignore-in-dir": lambda r, g: write(r / "datasets/images/.dvcignore", "*.tmp\n"),
+        # found by the generated sweep: without the listing in its cache DVC does not refuse
+        "dvcignore-in-dir-no-cache": lambda r, g: (
+            write(r / "datasets/images/.dvcignore", "*.tmp\n"),
+            shutil.rmtree(r / ".dvc/cache/files"),
+        ),
         "dvcignored-in-dir": lambda r, g: (
             write(r / ".dvcignore", "*.tmp\n"),
             write(r / "datasets/images/x.tmp", "t"),
