@@ -213,7 +213,7 @@ MUTATIONS: dict[str, dict[str, Mutation]] = {
         # found by the generated sweep: without the listing in its cache DVC does not refuse
         "dvcignore-in-dir-no-cache": lambda r, g: (
             write(r / "datasets/images/.dvcignore", "*.tmp\n"),
-            shutil.rmtree(r / ".dvc/cache/files"),
+            shutil.rmtree(r / ".dvc/cache/files", ignore_errors=True),
         ),
         "dvcignored-in-dir": lambda r, g: (
             write(r / ".dvcignore", "*.tmp\n"),
@@ -227,7 +227,7 @@ MUTATIONS: dict[str, dict[str, Mutation]] = {
         ),
         "deps-null": lambda r, g: _append(r / "meta/labels.csv.dvc", "deps:\n"),
         "outs-null": lambda r, g: write(r / "meta/empty.dvc", "outs:\n"),
-        "drop-cache": lambda r, g: shutil.rmtree(r / ".dvc/cache/files"),
+        "drop-cache": lambda r, g: shutil.rmtree(r / ".dvc/cache/files", ignore_errors=True),
         "wdir-dot": lambda r, g: _edit(r / "meta/labels.csv.dvc", "wdir: ..\n", "wdir: ../.\n"),
     },
     "pipeline": {
@@ -271,13 +271,13 @@ MUTATIONS: dict[str, dict[str, Mutation]] = {
         "none": lambda r, g: None,
         "edit-imported": lambda r, g: _append(r / "vocab.txt"),
         "remove-imported": lambda r, g: (r / "vocab.txt").unlink(),
-        "drop-cache": lambda r, g: shutil.rmtree(r / ".dvc/cache/files"),
+        "drop-cache": lambda r, g: shutil.rmtree(r / ".dvc/cache/files", ignore_errors=True),
     },
     "subdir": {
         "none": lambda r, g: None,
         "edit-file": lambda r, g: _append(r / "proj/data/train.csv"),
         "add-to-dir": lambda r, g: write(r / "proj/data/dir/y.bin", b"y"),
-        "drop-cache": lambda r, g: shutil.rmtree(r / "proj/.dvc/cache/files"),
+        "drop-cache": lambda r, g: shutil.rmtree(r / "proj/.dvc/cache/files", ignore_errors=True),
     },
 }
 
