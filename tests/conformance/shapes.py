@@ -136,6 +136,7 @@ def build_pipeline(repo: Path) -> None:
 """,
     )
     write(repo / "frozen.csv", "x\n1\n2\n")
+    dvc(repo, "add", "-q", "data/raw.csv")  # raw data in DVC, as pipelines keep it
     dvc(repo, "repro", "-q", "dvc.yaml:prep", "dvc.yaml:report", "sub/dvc.yaml:up")
     dvc(repo, "commit", "-q", "-f", "dvc.yaml:frozen")
     _commit(repo)
