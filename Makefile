@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test lint venv clean
+.PHONY: demo test lint venv clean conformance
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ WORKERS ?= auto
 test: lint
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest --cov --cov-report=term -p no:cacheprovider \
 		-n $(WORKERS) --dist loadgroup
+
+# The full differential sweep of check-dvc against `dvc status` (tests/test_conformance.py);
+# its figures go to bench/conformance.json (copy them into bench/RESULTS.md).
+conformance: venv
+	PATH="$(abspath $(VENV))/bin:$$PATH" CONFORMANCE_REPORT=bench/conformance.json \
+		$(PY) -m pytest -p no:cacheprovider -m conformance -s tests/test_conformance.py
 
 demo: venv
 	PATH="$(abspath $(VENV))/bin:$$PATH" bash docs/demo.sh

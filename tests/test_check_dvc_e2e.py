@@ -25,15 +25,6 @@ def _fix_data_in_git(r: Path) -> None:
     git(r, "add", "raw.csv.dvc", ".gitignore")
 
 
-def _break_untracked(r: Path) -> None:
-    write(r / "loose.parquet", b"PAR1")
-
-
-def _fix_untracked(r: Path) -> None:
-    dvc(r, "add", "-q", "loose.parquet")
-    git(r, "add", "loose.parquet.dvc", ".gitignore")
-
-
 def _tracked_data(r: Path) -> None:
     write(r / "data/table.bin", b"v1")
     dvc(r, "add", "-q", "data")
@@ -102,7 +93,6 @@ CASES = [
     pytest.param(
         _break_data_in_git, _fix_data_in_git, "data file stored in git", "raw.csv", id="data-in-git"
     ),
-    pytest.param(_break_untracked, _fix_untracked, "untracked", "loose.parquet", id="untracked"),
     pytest.param(_break_stale, _fix_stale, "differs from data.dvc", "data", id="stale-dvc"),
     pytest.param(_break_missing, _fix_missing, "is missing", "data", id="missing-output"),
     pytest.param(_break_stale_lock, _fix_stale_lock, "dep of stage 'copy'", "in.txt", id="lock"),

@@ -133,20 +133,21 @@ stages:
     ("content", "reason"),
     [
         pytest.param(b"outs: [\n", "malformed YAML (line", id="malformed-yaml"),
-        pytest.param(b"", "empty DVC file", id="empty"),
         pytest.param(b"- a\n- b\n", "must be a mapping", id="not-mapping"),
         pytest.param(b"outs: 3\n", "outs must be a list", id="outs-not-list"),
-        pytest.param(b"outs: []\n", "no outs", id="no-outs"),
         pytest.param(b"outs:\n- path: /etc/passwd\n", "is absolute", id="absolute"),
         pytest.param(b"outs:\n- path: C:\\\\data\\\\x\n", "is absolute", id="windows-absolute"),
         pytest.param(b"outs:\n- path: ../../outside.csv\n", "escapes the repository", id="escape"),
         pytest.param(b"outs:\n- path: s3://bucket/x\n", "not in the repository", id="url"),
-        pytest.param(b"outs:\n- path: 3\n", "must be a non-empty string", id="path-int"),
+        pytest.param(b"outs:\n- path: 3\n", "path must be a string", id="path-int"),
         pytest.param(b"outs:\n- md5: 1234\n  path: a\n", "not an md5", id="bad-md5"),
         pytest.param(
-            b"outs:\n- md5: x\n  hash: sha256\n  path: a\n", "unsupported hash", id="bad-hash"
+            b"outs:\n- md5: xyz\n  hash: sha256\n  path: a\n", "unsupported hash", id="bad-hash"
         ),
-        pytest.param(b"outs:\n- path: a\n  size: -1\n", "non-negative integer", id="bad-size"),
+        pytest.param(b"outs:\n- path: a\n  size: x\n", "size must be an integer", id="bad-size"),
+        pytest.param(b"outs:\n- path: a\n  sizes: 1\n", "unknown key 'sizes'", id="unknown-key"),
+        pytest.param(b"outs:\n- md5: 12\n  path: a\n", "md5 must be a hash", id="short-md5"),
+        pytest.param(b"outs:\n- path: a\n- path: b\n  path: c\n", "duplicate key", id="dup-key"),
         pytest.param(b"outs:\n- path: a\n  cache: maybe\n", "true or false", id="bad-cache"),
         pytest.param(
             b"outs:\n- path: a\n  remote: 3\n", "remote must be a string", id="bad-remote"
@@ -175,10 +176,14 @@ def test_malformed_dvc_files(content: bytes, reason: str) -> None:
         pytest.param(b"stages:\n  s:\n    cmd: x\n    outs: [/abs]\n", "is absolute", id="abs-out"),
         pytest.param(b"stages:\n  s:\n    cmd: x\n    wdir: ../..\n", "escapes", id="wdir-escape"),
         pytest.param(
-            b"stages:\n  s:\n    cmd: x\n    deps: [{a: 1, b: 2}]\n", "must be paths", id="dep-map"
+            b"stages:\n  s:\n    cmd: x\n    deps: [{a: 1, b: 2}]\n",
+            "deps must be a list of paths",
+            id="dep-map",
         ),
         pytest.param(
-            b"stages:\n  s:\n    cmd: x\n    params: [3]\n", "params entries", id="params-int"
+            b"stages:\n  s:\n    cmd: x\n    params: [3]\n",
+            "params must be a list",
+            id="params-int",
         ),
         pytest.param(
             b"stages:\n  s:\n    cmd: x\n    params: [{p.yaml: 3}]\n",
@@ -186,6 +191,16 @@ def test_malformed_dvc_files(content: bytes, reason: str) -> None:
             id="params-bad-keys",
         ),
         pytest.param(b"stages:\n  1: {cmd: x}\n", "stage name must be a string", id="int-name"),
+        pytest.param(
+            b"stages:\n  s:\n    cmd: x\n    deps:\n", "deps must be a list", id="deps-null"
+        ),
+        pytest.param(b"stages:\n  s:\n    deps: [a]\n", "cmd is required", id="no-cmd"),
+        pytest.param(
+            b"stages:\n  s:\n    cmd: x\n    outs: [{a: {cache: 1}}]\n",
+            "outs must be",
+            id="bad-flag",
+        ),
+        pytest.param(b"stages:\n  s:\n    cmd: x\n    out: [a]\n", "unknown key 'out'", id="typo"),
     ],
 )
 def test_malformed_dvc_yaml(content: bytes, reason: str) -> None:
@@ -198,15 +213,30 @@ def test_malformed_dvc_yaml(content: bytes, reason: str) -> None:
     [
         pytest.param(b"schema: '3.0'\nstages: {}\n", "unsupported dvc.lock schema", id="schema"),
         pytest.param(
-            b"schema: '2.0'\nstages:\n  s:\n    outs: [{path: ../../x}]\n", "escapes", id="escape"
+            b"schema: '2.0'\nstages:\n  s:\n    cmd: c\n    outs: [{path: ../../x}]\n",
+            "escapes",
+            id="escape",
         ),
         pytest.param(
-            b"schema: '2.0'\nstages:\n  s:\n    params: {p.yaml: 3}\n",
+            b"schema: '2.0'\nstages:\n  s:\n    cmd: c\n    params: {p.yaml: 3}\n",
             "must be a mapping",
             id="params",
         ),
         pytest.param(b"schema: '2.0'\nstages:\n  s: []\n", "must be a mapping", id="stage-list"),
         pytest.param(b"schema: '2.0'\nstages:\n  7: {}\n", "stage name", id="int-name"),
+        pytest.param(
+            b"schema: 2.0\nstages: {}\n", "unsupported dvc.lock schema", id="float-schema"
+        ),
+        pytest.param(
+            b"schema: '2.0'\nstages:\n  s:\n    cmd: c\n    deps:\n",
+            "deps must be a list",
+            id="null",
+        ),
+        pytest.param(
+            b"schema: '2.0'\nstages:\n  s:\n    cmd: c\n    outs: [{path: a, cache: false}]\n",
+            "unknown key 'cache'",
+            id="cache-in-lock",
+        ),
     ],
 )
 def test_malformed_dvc_lock(content: bytes, reason: str) -> None:
@@ -243,7 +273,7 @@ def test_alias_bomb_is_bounded() -> None:
     lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
     lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 12)]
     lines.append("outs: *a11")
-    with pytest.raises(DvcFileError, match="must be a mapping"):
+    with pytest.raises(DvcFileError, match="once aliases are expanded"):
         parse_dvc_file("\n".join(lines).encode(), "bomb.dvc")
 
 
@@ -277,3 +307,142 @@ def test_parsers_never_crash(content: bytes) -> None:
             parse(content, "x.dvc")
         except DvcFileError:
             pass
+
+
+# ---- read as DVC reads (issue 11) ---------------------------------------------------------------
+
+_SCALARS = [
+    "010", "0o17", "0x1F", "0b11", "1e3", "1E-3", "1.", ".5", "-.inf", ".NaN", "+1", "1_000",
+    "on", "off", "yes", "No", "y", "true", "False", "TRUE", "null", "~", "Null", "", "12:30",
+    "2001-12-14", ".1e3", "0.1", "-0", "007", "1.5e+3", "=", "<<", "0o", "abc", "1e", "0x",
+]  # fmt: skip
+
+
+def _ruamel(text: str) -> object:
+    from ruamel.yaml import YAML
+
+    return YAML(typ="safe").load(text)
+
+
+@pytest.mark.parametrize("scalar", _SCALARS)
+def test_scalars_resolve_as_dvc_reads_them(scalar: str) -> None:
+    """DVC reads YAML with ruamel.yaml (YAML 1.2); PyYAML alone reads YAML 1.1."""
+    from repro_hooks.dvc.files import load_yaml
+
+    text = f"a: {scalar}\n"
+    try:
+        expected = _ruamel(text)
+    except Exception:  # ruamel refuses it: so must we
+        with pytest.raises(DvcFileError):
+            load_yaml(text.encode(), "p.yaml")
+        return
+    got = load_yaml(text.encode(), "p.yaml")
+    assert repr(got) == repr(expected)
+
+
+@settings(max_examples=300)
+@given(st.text(alphabet="0123456789+-._eExXoObB:~nNtTfFuoy ", max_size=8))
+def test_generated_scalars_resolve_as_ruamel(scalar: str) -> None:
+    from repro_hooks.dvc.files import load_yaml
+
+    text = f"a: '{scalar}'\nb: {scalar}\n"
+    try:
+        expected = _ruamel(text)
+    except Exception:
+        with pytest.raises(DvcFileError):
+            load_yaml(text.encode(), "p.yaml")
+        return
+    assert repr(load_yaml(text.encode(), "p.yaml")) == repr(expected)
+
+
+def test_duplicate_keys_are_refused_as_dvc_does() -> None:
+    with pytest.raises(DvcFileError, match="duplicate key"):
+        parse_dvc_yaml(b"stages:\n  a: {cmd: x}\n  a: {cmd: y}\n", "dvc.yaml")
+
+
+def test_what_dvc_accepts_is_accepted() -> None:
+    for content in (b"", b"outs:\n", b"outs: []\ndeps:\n", b"outs:\n- path: a\n  size: -1\n"):
+        parse_dvc_file(content, "x.dvc")
+    parse_dvc_yaml(b"stages:\n  s:\n    cmd: [1, 2]\n", "dvc.yaml")
+
+
+def test_wdir_may_be_the_repository_root() -> None:
+    (out,) = parse_dvc_file(b"wdir: ..\nouts:\n- path: data/x.csv\n", "sub/x.dvc").outs
+    assert out.path == "data/x.csv"
+    stage = parse_dvc_yaml(b"stages:\n  s:\n    cmd: c\n    wdir: ..\n    outs: [o]\n",
+                           "sub/dvc.yaml")["s"]  # fmt: skip
+    assert stage.wdir == "." and [o.path for o in stage.outs] == ["o"]
+
+
+def test_always_changed_and_raw_paths_are_kept() -> None:
+    stage = parse_dvc_yaml(
+        b"stages:\n  s:\n    cmd: c\n    always_changed: true\n    deps: [./a]\n    outs: [o/]\n",
+        "dvc.yaml",
+    )["s"]
+    assert stage.always_changed
+    assert stage.def_deps == ("./a",) and stage.deps == ["a"]
+    assert [(o.path, o.def_path) for o in stage.outs] == [("o", "o/")]
+    assert parse_dvc_file(b"always_changed: true\nouts:\n- path: a\n", "a.dvc").always_changed
+
+
+def test_templated_stage_keeps_cache_flags_and_wdir() -> None:
+    import re
+
+    stages = parse_dvc_yaml(
+        b"vars: [{n: 1}]\nstages:\n  s:\n    foreach: [a, b]\n    do:\n      cmd: c ${item}\n"
+        b"      wdir: sub\n      outs:\n        - m_${item}.csv:\n            cache: false\n"
+        b"        - model_${item}.pkl\n",
+        "dvc.yaml",
+    )
+    patterns = stages["s"].out_patterns
+    assert stages["s"].templated and stages["s"].wdir == "sub"
+    matches = {p: [c for rx, c in patterns if re.fullmatch(rx, p)] for p in
+               ("sub/m_a.csv", "sub/model_b.pkl", "m_a.csv")}  # fmt: skip
+    assert matches == {"sub/m_a.csv": [False], "sub/model_b.pkl": [True], "m_a.csv": []}
+
+
+def test_expanded_size_is_linear_and_bounded() -> None:
+    from repro_hooks.dvc.files import MAX_EXPANDED_NODES, expanded_size, load_yaml
+
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 30)]
+    with pytest.raises(DvcFileError, match="once aliases are expanded"):
+        load_yaml("\n".join(lines).encode(), "params.yaml")
+    assert expanded_size([[1, 2], {"a": [3]}]) == 8
+    assert expanded_size(list(range(MAX_EXPANDED_NODES + 10))) > MAX_EXPANDED_NODES
+
+
+def test_dvc_file_cap_is_lower_than_for_pipelines() -> None:
+    from repro_hooks.dvc import files as dvcfiles
+
+    big = b"#" * (dvcfiles.MAX_STAGE_FILE_SIZE + 1)
+    with pytest.raises(DvcFileError, match="too large"):
+        parse_dvc_file(big, "huge.dvc")
+    assert parse_dvc_yaml(big, "dvc.yaml") == {}
+
+
+@settings(max_examples=200)
+@given(
+    st.lists(
+        st.tuples(
+            st.from_regex(r"[0-9a-f]{32}(\.dir)?", fullmatch=True),
+            st.integers(0, 10**12),
+            st.none() | st.integers(0, 10**6),
+            st.sampled_from(["a.csv", "d/x", "on", "010", "1e3", "null", "true", "_a", "0x1"]),
+        ),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_dvc_add_fast_path_equals_yaml(outs: list[tuple[str, int, int | None, str]]) -> None:
+    """Item 21: `dvc add`'s layout is read in linear time, with the mapping YAML gives."""
+    from repro_hooks.dvc.files import _dvc_add_data, load_yaml
+
+    text = "outs:\n" + "".join(
+        f"- md5: {md5}\n  size: {size}\n" + (f"  nfiles: {n}\n" if n is not None else "")
+        + f"  hash: md5\n  path: {path}\n"
+        for md5, size, n, path in outs
+    )  # fmt: skip
+    fast = _dvc_add_data(text.encode())
+    if fast is not None:
+        assert fast == load_yaml(text.encode(), "x.dvc")

@@ -11,12 +11,13 @@ changed when its locked `cmd` differs, and a stage with neither deps nor outs al
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from repro_hooks.dvc.files import DvcFile, LockStage, Output, Stage, is_url
+from repro_hooks.dvc.files import DvcFile, LockStage, Output, Stage, abbrev, is_url
 from repro_hooks.policy.config import Policy
 from repro_hooks.policy.globs import compile_any
 from repro_hooks.report import Finding, display_path
@@ -127,11 +128,14 @@ def hash_targets(files: DvcFiles, scope: Scope) -> set[tuple[str, str]]:
         locked = p.locked.get(stage.name)
         if locked is None:
             continue
-        recorded = {o.path: o for o in locked.outs}
+        outs = {o.def_path: o for o in locked.outs}
+        deps = {d.def_path: d for d in locked.deps}
+        pairs = [(so.path, outs.get(so.def_path)) for so in stage.outs]
         if not stage.frozen:
-            recorded.update({d.path: d for d in locked.deps if d.path in stage.deps})
-        for path in (*(() if stage.frozen else stage.deps), *(o.path for o in stage.outs)):
-            entry = recorded.get(path)
+            pairs += [
+                (p, deps.get(raw)) for p, raw in zip(stage.deps, stage.def_deps, strict=False)
+            ]
+        for path, entry in pairs:
             if entry is not None and entry.hash_value:
                 targets.add((path, entry.algorithm))
     return targets
@@ -168,8 +172,8 @@ def _cached_outs(files: DvcFiles, scope: Scope) -> list[Output]:
     for p, stage in _selected_stages(files, scope):
         locked = p.locked.get(stage.name)
         if locked is not None:
-            wanted = {so.path for so in stage.outs if so.cache}
-            outs.extend(o for o in locked.outs if o.path in wanted)
+            wanted = {so.def_path for so in stage.outs if so.cache}
+            outs.extend(o for o in locked.outs if o.def_path in wanted)
     return [o for o in outs if o.cache and o.hash_value]
 
 
@@ -207,6 +211,8 @@ def _compare(entry: Output | None, path: str, tree: WorkTree) -> tuple[str, str]
     actual = tree.hashes.get((path, entry.algorithm))
     if actual is None:  # it exists, but (a file in) it could not be read
         return "changed", "could not be read to hash it"
+    if actual.startswith("!"):  # the adapter could say only why it differs
+        return "changed", actual[1:]
     if actual != entry.hash_value:
         return "changed", f"{_short(entry.hash_value)} recorded, {_short(actual)} now"
     return None
@@ -214,6 +220,9 @@ def _compare(entry: Output | None, path: str, tree: WorkTree) -> tuple[str, str]
 
 def _dvc_file_findings(name: str, df: DvcFile, tree: WorkTree) -> list[Finding]:
     findings = []
+    if df.always_changed:
+        findings.append(Finding(display_path(name), "stale-dvc",
+                                "always_changed: DVC reports it changed on every status"))  # fmt: skip
     for out in df.outs:
         diff = _compare(out, out.path, tree)
         if diff is None:
@@ -287,9 +296,11 @@ def _params_findings(
         elif key not in values:
             changed.append(f"{key} new")
         elif not _same_param(actual[key], values[key]):
-            changed.append(f"{key} {values[key]!r} locked, {actual[key]!r} now")
+            changed.append(f"{key} {abbrev(values[key])} locked, {abbrev(actual[key])} now")
     if not changed:
         return []
+    if len(changed) > 10:
+        changed = [*changed[:10], f"and {len(changed) - 10} more"]
     return [Finding(where, "stale-lock", f"{label}: params changed: {'; '.join(changed)}")]
 
 
@@ -301,6 +312,9 @@ def _stage_findings(p: Pipeline, stage: Stage, tree: WorkTree) -> list[Finding]:
     if stage.cmd and not stage.deps and not stage.outs and not stage.params:
         return [Finding(yaml_where, "stale-lock",
                         f"stage {stage.name!r} has no deps or outs: DVC always runs it")]  # fmt: skip
+    if stage.always_changed:
+        findings.append(Finding(yaml_where, "stale-lock",
+                                f"stage {stage.name!r}: always_changed: DVC always runs it"))  # fmt: skip
     if locked is None:
         findings.append(Finding(
             yaml_where, "stale-lock", f"stage {stage.name!r} is not in {p.lock_file}: never run",
@@ -310,19 +324,21 @@ def _stage_findings(p: Pipeline, stage: Stage, tree: WorkTree) -> list[Finding]:
             yaml_where, "stale-lock", f"stage {stage.name!r}: cmd differs from {p.lock_file}",
         ))  # fmt: skip
     if not stage.frozen:
-        locked_deps = {d.path: d for d in locked.deps} if locked else {}
-        for dep in stage.deps:
+        # DVC matches dvc.yaml entries with dvc.lock's by the path as written (`def_path`):
+        # `./data/x` against `data/x` is a dependency without a recorded hash
+        locked_deps = {d.def_path: d for d in locked.deps} if locked else {}
+        for dep, raw in zip(stage.deps, stage.def_deps, strict=False):
             if is_url(dep):
                 continue
-            diff = _compare(locked_deps.get(dep), dep, tree)
+            diff = _compare(locked_deps.get(raw), dep, tree)
             if diff is not None:
                 rule = "malformed-dvc" if diff[0] == "unsafe" else "stale-lock"
                 findings.append(Finding(display_path(dep), rule, f"dep of {label}: {diff[1]}"))
         for pfile, keys in stage.params.items():
             findings.extend(_params_findings(label, pfile, keys, locked, tree))
-    locked_outs = {o.path: o for o in locked.outs} if locked else {}
+    locked_outs = {o.def_path: o for o in locked.outs} if locked else {}
     for out in stage.outs:
-        recorded = locked_outs.get(out.path)
+        recorded = locked_outs.get(out.def_path)
         diff = _compare(recorded, out.path, tree)
         if diff is None:
             if out.cache and recorded is not None and _not_in_cache(recorded, tree):
@@ -373,10 +389,17 @@ class OutputIndex:
     """Every DVC output path, whether DVC caches it, and which file declares it."""
 
     outputs: Mapping[str, tuple[bool, str]]  # path -> (cache, declaring file)
+    # templated stages' outputs: (pattern over paths, cache, declaring file)
+    patterns: Sequence[tuple[re.Pattern[str], bool, str]] = ()
 
     @classmethod
     def build(cls, files: DvcFiles) -> OutputIndex:
         outs: dict[str, tuple[bool, str]] = {}
+        patterns = [
+            (re.compile(rx), cache, p.yaml_file)
+            for p in files.pipelines for stage in p.stages.values() if stage.templated
+            for rx, cache in stage.out_patterns
+        ]  # fmt: skip
         for name, df in files.dvc_files.items():
             for o in df.outs:
                 outs[o.path] = (o.cache, name)
@@ -388,8 +411,12 @@ class OutputIndex:
                 base = p.stages.get(lname.split("@", 1)[0])
                 if base is not None and base.templated:
                     for o in ls.outs:
-                        outs.setdefault(o.path, (o.cache, p.yaml_file))
-        return cls(outs)
+                        cache = next(
+                            (c for rx, c in ((re.compile(r), c) for r, c in base.out_patterns)
+                             if rx.fullmatch(o.path)), o.cache,
+                        )  # fmt: skip
+                        outs.setdefault(o.path, (cache, p.yaml_file))
+        return cls(outs, patterns)
 
     def covering(self, path: str) -> tuple[str, bool, str] | None:
         """The output a path is (or is under): (output, cache, declaring file)."""
@@ -398,6 +425,9 @@ class OutputIndex:
             hit = self.outputs.get(probe)
             if hit is not None:
                 return probe, hit[0], hit[1]
+            for pattern, cache, declared in self.patterns:
+                if pattern.fullmatch(probe):
+                    return probe, cache, declared
             if "/" not in probe:
                 return None
             probe = probe.rsplit("/", 1)[0]
@@ -438,15 +468,8 @@ def dvc_findings(
                 ))  # fmt: skip
         elif is_data(path):
             findings.append(Finding(display_path(path), "data-in-git", "data file stored in git"))
-    for paths, how in ((git.untracked, "not in git"), (git.ignored, "git-ignored")):
-        for path in paths:
-            if not scope.covers(path) or not is_data(path):
-                continue
-            if index.covering(path) is None:
-                findings.append(Finding(
-                    display_path(path), "untracked-data",
-                    f"data file {how} and described by no .dvc file or dvc.yaml stage",
-                ))  # fmt: skip
+    # Untracked files (git-ignored or not) are not reported: the commit does not contain them,
+    # so they cannot make it irreproducible. Once staged, they are data in git (above).
     for out in git.not_ignored_outputs:
         if scope.covers(out):
             _, _, declared = index.covering(out) or (out, True, "?")
@@ -491,7 +514,8 @@ def cached_outputs(files: DvcFiles) -> list[str]:
 
 FIXES: dict[str, str] = {
     "data-in-git": "data in git:      git rm --cached <path>; dvc add <path>; "
-    "git add <path>.dvc .gitignore",
+    "git add <path>.dvc .gitignore (not data? add a glob to data-exclude in "
+    "[tool.repro-hooks])",
     "untracked-data": "untracked data:   dvc add <path>; git add <path>.dvc .gitignore "
     "(or a dvc.yaml stage output)",
     "stale-dvc": "changed data:     dvc commit <file>.dvc (keep the new data) or dvc checkout "

@@ -32,10 +32,13 @@ from repro_hooks.dvc.check import (
     undecided_imports,
 )
 from repro_hooks.dvc.files import (
+    MAX_DVC_FILE_SIZE,
     DvcFile,
     DvcFileError,
     LockStage,
     Stage,
+    bounded,
+    load_yaml,
     parse_dvc_file,
     parse_dvc_lock,
     parse_dvc_yaml,
@@ -64,23 +67,22 @@ SKIPPED_DIRS = (
     "mlruns/", "mlartifacts/",
 )  # fmt: skip
 CACHE_FILE = "repro-hooks/dvc-hashes.bin"
+NESTED_DVCIGNORE = "a .dvcignore inside a directory DVC tracks"
 
 
 def _text(raw: bytes) -> str:
     return os.fsdecode(raw)
 
 
-def git_listing(git: Git) -> tuple[list[str], list[str], list[str]]:
-    """(tracked, untracked and not ignored, all untracked) in three concurrent git processes."""
+def git_listing(git: Git) -> tuple[list[str], list[str]]:
+    """(tracked, untracked and not ignored) in two concurrent git processes. Git-ignored files
+    are never listed: a commit cannot contain them, and DVC refuses git-ignored DVC files
+    (FileIsGitIgnored), so they cannot matter (and 100,000 of them must cost nothing)."""
     excludes = [arg for d in SKIPPED_DIRS for arg in ("-x", d)]
-    calls: list[tuple[str, ...]] = [
-        ("--cached",),
-        ("--others", "--exclude-standard", *excludes),
-        ("--others", *excludes),
-    ]
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        tracked, visible, everything = pool.map(lambda a: git.ls_files(*a), calls)
-    return [_text(p) for p in tracked], [_text(p) for p in visible], [_text(p) for p in everything]
+    calls: list[tuple[str, ...]] = [("--cached",), ("--others", "--exclude-standard", *excludes)]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        tracked, visible = pool.map(lambda a: git.ls_files(*a), calls)
+    return [_text(p) for p in tracked], [_text(p) for p in visible]
 
 
 def _is_dvc_file(path: str) -> bool:
@@ -138,7 +140,7 @@ def load_dvc_files(
         lock_file = posixpath.join(posixpath.dirname(yaml_file), "dvc.lock")
         locked: dict[str, LockStage] = {}
         if lock_file in lock_bytes:
-            wdirs = {name: s.wdir for name, s in stages.items() if not s.templated}
+            wdirs = {name: s.wdir for name, s in stages.items()}  # templated: a literal wdir
             try:
                 locked = parse_dvc_lock(lock_bytes[lock_file], lock_file, wdirs)
             except DvcFileError as exc:
@@ -151,49 +153,84 @@ def load_dvc_files(
 
 
 def _load_params(path: Path) -> Any:
+    """A params file as DVC reads it (dvc/utils/serialize): by suffix `.toml`, `.json`, `.py`,
+    anything else as YAML (1.2, ruamel's safe loader); an empty file is `{}`. Bounded in size
+    and, once aliases are expanded, in values (repro_hooks.dvc.files.bounded)."""
     suffix = path.suffix.lower()
+    name = path.name
+    st = os.stat(path)
+    if st.st_size > MAX_DVC_FILE_SIZE:
+        raise ValueError(f"too large for a params file ({st.st_size} bytes)")
     data = read_regular(path)
-    if suffix in (".yaml", ".yml"):
-        import yaml
-
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        return yaml.load(data, Loader=loader) or {}
     if suffix == ".json":
-        return json.loads(data) if data.strip() else {}
+        return bounded(json.loads(data.decode("utf-8")) or {}, name)
     if suffix == ".toml":
         import tomllib
 
-        return tomllib.loads(data.decode("utf-8"))
+        return bounded(tomllib.loads(data.decode("utf-8")), name)
     if suffix == ".py":
-        return _python_params(data.decode("utf-8"))
-    raise ValueError(f"unsupported params file type {suffix or '(none)'!r}")
+        return bounded(python_params(data.decode("utf-8")), name)
+    return load_yaml(data, name) or {}
 
 
-def _python_params(source: str) -> dict[str, Any]:
-    """DVC's Python params: module-level `NAME = <literal>` and class bodies' literals."""
+def python_params(source: str) -> dict[str, Any]:
+    """DVC's Python params (dvc/utils/serialize/_py.py): module-level and class-body
+    assignments of literals, and `self.x = <literal>` in an `__init__`."""
     import ast
 
-    def assigns(body: list[ast.stmt]) -> dict[str, Any]:
+    def name_of(target: ast.expr, only_self: bool) -> str:
+        if isinstance(target, ast.Name) and not only_self:
+            return target.id
+        if (
+            isinstance(target, ast.Attribute)
+            and isinstance(target.value, ast.Name)
+            and target.value.id == "self"
+        ):
+            return target.attr
+        raise AttributeError
+
+    def assign(node: ast.Assign | ast.AnnAssign, only_self: bool) -> tuple[str, Any]:
+        if isinstance(node, ast.AnnAssign):
+            name = name_of(node.target, only_self)
+        elif len(node.targets) == 1:
+            name = name_of(node.targets[0], only_self)
+        else:
+            raise AttributeError
+        value = node.value
+        if value is None:
+            raise ValueError
+        if isinstance(value, ast.Dict):
+            if any(k is None for k in value.keys):
+                raise ValueError
+            return name, {
+                ast.literal_eval(k): ast.literal_eval(v)  # type: ignore[arg-type]
+                for k, v in zip(value.keys, value.values, strict=True)
+            }
+        if isinstance(value, ast.List):
+            return name, [ast.literal_eval(v) for v in value.elts]
+        if isinstance(value, ast.Set):
+            return name, {ast.literal_eval(v) for v in value.elts}
+        if isinstance(value, ast.Tuple):
+            return name, tuple(ast.literal_eval(v) for v in value.elts)
+        return name, ast.literal_eval(value)
+
+    def walk(body: list[ast.stmt], only_self: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for node in body:
-            targets: list[ast.expr] = []
-            value: ast.expr | None = None
-            if isinstance(node, ast.Assign):
-                targets, value = node.targets, node.value
-            elif isinstance(node, ast.AnnAssign) and node.value is not None:
-                targets, value = [node.target], node.value
-            elif isinstance(node, ast.ClassDef):
-                out[node.name] = assigns(node.body)
+            try:
+                if isinstance(node, (ast.Assign, ast.AnnAssign)):
+                    key, value = assign(node, only_self)
+                    out[key] = value
+                elif isinstance(node, ast.ClassDef):
+                    out[node.name] = walk(node.body)
+                elif isinstance(node, ast.FunctionDef) and node.name == "__init__":
+                    out.update(walk(node.body, only_self=True))
+            except (ValueError, AttributeError, TypeError, SyntaxError, MemoryError,
+                    RecursionError):  # fmt: skip
                 continue
-            for target in targets:
-                if isinstance(target, ast.Name) and value is not None:
-                    try:
-                        out[target.id] = ast.literal_eval(value)
-                    except ValueError:
-                        continue
         return out
 
-    return assigns(ast.parse(source).body)
+    return walk(ast.parse(source).body)
 
 
 @dataclass
@@ -266,7 +303,9 @@ class Measurer:
                 unsafe[path] = "not a regular file (a FIFO, socket or device): not read"
                 present[path] = True
                 continue
-            present[path] = not (self.ignore and self.ignore.is_ignored(path, is_dir))
+            # DVC hashes a dependency named in .dvcignore all the same (only the contents of a
+            # directory are filtered)
+            present[path] = True
         to_hash: list[FileToHash] = []
         dirs: dict[tuple[str, str], list[tuple[str, str]]] = {}
         singles: dict[tuple[str, str], str] = {}
@@ -277,6 +316,16 @@ class Measurer:
             try:
                 if stat.S_ISDIR(stats[path].st_mode):
                     walked = walk_output(self.root, path, self.ignore, self.is_inside)
+                    nested = [
+                        w.relpath for w in walked if posixpath.basename(w.relpath) == ".dvcignore"
+                    ]
+                    if nested:
+                        unsafe[path] = (
+                            f"{path}/{nested[0]}: {NESTED_DVCIGNORE}: "
+                            'DVC refuses the directory (".dvcignore file should not be in '
+                            'collected dir path")'
+                        )
+                        continue
                     dirs[(path, algorithm)] = [(w.relpath, w.path) for w in walked]
                     to_hash.extend(FileToHash(w.path, w.st, algorithm) for w in walked)
                 else:
@@ -316,10 +365,11 @@ class Measurer:
                 loaded[pfile] = None
             except NotARegularFile:
                 errors[pfile] = "not a regular file (a FIFO, socket or device): not read"
+            except DvcFileError as exc:
+                errors[pfile] = exc.reason
             except Exception as exc:  # a user's broken params file: one line, never a traceback
-                errors[pfile] = (
-                    f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-                )
+                first = str(exc).splitlines()[0] if str(exc) else ""
+                errors[pfile] = f"{type(exc).__name__}: {first[:200]}"
         return WorkTree(result, present, unsafe, loaded, errors, dir_entries)
 
 
@@ -370,6 +420,62 @@ def objects_in_cache(
     return out
 
 
+def dvc_roots(root: Path, files: DvcFiles) -> list[Path]:
+    """The DVC projects the DVC files belong to: for each, the nearest directory at or above
+    it holding `.dvc/` (`dvc init --subdir` puts projects below the git root)."""
+    names = [*files.dvc_files, *(p.yaml_file for p in files.pipelines)]
+    found: dict[str, bool] = {}
+    roots: set[str] = set()
+    for name in names:
+        parent = posixpath.dirname(name)
+        while True:
+            hit = found.get(parent)
+            if hit is None:
+                hit = found[parent] = os.path.isdir(root / parent / ".dvc")
+            if hit or not parent:
+                roots.add(parent if hit else "")
+                break
+            parent = posixpath.dirname(parent)
+    return [root / r for r in sorted(roots or {""})]
+
+
+def objects_in_caches(
+    root: Path, files: DvcFiles, objects: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], bool]:
+    """objects_in_cache over the cache of every DVC project in the repository (an object is
+    there when any project's cache holds it)."""
+    wanted = list(objects)
+    found: dict[tuple[str, str], bool] = dict.fromkeys(wanted, False)
+    for project in dvc_roots(root, files):
+        missing = [o for o in wanted if not found[o]]
+        if not missing:
+            break
+        for key, hit in objects_in_cache(cache_dir(project), missing).items():
+            found[key] = found[key] or hit
+    return found
+
+
+def _nested_dvcignore_without_listing(root: Path, files: DvcFiles, tree: WorkTree) -> WorkTree:
+    """DVC refuses a directory output holding a .dvcignore only when it can read the recorded
+    listing (the `.dir` object) from its cache; without it, it reports the directory changed.
+    Say the same."""
+    nested = {p for p, why in tree.unsafe.items() if NESTED_DVCIGNORE in why}
+    if not nested:
+        return tree
+    outs = [o for df in files.dvc_files.values() for o in df.outs]
+    outs += [o for p in files.pipelines for ls in p.locked.values() for o in ls.outs]
+    recorded = [o for o in outs if o.path in nested and o.is_dir and o.hash_value]
+    found = objects_in_caches(root, files, [(o.hash_value or "", o.algorithm) for o in recorded])
+    unsafe, hashes = dict(tree.unsafe), dict(tree.hashes)
+    for o in recorded:
+        if not found.get((o.hash_value or "", o.algorithm)):
+            unsafe.pop(o.path, None)
+            hashes[(o.path, o.algorithm)] = (
+                "!its recorded listing is not in the DVC cache and it holds a .dvcignore"
+            )
+    return replace(tree, unsafe=unsafe, hashes=hashes)
+
+
 # ---- what only DVC can decide ---------------------------------------------------------------
 
 
@@ -382,7 +488,11 @@ def dvc_status_findings(root: Path, targets: Sequence[tuple[str, str, str]]) -> 
     names = [t for t, _, _ in targets]
     proc = run_dvc(["status", "--json", *names], root, what="checking templated DVC stages")
     if proc.returncode != 0:
-        raise ReproHooksError(f"dvc status: {last_error_line(proc)}")
+        # DVC refuses the project (a file its schema rejects, a broken params file...): that is
+        # a finding about the project, as DVC's exit 255 is, not a failure of this check
+        where = targets[0][1]
+        return [Finding(display_path(where), "malformed-dvc",
+                        f"dvc status failed: {last_error_line(proc)[:300]}")]  # fmt: skip
     try:
         status = json.loads(proc.stdout or "{}")
     except ValueError:
@@ -399,10 +509,18 @@ def dvc_status_findings(root: Path, targets: Sequence[tuple[str, str, str]]) -> 
             ),
             (key, "stale-lock"),
         )
-        summary = json.dumps(changes, sort_keys=True)
-        if len(summary) > 200:
-            summary = summary[:197] + "..."
-        findings.append(Finding(display_path(where), rule, f"dvc status: {key}: {summary}"))
+        for change in changes if isinstance(changes, list) else [changes]:
+            if isinstance(change, dict):  # {"changed outs": {path: status}, ...}: name each path
+                for kind, entries in sorted(change.items()):
+                    for path, state in sorted(dict(entries).items()):
+                        rel = posixpath.normpath(str(path).replace(os.sep, "/"))
+                        findings.append(Finding(
+                            display_path(rel), rule, f"dvc status: {key}: {kind}: {state}",
+                        ))  # fmt: skip
+            else:
+                findings.append(
+                    Finding(display_path(where), rule, f"dvc status: {key}: {str(change)[:200]}")
+                )
     return findings
 
 
@@ -429,9 +547,9 @@ class Collected:
 def collect(git: Git, scope: Scope, *, use_cache: bool = True) -> Collected:
     assert git.root is not None
     root = git.root
-    tracked, visible, everything = git_listing(git)
+    tracked, visible = git_listing(git)
     ignore_files = {}
-    for path in (*tracked, *everything):
+    for path in (*tracked, *visible):
         if posixpath.basename(path) == ".dvcignore":
             if not inside(root, root / path):
                 continue  # a symlink leading outside the repository: never read
@@ -447,17 +565,14 @@ def collect(git: Git, scope: Scope, *, use_cache: bool = True) -> Collected:
         ) from None
     cache = HashCache(git.git_dir / CACHE_FILE if use_cache else None)
     measurer = Measurer(root, ignore, cache)
-    candidates = [p for p in (*tracked, *everything) if _is_dvc_file(p)]
+    candidates = [p for p in (*tracked, *visible) if _is_dvc_file(p)]
     files = load_dvc_files(root, candidates, ignore, measurer.path_is_safe)
     tree = measurer.measure(
         hash_targets(files, scope), exists_targets(files, scope), params_targets(files, scope)
     )
-    tree = replace(
-        tree, in_cache=objects_in_cache(cache_dir(root), cache_targets(files, tree, scope))
-    )
+    tree = _nested_dvcignore_without_listing(root, files, tree)
+    tree = replace(tree, in_cache=objects_in_caches(root, files, cache_targets(files, tree, scope)))
     cache.save()
-    visible_set = set(visible)
-    ignored = [p for p in everything if p not in visible_set]
     # git refuses a whole check-ignore call naming a path beyond a symlink ("fatal: pathspec
     # ... is beyond a symbolic link"); such outputs are reported as unsafe, not asked about
     outs = [
@@ -469,7 +584,6 @@ def collect(git: Git, scope: Scope, *, use_cache: bool = True) -> Collected:
     facts = GitFacts(
         tracked=tracked,
         untracked=[p for p in visible if not _is_dvc_file(p)],
-        ignored=ignored,
         not_ignored_outputs=not_ignored,
     )
     deferred = dvc_status_findings(root, deferred_targets(files, scope))

@@ -259,6 +259,7 @@ def _blob_findings(
 ) -> tuple[list[Finding], dict[tuple[str, str | None], str]]:
     lfs_filtered = start_lfs_filtered_paths(git, blobs)
     info = git.object_info(b.sha for b in blobs if not b.is_gitlink)
+    check_no_missing_objects(git, blobs, info)  # issue 11, item 10
     lfs = lfs_facts(git, blobs, info, policy, lfs_filtered())
     facts = _PathFacts(policy)
     # An LFS pointer at a data pattern is data kept out of git: read the small ones to know.
@@ -435,6 +436,27 @@ def _objects_of(
         (replace(f, message=f"{f.message} (in tree {sha})", ref=ref), sha_of[(f.path, None)])
         for f in found
     ]
+
+
+def check_no_missing_objects(
+    git: Git, blobs: Sequence[Blob], info: Mapping[str, ObjectInfo]
+) -> None:
+    """A blob the scanned commits introduce but the repository lacks: expected in a partial
+    clone (a promisor remote fetches it on demand), a corrupt repository otherwise. Scanning on
+    would pass what it could not read: raise (exit 2) naming what is missing."""
+    missing = [b for b in blobs if not b.is_gitlink and b.sha.strip("0") and b.sha not in info]
+    if not missing:
+        return
+    if git.config_value("extensions.partialClone") or git.try_run(
+        "config", "--get-regexp", r"^remote\..*\.promisor$"
+    ):
+        return
+    first = missing[0]
+    more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+    raise ReproHooksError(
+        f"{display_path(first.path)}: object {first.sha} of commit {first.commit} is missing"
+        f"{more}: the repository is corrupt (not a partial clone); run git fsck"
+    )
 
 
 def _lock_wdirs(

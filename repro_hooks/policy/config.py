@@ -52,6 +52,18 @@ DEFAULT_DATA_PATTERNS: tuple[str, ...] = tuple(
 DEFAULT_MAX_COMMIT_TOTAL = 100 * 1024**2  # staged blobs of one commit
 DEFAULT_MAX_PUSH_TOTAL = 500 * 1024**2  # blobs a push introduces (wired in repro_hooks/history)
 
+# ---- data-exclude defaults (issue 11, item 18) ----
+# Folders common ML tools write their logs, configs and run records to: what is in them is not
+# data to version with DVC (a large model file there is still caught by the size limit).
+# Hydra `outputs/`, `multirun/`; Lightning `lightning_logs/`; W&B `wandb/`; MLflow `mlruns/`,
+# `mlartifacts/`; DVC's own `.dvc/`; Jupyter `.ipynb_checkpoints/`. Setting `data-exclude`
+# replaces this list (as `data-patterns` replaces its default).
+DEFAULT_DATA_EXCLUDE: tuple[str, ...] = (
+    "**/outputs/", "**/multirun/", "**/lightning_logs/", "**/wandb/", "**/mlruns/",
+    "**/mlartifacts/", "**/.dvc/", "**/.ipynb_checkpoints/",
+)  # fmt: skip
+# ---- end of data-exclude defaults ----
+
 TABLE = "tool.repro-hooks"
 MLFLOW_TABLE = "tool.repro-hooks.mlflow"
 
@@ -64,7 +76,7 @@ class Policy:
     size_limits: tuple[tuple[str, int], ...] = ()
     exclude: tuple[str, ...] = ()
     data_patterns: tuple[str, ...] = DEFAULT_DATA_PATTERNS
-    data_exclude: tuple[str, ...] = ()
+    data_exclude: tuple[str, ...] = DEFAULT_DATA_EXCLUDE
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     # issue 9 (commit stage): case-insensitive data patterns, total-size limits
     data_patterns_case_sensitive: bool = False

@@ -1,0 +1,1 @@
+"""Differential conformance harness: check-dvc against `dvc status` (see shapes.py)."""

@@ -1,0 +1,81 @@
+"""check-dvc against `dvc status`, case by case (tests/conformance/shapes.py).
+
+The fast part (every shape of the corpus) runs with the suite; the full sweep (shapes plus
+generated combinations) runs with `make conformance` (`pytest -m conformance`) and writes its
+figures to $CONFORMANCE_REPORT when set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conformance.shapes import (
+    BASES,
+    Case,
+    agree,
+    generated_cases,
+    run_case,
+    shape_cases,
+)
+from tests.dvc_helpers import clone_template
+from tests.helpers import run_cli
+
+# Where check-dvc deliberately differs from `dvc status` (docs/design.md): none of the shapes.
+DELIBERATE: dict[str, str] = {}
+
+
+@pytest.fixture(scope="session")
+def bases(dvc_template: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    built = {}
+    for name, (build, _) in BASES.items():
+        repo = clone_template(dvc_template, tmp_path_factory.mktemp(f"base-{name}") / "repo")
+        build(repo)
+        built[name] = repo
+    return built
+
+
+@pytest.mark.parametrize("base", sorted(BASES))
+def test_bases_are_clean(base: str, bases: dict[str, Path], tmp_path: Path) -> None:
+    """Nothing at all to report in a freshly built project: no `data-in-git` for a templated
+    stage's `cache: false` metric in git, no `not-ignored` for outputs below a `wdir: ..`,
+    nothing "not in the DVC cache" in a `dvc init --subdir` project (issue 11, items 1, 6, 7)."""
+    repo = tmp_path / "repo"
+    shutil.copytree(bases[base], repo, symlinks=True)
+    proc = run_cli(repo, "check-dvc")
+    assert (proc.returncode, proc.stdout) == (0, ""), proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id) for c in shape_cases()])
+def test_shape_agrees_with_dvc(case: Case, bases: dict[str, Path], tmp_path: Path) -> None:
+    theirs, ours = run_case(case, bases, tmp_path)
+    assert agree(theirs, ours), f"dvc status: {theirs}\ncheck-dvc:  {ours}"
+
+
+@pytest.mark.conformance
+def test_full_sweep(bases: dict[str, Path], tmp_path: Path) -> None:
+    count = int(os.environ.get("CONFORMANCE_CASES", "200"))
+    cases = shape_cases() + generated_cases(count)
+    disagreements = []
+    for i, case in enumerate(cases):
+        dest = tmp_path / str(i)
+        dest.mkdir()
+        theirs, ours = run_case(case, bases, dest)
+        if not agree(theirs, ours) and case.id not in DELIBERATE:
+            disagreements.append({"case": case.id, "dvc": repr(theirs), "ours": repr(ours)})
+        shutil.rmtree(dest)
+    figures = {
+        "cases": len(cases),
+        "agreements": len(cases) - len(disagreements),
+        "disagreements": len(disagreements),
+        "details": disagreements,
+    }
+    report = os.environ.get("CONFORMANCE_REPORT")
+    if report:
+        Path(report).write_text(json.dumps(figures, indent=2) + "\n")
+    print(json.dumps(figures, indent=2))
+    assert not disagreements
