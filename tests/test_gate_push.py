@@ -5,6 +5,7 @@ pre-commit framework. docs/RELIABILITY.md, "Bypass matrix: push, CI and server",
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -465,6 +466,29 @@ def test_scan_range_uses_the_base_baseline(repo: Path, tmp_path: Path) -> None:
     )
     # once merged (the base has it), it applies
     assert run_cli(repo, "scan", "--range", "HEAD..HEAD", "--baseline", name).returncode == 0
+
+
+@pytest.mark.e2e
+def test_bulk_push_hits_the_push_total(repo: Path, server: Path, tmp_path: Path) -> None:
+    """Bulk data under the size limit (images are no data pattern): the push total stops it at
+    the server and in a range under review; a whole history has no total."""
+    policy = write(tmp_path / "policy.toml", 'max-push-total = "1MiB"\n')
+    git(server, "config", "repro-hooks.policy", str(policy))
+    images = repo / "img"
+    images.mkdir()
+    for i in range(40):
+        (images / f"{i}.png").write_bytes(os.urandom(40 * 1024))  # 1.6 MiB, incompressible
+    git(repo, "add", "img")
+    git(repo, "commit", "-q", "--no-verify", "-m", "images")
+    proc = push(repo, "main")
+    line = "(push): 40 new files take 1.6 MiB, over the 1 MiB total-size limit of a push"
+    assert proc.returncode != 0 and line in proc.stdout, proc.stdout
+    assert git(server, "rev-parse", "main").strip() != sha(repo, "HEAD")
+    scan = run_cli(repo, "scan", "--range", "HEAD~1..HEAD", "--config", str(policy))
+    assert scan.returncode == 1 and line in scan.stdout, scan.stdout
+    assert run_cli(repo, "scan", "--all-history", "--config", str(policy)).returncode == 0
+    git(server, "config", "--unset", "repro-hooks.policy")  # the default: 500 MiB
+    assert push(repo, "main").returncode == 0
 
 
 # ---- the doc's matrix stays true --------------------------------------------------------------------

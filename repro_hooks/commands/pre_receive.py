@@ -57,7 +57,7 @@ def pre_receive(
             finish(ctx, [], fmt)
             return
         names = {u.new: u.ref for u in reversed(updates) if not u.is_deletion}
-        findings, sha_of = scan_commits(git, policy, rev_args, names)
+        findings, sha_of = scan_commits(git, policy, rev_args, names, push_total=True)
         findings = without_baselined(baseline_keys(findings, sha_of), known)
         if findings and fmt == "text":
             click.echo(

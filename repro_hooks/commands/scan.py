@@ -118,7 +118,9 @@ def scan(
         if selection is None:
             finish(ctx, [], fmt)
             return
-        findings, sha_of = _scan_with_progress(git, policy, selection)
+        # a push (or a change under review) has a total-size limit; a whole history has none
+        push_total = not all_history and selection.rev_args != ["HEAD"]
+        findings, sha_of = _scan_with_progress(git, policy, selection, push_total)
         keyed = baseline_keys(findings, sha_of)
         if write_baseline is not None:
             save_baseline(write_baseline, keyed)
@@ -131,7 +133,7 @@ def scan(
 
 
 def _scan_with_progress(
-    git: Any, policy: Any, selection: Any
+    git: Any, policy: Any, selection: Any, push_total: bool
 ) -> tuple[list[Finding], dict[tuple[str, str | None], str]]:
     """scan_commits, with a bar over the commits on a terminal (stderr) for long histories.
     Off a terminal, not even the commits are counted: the same git processes as ever."""
@@ -140,10 +142,10 @@ def _scan_with_progress(
 
     rev_args, names = selection.rev_args, selection.ref_names
     if not on_terminal():
-        return scan_commits(git, policy, rev_args, names)
+        return scan_commits(git, policy, rev_args, names, push_total=push_total)
     counted = git.try_run("rev-list", "--count", *rev_args)
     total = int(counted) if counted and counted.strip().isdigit() else 0
     with progress_bar("scanning commits", total, min_total=PROGRESS_MIN_COMMITS) as bar:
-        result = scan_commits(git, policy, rev_args, names, bar.advance)
+        result = scan_commits(git, policy, rev_args, names, bar.advance, push_total=push_total)
         bar.to(total)  # commits that introduce no blob (empty, deletions only) are not heard of
         return result

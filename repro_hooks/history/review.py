@@ -226,9 +226,12 @@ def scan_commits(
     rev_args: Sequence[str],
     ref_names: Mapping[str, str] | None = None,
     on_commits: Callable[[int], None] | None = None,
+    *,
+    push_total: bool = False,
 ) -> tuple[list[Finding], dict[tuple[str, str | None], str]]:
     """Ask git (a fixed number of processes, whatever the number of commits) and apply
-    every rule. Returns the findings and the (path, commit) -> blob index for baselines.
+    every rule. With `push_total` (a push, or a range under review) also the total-size
+    limit of a push over every new blob. Returns the findings and the (path, commit) -> blob index for baselines.
 
     Besides the blobs each commit introduces: every commit message against the message limit,
     and every tip that is not a commit (a tag, a tree, a blob: `objects_at_tips`). Each finding
@@ -236,7 +239,7 @@ def scan_commits(
     `on_commits(n)` hears of every n more commits read (progress)."""
     walk = git.walk_history(rev_args, sources=True, commit_sizes=True, on_commits=on_commits)
     blobs = walk.blobs
-    findings, sha_of = _blob_findings(git, policy, rev_args, blobs)
+    findings, sha_of = _blob_findings(git, policy, rev_args, blobs, push_total)
     messages = commit_message_findings(git, policy, walk.commit_sizes)
     sha_of.update({(f.path, f.commit): f.commit for f in messages if f.commit})
     names = dict(ref_names or {})
@@ -255,7 +258,7 @@ def _ref_name(source: str, names: Mapping[str, str]) -> str | None:
 
 
 def _blob_findings(
-    git: Git, policy: Policy, rev_args: Sequence[str], blobs: Sequence[Blob]
+    git: Git, policy: Policy, rev_args: Sequence[str], blobs: Sequence[Blob], push_total: bool
 ) -> tuple[list[Finding], dict[tuple[str, str | None], str]]:
     lfs_filtered = start_lfs_filtered_paths(git, blobs)
     info = git.object_info(b.sha for b in blobs if not b.is_gitlink)
@@ -283,7 +286,32 @@ def _blob_findings(
     findings = scan_findings(blobs, info, policy, lfs, contents, sha_of, lock_wdirs)
     if dvc_shas:
         findings += _duplicate_outputs_at_tips(git, rev_args, blobs, facts)
+    total = push_total_finding(blobs, info, policy) if push_total else None
+    if total is not None:
+        findings.append(total)
     return findings, sha_of
+
+
+def push_total_finding(
+    blobs: Sequence[Blob], info: Mapping[str, ObjectInfo], policy: Policy
+) -> Finding | None:
+    """The push's total-size finding: the distinct new blobs (excluded paths, gitlinks and
+    absent objects left out), sized as checked out, over `max-push-total`. Bulk data under
+    the per-file size limit (thousands of images) is stopped here, at every push."""
+    sizes: dict[str, int] = {}
+    for b in blobs:
+        o = info.get(b.sha)
+        if o is None or b.is_gitlink or policy.is_excluded(display_path(b.path)):
+            continue
+        sizes[b.sha] = o.size
+    total = sum(sizes.values())
+    if total <= policy.max_push_total:
+        return None
+    return Finding(
+        "(push)", "total-size",
+        f"{len(sizes)} new files take {format_size(total)}, over the "
+        f"{format_size(policy.max_push_total)} total-size limit of a push (max-push-total)",
+    )  # fmt: skip
 
 
 # ---- messages and objects that are not commits ------------------------------------------------
