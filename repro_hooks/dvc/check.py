@@ -557,7 +557,9 @@ def fix_hint(
     ]
     if plain_in_git:
         blocks.append((
-            "data in git, move it to DVC:", dvc_add_commands(plain_in_git, where, in_git=True)
+            "data in git, move it to DVC (a small file that belongs in git: list it under "
+            "data-exclude in [tool.repro-hooks]):",
+            dvc_add_commands(plain_in_git, where, in_git=True),
         ))  # fmt: skip
     if outputs_in_git:
         blocks.append((
