@@ -221,6 +221,33 @@ def test_data_changed_after_the_run_is_not_linked(
 
 
 @pytest.mark.e2e
+def test_new_data_made_before_the_run_and_added_after_is_linked(
+    tmp_path: Path, shared: str, stamp_plugin: Path
+) -> None:
+    """The demo's loop: new data written, a run trains on it while no DVC file describes it
+    yet, then `dvc add` and the commit: linked (the end state holds every untracked data file,
+    not only those the run wrote). Data changed after such a run ended is not."""
+    repo = dvc_repo(tmp_path / "repo")
+    write(repo / "data" / "extra.csv", "c,d\n7,8\n")  # untracked, described by no DVC file
+    run_id = run_script(repo, TRAIN, shared, stamp_plugin)
+    dvc(repo, "add", "-q", "data/extra.csv")
+    hook_commit(repo, "new data", "data/extra.csv.dvc", "data/.gitignore")
+    first = head(repo)
+    sync(repo)
+    wait_queue_empty(repo)
+    assert tags(shared, run_id)["git.commit"] == first, log_text(repo)
+    write(repo / "data" / "late.csv", "e\n1\n")
+    late = run_script(repo, TRAIN, shared, stamp_plugin)
+    write(repo / "data" / "late.csv", "e\n2\n")  # changed after the run ended
+    dvc(repo, "add", "-q", "data/late.csv")
+    hook_commit(repo, "late data", "data/late.csv.dvc", "data/.gitignore")
+    out = sync(repo)
+    wait_queue_empty(repo)
+    assert "git.commit" not in tags(shared, late), out.stdout
+    assert tags(shared, run_id)["git.commit"] == first
+
+
+@pytest.mark.e2e
 def test_run_still_running_while_the_data_is_regenerated(
     tmp_path: Path, shared: str, stamp_plugin: Path
 ) -> None:

@@ -20,7 +20,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 CLONE_TAG = "repro_hooks.clone"
 STAMP_TAG = "repro_hooks.stamp"
@@ -530,6 +533,7 @@ def end_state(root: str, git_dir: str, since: float) -> dict[str, str]:
     tracked_dirs: set[str] = set()
     dvc_paths: list[str] = []
     written: list[str] = []
+    is_data = _data_matcher(root)
     floor_ns = int(since * 1e9) - 1_000_000_000  # filesystem timestamp granularity
     for entry in (listed or b"").split(b"\0"):
         if len(entry) < 3:
@@ -549,8 +553,8 @@ def end_state(root: str, git_dir: str, since: float) -> dict[str, str]:
             st = os.stat(os.path.join(root, path))
         except OSError:
             continue
-        if max(st.st_mtime_ns, st.st_ctime_ns) >= floor_ns:
-            written.append(path)
+        if max(st.st_mtime_ns, st.st_ctime_ns) >= floor_ns or is_data(path):
+            written.append(path)  # written by the run, or data it may have read
     outs = recorded_outputs(root, git_dir, dvc_paths)
     targets = set(outs.items())
     for path in written:
@@ -563,6 +567,22 @@ def end_state(root: str, git_dir: str, since: float) -> dict[str, str]:
             targets.add((parent, outs.get(parent, "md5")))
     ignores = [p for p in dvc_paths if p.rsplit("/", 1)[-1] == ".dvcignore"]
     return _measure(root, git_dir, targets, ignores)
+
+
+def _data_matcher(root: str) -> Callable[[str], bool]:
+    """The repository's data patterns (an untracked data file present all along is an input
+    the run may have read, which `dvc add` describes only afterwards); the defaults when the
+    policy cannot be read."""
+    from pathlib import Path
+
+    from repro_hooks.errors import ReproHooksError
+    from repro_hooks.policy.config import Policy, load_config
+
+    try:
+        policy = load_config(Path(root), None).policy
+    except (ReproHooksError, OSError):
+        policy = Policy()
+    return policy.is_data
 
 
 def record_end(runs_dir: str, stamps: list[str], root: str, since: float) -> None:
