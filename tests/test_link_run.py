@@ -228,10 +228,13 @@ def test_new_data_made_before_the_run_and_added_after_is_linked(
     yet, then `dvc add` and the commit: linked (the end state holds every untracked data file,
     not only those the run wrote). Data changed after such a run ended is not."""
     repo = dvc_repo(tmp_path / "repo")
-    write(repo / "data" / "extra.csv", "c,d\n7,8\n")  # untracked, described by no DVC file
+    # untracked, described by no DVC file; over 1 MiB each, so the end state (taken in the
+    # exit handlers, where no thread can start) hashes them as large files
+    for name in ("extra.csv", "more.csv"):
+        write(repo / "data" / name, "c,d\n" + f"{name},8\n" * 150_000)
     run_id = run_script(repo, TRAIN, shared, stamp_plugin)
-    dvc(repo, "add", "-q", "data/extra.csv")
-    hook_commit(repo, "new data", "data/extra.csv.dvc", "data/.gitignore")
+    dvc(repo, "add", "-q", "data/extra.csv", "data/more.csv")
+    hook_commit(repo, "new data", "data/extra.csv.dvc", "data/more.csv.dvc", "data/.gitignore")
     first = head(repo)
     sync(repo)
     wait_queue_empty(repo)

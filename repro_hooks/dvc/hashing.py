@@ -23,6 +23,7 @@ import marshal
 import os
 import re
 import stat
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -251,7 +252,7 @@ def hash_files(
             bar.advance(f.st.st_size)
             return result
 
-        if workers > 1:
+        if workers > 1 and not sys.is_finalizing() and not _at_exit():
             from concurrent.futures import ThreadPoolExecutor
 
             with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -269,6 +270,14 @@ def hash_files(
             out[(f.path, f.algorithm)] = value
             cache.put(f.path, f.st, f.algorithm, value)
     return out
+
+
+def _at_exit() -> bool:
+    """Whether the interpreter is running its exit handlers (the run stamp's end state is taken
+    there): no new threads then, so hash in this one."""
+    import threading
+
+    return not threading.main_thread().is_alive()
 
 
 # ---- .dvcignore -----------------------------------------------------------------------------
