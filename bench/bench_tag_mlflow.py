@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import platform
@@ -88,10 +89,26 @@ def api(url: str, endpoint: str, body: dict[str, object] | None = None) -> dict[
         return result
 
 
-def new_run(url: str) -> str:
-    run = api(url, "runs/create", {"experiment_id": "0", "start_time": int(time.time() * 1000)})
+def new_run(url: str, repo: Path) -> str:
+    """A finished run of this clone, stamped as the plugin stamps a training run (only such
+    runs are linked): the stamp's tags, then its end state recorded as the process would."""
+    from repro_hooks.links import stamp
+
+    started = time.time()
+    tags = stamp.take_stamp(str(repo), at_exit=False)
+    body = {
+        "experiment_id": "0",
+        "start_time": int(started * 1000),
+        "tags": [{"key": k, "value": v} for k, v in tags.items()],
+    }
+    run = api(url, "runs/create", body)
     info = run["run"]["info"]  # type: ignore[index]
-    return str(info["run_id"])  # type: ignore[index]
+    run_id = str(info["run_id"])  # type: ignore[index]
+    api(url, "runs/update", {"run_id": run_id, "status": "FINISHED",
+                             "end_time": int(time.time() * 1000)})  # fmt: skip
+    runs = repo / ".git" / "repro-hooks" / "runs"
+    stamp.record_end(str(runs), [tags[stamp.STAMP_TAG]], str(repo), started)
+    return run_id
 
 
 def run_tag(url: str, run_id: str, key: str) -> str | None:
@@ -175,8 +192,10 @@ def main() -> int:
             for repo in (hooked, plain, naive):
                 repo.mkdir()
                 git(repo, "init", "-q", "-b", "main")
+                (repo / "data").write_bytes(b"abc")  # real data, so a stamped run saw it
+                (repo / ".gitignore").write_text("/data\n")
                 (repo / "data.dvc").write_text(
-                    "outs:\n- md5: 0123456789abcdef0123456789abcdef\n  size: 3\n"
+                    f"outs:\n- md5: {hashlib.md5(b'abc').hexdigest()}\n  size: 3\n"
                     "  hash: md5\n  path: data\n"
                 )
                 git(repo, "add", "-A")
@@ -196,7 +215,7 @@ def main() -> int:
             hook_times, plain_times, own_times, import_times, visible = [], [], [], [], []
             naive_times = []
             for _ in range(args.runs):
-                new_run(url)
+                new_run(url, hooked)
                 hook_times.append(timed(commit, hooked))
                 wait_queue_empty(hooked)
                 plain_times.append(timed(commit, plain))
@@ -205,13 +224,15 @@ def main() -> int:
                 wait_queue_empty(hooked)
                 import_times.append(timed([sys.executable, "-c", "import mlflow"], hooked))
             for _ in range(max(3, args.runs // 2)):
-                run_id = new_run(url)
+                run_id = new_run(url, hooked)
                 start = time.perf_counter()
                 subprocess.run(commit, cwd=hooked, check=True, capture_output=True)
                 sha = git(hooked, "rev-parse", "HEAD")
                 while run_tag(url, run_id, "git.commit") != sha:
                     if time.perf_counter() - start > 60:
-                        raise SystemExit("link never became visible")
+                        log = hooked / ".git" / "repro-hooks" / "delivery.log"
+                        tail = log.read_text().splitlines()[-1:] if log.exists() else []
+                        raise SystemExit(f"link never became visible: {tail}")
                     time.sleep(0.02)
                 visible.append(time.perf_counter() - start)
                 wait_queue_empty(hooked)
