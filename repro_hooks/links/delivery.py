@@ -90,14 +90,14 @@ def set_http_bounds(env: Any, timeout: float) -> None:
 
 
 @contextmanager
-def deadline(seconds: float) -> Iterator[None]:
-    """Raise DeliveryTimeout in the main thread after `seconds` (no-op elsewhere)."""
+def deadline(seconds: float, error: type[BaseException] = DeliveryTimeout) -> Iterator[None]:
+    """Raise `error` in the main thread after `seconds` (no-op elsewhere)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def on_alarm(signum: int, frame: FrameType | None) -> None:
-        raise DeliveryTimeout()
+        raise error()
 
     previous = signal.signal(signal.SIGALRM, on_alarm)
     signal.setitimer(signal.ITIMER_REAL, seconds)
@@ -314,22 +314,37 @@ _CAUSES = (
     ("Connection reset", "connection reset by the tracking server"),
     ("RemoteDisconnected", "the tracking server closed the connection"),
 )
-_NOT_JSON = "response body was not in a valid JSON format"
+NOT_JSON = "response body was not in a valid JSON format"
+
+
+def error_text(exc: BaseException) -> str:
+    """The text of an MLflow client error (its `message`, else its str, else its type)."""
+    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return str(message).strip()
+
+
+def request_failure(text: str, store: str = "tracking store") -> tuple[str, str] | None:
+    """(endpoint, cause in a few words) of MLflow's one long "API request to <url> failed"
+    sentence; None for any other text."""
+    found = _REQUEST_FAILED.match(text)
+    if not found:
+        return None
+    endpoint = found.group(1).split("?", 1)[0]
+    status = re.search(r"too many (\d{3}) error responses", text)
+    if status:
+        return endpoint, f"HTTP {status.group(1)} from the {store}"
+    for needle, cause in _CAUSES:
+        if needle in text:
+            return endpoint, cause
+    return None
 
 
 def _one_line(exc: BaseException) -> str:
-    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    text = str(message).strip()
-    found = _REQUEST_FAILED.match(text)
-    if found:
-        endpoint = found.group(1).split("?", 1)[0]
-        status = re.search(r"too many (\d{3}) error responses", text)
-        if status:
-            return f"{endpoint}: HTTP {status.group(1)} from the tracking store"
-        for needle, cause in _CAUSES:
-            if needle in text:
-                return f"{endpoint}: {cause}"
-    if _NOT_JSON in text:
+    text = error_text(exc)
+    failed = request_failure(text)
+    if failed:
+        return f"{failed[0]}: {failed[1]}"
+    if NOT_JSON in text:
         return (
             "the tracking store answered with something that is not JSON (a proxy or login page?)"
         )

@@ -166,6 +166,25 @@ def _queue_and_spawn(
     return QueueResult(lines, 0)
 
 
+def _queue_head_link(
+    facts: RepoFacts,
+    cfg: Settings,
+    env: Mapping[str, str],
+    now_ms: int | None,
+    has_mlflow: bool | None,
+) -> QueueResult:
+    """Queue the link job of HEAD (a commit or a merge commit made here) and start delivery."""
+    assert facts.head is not None
+    assert cfg.store is not None
+    job = _new_job(
+        "link", facts, cfg, cfg.store,
+        commit=facts.head,
+        before_ms=now_ms if now_ms is not None else int(time.time() * 1000),
+        run_id=cfg.run_id,
+    )  # fmt: skip
+    return _queue_and_spawn(facts, cfg.store, job, env, facts.head[:12], has_mlflow)
+
+
 def queue_commit_link(
     facts: RepoFacts,
     cfg: Settings,
@@ -185,13 +204,7 @@ def queue_commit_link(
         return QueueResult(
             [f"tag-mlflow: {short}: not linked: {reason} (post-rewrite moves existing links)"], 0
         )
-    job = _new_job(
-        "link", facts, cfg, cfg.store,
-        commit=facts.head,
-        before_ms=now_ms if now_ms is not None else int(time.time() * 1000),
-        run_id=cfg.run_id,
-    )  # fmt: skip
-    return _queue_and_spawn(facts, cfg.store, job, env, short, has_mlflow)
+    return _queue_head_link(facts, cfg, env, now_ms, has_mlflow)
 
 
 def queue_merge_link(
@@ -213,13 +226,7 @@ def queue_merge_link(
     parents = (git.try_run("rev-parse", f"{facts.head}^@") or b"").split()
     if len(parents) < 2 or not last.startswith(("merge", "pull")):
         return QueueResult([f"tag-mlflow: {short}: no merge commit made here: nothing to link"], 0)
-    job = _new_job(
-        "link", facts, cfg, cfg.store,
-        commit=facts.head,
-        before_ms=now_ms if now_ms is not None else int(time.time() * 1000),
-        run_id=cfg.run_id,
-    )  # fmt: skip
-    return _queue_and_spawn(facts, cfg.store, job, env, short, has_mlflow)
+    return _queue_head_link(facts, cfg, env, now_ms, has_mlflow)
 
 
 # ---- post-rewrite -----------------------------------------------------------------------------

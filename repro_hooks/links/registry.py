@@ -12,14 +12,10 @@ whose `source_run_id` is the run get the same `git.commit`, `git.branch`, `git.r
 
 from __future__ import annotations
 
-import math
 import re
-import signal
-import threading
 from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from types import FrameType
 from typing import Any
 
 from repro_hooks.errors import ReproHooksError
@@ -235,13 +231,6 @@ class Registry:
 
 # ---- bounded time ---------------------------------------------------------------------------
 
-HTTP_KNOBS = (
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT",
-)
-
 
 class RegistryTimeout(BaseException):
     """The deadline passed (BaseException: no library may swallow it)."""
@@ -249,29 +238,17 @@ class RegistryTimeout(BaseException):
 
 @contextmanager
 def bounded(env: MutableMapping[str, str], seconds: float) -> Iterator[None]:
-    """MLflow's HTTP client told to give up fast (one retry, no backoff, a request timeout of
-    half the deadline), and a SIGALRM deadline over the whole block (main thread only). The
-    knobs are restored afterwards. The same bounds as the link delivery (links/delivery.py)."""
+    """MLflow's HTTP client told to give up fast and a SIGALRM deadline over the whole block
+    (main thread only): the link delivery's bounds (links/delivery.py). The knobs are restored
+    afterwards."""
+    from repro_hooks.links.delivery import HTTP_KNOBS, deadline, set_http_bounds
+
     saved = {k: env.get(k) for k in HTTP_KNOBS}
-    env["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "1"
-    env["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = "0"
-    env["MLFLOW_HTTP_REQUEST_BACKOFF_JITTER"] = "0"
-    env["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(max(1, math.floor(seconds / 2)))
-    in_main = threading.current_thread() is threading.main_thread()
-    previous: Any = None
-    if in_main:
-
-        def on_alarm(signum: int, frame: FrameType | None) -> None:
-            raise RegistryTimeout()
-
-        previous = signal.signal(signal.SIGALRM, on_alarm)
-        signal.setitimer(signal.ITIMER_REAL, seconds)
+    set_http_bounds(env, seconds)
     try:
-        yield
+        with deadline(seconds, RegistryTimeout):
+            yield
     finally:
-        if in_main:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
         for key, value in saved.items():
             if value is None:
                 env.pop(key, None)
@@ -279,31 +256,15 @@ def bounded(env: MutableMapping[str, str], seconds: float) -> Iterator[None]:
                 env[key] = value
 
 
-_REQUEST_FAILED = re.compile(r"^API request to (\S+) failed with exception ")
-_CAUSES = (
-    ("Connection refused", "connection refused (is the tracking server running?)"),
-    ("Read timed out", "no answer in time"),
-    ("Name or service not known", "unknown host"),
-    ("Temporary failure in name resolution", "unknown host"),
-    ("No route to host", "no route to host"),
-    ("Connection reset", "connection reset by the tracking server"),
-    ("RemoteDisconnected", "the tracking server closed the connection"),
-)
-
-
 def one_line(exc: BaseException) -> str:
     """An MLflow client error as a few words (its messages run over several long lines)."""
-    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    text = str(message).strip()
-    found = _REQUEST_FAILED.match(text)
-    if found:
-        status = re.search(r"too many (\d{3}) error responses", text)
-        if status:
-            return f"HTTP {status.group(1)} from the tracking server"
-        for needle, cause in _CAUSES:
-            if needle in text:
-                return cause
-    if "response body was not in a valid JSON format" in text:
+    from repro_hooks.links.delivery import NOT_JSON, error_text, request_failure
+
+    text = error_text(exc)
+    failed = request_failure(text, "tracking server")
+    if failed:
+        return failed[1]
+    if NOT_JSON in text:
         return "the tracking server answered with something that is not JSON (a proxy?)"
     first = text.splitlines()[0] if text else type(exc).__name__
     return first[:300]
