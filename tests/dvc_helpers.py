@@ -7,13 +7,13 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from tests.helpers import VENV_BIN, git, run_cli
+from tests import dvc_server
+from tests.helpers import git, run_cli
 
 
 def dvc(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [str(VENV_BIN / "dvc"), *args], cwd=repo, capture_output=True, text=True, check=False
-    )
+    """`dvc *args` in repo: DVC's own entry point, forked from a warm interpreter (dvc_server.py)."""
+    proc = dvc_server.run(list(args), repo)
     if check and proc.returncode != 0:
         raise AssertionError(f"dvc {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc

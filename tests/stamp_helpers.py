@@ -45,6 +45,7 @@ def train_env(uri: str, plugin: Path | None, **extra: str) -> dict[str, str]:
     """The environment of a training process: with the plugin (stamped) or without it."""
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, **extra}
     paths = [str(ROOT)] + ([str(plugin)] if plugin else [])
+    paths += [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]  # coverage
     env["PYTHONPATH"] = os.pathsep.join(paths)
     if plugin is None:
         env[stamp_mod.DISABLE_ENV] = "0"  # even if an installed repro-hooks registers it

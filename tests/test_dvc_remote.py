@@ -10,14 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from repro_hooks.cli import cli
-from tests.helpers import VENV_BIN, commit, git, install_local_hooks, write
-
-
-def dvc(repo: Path, *args: str) -> None:
-    proc = subprocess.run(
-        [str(VENV_BIN / "dvc"), *args], cwd=repo, capture_output=True, text=True, check=False
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+from tests.dvc_helpers import dvc
+from tests.helpers import commit, git, install_local_hooks, write
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -17,11 +16,8 @@ from repro_hooks.dvc.files import (
     parse_dvc_yaml,
     repo_path,
 )
-from tests.helpers import VENV_BIN, write
-
-
-def dvc(repo: Path, *args: str) -> None:
-    subprocess.run([str(VENV_BIN / "dvc"), *args], cwd=repo, check=True, capture_output=True)
+from tests.dvc_helpers import dvc
+from tests.helpers import write
 
 
 @pytest.fixture

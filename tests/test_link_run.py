@@ -15,6 +15,7 @@ import pytest
 
 from repro_hooks.links.core import dvc_tag_key
 from repro_hooks.links.stamp import load_record
+from tests.dvc_helpers import dvc
 from tests.helpers import commit, git, install_local_hooks, run_cli, write
 from tests.mlflow_fixtures import MlflowServer
 from tests.stamp_helpers import (
@@ -80,11 +81,6 @@ def wait_queue_empty(repo: Path, timeout: float = 90.0) -> None:
 
         with lock.open("rb") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
-
-
-def dvc(repo: Path, *args: str) -> None:
-    proc = subprocess.run(["dvc", *args], cwd=repo, capture_output=True, text=True, check=False)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def dvc_repo(path: Path) -> Path:

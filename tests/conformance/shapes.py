@@ -24,23 +24,14 @@ import json
 import os
 import random
 import shutil
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.helpers import VENV_BIN, git, run_cli, write
+from tests.dvc_helpers import dvc
+from tests.helpers import git, run_cli, write
 
 DVC_STATE_RULES = {"stale-dvc", "missing-output", "stale-lock"}
-
-
-def dvc(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [str(VENV_BIN / "dvc"), *args], cwd=repo, capture_output=True, text=True, check=False
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"dvc {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}")
-    return proc
 
 
 def _commit(repo: Path) -> None:
