@@ -23,6 +23,7 @@ from tests.helpers import commit, git, write
 from tests.mlflow_fixtures import MlflowServer, free_port, silent_server, status_server
 
 pytestmark = [
+    pytest.mark.xdist_group("check-model"),  # one worker logs the pyfunc model flavour once
     pytest.mark.filterwarnings("ignore::DeprecationWarning"),
     pytest.mark.filterwarnings("ignore::PendingDeprecationWarning"),
     pytest.mark.filterwarnings("ignore::FutureWarning"),

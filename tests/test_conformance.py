@@ -28,6 +28,9 @@ from tests.helpers import run_cli
 # Where check-dvc deliberately differs from `dvc status` (docs/design.md): none of the shapes.
 DELIBERATE: dict[str, str] = {}
 
+# the bases are built once, on one worker (--dist loadgroup)
+pytestmark = pytest.mark.xdist_group("conformance")
+
 
 @pytest.fixture(scope="session")
 def bases(dvc_template: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:

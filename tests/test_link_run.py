@@ -17,7 +17,7 @@ from repro_hooks.links.core import dvc_tag_key
 from repro_hooks.links.stamp import load_record
 from tests.dvc_helpers import dvc
 from tests.helpers import commit, git, install_local_hooks, run_cli, write
-from tests.mlflow_fixtures import MlflowServer
+from tests.mlflow_fixtures import MlflowServer, wait_unlocked
 from tests.stamp_helpers import (
     client,
     dvc_file,
@@ -68,19 +68,14 @@ def log_text(repo: Path) -> str:
     return log.read_text() if log.exists() else ""
 
 
-def wait_queue_empty(repo: Path, timeout: float = 90.0) -> None:
+def wait_queue_empty(repo: Path, timeout: float = 600.0) -> None:  # a cap for a hung test
     common = Path(git(repo, "rev-parse", "--path-format=absolute", "--git-common-dir").strip())
     queue = common / "repro-hooks" / "queue"
     deadline = time.monotonic() + timeout
     while queue.is_dir() and list(queue.glob("*.json")):
         assert time.monotonic() < deadline, run_cli(repo, "pending").stdout
         time.sleep(0.1)
-    lock = common / "repro-hooks" / "deliver.lock"
-    if lock.exists():
-        import fcntl
-
-        with lock.open("rb") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
+    wait_unlocked(repo)  # and the delivery that emptied it has let go of its store
 
 
 def dvc_repo(path: Path) -> Path:
