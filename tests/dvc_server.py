@@ -18,6 +18,7 @@ import atexit
 import importlib
 import json
 import os
+import shutil
 import signal
 import socket
 import struct
@@ -132,9 +133,17 @@ def serve(path: str) -> None:
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     listener.listen(16)
+    listener.settimeout(2.0)
+    parent = os.getppid()
     print("ready", flush=True)
     while True:
-        conn, _ = listener.accept()
+        try:
+            conn, _ = listener.accept()
+        except TimeoutError:
+            if os.getppid() != parent:  # the test process is gone: so is the need for us
+                return
+            continue
+        conn.settimeout(None)
         try:
             request, fds = _receive(conn)
         except (EOFError, ValueError, OSError):
@@ -154,6 +163,12 @@ _lock = threading.Lock()
 _servers: dict[int, tuple[subprocess.Popen[bytes], str]] = {}  # by pid: a fork starts its own
 
 
+def _stop(proc: subprocess.Popen[bytes], path: str) -> None:
+    proc.kill()
+    proc.wait()
+    shutil.rmtree(os.path.dirname(path), ignore_errors=True)
+
+
 def _start() -> str:
     with _lock:
         running = _servers.get(os.getpid())
@@ -170,7 +185,7 @@ def _start() -> str:
         if line.strip() != b"ready":
             proc.kill()
             raise RuntimeError("the DVC server did not start")
-        atexit.register(proc.kill)
+        atexit.register(_stop, proc, path)
         _servers[os.getpid()] = (proc, path)
         return path
 
