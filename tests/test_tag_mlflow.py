@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from repro_hooks.cli import cli
 from repro_hooks.links.core import dvc_tag_key
+from repro_hooks.links.queue import Job
 from tests.helpers import commit, git, install_local_hooks, run_cli, write
 from tests.mlflow_fixtures import (
     MlflowServer,
@@ -403,10 +404,25 @@ def test_server_down_at_commit_then_back(
     assert not queue_files(repo)
 
 
+def wait_attempted(repo: Path) -> None:
+    """Wait until a delivery has tried every queued job once and let go of the store's lock."""
+    deadline = time.monotonic() + 600  # a cap for a hung test, never a budget
+    while not all(Job.from_json(p.read_bytes()).attempts for p in queue_files(repo)):
+        assert time.monotonic() < deadline, log_text(repo)
+        time.sleep(0.1)
+    wait_unlocked(repo)
+
+
 def test_server_that_never_answers_is_bounded(repo: Path) -> None:
+    # The hook's detached delivery is bounded too (2 s here, not the tests' long deadline), and
+    # it goes first: a sync started beside it could find the store's lock held by it (seen with
+    # a second suite running beside this one).
     with silent_server() as url:
-        proc = run_cli(repo, "tag-mlflow", "--tracking-uri", url)
+        proc = run_cli(repo, "tag-mlflow", "--tracking-uri", url,
+                       env={"REPRO_HOOKS_MLFLOW_TIMEOUT": "2"})  # fmt: skip
         assert proc.returncode == 0
+        wait_attempted(repo)
+        assert "timed out after 2s" in log_text(repo)
         result = sync(repo, "--tracking-uri", url, "--timeout", "2")
     assert result.exit_code == 1
     assert "timed out after 2s" in result.output
