@@ -236,6 +236,22 @@ def silent_server() -> Iterator[str]:
 # ---- the delivery queue's locks -----------------------------------------------------------------
 
 
+def queue_files(repo: Path) -> list[Path]:
+    queue = repo / ".git" / "repro-hooks" / "queue"
+    return sorted(queue.glob("*.json")) if queue.is_dir() else []
+
+
+def wait_delivered(repo: Path, timeout: float = 600.0) -> None:
+    """Wait for the detached deliverers to empty the queue (the cap only stops a hung test)."""
+    from tests.helpers import run_cli
+
+    deadline = time.monotonic() + timeout
+    while queue_files(repo):
+        assert time.monotonic() < deadline, run_cli(repo, "pending").stdout
+        time.sleep(0.1)
+    wait_unlocked(repo)  # and for them to let go of the stores' locks
+
+
 def lock_files(repo: Path) -> list[Path]:
     locks = repo / ".git" / "repro-hooks" / "locks"
     return sorted(locks.glob("*.lock")) if locks.is_dir() else []

@@ -479,7 +479,7 @@ def test_version_registered_after_link_gets_tags_when_gate_records(world: World)
 def test_link_delivery_reaches_the_registry(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     """tag-mlflow's own delivery tags the versions of the run it links."""
     from tests.helpers import run_cli
-    from tests.test_tag_mlflow import wait_delivered
+    from tests.mlflow_fixtures import wait_delivered
 
     name = f"d{next(_counter)}-{time.monotonic_ns()}"
     run_id, version = log_and_register(world.uri, name)

@@ -28,6 +28,7 @@ from tests.mlflow_fixtures import (
     AUTH_PASSWORD,
     AUTH_USER,
     MlflowServer,
+    queue_files,
     silent_server,
     store_lock,
     wait_unlocked,
@@ -40,7 +41,6 @@ from tests.test_reliability_mlflow import (
     inputs,
     kill,
     linked_lines,
-    queue_files,
     tags,
 )
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ from repro_hooks.links.core import dvc_tag_key
 from repro_hooks.links.stamp import load_record
 from tests.dvc_helpers import dvc
 from tests.helpers import commit, git, install_local_hooks, run_cli, write
-from tests.mlflow_fixtures import MlflowServer, wait_unlocked
+from tests.mlflow_fixtures import MlflowServer, wait_delivered
 from tests.stamp_helpers import (
     client,
     dvc_file,
@@ -66,16 +65,6 @@ def log_text(repo: Path) -> str:
     path = Path(git(repo, "rev-parse", "--path-format=absolute", "--git-common-dir").strip())
     log = path / "repro-hooks" / "delivery.log"
     return log.read_text() if log.exists() else ""
-
-
-def wait_queue_empty(repo: Path, timeout: float = 600.0) -> None:  # a cap for a hung test
-    common = Path(git(repo, "rev-parse", "--path-format=absolute", "--git-common-dir").strip())
-    queue = common / "repro-hooks" / "queue"
-    deadline = time.monotonic() + timeout
-    while queue.is_dir() and list(queue.glob("*.json")):
-        assert time.monotonic() < deadline, run_cli(repo, "pending").stdout
-        time.sleep(0.1)
-    wait_unlocked(repo)  # and the delivery that emptied it has let go of its store
 
 
 def dvc_repo(path: Path) -> Path:
@@ -174,7 +163,7 @@ def test_shared_server_two_clones_and_a_notebook_outside(
     hook_commit(mine, "model")
     out = sync(mine)
     assert out.returncode == 0, out.stdout + out.stderr
-    wait_queue_empty(mine)
+    wait_delivered(mine)
     got = tags(shared, my_run)
     assert got["git.commit"] == head(mine), log_text(mine)
     model = (mine / "models" / "model.pkl").read_bytes()
@@ -204,7 +193,7 @@ def test_data_changed_after_the_run_is_not_linked(
     dvc(repo, "add", "-q", "data/train.csv")
     hook_commit(repo, "new data, no new run", "data/train.csv.dvc")
     out = sync(repo)
-    wait_queue_empty(repo)
+    wait_delivered(repo)
     assert "git.commit" not in tags(shared, run_id)
     text = out.stdout + log_text(repo)
     assert "nothing linked: no qualifying run" in text
@@ -228,7 +217,7 @@ def test_new_data_made_before_the_run_and_added_after_is_linked(
     hook_commit(repo, "new data", "data/extra.csv.dvc", "data/more.csv.dvc", "data/.gitignore")
     first = head(repo)
     sync(repo)
-    wait_queue_empty(repo)
+    wait_delivered(repo)
     assert tags(shared, run_id)["git.commit"] == first, log_text(repo)
     write(repo / "data" / "late.csv", "e\n1\n")
     late = run_script(repo, TRAIN, shared, stamp_plugin)
@@ -236,7 +225,7 @@ def test_new_data_made_before_the_run_and_added_after_is_linked(
     dvc(repo, "add", "-q", "data/late.csv")
     hook_commit(repo, "late data", "data/late.csv.dvc", "data/.gitignore")
     out = sync(repo)
-    wait_queue_empty(repo)
+    wait_delivered(repo)
     assert "git.commit" not in tags(shared, late), out.stdout
     assert tags(shared, run_id)["git.commit"] == first
 
@@ -256,7 +245,7 @@ def test_run_still_running_while_the_data_is_regenerated(
     dvc(repo, "add", "-q", "data/train.csv")
     hook_commit(repo, "regenerated", "data/train.csv.dvc")
     out = sync(repo)
-    wait_queue_empty(repo)
+    wait_delivered(repo)
     assert "git.commit" not in tags(shared, run_id)
     assert "changed since the run started" in out.stdout + log_text(repo)
 
@@ -302,7 +291,7 @@ def test_sweeps_link_the_parent_and_children_carry_it(
         grid = run_script(repo, GRID, shared, stamp_plugin, "grid.py")
     git(repo, "commit", "-q", "--allow-empty", "-m", "after the sweep")  # hooks run
     sync(repo)
-    wait_queue_empty(repo)
+    wait_delivered(repo)
     c = client(shared)
     exp = c.get_run(sweep).info.experiment_id
     newest = grid or sweep
@@ -329,7 +318,7 @@ def test_policy_links_every_run_since_the_previous_commit(
     second = stamped_run(shared, repo, os.environ["MLFLOW_EXPERIMENT_NAME"])
     git(repo, "commit", "-q", "--allow-empty", "-m", "both runs")
     sync(repo)
-    wait_queue_empty(repo)
+    wait_delivered(repo)
     assert tags(shared, first)["git.commit"] == head(repo), log_text(repo)
     assert tags(shared, second)["git.commit"] == head(repo)
 
@@ -345,7 +334,7 @@ def test_amend_reword_squash_and_merge(tmp_path: Path, shared: str, stamp_plugin
     dvc(repo, "add", "-q", "models/model.pkl")
     hook_commit(repo, "model")
     sync(repo)
-    wait_queue_empty(repo)
+    wait_delivered(repo)
     original = head(repo)
     assert tags(shared, run_id)["git.commit"] == original, log_text(repo)
 
@@ -357,7 +346,7 @@ def test_amend_reword_squash_and_merge(tmp_path: Path, shared: str, stamp_plugin
                           capture_output=True, text=True, check=False)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     sync(repo)
-    wait_queue_empty(repo)
+    wait_delivered(repo)
     assert tags(shared, run_id)["git.commit"] == original
     assert "keeps its link: data/train.csv: changed after the run ended" in log_text(repo)
     subprocess.run(["git", "reset", "-q", "--hard", original], cwd=repo, check=True)
@@ -370,7 +359,7 @@ def test_amend_reword_squash_and_merge(tmp_path: Path, shared: str, stamp_plugin
                           capture_output=True, text=True, check=False)  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     sync(repo)
-    wait_queue_empty(repo)
+    wait_delivered(repo)
     reworded = head(repo)
     assert reworded != original
     got = tags(shared, run_id)
@@ -388,7 +377,7 @@ def test_amend_reword_squash_and_merge(tmp_path: Path, shared: str, stamp_plugin
                           cwd=repo, capture_output=True, text=True, check=False)  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     sync(repo)
-    wait_queue_empty(repo)
+    wait_delivered(repo)
     assert "git.commit" not in tags(shared, later)
     assert "lib.py: changed by the commit, but the run ran the version at its HEAD" in log_text(
         repo
@@ -403,7 +392,7 @@ def test_amend_reword_squash_and_merge(tmp_path: Path, shared: str, stamp_plugin
                           cwd=repo, capture_output=True, text=True, check=False)  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     sync(repo)
-    wait_queue_empty(repo)
+    wait_delivered(repo)
     assert tags(shared, merged_run)["git.commit"] == head(repo), log_text(repo)
 
     # squash (rebase -i fixup) a code commit and the model commit made after its run
@@ -414,14 +403,14 @@ def test_amend_reword_squash_and_merge(tmp_path: Path, shared: str, stamp_plugin
     dvc(repo, "add", "-q", "models/model.pkl")
     hook_commit(repo, "model again")
     sync(repo)
-    wait_queue_empty(repo)
+    wait_delivered(repo)
     assert tags(shared, squashed_run)["git.commit"] == head(repo), log_text(repo)
     env = {**os.environ, "GIT_SEQUENCE_EDITOR": "sed -i '2s/^pick/fixup/'"}
     proc = subprocess.run(["git", "rebase", "-i", "HEAD~2"], cwd=repo, env=env,
                           capture_output=True, text=True, check=False)  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     sync(repo)
-    wait_queue_empty(repo)
+    wait_delivered(repo)
     got = tags(shared, squashed_run)
     assert got["git.commit"] == head(repo), log_text(repo)
     assert got["git.branch"] == "feature"
@@ -441,7 +430,7 @@ def test_without_the_stamp_only_what_mlflow_proves(
     write(repo / ".gitignore", "train.py\n*.tmp\n")
     hook_commit(repo, "ignore tmp")
     sync(repo)
-    wait_queue_empty(repo)
+    wait_delivered(repo)
     got = tags(shared, linked)
     assert got["git.commit"] == head(repo), log_text(repo)
     assert got["repro_hooks.link"] == "mlflow-source"
@@ -453,7 +442,7 @@ def test_without_the_stamp_only_what_mlflow_proves(
     dvc(repo, "add", "-q", "data/train.csv")
     hook_commit(repo, "new data")
     out = sync(repo)
-    wait_queue_empty(repo)
+    wait_delivered(repo)
     assert "git.commit" not in tags(shared, left)
     assert "which data the run saw is not proven" in out.stdout + log_text(repo)
 
@@ -462,7 +451,7 @@ def test_without_the_stamp_only_what_mlflow_proves(
     write(repo / ".gitignore", "train.py\n*.tmp\n*.bak\n")
     hook_commit(repo, "ignore bak")
     out = sync(repo)
-    wait_queue_empty(repo)
+    wait_delivered(repo)
     assert "git.commit" not in tags(shared, relative)
     assert "does not prove which clone it ran in" in out.stdout + log_text(repo)
 

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import commit, git, write
-from tests.mlflow_fixtures import MlflowServer, status_server, store_lock
+from tests.mlflow_fixtures import MlflowServer, queue_files, status_server, store_lock
 from tests.reliability import REPRO, Outcome, assert_no_crash, cli, unchanged
 from tests.stamp_helpers import dvc_file, md5_of, stamped_run
 
@@ -71,11 +71,6 @@ def inputs(uri: str, run_id: str) -> list[tuple[str, str]]:
         (i.dataset.name, i.dataset.digest)
         for i in client(uri).get_run(run_id).inputs.dataset_inputs
     )
-
-
-def queue_files(repo: Path) -> list[Path]:
-    queue = repo / ".git" / "repro-hooks" / "queue"
-    return sorted(queue.glob("*.json")) if queue.is_dir() else []
 
 
 # ---- our own detached deliverers ----------------------------------------------------------------

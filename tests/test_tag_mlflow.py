@@ -20,8 +20,10 @@ from repro_hooks.links.queue import Job
 from tests.helpers import commit, git, install_local_hooks, run_cli, write
 from tests.mlflow_fixtures import (
     MlflowServer,
+    queue_files,
     silent_server,
     status_server,
+    wait_delivered,
     wait_unlocked,
 )
 from tests.stamp_helpers import dvc_file, md5_of, stamped_run, train_env
@@ -100,20 +102,6 @@ def tags(uri: str, run_id: str) -> dict[str, str]:
 
 def head(repo: Path) -> str:
     return git(repo, "rev-parse", "HEAD").strip()
-
-
-def queue_files(repo: Path) -> list[Path]:
-    queue = repo / ".git" / "repro-hooks" / "queue"
-    return sorted(queue.glob("*.json")) if queue.is_dir() else []
-
-
-def wait_delivered(repo: Path, timeout: float = 600.0) -> None:
-    """Wait for the detached deliverers to empty the queue (the cap only stops a hung test)."""
-    deadline = time.monotonic() + timeout
-    while queue_files(repo):
-        assert time.monotonic() < deadline, run_cli(repo, "pending").stdout
-        time.sleep(0.1)
-    wait_unlocked(repo)  # and for them to let go of the stores' locks
 
 
 def hook_commit(repo: Path, message: str, *paths: str) -> subprocess.CompletedProcess[str]:
