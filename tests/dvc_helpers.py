@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 from tests import dvc_server
-from tests.helpers import git, run_cli
+from tests.helpers import cli_here, git
 
 
 def dvc(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -41,7 +41,7 @@ def clone_template(template: Path, dest: Path) -> Path:
 
 def ours(repo: Path, *args: str) -> tuple[int, list[dict[str, str]]]:
     """Our verdict: exit code and findings (json)."""
-    proc = run_cli(repo, "check-dvc", "--format", "json", *args)
+    proc = cli_here(repo, "check-dvc", "--format", "json", *args)
     assert proc.returncode in (0, 1), proc.stdout + proc.stderr
     return proc.returncode, json.loads(proc.stdout)["findings"]
 

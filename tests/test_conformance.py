@@ -23,7 +23,7 @@ from tests.conformance.shapes import (
     shape_cases,
 )
 from tests.dvc_helpers import clone_template
-from tests.helpers import run_cli
+from tests.helpers import cli_here
 
 # Where check-dvc deliberately differs from `dvc status` (docs/design.md): none of the shapes.
 DELIBERATE: dict[str, str] = {}
@@ -49,7 +49,7 @@ def test_bases_are_clean(base: str, bases: dict[str, Path], tmp_path: Path) -> N
     nothing "not in the DVC cache" in a `dvc init --subdir` project (issue 11, items 1, 6, 7)."""
     repo = tmp_path / "repo"
     shutil.copytree(bases[base], repo, symlinks=True)
-    proc = run_cli(repo, "check-dvc")
+    proc = cli_here(repo, "check-dvc")
     assert (proc.returncode, proc.stdout) == (0, ""), proc.stdout + proc.stderr
 
 

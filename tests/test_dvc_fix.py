@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from tests.dvc_helpers import dvc
-from tests.helpers import VENV_BIN, big, git, install_local_hooks, run_cli, write
+from tests.helpers import VENV_BIN, big, cli_here, git, install_local_hooks, run_cli, write
 
 pytestmark = pytest.mark.e2e
 KIB = 1024
@@ -356,18 +356,18 @@ def test_check_dvc_hint_runs_as_printed(dvc_repo: Path) -> None:
     git(dvc_repo, "add", "kept")
     git(dvc_repo, "commit", "-q", "--no-verify", "-m", "kept")
     write(dvc_repo / "kept/my table.csv", "x\n1\n2\n")  # changed data: stale-dvc
-    proc = run_cli(dvc_repo, "check-dvc")
+    proc = cli_here(dvc_repo, "check-dvc")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "<path>" not in proc.stdout and "<file>" not in proc.stdout
     assert {"data-in-git", "stale-dvc"} <= {  # untracked data never blocks (issue 11, item 18)
         f["rule"]
-        for f in json.loads(run_cli(dvc_repo, "check-dvc", "--format", "json").stdout)["findings"]
+        for f in json.loads(cli_here(dvc_repo, "check-dvc", "--format", "json").stdout)["findings"]
     }
     lines = hint_commands(proc.stdout)
     assert lines, proc.stdout
     run_as_printed(lines, dvc_repo)
     assert git_commit(dvc_repo).returncode == 0
-    proc = run_cli(dvc_repo, "check-dvc")
+    proc = cli_here(dvc_repo, "check-dvc")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     dvc_clean(dvc_repo)
 
@@ -513,11 +513,11 @@ def test_check_dvc_pipeline_hints_run_as_printed(dvc_repo: Path) -> None:
     git(dvc_repo, "reset", "-q", "--", "out [1].txt")
     git(dvc_repo, "commit", "-q", "--no-verify", "-m", "pipeline")
     write(dvc_repo / "data/a.txt", "two\n")  # the pipeline is stale
-    proc = run_cli(dvc_repo, "check-dvc")
+    proc = cli_here(dvc_repo, "check-dvc")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     rules = {
         f["rule"]
-        for f in json.loads(run_cli(dvc_repo, "check-dvc", "--format", "json").stdout)["findings"]
+        for f in json.loads(cli_here(dvc_repo, "check-dvc", "--format", "json").stdout)["findings"]
     }
     assert {"stale-lock", "not-ignored"} <= rules, rules
     lines = [
@@ -531,7 +531,7 @@ def test_check_dvc_pipeline_hints_run_as_printed(dvc_repo: Path) -> None:
         )
         assert done.returncode == 0, f"{line!r}: {done.stdout}{done.stderr}"
     assert git_commit(dvc_repo).returncode == 0
-    proc = run_cli(dvc_repo, "check-dvc")
+    proc = cli_here(dvc_repo, "check-dvc")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     dvc_clean(dvc_repo)
     assert "out [1].txt" not in git(dvc_repo, "ls-files")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from repro_hooks.dvc.worktree import python_params
-from tests.helpers import commit, git, run_cli, write
+from tests.helpers import cli_here, commit, git, run_cli, write
 
 
 def test_scan_of_a_corrupt_repository_is_an_error(repo: Path) -> None:
@@ -18,7 +18,7 @@ def test_scan_of_a_corrupt_repository_is_an_error(repo: Path) -> None:
     commit(repo, "add table")
     sha = git(repo, "rev-parse", "HEAD:data/table.txt").strip()
     (repo / ".git/objects" / sha[:2] / sha[2:]).unlink()
-    proc = run_cli(repo, "scan", "--range", "HEAD~1..HEAD")
+    proc = run_cli(repo, "scan", "--range", "HEAD~1..HEAD")  # the exit, as a process ends
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert f"data/table.txt: object {sha}" in proc.stderr
     assert "corrupt" in proc.stderr and "Traceback" not in proc.stderr
@@ -30,7 +30,7 @@ def test_scan_in_a_partial_clone_is_not_an_error(repo: Path) -> None:
     sha = git(repo, "rev-parse", "HEAD:data/table.txt").strip()
     (repo / ".git/objects" / sha[:2] / sha[2:]).unlink()
     git(repo, "config", "remote.origin.promisor", "true")
-    proc = run_cli(repo, "scan", "--range", "HEAD~1..HEAD")
+    proc = cli_here(repo, "scan", "--range", "HEAD~1..HEAD")
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -56,7 +56,7 @@ def test_alias_bombs_are_refused_in_one_line(repo: Path, where: str) -> None:
         write(repo / "params.yaml", "lr: 0.1\n")
         write(repo / "dvc.yaml", "stages:\n  train:\n    cmd: python t.py\n    params: [lr]\n")
         write(repo / "dvc.lock", "schema: '2.0'\n" + _bomb().replace("\nlr:", "\nstages:"))
-    proc = run_cli(repo, "check-dvc", "--format", "json")
+    proc = cli_here(repo, "check-dvc", "--format", "json")
     assert proc.returncode == 1, proc.stderr
     findings = json.loads(proc.stdout)["findings"]
     assert any("once aliases are expanded" in f["message"] for f in findings), findings
@@ -66,7 +66,7 @@ def test_scan_refuses_a_bomb_in_dvc_lock(repo: Path) -> None:
     write(repo / "dvc.yaml", "stages:\n  s:\n    cmd: x\n")
     write(repo / "dvc.lock", "schema: '2.0'\n" + _bomb().replace("\nlr:", "\nstages:"))
     commit(repo, "bomb")
-    proc = run_cli(repo, "scan", "--range", "HEAD~1..HEAD")
+    proc = cli_here(repo, "scan", "--range", "HEAD~1..HEAD")
     assert proc.returncode == 1
     assert "dvc.lock: too large: more than 2,000,000 values" in proc.stdout
 
@@ -75,7 +75,7 @@ def test_huge_param_values_are_abbreviated(repo: Path) -> None:
     """Item 12: a 100,000-item param printed a 689 KB message."""
     items = ", ".join(str(i) for i in range(100_000))
     _pipeline(repo, f"lr: [{items}]\n", "[1, 2]")
-    proc = run_cli(repo, "check-dvc")
+    proc = cli_here(repo, "check-dvc")
     assert proc.returncode == 1
     assert "lr [1, 2] locked, <list of 100000 items> now" in proc.stdout
     assert len(proc.stdout) < 2000

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, big, commit, git, install_local_hooks, run_cli, write
+from tests.helpers import ROOT, big, cli_here, commit, git, install_local_hooks, run_cli, write
 
 BIG = 2 * 1024 * 1024  # a 2 MiB blob: over the default 500 KiB size limit
 Z = "0" * 40
@@ -84,7 +84,7 @@ def test_replace_refs_never_hide_an_object(repo: Path, server: Path) -> None:
     assert refused(proc, "refs/heads/main", bad[:12], "big.bin: 2 MiB in git"), proc.stdout
     assert "big.bin" not in git(server, "--no-replace-objects", "ls-tree", "-r", "main")
     # client side too: scan and the plain pre-push shim see the real B
-    code = run_cli(repo, "scan", "--range", "HEAD~1..HEAD")
+    code = cli_here(repo, "scan", "--range", "HEAD~1..HEAD")
     assert code.returncode == 1
     assert "big.bin: 2 MiB in git" in code.stdout
     assert run_cli(repo, "install", "--hook", "pre-push").returncode == 0
@@ -163,7 +163,7 @@ def test_refs_to_blobs_trees_and_tags(repo: Path, server: Path, door: str) -> No
     # in CI: scan --all-history judges every local ref, whatever it points at
     if door == "raw-blob-ref":
         git(repo, "update-ref", ref, blob)
-    scan = run_cli(repo, "scan", "--all-history")
+    scan = cli_here(repo, "scan", "--all-history")
     assert scan.returncode == 1
     assert any(ref in line and reason in line for line in scan.stdout.splitlines()), scan.stdout
     # client side: the plain pre-push shim refuses the same push
@@ -225,7 +225,7 @@ def test_porcelain_settings_never_change_the_verdict(
     proc = push(repo, "evil")
     for name in ("root.bin", "merge.bin"):
         assert refused(proc, "refs/heads/evil", f"remote: {name}", "2 MiB in git"), proc.stdout
-    scan = run_cli(repo, "scan", "--range", "main..evil")
+    scan = cli_here(repo, "scan", "--range", "main..evil")
     assert scan.returncode == 1
     assert {"root.bin", "merge.bin"} <= {line.split(":")[0] for line in scan.stdout.splitlines()}
     evil = sha(repo, "evil")
@@ -250,7 +250,7 @@ def test_grafts_never_hide_a_commit(repo: Path, server: Path) -> None:
     commit(repo, "removed")
     write(repo / ".git" / "info" / "grafts", f"{sha(repo, 'HEAD')} {base}\n")
     assert "large" not in git(repo, "log", "--format=%s")  # git itself is fooled
-    proc = run_cli(repo, "scan", "--range", f"{base}..HEAD")
+    proc = cli_here(repo, "scan", "--range", f"{base}..HEAD")
     assert proc.returncode == 1
     assert "big.bin: 2 MiB in git" in proc.stdout
     assert run_cli(repo, "install", "--hook", "pre-push").returncode == 0
@@ -270,7 +270,7 @@ def test_huge_commit_and_tag_messages(repo: Path, server: Path, tmp_path: Path) 
     proc = push(repo, "main")
     assert refused(proc, "refs/heads/main", huge[:12], "(commit message): 4 MiB, over the 64 KiB"
                    " message limit"), proc.stdout  # fmt: skip
-    scan = run_cli(repo, "scan", "--range", "HEAD~1..HEAD")
+    scan = cli_here(repo, "scan", "--range", "HEAD~1..HEAD")
     assert scan.returncode == 1
     assert "(commit message): 4 MiB, over the 64 KiB message limit" in scan.stdout
     # the plain pre-push shim refuses it on the client, before anything is sent
@@ -288,13 +288,15 @@ def test_huge_commit_and_tag_messages(repo: Path, server: Path, tmp_path: Path) 
     assert refused(proc, "refs/tags/v1", tag, "over the 64 KiB message limit"), proc.stdout
     # in CI: each huge message is one finding of its own, and a baseline keeps them apart
     git(repo, "tag", "-a", "-F", str(message), "v2")
-    scan = run_cli(repo, "scan", "--all-history")
+    scan = cli_here(repo, "scan", "--all-history")
     assert scan.returncode == 1
     assert sum("over the 64 KiB message limit" in line for line in scan.stdout.splitlines()) == 3
     baseline = tmp_path / "baseline.json"
-    assert run_cli(repo, "scan", "--all-history", "--write-baseline", str(baseline)).returncode == 0
+    assert (
+        cli_here(repo, "scan", "--all-history", "--write-baseline", str(baseline)).returncode == 0
+    )
     assert baseline.read_text().count('"large-message"') == 3
-    assert run_cli(repo, "scan", "--all-history", "--baseline", str(baseline)).returncode == 0
+    assert cli_here(repo, "scan", "--all-history", "--baseline", str(baseline)).returncode == 0
     git(repo, "tag", "-d", "v2")
     # the limit is policy: the server's policy file can raise it
     policy = write(tmp_path / "policy.toml", 'max-message-size = "8MiB"\n')
@@ -412,7 +414,7 @@ def test_scan_range_uses_the_base_policy(repo: Path, tmp_path: Path) -> None:
     write(repo / "pyproject.toml", '[tool.repro-hooks]\nmax-size = "1MiB"\nexclude = ["**"]\n')
     write(repo / "big.bin", big(BIG))
     commit(repo, "relax the policy and add a large file")
-    proc = run_cli(repo, "scan", "--range", f"{base}..HEAD")
+    proc = cli_here(repo, "scan", "--range", f"{base}..HEAD")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "big.bin: 2 MiB in git, over the 1 MiB size limit" in proc.stdout
     notes = [line for line in proc.stderr.splitlines() if "changes the policy" in line]
@@ -421,51 +423,51 @@ def test_scan_range_uses_the_base_policy(repo: Path, tmp_path: Path) -> None:
     # --config chooses explicitly
     policy = write(tmp_path / "p.toml", 'exclude = ["**"]\n')
     assert (
-        run_cli(repo, "scan", "--range", f"{base}..HEAD", "--config", str(policy)).returncode == 0
+        cli_here(repo, "scan", "--range", f"{base}..HEAD", "--config", str(policy)).returncode == 0
     )
     # a range that leaves the policy alone prints no note; a base without pyproject.toml means
     # the built-in defaults (500 KiB)
     write(repo / "more.bin", big(BIG, seed=9))
     commit(repo, "more")
-    proc = run_cli(repo, "scan", "--range", "HEAD~1..HEAD")
+    proc = cli_here(repo, "scan", "--range", "HEAD~1..HEAD")
     assert proc.returncode == 0  # HEAD~1's policy excludes everything
     assert proc.stderr == ""
     root = git(repo, "rev-list", "--max-parents=0", "HEAD").strip()
-    proc = run_cli(repo, "scan", "--range", f"{root}..HEAD")
+    proc = cli_here(repo, "scan", "--range", f"{root}..HEAD")
     assert "over the 500 KiB size limit" in proc.stdout
     # a malformed policy at the base: exit 2 naming it; an unknown base: exit 2
     write(repo / "pyproject.toml", "[tool.repro-hooks\n")
     commit(repo, "broken")
-    proc = run_cli(repo, "scan", "--range", "HEAD..HEAD")
+    proc = cli_here(repo, "scan", "--range", "HEAD..HEAD")
     assert proc.returncode == 2
     assert proc.stderr.startswith("repro-hooks: HEAD:pyproject.toml: ")
-    assert run_cli(repo, "scan", "--range", "nope..HEAD").returncode == 2
+    assert cli_here(repo, "scan", "--range", "nope..HEAD").returncode == 2
 
 
 def test_scan_range_uses_the_base_baseline(repo: Path, tmp_path: Path) -> None:
     """The same door through the baseline: a change that records its own large file in the
     committed baseline file."""
     name = ".repro-hooks-baseline.json"
-    assert run_cli(repo, "scan", "--all-history", "--write-baseline", name).returncode == 0
+    assert cli_here(repo, "scan", "--all-history", "--write-baseline", name).returncode == 0
     commit(repo, "empty baseline", name)
     base = sha(repo, "HEAD")
     write(repo / "big.bin", big(BIG))
     commit(repo, "large file")
-    assert run_cli(repo, "scan", "--all-history", "--write-baseline", name).returncode == 0
+    assert cli_here(repo, "scan", "--all-history", "--write-baseline", name).returncode == 0
     assert "big.bin" in (repo / name).read_text()
     commit(repo, "baseline it", name)
-    proc = run_cli(repo, "scan", "--range", f"{base}..HEAD", "--baseline", name)
+    proc = cli_here(repo, "scan", "--range", f"{base}..HEAD", "--baseline", name)
     assert proc.returncode == 1
     assert "big.bin: 2 MiB in git" in proc.stdout
     assert f"the baseline in force is {base}'s" in proc.stderr
     # a baseline file outside the repository is the CI's own: applied as is
     outside = write(tmp_path / "b.json", (repo / name).read_bytes())
     assert (
-        run_cli(repo, "scan", "--range", f"{base}..HEAD", "--baseline", str(outside)).returncode
+        cli_here(repo, "scan", "--range", f"{base}..HEAD", "--baseline", str(outside)).returncode
         == 0
     )
     # once merged (the base has it), it applies
-    assert run_cli(repo, "scan", "--range", "HEAD..HEAD", "--baseline", name).returncode == 0
+    assert cli_here(repo, "scan", "--range", "HEAD..HEAD", "--baseline", name).returncode == 0
 
 
 @pytest.mark.e2e
@@ -484,9 +486,9 @@ def test_bulk_push_hits_the_push_total(repo: Path, server: Path, tmp_path: Path)
     line = "(push): 40 new files take 1.6 MiB, over the 1 MiB total-size limit of a push"
     assert proc.returncode != 0 and line in proc.stdout, proc.stdout
     assert git(server, "rev-parse", "main").strip() != sha(repo, "HEAD")
-    scan = run_cli(repo, "scan", "--range", "HEAD~1..HEAD", "--config", str(policy))
+    scan = cli_here(repo, "scan", "--range", "HEAD~1..HEAD", "--config", str(policy))
     assert scan.returncode == 1 and line in scan.stdout, scan.stdout
-    assert run_cli(repo, "scan", "--all-history", "--config", str(policy)).returncode == 0
+    assert cli_here(repo, "scan", "--all-history", "--config", str(policy)).returncode == 0
     git(server, "config", "--unset", "repro-hooks.policy")  # the default: 500 MiB
     assert push(repo, "main").returncode == 0
 

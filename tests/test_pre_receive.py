@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import big, commit, git, run_cli, write
+from tests.helpers import big, cli_here, commit, git, run_cli, write
 
 BIG = 600 * 1024
 
@@ -102,7 +102,9 @@ def test_server_baseline_and_json(repo: Path, server: Path, tmp_path: Path) -> N
     write(repo / "big.bin", big(BIG))
     commit(repo, "add")
     baseline = tmp_path / "baseline.json"
-    assert run_cli(repo, "scan", "--all-history", "--write-baseline", str(baseline)).returncode == 0
+    assert (
+        cli_here(repo, "scan", "--all-history", "--write-baseline", str(baseline)).returncode == 0
+    )
     git(server, "config", "repro-hooks.baseline", str(baseline))
     assert push(repo, "main").returncode == 0
 
@@ -125,5 +127,5 @@ def test_pre_receive_cli_in_bare_repo(repo: Path, tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 1
     assert '"rule": "large-file"' in proc.stdout
-    proc = run_cli(bare, "scan", "--all-history")
+    proc = cli_here(bare, "scan", "--all-history")
     assert proc.returncode == 0  # the bare clone's refs hold no large file

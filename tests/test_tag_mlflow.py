@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from repro_hooks.cli import cli
 from repro_hooks.links.core import dvc_tag_key
 from repro_hooks.links.queue import Job
-from tests.helpers import commit, git, install_local_hooks, run_cli, write
+from tests.helpers import cli_here, commit, git, install_local_hooks, run_cli, write
 from tests.mlflow_fixtures import (
     MlflowServer,
     queue_files,
@@ -376,10 +376,10 @@ def test_server_down_at_commit_then_back(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
     hook_commit(repo, "while the server is down")
     deadline = time.monotonic() + 600
-    while "last error" not in run_cli(repo, "pending").stdout:
+    while "last error" not in cli_here(repo, "pending").stdout:
         assert time.monotonic() < deadline
         time.sleep(0.2)
-    pending = run_cli(repo, "pending")
+    pending = cli_here(repo, "pending")
     assert pending.returncode == 0
     assert "link " + head(repo)[:12] in pending.stdout
     result = sync(repo)
@@ -414,7 +414,7 @@ def test_server_that_never_answers_is_bounded(repo: Path) -> None:
         result = sync(repo, "--tracking-uri", url, "--timeout", "2")
     assert result.exit_code == 1
     assert "timed out after 2s" in result.output
-    assert "timed out" in run_cli(repo, "pending").stdout
+    assert "timed out" in cli_here(repo, "pending").stdout
 
 
 @pytest.mark.parametrize("status", [500, 503, 401, 403])
@@ -431,7 +431,7 @@ def test_http_errors_keep_the_job_and_hide_credentials(
     assert seen  # the client really talked to it
     assert result.exit_code == 1
     assert "not delivered (stays queued)" in result.output
-    pending = run_cli(repo, "pending").stdout
+    pending = cli_here(repo, "pending").stdout
     assert "last error" in pending
     written = [p.read_text() for p in (repo / ".git" / "repro-hooks").rglob("*") if p.is_file()]
     for text in [result.output, pending, *written]:
@@ -463,18 +463,18 @@ def test_full_disk_says_the_link_was_not_queued(
 
 
 def test_pending_lists_and_drops(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert run_cli(repo, "pending").stdout == "pending: no queued run link\n"
+    assert cli_here(repo, "pending").stdout == "pending: no queued run link\n"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
     with silent_server() as url:  # keeps the detached deliverer busy: the job stays queued
         proc = run_cli(repo, "tag-mlflow", "--tracking-uri", url)
         assert proc.returncode == 0
         job_id = queue_files(repo)[0].stem
-        listed = run_cli(repo, "pending")
+        listed = cli_here(repo, "pending")
         assert listed.returncode == 0
         assert listed.stdout.startswith(f"{job_id}: link {head(repo)[:12]} -> {url}")
-        assert run_cli(repo, "pending", "--drop", job_id).returncode == 0
+        assert cli_here(repo, "pending", "--drop", job_id).returncode == 0
         assert not queue_files(repo)
-        assert run_cli(repo, "pending", "--drop", "nope").returncode == 2
+        assert cli_here(repo, "pending", "--drop", "nope").returncode == 2
 
 
 @pytest.mark.e2e
@@ -487,7 +487,7 @@ def test_commit_never_waits_for_the_delivery(repo: Path, monkeypatch: pytest.Mon
         monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
         write(repo / "x.txt", "x")
         hook_commit(repo, "x")
-        pending = run_cli(repo, "pending").stdout
+        pending = cli_here(repo, "pending").stdout
         assert "not attempted yet" in pending
         assert head(repo)[:12] in pending
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.dvc_helpers import dvc
-from tests.helpers import git, run_cli, write
+from tests.helpers import cli_here, git, write
 
 DVC_STATE_RULES = {"stale-dvc", "missing-output", "stale-lock"}
 
@@ -302,7 +302,7 @@ def dvc_verdict(repo: Path, project: str) -> Verdict:
 
 
 def our_verdict(repo: Path) -> Verdict:
-    proc = run_cli(repo, "check-dvc", "--format", "json")
+    proc = cli_here(repo, "check-dvc", "--format", "json")
     assert proc.returncode in (0, 1), proc.stdout + proc.stderr
     findings = json.loads(proc.stdout)["findings"]
     if any(f["rule"] == "malformed-dvc" for f in findings):
