@@ -7,12 +7,13 @@ PY := $(VENV)/bin/python
 .PHONY: demo test lint venv clean conformance
 
 # uv installs the same pins as pip in a fraction of the time (66 s -> 12 s on a fresh machine); pip if
-# uv cannot be had.
+# uv cannot be had. Both compile bytecode at install: the suite's first processes would otherwise
+# compile the same modules side by side (tried: slower).
 INSTALL := -e '.[dev,dvc,mlflow]'
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q uv && $(PY) -m uv pip install -q --python $(PY) $(INSTALL) -C editable_mode=compat \
+	$(PY) -m pip install -q uv && $(PY) -m uv pip install -q --compile-bytecode --python $(PY) $(INSTALL) -C editable_mode=compat \
 		|| $(PY) -m pip install -q $(INSTALL) --config-settings editable_mode=compat
 	touch $@
 
@@ -25,10 +26,9 @@ lint: venv
 
 # On every core (pytest-xdist; `make test WORKERS=0` for a serial run): the release tests share one build
 # (xdist_group "release", --dist loadgroup); each worker has its own session fixtures.
-# The suite starts some 1,500 Python processes: they write bytecode (PYTHONDONTWRITEBYTECODE, set on
-# the project's machines, is cleared for the run), so each module is compiled once, by the first
-# process to import it. Without bytecode `import mlflow` takes 4.0 s instead of 1.4 s; compiling
-# all 13,700 modules of the venv at install took 18 s, most of them never imported.
+# The suite starts some 1,500 Python processes. PYTHONDONTWRITEBYTECODE (set on the project's machines)
+# is cleared for them, so this checkout's own modules are compiled once too; without bytecode
+# `import mlflow` takes 4.0 s instead of 1.4 s.
 # ruff and mypy run beside pytest, on the processor time its waits leave free (mypy alone takes 13 s
 # on a fresh clone); their output follows pytest's, and the target fails if either fails.
 RUN := PYTHONDONTWRITEBYTECODE= PATH="$(abspath $(VENV))/bin:$$PATH"
