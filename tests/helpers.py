@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -76,8 +77,6 @@ def cli_here(
     and output, not of the process (exit codes from the interpreter, encodings, signals).
     It saves the interpreter and coverage start-up of `run_cli` (~0.2 s a call). Exceptions
     propagate: a crash must never read as exit 1."""
-    import contextlib
-
     from click.testing import CliRunner
 
     from repro_hooks.cli import cli

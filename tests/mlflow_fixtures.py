@@ -241,15 +241,23 @@ def queue_files(repo: Path) -> list[Path]:
     return sorted(queue.glob("*.json")) if queue.is_dir() else []
 
 
-def wait_delivered(repo: Path, timeout: float = 600.0) -> None:
-    """Wait for the detached deliverers to empty the queue (the cap only stops a hung test)."""
-    from tests.helpers import run_cli
+CAP = 600.0  # only stops a hung test; never a budget
 
-    deadline = time.monotonic() + timeout
-    while queue_files(repo):
-        assert time.monotonic() < deadline, run_cli(repo, "pending").stdout
+
+def wait_until(condition: Callable[[], object], why: Callable[[], str], cap: float = CAP) -> None:
+    """Poll `condition` until it holds; past the cap, fail with `why()`."""
+    deadline = time.monotonic() + cap
+    while not condition():
+        assert time.monotonic() < deadline, why()
         time.sleep(0.1)
-    wait_unlocked(repo)  # and for them to let go of the stores' locks
+
+
+def wait_delivered(repo: Path) -> None:
+    """Wait for the detached deliverers to empty the queue and let go of the stores' locks."""
+    from tests.helpers import cli_here
+
+    wait_until(lambda: not queue_files(repo), lambda: cli_here(repo, "pending").stdout)
+    wait_unlocked(repo)
 
 
 def lock_files(repo: Path) -> list[Path]:

@@ -27,11 +27,13 @@ from tests.helpers import commit, git, install_local_hooks, write
 from tests.mlflow_fixtures import (
     AUTH_PASSWORD,
     AUTH_USER,
+    CAP,
     MlflowServer,
     queue_files,
     silent_server,
     store_lock,
     wait_unlocked,
+    wait_until,
 )
 from tests.reliability import cli
 from tests.stamp_helpers import dvc_file, md5_of, stamped_run
@@ -55,7 +57,6 @@ pytestmark = [
 DVC_FILE = "outs:\n- md5: {md5}\n  size: 3\n  hash: md5\n  path: {path}\n"
 HOOKS = ["mlflow-tag-commit"]
 HOOK_TYPES = ["post-commit"]
-CAP = 600.0  # only stops a hung test; never a budget
 
 
 @pytest.fixture(autouse=True)
@@ -65,10 +66,7 @@ def no_deliverer_left(repo: Path) -> Iterator[None]:
 
 
 def wait_for(what: str, condition: Any) -> None:
-    deadline = time.monotonic() + CAP
-    while not condition():
-        assert time.monotonic() < deadline, f"never happened: {what}"
-        time.sleep(0.1)
+    wait_until(condition, lambda: f"never happened: {what}")
 
 
 def jobs(repo: Path) -> list[dict[str, Any]]:

@@ -25,6 +25,7 @@ from tests.mlflow_fixtures import (
     status_server,
     wait_delivered,
     wait_unlocked,
+    wait_until,
 )
 from tests.stamp_helpers import dvc_file, md5_of, stamped_run, train_env
 
@@ -394,10 +395,10 @@ def test_server_down_at_commit_then_back(
 
 def wait_attempted(repo: Path) -> None:
     """Wait until a delivery has tried every queued job once and let go of the store's lock."""
-    deadline = time.monotonic() + 600  # a cap for a hung test, never a budget
-    while not all(Job.from_json(p.read_bytes()).attempts for p in queue_files(repo)):
-        assert time.monotonic() < deadline, log_text(repo)
-        time.sleep(0.1)
+    wait_until(
+        lambda: all(Job.from_json(p.read_bytes()).attempts for p in queue_files(repo)),
+        lambda: log_text(repo),
+    )
     wait_unlocked(repo)
 
 

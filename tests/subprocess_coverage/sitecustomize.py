@@ -42,9 +42,6 @@ def _foreign(argv: list[str]) -> bool:
     return script in _FOREIGN_SCRIPTS
 
 
-_UNTRACED = ("mlflow",)
-
-
 class _UntracedLoader(importlib.abc.Loader):
     """The real loader, with the tracer switched off while the module's body runs."""
 
@@ -67,18 +64,15 @@ class _UntracedLoader(importlib.abc.Loader):
 
 
 class _UntracedFinder(importlib.abc.MetaPathFinder):
-    """Finds nothing itself: wraps the loader of the top-level packages in _UNTRACED, once."""
+    """Finds nothing itself: wraps the loader of the top-level package `mlflow`, then leaves."""
 
     def find_spec(
         self, name: str, path: object = None, target: ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
-        if name not in _UNTRACED:
+        if name != "mlflow":
             return None
-        sys.meta_path.remove(self)
-        try:
-            spec = importlib.util.find_spec(name)
-        finally:
-            sys.meta_path.insert(0, self)
+        sys.meta_path.remove(self)  # its job is done (and it must not find itself)
+        spec = importlib.util.find_spec(name)
         if spec is not None and spec.loader is not None:
             spec.loader = _UntracedLoader(spec.loader)
         return spec
