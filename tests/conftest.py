@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-from tests.helpers import git, init_repo
+from tests.helpers import built_once, git, init_repo
 
 VENV_BIN = Path(sys.executable).parent
 SUBPROCESS_COVERAGE = Path(__file__).parent / "subprocess_coverage"
@@ -107,25 +107,36 @@ def dvc_repo(dvc_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 
 @pytest.fixture(scope="session")
-def plugin_snapshot(hermetic_env: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """This checkout's working tree (uncommitted edits included) as a one-commit repository,
-    for tests that install repro-hooks through pre-commit as a remote `repo:` (`language:
-    python`). One per session: the same path and rev, so pre-commit (one PRE_COMMIT_HOME per
-    session) builds the hook environment once for all of them (xdist_group "plugin")."""
-    from tests.helpers import ROOT
+def plugin_build(hermetic_env: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Built once per run (tests/helpers.built_once): `repro-hooks/`, this checkout's working tree
+    (uncommitted edits included) as a one-commit repository, and `pre-commit-home/`, the one
+    pre-commit cache that the tests installing it share (pre-commit locks its own store)."""
 
-    plugin = tmp_path_factory.mktemp("plugin") / "repro-hooks"
-    plugin.mkdir()
-    for raw in git(ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard").split(
-        "\0"
-    ):
-        if raw and (ROOT / raw).is_file():
-            (plugin / raw).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / raw, plugin / raw)
-    git(plugin, "init", "-q", "-b", "main")
-    git(plugin, "add", "-A")
-    git(plugin, "commit", "-q", "--no-verify", "-m", "snapshot")
-    return plugin
+    def build(path: Path) -> None:
+        from tests.helpers import ROOT
+
+        plugin = path / "repro-hooks"
+        plugin.mkdir()
+        listed = git(ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+        for raw in listed.split("\0"):
+            if raw and (ROOT / raw).is_file():
+                (plugin / raw).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(ROOT / raw, plugin / raw)
+        git(plugin, "init", "-q", "-b", "main")
+        git(plugin, "add", "-A")
+        git(plugin, "commit", "-q", "--no-verify", "-m", "snapshot")
+        (path / "pre-commit-home").mkdir()
+
+    return built_once(tmp_path_factory, "plugin", build)
+
+
+@pytest.fixture
+def plugin_snapshot(plugin_build: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """For tests that install repro-hooks through pre-commit as a remote `repo:` (`language:
+    python`): the snapshot, the same path and rev in every worker, with the shared pre-commit
+    cache, so the hook environment is built once per run."""
+    monkeypatch.setenv("PRE_COMMIT_HOME", str(plugin_build / "pre-commit-home"))
+    return plugin_build / "repro-hooks"
 
 
 # Delivery deadlines in the MLflow tests: generous (a cap, never a budget), so a loaded machine

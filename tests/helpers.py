@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,6 +26,27 @@ def git(cwd: Path, *args: str, input: bytes | None = None, check: bool = True) -
             f"git {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr.decode()}"
         )
     return proc.stdout.decode("utf-8", "surrogateescape")
+
+
+def built_once(factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]) -> Path:
+    """A directory built once per test run and shared by every xdist worker, for session
+    fixtures that are slow to build: the first worker to ask builds it under a lock, the others
+    wait on that lock and reuse it. A build that fails leaves no marker, so the next one starts
+    again. Its users only read it (copy it before changing anything).
+
+    Not xdist's `--dist loadgroup`: with pytest 9.2 its groups are silently ignored
+    (pytest-dev/pytest-xdist#1386), and a lock does not depend on how tests are scheduled."""
+    base = factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # this run's, not /tmp
+    path, done = root / f"once-{name}", root / f"once-{name}.done"
+    with open(root / f"once-{name}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not done.exists():
+            shutil.rmtree(path, ignore_errors=True)
+            path.mkdir()
+            build(path)
+            done.touch()
+    return path
 
 
 def init_repo(path: Path) -> None:

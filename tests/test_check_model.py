@@ -19,11 +19,10 @@ from repro_hooks.git import Git
 from repro_hooks.links.core import commit_record, dvc_tag_key
 from repro_hooks.links.registry import propagate_link
 from tests.dvc_helpers import dvc
-from tests.helpers import commit, git, write
+from tests.helpers import built_once, commit, git, write
 from tests.mlflow_fixtures import MlflowServer, free_port, silent_server, status_server
 
 pytestmark = [
-    pytest.mark.xdist_group("check-model"),  # one worker logs the pyfunc model flavour once
     pytest.mark.filterwarnings("ignore::DeprecationWarning"),
     pytest.mark.filterwarnings("ignore::PendingDeprecationWarning"),
     pytest.mark.filterwarnings("ignore::FutureWarning"),
@@ -117,28 +116,30 @@ class World:
 
 @pytest.fixture(scope="session")
 def world_template(dvc_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Built once (DVC is slow): a dev repository whose data is committed and pushed (git and
-    DVC), its bare remote, the DVC remote, and a CI clone. Remote locations live in
-    .dvc/config.local and git config, so a copy can be pointed at its own remotes."""
+    """Built once per run, shared by the workers (DVC is slow; tests/helpers.built_once): a dev
+    repository whose data is committed and pushed (git and DVC), its bare remote, the DVC
+    remote, and a CI clone. Remote locations live in .dvc/config.local and git config, so a
+    copy can be pointed at its own remotes."""
     from tests.dvc_helpers import clone_template
 
-    base = tmp_path_factory.mktemp("deploy-world")
-    dev = clone_template(dvc_template, base / "dev")
-    bare = base / "remote.git"
-    git(base, "init", "-q", "--bare", "-b", "main", str(bare))
-    dvc(dev, "remote", "add", "--local", "-d", "store", str(base / "dvc-store"))
-    write(dev / "data" / "train.txt", "one\ntwo\n")
-    write(dev / "data" / "images" / "a.txt", "a\n")
-    write(dev / "data" / "images" / "b.txt", "b\n")
-    dvc(dev, "add", "-q", "data/train.txt", "data/images")
-    commit(dev, "data")
-    dvc(dev, "push", "-q")
-    git(dev, "remote", "add", "origin", str(bare))
-    git(dev, "push", "-q", "origin", "main")
-    ci = base / "ci"
-    git(base, "clone", "-q", str(bare), str(ci))
-    shutil.copyfile(dev / ".dvc" / "config.local", ci / ".dvc" / "config.local")
-    return base
+    def build(base: Path) -> None:
+        dev = clone_template(dvc_template, base / "dev")
+        bare = base / "remote.git"
+        git(base, "init", "-q", "--bare", "-b", "main", str(bare))
+        dvc(dev, "remote", "add", "--local", "-d", "store", str(base / "dvc-store"))
+        write(dev / "data" / "train.txt", "one\ntwo\n")
+        write(dev / "data" / "images" / "a.txt", "a\n")
+        write(dev / "data" / "images" / "b.txt", "b\n")
+        dvc(dev, "add", "-q", "data/train.txt", "data/images")
+        commit(dev, "data")
+        dvc(dev, "push", "-q")
+        git(dev, "remote", "add", "origin", str(bare))
+        git(dev, "push", "-q", "origin", "main")
+        ci = base / "ci"
+        git(base, "clone", "-q", str(bare), str(ci))
+        shutil.copyfile(dev / ".dvc" / "config.local", ci / ".dvc" / "config.local")
+
+    return built_once(tmp_path_factory, "deploy-world", build)
 
 
 @pytest.fixture

@@ -23,23 +23,23 @@ from tests.conformance.shapes import (
     shape_cases,
 )
 from tests.dvc_helpers import clone_template
-from tests.helpers import cli_here
+from tests.helpers import built_once, cli_here
 
 # Where check-dvc deliberately differs from `dvc status` (docs/design.md): none of the shapes.
 DELIBERATE: dict[str, str] = {}
 
-# the bases are built once, on one worker (--dist loadgroup)
-pytestmark = pytest.mark.xdist_group("conformance")
-
 
 @pytest.fixture(scope="session")
 def bases(dvc_template: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    built = {}
-    for name, (build, _) in BASES.items():
-        repo = clone_template(dvc_template, tmp_path_factory.mktemp(f"base-{name}") / "repo")
-        build(repo)
-        built[name] = repo
-    return built
+    """Every base project, built once per run and shared by the workers (tests/helpers.built_once);
+    each case works on its own copy."""
+
+    def build(path: Path) -> None:
+        for name, (make, _) in BASES.items():
+            make(clone_template(dvc_template, path / name / "repo"))
+
+    root = built_once(tmp_path_factory, "conformance-bases", build)
+    return {name: root / name / "repo" for name in BASES}
 
 
 @pytest.mark.parametrize("base", sorted(BASES))

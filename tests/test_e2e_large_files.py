@@ -210,7 +210,6 @@ def test_fix_without_dvc_repository_changes_nothing(repo: Path) -> None:
     assert git(repo, "ls-files", "-s") == before
 
 
-@pytest.mark.xdist_group("plugin")  # one hook environment, shared with tests/test_release.py
 def test_installed_from_this_checkout_as_a_pre_commit_repo(
     repo: Path, plugin_snapshot: Path
 ) -> None:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 from repro_hooks.cli import COMMANDS
-from tests.helpers import MANIFEST, ROOT, VENV_BIN, big, git, write
+from tests.helpers import MANIFEST, ROOT, VENV_BIN, big, built_once, git, write
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 # the reference moved from the README to docs/*.md; the README keeps the hooks table
@@ -107,3 +109,58 @@ def test_own_repository_passes_its_own_commit_stage_hooks() -> None:
             check=False,
         )  # fmt: skip
         assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_built_once_builds_once_and_retries_a_failed_build(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The suite's shared builds (tests/helpers.built_once): a second caller that arrives while
+    the first is building waits for it (seen blocked in /proc/locks, a condition, not a clock)
+    and reuses its result; a build that raised is started again by the next caller."""
+    import threading
+    import uuid
+
+    name = f"meta-{uuid.uuid4().hex}"
+    building, release = threading.Event(), threading.Event()
+    calls: list[str] = []
+    results: dict[str, Path] = {}
+
+    def build(path: Path) -> None:
+        calls.append(threading.current_thread().name)
+        building.set()
+        assert release.wait(600)
+        (path / "made").write_text("once")
+
+    def caller() -> None:
+        results[threading.current_thread().name] = built_once(tmp_path_factory, name, build)
+
+    def blocked_flocks() -> int:  # this process's callers waiting on a flock
+        lines = Path("/proc/locks").read_text().splitlines()
+        return sum(" -> FLOCK " in ln and ln.split()[5] == str(os.getpid()) for ln in lines)
+
+    first = threading.Thread(target=caller, name="first")
+    first.start()
+    assert building.wait(600)
+    waiting_before = blocked_flocks()
+    second = threading.Thread(target=caller, name="second")
+    second.start()
+    deadline = time.monotonic() + 600  # a cap for a hung test, not a budget
+    while blocked_flocks() <= waiting_before and len(calls) == 1 and second.is_alive():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)  # until the second caller waits on the lock (or builds: a failure)
+    release.set()
+    first.join(600)
+    second.join(600)
+    assert calls == ["first"]
+    assert results["first"] == results["second"]
+    assert (results["second"] / "made").read_text() == "once"
+
+    def broken(path: Path) -> None:
+        (path / "half").write_text("")
+        raise RuntimeError("build failed")
+
+    other = f"{name}-retry"
+    with pytest.raises(RuntimeError):
+        built_once(tmp_path_factory, other, broken)
+    path = built_once(tmp_path_factory, other, lambda p: (p / "made").write_text("again"))
+    assert sorted(p.name for p in path.iterdir()) == ["made"]  # the half-built rest is gone

@@ -3,8 +3,8 @@ fresh virtual environment and run the hooks there (console script and the plain 
 `repro-hooks install` copies from the wheel's data files); and the README's pre-commit snippet
 works as printed against this checkout.
 
-The build runs once per session (module-scoped fixtures, one xdist group): ~20 s, PyPI only for
-the build backend (setuptools in build's isolated environment).
+The build runs once per run, shared by the workers (tests/helpers.built_once): ~20 s, PyPI only
+for the build backend (setuptools in build's isolated environment).
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ import pytest
 import yaml
 
 import repro_hooks
-from tests.helpers import ROOT, VENV_BIN, big, git, write
+from tests.helpers import ROOT, VENV_BIN, big, built_once, git, write
 
-pytestmark = [pytest.mark.xdist_group("release"), pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 CHANGELOG = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
@@ -56,20 +56,21 @@ def test_one_version() -> None:
     assert f"rev: v{version}" in README
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`python -m build` (sdist, then the wheel from the sdist) on a copy of the working tree,
-    so the checkout gets no build/ or egg-info."""
-    src = tmp_path_factory.mktemp("src")
-    for raw in git(ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard").split(
-        "\0"
-    ):
-        if raw and (ROOT / raw).is_file():
-            (src / raw).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / raw, src / raw)
-    out = tmp_path_factory.mktemp("dist")
-    run(sys.executable, "-m", "build", "--outdir", out, src)
-    return out
+    so the checkout gets no build/ or egg-info. Once per run (tests/helpers.built_once)."""
+
+    def build(path: Path) -> None:
+        src = path / "src"
+        listed = git(ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+        for raw in listed.split("\0"):
+            if raw and (ROOT / raw).is_file():
+                (src / raw).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(ROOT / raw, src / raw)
+        run(sys.executable, "-m", "build", "--outdir", path / "dist", src)
+
+    return built_once(tmp_path_factory, "dist", build) / "dist"
 
 
 def test_wheel_and_sdist_pass_twine_check(dist: Path) -> None:
@@ -152,7 +153,6 @@ def test_readme_says_how_to_pin() -> None:
 
 
 @pytest.mark.e2e
-@pytest.mark.xdist_group("plugin")  # one hook environment, shared with test_e2e_large_files
 def test_readme_snippet_works_against_this_checkout(tmp_path: Path, plugin_snapshot: Path) -> None:
     """The README's snippet, with only its repo URL (this checkout: a one-commit snapshot of its
     working tree, so uncommitted edits are tested too) and rev (that commit's sha) replaced,
