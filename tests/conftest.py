@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-from tests.helpers import built_once, git, init_repo
+from tests.helpers import built_once, copy_checkout, git, init_repo
 
 VENV_BIN = Path(sys.executable).parent
 SUBPROCESS_COVERAGE = Path(__file__).parent / "subprocess_coverage"
@@ -113,15 +112,7 @@ def plugin_build(hermetic_env: None, tmp_path_factory: pytest.TempPathFactory) -
     pre-commit cache that the tests installing it share (pre-commit locks its own store)."""
 
     def build(path: Path) -> None:
-        from tests.helpers import ROOT
-
-        plugin = path / "repro-hooks"
-        plugin.mkdir()
-        listed = git(ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
-        for raw in listed.split("\0"):
-            if raw and (ROOT / raw).is_file():
-                (plugin / raw).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(ROOT / raw, plugin / raw)
+        plugin = copy_checkout(path / "repro-hooks")
         git(plugin, "init", "-q", "-b", "main")
         git(plugin, "add", "-A")
         git(plugin, "commit", "-q", "--no-verify", "-m", "snapshot")

@@ -49,6 +49,17 @@ def built_once(factory: pytest.TempPathFactory, name: str, build: Callable[[Path
     return path
 
 
+def copy_checkout(dest: Path) -> Path:
+    """This checkout's working tree as git sees it (tracked and untracked files, ignored ones
+    left out; uncommitted edits included), copied to dest."""
+    listed = git(ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+    for raw in listed.split("\0"):
+        if raw and (ROOT / raw).is_file():
+            (dest / raw).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / raw, dest / raw)
+    return dest
+
+
 def init_repo(path: Path) -> None:
     path.mkdir(parents=True, exist_ok=True)
     git(path, "init", "-q", "-b", "main")

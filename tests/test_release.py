@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import sysconfig
@@ -22,7 +21,7 @@ import pytest
 import yaml
 
 import repro_hooks
-from tests.helpers import ROOT, VENV_BIN, big, built_once, git, write
+from tests.helpers import ROOT, VENV_BIN, big, built_once, copy_checkout, git, write
 
 pytestmark = pytest.mark.slow
 
@@ -62,12 +61,7 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     so the checkout gets no build/ or egg-info. Once per run (tests/helpers.built_once)."""
 
     def build(path: Path) -> None:
-        src = path / "src"
-        listed = git(ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
-        for raw in listed.split("\0"):
-            if raw and (ROOT / raw).is_file():
-                (src / raw).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(ROOT / raw, src / raw)
+        src = copy_checkout(path / "src")
         run(sys.executable, "-m", "build", "--outdir", path / "dist", src)
 
     return built_once(tmp_path_factory, "dist", build) / "dist"
