@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,6 +27,18 @@ def git(cwd: Path, *args: str, input: bytes | None = None, check: bool = True) -
             f"git {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr.decode()}"
         )
     return proc.stdout.decode("utf-8", "surrogateescape")
+
+
+CAP = 600.0  # only stops a hung test; never a budget
+
+
+def wait_until(condition: Callable[[], object], why: Callable[[], str], cap: float = CAP) -> None:
+    """Poll `condition` until it holds; past the cap, fail with `why()`. Tests wait on
+    conditions, never on a time budget: the cap only stops a hung test."""
+    deadline = time.monotonic() + cap
+    while not condition():
+        assert time.monotonic() < deadline, why()
+        time.sleep(0.1)
 
 
 def built_once(factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]) -> Path:

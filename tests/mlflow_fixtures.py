@@ -241,20 +241,9 @@ def queue_files(repo: Path) -> list[Path]:
     return sorted(queue.glob("*.json")) if queue.is_dir() else []
 
 
-CAP = 600.0  # only stops a hung test; never a budget
-
-
-def wait_until(condition: Callable[[], object], why: Callable[[], str], cap: float = CAP) -> None:
-    """Poll `condition` until it holds; past the cap, fail with `why()`."""
-    deadline = time.monotonic() + cap
-    while not condition():
-        assert time.monotonic() < deadline, why()
-        time.sleep(0.1)
-
-
 def wait_delivered(repo: Path) -> None:
     """Wait for the detached deliverers to empty the queue and let go of the stores' locks."""
-    from tests.helpers import cli_here
+    from tests.helpers import cli_here, wait_until
 
     wait_until(lambda: not queue_files(repo), lambda: cli_here(repo, "pending").stdout)
     wait_unlocked(repo)

@@ -23,17 +23,15 @@ from repro_hooks.cli import cli as cli_main
 from repro_hooks.links import delivery
 from repro_hooks.links.delivery import OPEN_DEADLINE, QueueRunner
 from repro_hooks.links.queue import Job, LinkQueue, store_key
-from tests.helpers import commit, git, install_local_hooks, write
+from tests.helpers import CAP, commit, git, install_local_hooks, wait_until, write
 from tests.mlflow_fixtures import (
     AUTH_PASSWORD,
     AUTH_USER,
-    CAP,
     MlflowServer,
     queue_files,
     silent_server,
     store_lock,
     wait_unlocked,
-    wait_until,
 )
 from tests.reliability import cli
 from tests.stamp_helpers import dvc_file, md5_of, stamped_run

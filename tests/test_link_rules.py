@@ -194,7 +194,7 @@ def test_link_policy_key_is_validated() -> None:
 def test_post_merge_links_only_a_merge_commit_made_here(
     repo: Path, sqlite_store: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tests.helpers import commit, git, run_cli, write
+    from tests.helpers import commit, git, run_cli, wait_until, write
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_store)
     write(repo / "pyproject.toml", "[tool.repro-hooks.mlflow]\ntimeout = 120\n")  # loaded CI
@@ -215,11 +215,9 @@ def test_post_merge_links_only_a_merge_commit_made_here(
     assert out.returncode == 0, out.stderr
     assert "nothing to link" not in out.stdout
     # the merge commit was queued: its delivery (no run here) reports on it in the log
-    import time
-
     head = git(repo, "rev-parse", "HEAD").strip()
     log = repo / ".git" / "repro-hooks" / "delivery.log"
-    deadline = time.monotonic() + 600  # a cap for a hung test, never a budget
-    while not (log.exists() and f"{head[:12]}: nothing linked" in log.read_text()):
-        assert time.monotonic() < deadline, run_cli(repo, "pending").stdout
-        time.sleep(0.2)
+    wait_until(
+        lambda: log.exists() and f"{head[:12]}: nothing linked" in log.read_text(),
+        lambda: run_cli(repo, "pending").stdout,
+    )

@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 from repro_hooks.cli import COMMANDS
-from tests.helpers import MANIFEST, ROOT, VENV_BIN, big, built_once, git, write
+from tests.helpers import MANIFEST, ROOT, VENV_BIN, big, built_once, git, wait_until, write
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 # the reference moved from the README to docs/*.md; the README keeps the hooks table
@@ -144,10 +143,11 @@ def test_built_once_builds_once_and_retries_a_failed_build(
     waiting_before = blocked_flocks()
     second = threading.Thread(target=caller, name="second")
     second.start()
-    deadline = time.monotonic() + 600  # a cap for a hung test, not a budget
-    while blocked_flocks() <= waiting_before and len(calls) == 1 and second.is_alive():
-        assert time.monotonic() < deadline
-        time.sleep(0.01)  # until the second caller waits on the lock (or builds: a failure)
+    # until the second caller waits on the lock (or builds, or ends: then the asserts fail)
+    wait_until(
+        lambda: blocked_flocks() > waiting_before or len(calls) > 1 or not second.is_alive(),
+        lambda: "the second caller neither waited on the lock nor built",
+    )
     release.set()
     first.join(600)
     second.join(600)

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import commit, git, write
+from tests.helpers import commit, git, wait_until, write
 from tests.mlflow_fixtures import MlflowServer, queue_files, status_server, store_lock
 from tests.reliability import REPRO, Outcome, assert_no_crash, cli, unchanged
 from tests.stamp_helpers import dvc_file, md5_of, stamped_run
@@ -95,10 +95,11 @@ def kill(pids: list[int]) -> None:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 120  # a cap, not a budget
-    while any(Path(f"/proc/{p}").exists() and _alive(p) for p in pids):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_until(
+        lambda: not any(Path(f"/proc/{p}").exists() and _alive(p) for p in pids),
+        lambda: f"still alive after SIGKILL: {pids}",
+        cap=120,
+    )
 
 
 def _alive(pid: int) -> bool:

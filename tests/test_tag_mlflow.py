@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from repro_hooks.cli import cli
 from repro_hooks.links.core import dvc_tag_key
 from repro_hooks.links.queue import Job
-from tests.helpers import cli_here, commit, git, install_local_hooks, run_cli, write
+from tests.helpers import cli_here, commit, git, install_local_hooks, run_cli, wait_until, write
 from tests.mlflow_fixtures import (
     MlflowServer,
     queue_files,
@@ -25,7 +25,6 @@ from tests.mlflow_fixtures import (
     status_server,
     wait_delivered,
     wait_unlocked,
-    wait_until,
 )
 from tests.stamp_helpers import dvc_file, md5_of, stamped_run, train_env
 
@@ -376,10 +375,7 @@ def test_server_down_at_commit_then_back(
     server.stop()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
     hook_commit(repo, "while the server is down")
-    deadline = time.monotonic() + 600
-    while "last error" not in cli_here(repo, "pending").stdout:
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    wait_until(lambda: "last error" in cli_here(repo, "pending").stdout, lambda: log_text(repo))
     pending = cli_here(repo, "pending")
     assert pending.returncode == 0
     assert "link " + head(repo)[:12] in pending.stdout
