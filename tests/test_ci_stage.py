@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.dvc_helpers import dvc
-from tests.helpers import VENV_BIN, big, commit, git, install_local_hooks, write
+from tests.helpers import VENV_BIN, big, commit, git, install_local_hooks, run_cli, write
 
 pytestmark = pytest.mark.e2e
 
@@ -241,3 +241,91 @@ def test_hook_runner_from_the_parent_command_line(
 
     got = hook_runner(argv)
     assert (None if got is None else (got.framework, got.config)) == expected
+
+
+def push(repo: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    proc = subprocess.run(
+        ["git", "push", "origin", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def test_push_through_both_hooks_prints_each_finding_once(repo: Path, tmp_path: Path) -> None:
+    """Issue 22: the README's set-up at push, pre-commit's scan-pushed-commits plus the plain
+    shim (`repro-hooks install --hook pre-push`, run first as pre-push.legacy, every ref)
+    printed every finding twice. One finding, once; no ref unchecked, with or without the
+    shim, with scan-pushed-commits skipped."""
+    install_local_hooks(repo, RECOMMENDED, ["pre-commit", "pre-push"])
+    assert run_cli(repo, "install", "--hook", "pre-push").returncode == 0
+    legacy = repo / ".git" / "hooks" / "pre-push.legacy"
+    assert legacy.is_file()
+    git(tmp_path, "init", "-q", "--bare", "remote.git")
+    git(repo, "remote", "add", "origin", str(tmp_path / "remote.git"))
+    assert push(repo, "main")[0] == 0  # clean
+    write(repo / "big.bin", big(600 * 1024))
+    assert commit(repo, "big").returncode == 0  # --no-verify
+    git(repo, "checkout", "-q", "-b", "other")
+    write(repo / "big2.bin", big(700 * 1024, seed=2))
+    assert commit(repo, "big2").returncode == 0
+    git(repo, "checkout", "-q", "main")
+    # two refs: pre-commit's hook sees main only, the shim both
+    code, out = push(repo, "main", "other")
+    assert code == 1, out
+    assert out.count("big.bin:") == 1, out
+    assert out.count("big2.bin:") == 1, out
+    assert "printed above by the pre-push shim" in out
+    # scan-pushed-commits skipped: the shim still checks every ref
+    code, out = push(repo, "main", "other", env={"SKIP": "scan-pushed-commits"})
+    assert code == 1 and out.count("big.bin:") == 1 and out.count("big2.bin:") == 1, out
+    # no shim: pre-commit's hook checks the first ref itself
+    legacy.unlink()
+    code, out = push(repo, "main")
+    assert code == 1, out
+    assert out.count("big.bin:") == 1, out
+    assert "printed above" not in out
+    # a clean push through both
+    assert run_cli(repo, "install", "--hook", "pre-push").returncode == 0
+    git(repo, "reset", "-q", "--hard", "HEAD~1")
+    write(repo / "code.py", "print('hi')\n")
+    assert commit(repo, "code").returncode == 0
+    code, out = push(repo, "main")
+    assert code == 0, out
+
+
+def test_shim_record_covers_only_this_push_and_policy(tmp_path: Path) -> None:
+    """The hand-off is trusted only for the same parent, remote, tip and policy; it is read
+    once; a record of another version or garbage is none."""
+    from dataclasses import replace
+
+    from repro_hooks import handoff
+    from repro_hooks.policy.config import Policy
+
+    env = {
+        "PRE_COMMIT_TO_REF": "b" * 40,
+        "PRE_COMMIT_REMOTE_NAME": "origin",
+        "PRE_COMMIT_REMOTE_URL": "/srv/r.git",
+    }
+    scan = handoff.shim_scan(["origin", "/srv/r.git"], ["a" * 40, "b" * 40], Policy(), 2)
+    me = handoff.parent_identity()
+    assert handoff.covers(scan, env, me, Policy())
+    assert not handoff.covers(None, env, me, Policy())
+    assert not handoff.covers(scan, env, "1:2", Policy())
+    assert not handoff.covers(scan, env, me, replace(Policy(), max_size=1))
+    assert not handoff.covers(scan, {**env, "PRE_COMMIT_TO_REF": "c" * 40}, me, Policy())
+    assert not handoff.covers(scan, {**env, "PRE_COMMIT_REMOTE_NAME": "fork"}, me, Policy())
+    assert not handoff.covers(scan, {}, me, Policy())
+    handoff.save(tmp_path, scan)
+    assert handoff.take(tmp_path) == scan
+    assert handoff.take(tmp_path) is None  # read once
+    (tmp_path / handoff.RECORD).write_text('{"version": 0}')
+    assert handoff.take(tmp_path) is None
+    (tmp_path / handoff.RECORD).write_text("garbage")
+    assert handoff.take(tmp_path) is None
+    handoff.save(tmp_path, scan)
+    handoff.clear(tmp_path)
+    assert handoff.take(tmp_path) is None
