@@ -417,3 +417,33 @@ def test_config_file_of_the_installed_hook_is_the_one_read(repo: Path) -> None:
     write(repo / "data/train.csv", TRAIN_CSV)
     out = blocked(commit(repo, "train", "data/train.csv", verify=True), "data/train.csv")
     assert "data/train.csv: data file stored in git" in out
+
+
+def test_installed_plugin_reports_once_or_both_never_neither(
+    repo: Path, plugin_snapshot: Path
+) -> None:
+    """Door 3 through the published path (`repo:` this checkout, `language: python`): without
+    a filter the file is reported once; with `types: [text]` (which passes a CSV, but identify
+    is not in the hook's environment to prove it) both hooks report it."""
+    rev = git(plugin_snapshot, "rev-parse", "HEAD").strip()
+
+    def configure(extra: str) -> None:
+        (repo / ".pre-commit-config.yaml").write_text(
+            f"repos:\n- repo: {plugin_snapshot}\n  rev: {rev}\n  hooks:\n"
+            f"  - id: block-large-files\n{extra}  - id: require-dvc-files\n"
+        )
+        git(repo, "add", ".pre-commit-config.yaml")
+        git(repo, "commit", "-q", "--no-verify", "-m", "config")
+
+    configure("")
+    subprocess.run(
+        [str(VENV_BIN / "pre-commit"), "install"], cwd=repo, check=True, capture_output=True
+    )
+    write(repo / "data/train.csv", TRAIN_CSV)
+    out = blocked(commit(repo, "train", "data/train.csv", verify=True), "data/train.csv")
+    assert out.count("data/train.csv:") == 1, out
+    git(repo, "reset", "-q", "data/train.csv")
+    configure("    types: [text]\n")
+    out = blocked(commit(repo, "train", "data/train.csv", verify=True), "data/train.csv")
+    assert out.count("data/train.csv:") == 2, out
+    assert "data/train.csv: data file stored in git" in out
