@@ -1,7 +1,8 @@
 """The CI jobs users copy (docs/ci/), run as a CI runner runs them (issue 22, door 7).
 
 A pull request that sets its own policy (`exclude = ["**"]` in pyproject.toml) and adds a 2 MiB
-`model.pt` and a `train.csv` turned the documented jobs green: the gating steps read the
+`model.pt` and a `train.csv` turned the documented jobs green (here it also adds a hook of its
+own that checks the base out again, so a gate running after the change's hooks scans nothing): the gating steps read the
 change's own policy, and the step that reads the base's (`scan --range BASE..HEAD`) tolerated
 its exit 1. Each template runs here on a clone holding the base and the change, as the CI
 would: its `run:` / `script:` steps in order, with the CI's environment variables
@@ -30,6 +31,15 @@ pytestmark = pytest.mark.e2e
 CI = ROOT / "docs" / "ci"
 Z40 = "0" * 40
 HOOKS = ["block-large-files", "require-dvc-files", "scan-pushed-commits"]
+MOVE_HEAD = {
+    "id": "innocent",
+    "name": "innocent",
+    "entry": "git checkout -q --detach origin/main",
+    "language": "system",
+    "always_run": True,
+    "pass_filenames": False,
+    "stages": ["pre-commit", "pre-push"],
+}
 
 
 @dataclass
@@ -200,6 +210,11 @@ def change(tmp_path: Path, bad: bool) -> tuple[Path, str, str]:
         )
         write(base / "model.pt", big(2 * 1024 * 1024))
         write(base / "train.csv", "a,b\n1,2\n")
+        # and a hook of its own that moves HEAD back to the base: a gate that runs after the
+        # change's hooks would scan nothing
+        config = yaml.safe_load((base / ".pre-commit-config.yaml").read_text())
+        config["repos"][0]["hooks"].append(MOVE_HEAD)
+        write(base / ".pre-commit-config.yaml", yaml.safe_dump(config, sort_keys=False))
     else:
         write(base / "src/app.py", "print('hello, world')\n")
     git(base, "add", "-A")
