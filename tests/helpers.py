@@ -142,10 +142,12 @@ def install_local_hooks(
     hook_ids: list[str],
     hook_types: list[str],
     extra: dict[str, dict[str, object]] | None = None,
+    top: dict[str, object] | None = None,
 ) -> None:
     """Write a `repo: local` .pre-commit-config.yaml built from our manifest (entries, stages
     and flags exactly as published; language `unsupported` so the installed console script
-    runs), then `pre-commit install` the given hook types."""
+    runs; `extra` keys per hook id, `top` top-level keys), then `pre-commit install` the given
+    hook types."""
     manifest = {h["id"]: h for h in yaml.safe_load(MANIFEST.read_text())}
     hooks = []
     for hook_id in hook_ids:
@@ -154,7 +156,7 @@ def install_local_hooks(
         hook.pop("minimum_pre_commit_version", None)
         hook.update((extra or {}).get(hook_id, {}))
         hooks.append(hook)
-    config = {"repos": [{"repo": "local", "hooks": hooks}]}
+    config = {**(top or {}), "repos": [{"repo": "local", "hooks": hooks}]}
     (repo / ".pre-commit-config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     git(repo, "add", ".pre-commit-config.yaml")
     git(repo, "commit", "-q", "--no-verify", "-m", "pre-commit config")

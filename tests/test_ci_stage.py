@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.dvc_helpers import dvc
-from tests.helpers import VENV_BIN, big, commit, git, install_local_hooks, write
+from tests.helpers import VENV_BIN, big, commit, git, install_local_hooks, run_cli, write
 
 pytestmark = pytest.mark.e2e
 
@@ -111,11 +111,20 @@ def test_without_block_large_files_require_dvc_files_reports_large_data(dvc_repo
         pytest.param("repos: [", {"PRE_COMMIT": "1"}, None, id="malformed-yaml"),
         pytest.param("- a list", {"PRE_COMMIT": "1"}, None, id="not-a-mapping"),
         pytest.param("{hooks}", {"PRE_COMMIT": "1"}, 500 * 1024, id="default-limit"),
+        pytest.param("{hooks}", {"PRE_COMMIT": "1", "PRE_COMMIT_FROM_REF": "a"}, None, id="at-push"),
         pytest.param("{hooks}", {"PRE_COMMIT": "1", "SKIP": "x,block-large-files"}, None, id="skipped"),
+        pytest.param("{hooks}\n    alias: blf", {"PRE_COMMIT": "1", "SKIP": "blf"}, None, id="skipped-alias"),
+        pytest.param("{hooks}", {"PRE_COMMIT": "1", "PREK_SKIP": "block-large-files"}, None, id="prek-skip"),
         pytest.param("{hooks}\n    stages: [pre-push]", {"PRE_COMMIT": "1"}, None, id="push-only"),
         pytest.param("{hooks}\n    stages: [commit]", {"PRE_COMMIT": "1"}, 500 * 1024, id="legacy-stage"),
         pytest.param("default_stages: [pre-push]\n{hooks}", {"PRE_COMMIT": "1"}, None, id="default-stages"),
-        pytest.param("{hooks}\n    files: ^data/", {"PRE_COMMIT": "1"}, None, id="files-filter"),
+        pytest.param("{hooks}\n    pass_filenames: false", {"PRE_COMMIT": "1"}, None, id="no-filenames"),
+        pytest.param("{hooks}\n    files: '['", {"PRE_COMMIT": "1"}, None, id="bad-regex"),
+        pytest.param("files: '('\n{hooks}", {"PRE_COMMIT": "1"}, None, id="bad-top-regex"),
+        pytest.param("{hooks}\n    types: text", {"PRE_COMMIT": "1"}, None, id="types-not-a-list"),
+        pytest.param("{hooks}\n    entry: echo", {"PRE_COMMIT": "1"}, None, id="not-our-entry"),
+        pytest.param("repos:\n- repo: https://x/other-hooks\n  hooks:\n  - id: block-large-files", {"PRE_COMMIT": "1"}, None, id="other-repo"),
+        pytest.param("repos:\n- repo: https://x/repro-hooks.git\n  hooks:\n  - id: block-large-files", {"PRE_COMMIT": "1"}, 500 * 1024, id="our-repo"),
         pytest.param("{hooks}\n    args: [--max-size, 2MB]", {"PRE_COMMIT": "1"}, 2_000_000, id="max-size"),
         pytest.param("{hooks}\n    args: [--maxkb=100]", {"PRE_COMMIT": "1"}, 102_400, id="maxkb"),
         pytest.param("{hooks}\n    args: [--config, p.toml]", {"PRE_COMMIT": "1"}, 3_000_000, id="config"),
@@ -131,11 +140,192 @@ def test_sibling_block_large_files_policy(
     tmp_path: Path, config: str | None, env: dict[str, str], limit: int | None
 ) -> None:
     from repro_hooks.policy.config import Policy
-    from repro_hooks.policy.sibling_hooks import large_files_policy_at_commit
+    from repro_hooks.policy.sibling_hooks import HookRunner, large_files_runs_at_commit
 
-    hooks = "repos:\n- repo: local\n  hooks:\n  - id: other\n  - id: block-large-files"
+    hooks = (
+        "repos:\n- repo: local\n  hooks:\n  - id: other\n  - id: block-large-files\n"
+        "    entry: repro-hooks check-large-files"
+    )
     if config is not None:
         (tmp_path / ".pre-commit-config.yaml").write_text(config.replace("{hooks}", hooks))
     (tmp_path / "p.toml").write_text('max-size = "3MB"\n')
-    got = large_files_policy_at_commit(tmp_path, Policy(), env)
-    assert (got.max_size if got is not None else None) == limit
+    runner = HookRunner("pre-commit", ".pre-commit-config.yaml")
+    got = large_files_runs_at_commit(tmp_path, Policy(), env, runner)
+    assert (got.runs[0].policy.max_size if got is not None else None) == limit
+    # not started by the framework's commit hook: never covered
+    assert large_files_runs_at_commit(tmp_path, Policy(), env, None) is None
+
+
+HOOK_IMPL = ["/v/bin/python", "-mpre_commit", "hook-impl"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        pytest.param(
+            [
+                *HOOK_IMPL,
+                "--config=.pre-commit-config.yaml",
+                "--hook-type=pre-commit",
+                "--hook-dir",
+                "/r/.git/hooks",
+                "--",
+            ],
+            ("pre-commit", ".pre-commit-config.yaml"),
+            id="git-commit",
+        ),
+        pytest.param(
+            [*HOOK_IMPL, "--config=other.yaml", "--hook-type=pre-commit", "--"],
+            ("pre-commit", "other.yaml"),
+            id="install-c",
+        ),
+        pytest.param(
+            ["/v/bin/python", "/v/bin/pre-commit", "hook-impl", "--hook-type", "pre-commit"],
+            ("pre-commit", ".pre-commit-config.yaml"),
+            id="script",
+        ),
+        pytest.param(
+            [*HOOK_IMPL, "--config=c.yaml", "--hook-type=pre-push", "--"], None, id="pre-push"
+        ),
+        pytest.param(
+            [*HOOK_IMPL, "--config=c.yaml", "--hook-type=pre-merge-commit"],
+            None,
+            id="pre-merge-commit",
+        ),
+        pytest.param([*HOOK_IMPL, "--config=c.yaml", "--hook-type"], None, id="missing-value"),
+        pytest.param(
+            [*HOOK_IMPL, "--hook-type=pre-commit", "--unknown"], None, id="unknown-option"
+        ),
+        pytest.param(
+            ["/v/bin/python", "/v/bin/pre-commit", "run", "require-dvc-files"],
+            None,
+            id="run-one-hook",
+        ),
+        pytest.param(
+            ["/v/bin/python", "/v/bin/pre-commit", "run", "--all-files"], None, id="run-all-files"
+        ),
+        pytest.param(
+            ["/bin/sh", "hook-impl", "--hook-type=pre-commit"], None, id="not-a-framework"
+        ),
+        pytest.param(
+            [
+                "/v/bin/prek",
+                "hook-impl",
+                "--hook-dir=/r/.git/hooks",
+                "--script-version=4",
+                "--hook-type=pre-commit",
+                "--",
+            ],
+            ("prek", ".pre-commit-config.yaml"),
+            id="prek",
+        ),
+        pytest.param(
+            ["/v/bin/prek", "hook-impl", "--hook-type=pre-commit", "block-large-files"],
+            None,
+            id="prek-one-hook",
+        ),
+        pytest.param(
+            ["/v/bin/prek", "hook-impl", "--hook-type=pre-commit", "-C", "sub"], None, id="prek-cd"
+        ),
+        pytest.param(
+            ["/v/bin/prek", "hook-impl", "--hook-type=pre-commit", "--skip", "x"],
+            None,
+            id="prek-skip",
+        ),
+    ],
+)
+def test_hook_runner_from_the_parent_command_line(
+    argv: list[str], expected: tuple[str, str] | None
+) -> None:
+    from repro_hooks.policy.sibling_hooks import hook_runner
+
+    got = hook_runner(argv)
+    assert (None if got is None else (got.framework, got.config)) == expected
+
+
+def push(repo: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    proc = subprocess.run(
+        ["git", "push", "origin", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def test_push_through_both_hooks_prints_each_finding_once(repo: Path, tmp_path: Path) -> None:
+    """Issue 22: the README's set-up at push, pre-commit's scan-pushed-commits plus the plain
+    shim (`repro-hooks install --hook pre-push`, run first as pre-push.legacy, every ref)
+    printed every finding twice. One finding, once; no ref unchecked, with or without the
+    shim, with scan-pushed-commits skipped."""
+    install_local_hooks(repo, RECOMMENDED, ["pre-commit", "pre-push"])
+    assert run_cli(repo, "install", "--hook", "pre-push").returncode == 0
+    legacy = repo / ".git" / "hooks" / "pre-push.legacy"
+    assert legacy.is_file()
+    git(tmp_path, "init", "-q", "--bare", "remote.git")
+    git(repo, "remote", "add", "origin", str(tmp_path / "remote.git"))
+    assert push(repo, "main")[0] == 0  # clean
+    write(repo / "big.bin", big(600 * 1024))
+    assert commit(repo, "big").returncode == 0  # --no-verify
+    git(repo, "checkout", "-q", "-b", "other")
+    write(repo / "big2.bin", big(700 * 1024, seed=2))
+    assert commit(repo, "big2").returncode == 0
+    git(repo, "checkout", "-q", "main")
+    # two refs: pre-commit's hook sees main only, the shim both
+    code, out = push(repo, "main", "other")
+    assert code == 1, out
+    assert out.count("big.bin:") == 1, out
+    assert out.count("big2.bin:") == 1, out
+    assert "printed above by the pre-push shim" in out
+    # scan-pushed-commits skipped: the shim still checks every ref
+    code, out = push(repo, "main", "other", env={"SKIP": "scan-pushed-commits"})
+    assert code == 1 and out.count("big.bin:") == 1 and out.count("big2.bin:") == 1, out
+    # no shim: pre-commit's hook checks the first ref itself
+    legacy.unlink()
+    code, out = push(repo, "main")
+    assert code == 1, out
+    assert out.count("big.bin:") == 1, out
+    assert "printed above" not in out
+    # a clean push through both
+    assert run_cli(repo, "install", "--hook", "pre-push").returncode == 0
+    git(repo, "reset", "-q", "--hard", "HEAD~1")
+    write(repo / "code.py", "print('hi')\n")
+    assert commit(repo, "code").returncode == 0
+    code, out = push(repo, "main")
+    assert code == 0, out
+
+
+def test_shim_record_covers_only_this_push_and_policy(tmp_path: Path) -> None:
+    """The hand-off is trusted only for the same parent, remote, tip and policy; it is read
+    once; a record of another version or garbage is none."""
+    from dataclasses import replace
+
+    from repro_hooks import handoff
+    from repro_hooks.policy.config import Policy
+
+    env = {
+        "PRE_COMMIT_TO_REF": "b" * 40,
+        "PRE_COMMIT_REMOTE_NAME": "origin",
+        "PRE_COMMIT_REMOTE_URL": "/srv/r.git",
+    }
+    scan = handoff.shim_scan(["origin", "/srv/r.git"], ["a" * 40, "b" * 40], Policy(), 2)
+    me = handoff.parent_identity()
+    assert handoff.covers(scan, env, me, Policy())
+    assert not handoff.covers(None, env, me, Policy())
+    assert not handoff.covers(scan, env, "1:2", Policy())
+    assert not handoff.covers(scan, env, me, replace(Policy(), max_size=1))
+    assert not handoff.covers(scan, {**env, "PRE_COMMIT_TO_REF": "c" * 40}, me, Policy())
+    assert not handoff.covers(scan, {**env, "PRE_COMMIT_REMOTE_NAME": "fork"}, me, Policy())
+    assert not handoff.covers(scan, {}, me, Policy())
+    handoff.save(tmp_path, scan)
+    assert handoff.take(tmp_path) == scan
+    assert handoff.take(tmp_path) is None  # read once
+    (tmp_path / handoff.RECORD).write_text('{"version": 0}')
+    assert handoff.take(tmp_path) is None
+    (tmp_path / handoff.RECORD).write_text("garbage")
+    assert handoff.take(tmp_path) is None
+    handoff.save(tmp_path, scan)
+    handoff.clear(tmp_path)
+    assert handoff.take(tmp_path) is None

@@ -12,11 +12,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from repro_hooks.git import Blob
 from repro_hooks.large_files.check import commit_total_finding
 from repro_hooks.policy.config import DEFAULT_DATA_PATTERNS, Policy, misspelled_table
-from tests.helpers import big, commit, git, install_local_hooks, run_cli, write
+from tests.helpers import VENV_BIN, big, commit, git, install_local_hooks, run_cli, write
 
 pytestmark = pytest.mark.e2e
 KIB = 1024
@@ -310,3 +311,139 @@ def test_new_keys_are_validated(repo: Path, line: str, reason: str) -> None:
     proc = run_cli(repo, "check-large-files")
     assert proc.returncode == 2
     assert reason in proc.stderr and proc.stderr.count("\n") == 1
+
+
+# ---- issue 22, door 3: every way pre-commit filters block-large-files' files -----------------
+
+PAIR = ["block-large-files", "require-dvc-files"]
+TRAIN_CSV = "a,b,c\n" + "0.5,1.25,label\n" * 180_000  # 2.7 MB of text: identify tags it csv, text
+
+
+@pytest.mark.parametrize(
+    ("top", "hook"),
+    [
+        pytest.param({"files": "^src/"}, {}, id="top-level-files"),
+        pytest.param({"exclude": "^data/"}, {}, id="top-level-exclude"),
+        pytest.param({}, {"files": "^src/"}, id="hook-files"),
+        pytest.param({}, {"exclude": "^data/"}, id="hook-exclude"),
+        pytest.param({}, {"types": ["python"]}, id="types"),
+        pytest.param({}, {"types_or": ["python", "markdown"]}, id="types_or"),
+        pytest.param({}, {"exclude_types": ["csv"]}, id="exclude_types"),
+        pytest.param({}, {"exclude_types": ["text"]}, id="exclude_types-text"),
+        pytest.param({}, {"pass_filenames": False, "exclude": "^data/"}, id="no-filenames"),
+    ],
+)
+def test_large_data_hidden_from_block_large_files_is_reported(
+    repo: Path, top: dict[str, object], hook: dict[str, object]
+) -> None:
+    """Issue 22, door 3: check-dvc left large data files to block-large-files, which the config
+    kept from seeing them: neither hook reported a 2.7 MB data/train.csv. Both report now,
+    never neither."""
+    install_local_hooks(repo, PAIR, ["pre-commit"], {"block-large-files": hook}, top)
+    write(repo / "data/train.csv", TRAIN_CSV)
+    before = head(repo)
+    out = blocked(commit(repo, "train", "data/train.csv", verify=True), "data/train.csv")
+    assert "data/train.csv: data file stored in git" in out
+    assert head(repo) == before
+
+
+@pytest.mark.parametrize(
+    "hook",
+    [
+        pytest.param({}, id="no-filter"),
+        pytest.param({"files": "^data/"}, id="files-passing-it"),
+        pytest.param({"types": ["text"], "exclude_types": ["python"]}, id="types-passing-it"),
+        pytest.param({"args": ["--max-size", "2MB"]}, id="limit-it-exceeds"),
+    ],
+)
+def test_large_data_seen_by_block_large_files_is_reported_once(
+    repo: Path, hook: dict[str, object]
+) -> None:
+    """The other side of door 3: when pre-commit provably passes the file to block-large-files
+    at a limit it exceeds, one finding, once, with block-large-files' recipe."""
+    install_local_hooks(repo, PAIR, ["pre-commit"], {"block-large-files": hook})
+    write(repo / "data/train.csv", TRAIN_CSV)
+    out = blocked(commit(repo, "train", "data/train.csv", verify=True), "data/train.csv")
+    assert out.count("data/train.csv:") == 1, out
+    assert "data/train.csv: 2.6 MiB in git" in out or "data/train.csv: 2.7 MB in git" in out, out
+
+
+def test_large_data_committed_earlier_is_reported(repo: Path) -> None:
+    """Door 3, the first filter of all: pre-commit passes only staged names. A large CSV
+    committed past the hooks stayed in the tree; check-dvc left it to block-large-files, which
+    is never passed it at a later commit of something else: neither reported."""
+    install_local_hooks(repo, PAIR, ["pre-commit"])
+    write(repo / "data/train.csv", TRAIN_CSV)
+    assert commit(repo, "sneaked in", "data/train.csv").returncode == 0  # --no-verify
+    write(repo / "code.py", "print('hi')\n")
+    out = blocked(commit(repo, "code", "code.py", verify=True), "data/train.csv")
+    assert "data/train.csv: data file stored in git" in out
+
+
+def test_one_hook_run_by_hand_reports(repo: Path) -> None:
+    """`pre-commit run require-dvc-files`: block-large-files does not run at all."""
+    install_local_hooks(repo, PAIR, ["pre-commit"])
+    write(repo / "data/train.csv", TRAIN_CSV)
+    git(repo, "add", "data/train.csv")
+    for args in (["require-dvc-files"], ["require-dvc-files", "--all-files"]):
+        proc = subprocess.run(
+            [str(VENV_BIN / "pre-commit"), "run", *args],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        out = blocked(proc, "data/train.csv")
+        assert "data/train.csv: data file stored in git" in out
+
+
+def test_config_file_of_the_installed_hook_is_the_one_read(repo: Path) -> None:
+    """`pre-commit install -c other.yaml`: the hook runs other.yaml (no block-large-files); a
+    .pre-commit-config.yaml that has it must not make check-dvc leave the file to it."""
+    install_local_hooks(repo, PAIR, ["pre-commit"])
+    manifest = yaml.safe_load((repo / ".pre-commit-config.yaml").read_text())
+    hooks = manifest["repos"][0]["hooks"]
+    manifest["repos"][0]["hooks"] = [h for h in hooks if h["id"] == "require-dvc-files"]
+    write(repo / "other.yaml", yaml.safe_dump(manifest, sort_keys=False))
+    git(repo, "add", "other.yaml")
+    proc = subprocess.run(
+        [str(VENV_BIN / "pre-commit"), "install", "-f", "-c", "other.yaml"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    write(repo / "data/train.csv", TRAIN_CSV)
+    out = blocked(commit(repo, "train", "data/train.csv", verify=True), "data/train.csv")
+    assert "data/train.csv: data file stored in git" in out
+
+
+def test_installed_plugin_reports_once_or_both_never_neither(
+    repo: Path, plugin_snapshot: Path
+) -> None:
+    """Door 3 through the published path (`repo:` this checkout, `language: python`): without
+    a filter the file is reported once; with `types: [text]` (which passes a CSV, but identify
+    is not in the hook's environment to prove it) both hooks report it."""
+    rev = git(plugin_snapshot, "rev-parse", "HEAD").strip()
+
+    def configure(extra: str) -> None:
+        (repo / ".pre-commit-config.yaml").write_text(
+            f"repos:\n- repo: {plugin_snapshot}\n  rev: {rev}\n  hooks:\n"
+            f"  - id: block-large-files\n{extra}  - id: require-dvc-files\n"
+        )
+        git(repo, "add", ".pre-commit-config.yaml")
+        git(repo, "commit", "-q", "--no-verify", "-m", "config")
+
+    configure("")
+    subprocess.run(
+        [str(VENV_BIN / "pre-commit"), "install"], cwd=repo, check=True, capture_output=True
+    )
+    write(repo / "data/train.csv", TRAIN_CSV)
+    out = blocked(commit(repo, "train", "data/train.csv", verify=True), "data/train.csv")
+    assert out.count("data/train.csv:") == 1, out
+    git(repo, "reset", "-q", "data/train.csv")
+    configure("    types: [text]\n")
+    out = blocked(commit(repo, "train", "data/train.csv", verify=True), "data/train.csv")
+    assert out.count("data/train.csv:") == 2, out
+    assert "data/train.csv: data file stored in git" in out

@@ -112,3 +112,33 @@ def test_sarif_output_matches_sarif_2_1_0(repo: Path) -> None:
     jsonschema.Draft7Validator(schema).validate(doc)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.Draft7Validator(schema).validate({**doc, "version": "2.0.0"})
+
+
+def test_install_help_says_what_it_installs(repo: Path, tmp_path: Path) -> None:
+    """Issue 22: `install --help` said "every client hook"; it installs pre-commit and pre-push
+    (pre-receive in a bare repository). The help names the defaults as the code computes
+    them, every shim, the opt-in ones, and a run installs exactly what it names."""
+    from repro_hooks.shims import OPT_IN_HOOKS, default_hooks
+
+    # one line per paragraph: click wraps at hyphens ("post- commit") at its usual width
+    result = CliRunner().invoke(
+        cli, ["install", "--help"], terminal_width=1000, max_content_width=1000
+    )
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    shims = available_shims()
+    work_tree, bare = default_hooks(shims, bare=False), default_hooks(shims, bare=True)
+    said = f"Default: {' and '.join(work_tree)}; in a bare repository: {' and '.join(bare)}."
+    assert said in text, text
+    assert "every client hook" not in text
+    for name in shims:
+        assert name in text, name
+    opt_in = ", ".join(n for n in ("post-commit", "post-rewrite", "post-merge"))
+    assert set(opt_in.split(", ")) == OPT_IN_HOOKS
+    assert f"({opt_in}) are installed only when named" in text
+    code, out = invoke("install")
+    assert code == 0
+    assert sorted(Path(line.split(" ", 1)[1]).name for line in out.splitlines()) == work_tree
+    git(tmp_path, "init", "-q", "--bare", "srv.git")
+    code, out = invoke("install", str(tmp_path / "srv.git"))
+    assert sorted(Path(line.split(" ", 1)[1]).name for line in out.splitlines()) == bare

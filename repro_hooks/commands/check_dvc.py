@@ -68,28 +68,67 @@ def check_dvc(
 
 
 def _without_large_files(git: Git, policy: Policy, findings: list[Finding]) -> list[Finding]:
-    """Under pre-commit, when block-large-files runs at this commit too: leave to it the data
-    files it reports (over its size limit), so each is printed once, with one recipe."""
+    """Under the framework's commit hook, when block-large-files provably reports a data file
+    too (it runs at this commit, is passed that file and finds it over its size limit): leave
+    it to it, so each is printed once, with one recipe. Anything not proven: both report
+    (repro_hooks/policy/sibling_hooks.py)."""
+    import functools
     import os
 
-    from repro_hooks.policy.sibling_hooks import large_files_policy_at_commit
+    from repro_hooks.policy import sibling_hooks as sib
 
-    candidates = [f.path for f in findings if f.rule == "data-in-git"]
+    candidates = [f.path for f in findings if f.rule == "data-in-git" and f.path.isprintable()]
     if not candidates or git.root is None:
         return findings
-    sibling = large_files_policy_at_commit(git.root, policy, os.environ)
-    if sibling is None:
+    root = git.root
+    argv = sib.parent_argv()
+    runner = sib.hook_runner(argv) if argv is not None else None
+    hooks = sib.large_files_runs_at_commit(
+        root, policy, os.environ, runner, lambda: _other_framework_configs(git)
+    )
+    if hooks is None:
+        return findings
+    from repro_hooks.large_files.check import passable_by_pre_commit
+
+    staged = git.staged_paths()  # None before the first commit: every index entry is staged
+    tags = sib.identify_tags(root)
+    by_policy: dict[Policy, list[str]] = {}
+    for path in candidates:
+        raw = os.fsencode(path)
+        if staged is not None and raw not in staged:
+            continue  # pre-commit passes only staged names
+        if not passable_by_pre_commit(root, raw):
+            continue  # nor names missing on disk or not regular files
+        for run_policy in hooks.runs_for(path, functools.partial(tags, path)):
+            by_policy.setdefault(run_policy, []).append(path)
+    if not by_policy:
         return findings
     from repro_hooks.errors import ReproHooksError
     from repro_hooks.large_files.check import check_large_files as large_file_check
     from repro_hooks.large_files.check import collect_blobs
 
-    try:
-        blobs = collect_blobs(git, paths=candidates, cwd=git.root)
-    except ReproHooksError:
-        return findings  # a name we cannot map back: both hooks report it
-    theirs = {f.path for f in large_file_check(git, sibling, blobs)}
+    theirs: set[str] = set()
+    for run_policy, paths in by_policy.items():
+        try:
+            blobs = collect_blobs(git, paths=paths, cwd=root)
+        except ReproHooksError:
+            continue  # a name we cannot map back: both hooks report it
+        theirs.update(f.path for f in large_file_check(git, run_policy, blobs))
     return [f for f in findings if not (f.rule == "data-in-git" and f.path in theirs)]
+
+
+def _other_framework_configs(git: Git) -> bool:
+    """Whether any config file other than the root `.pre-commit-config.yaml` exists (tracked or
+    not ignored): prek's workspace mode would run those projects on their own files."""
+    from repro_hooks.policy.sibling_hooks import PRE_COMMIT_CONFIG, PREK_CONFIG_NAMES
+
+    specs = [f":(top,glob)**/{name}" for name in PREK_CONFIG_NAMES]
+    out = git.try_run(
+        "ls-files", "-z", "--full-name", "--cached", "--others", "--exclude-standard", "--", *specs
+    )
+    if out is None:
+        return True
+    return any(p and p != PRE_COMMIT_CONFIG.encode() for p in out.split(b"\0"))
 
 
 def _repo_relative(root: Path, path: str) -> str:

@@ -13,15 +13,21 @@ from repro_hooks.commands._common import guarded
 @click.argument("repo", default=".", type=click.Path(file_okay=False, path_type=Path))
 @click.option(
     "--hook", "hooks", multiple=True, metavar="NAME",
-    help="Install only this hook (repeatable). Default: every client hook "
-    "(pre-commit, pre-push, ...); in a bare repository: pre-receive.",
+    help="Install this hook (repeatable): pre-commit, pre-push, post-commit, post-rewrite, "
+    "post-merge, pre-receive. Default: pre-commit and pre-push; in a bare repository: "
+    "pre-receive. The MLflow linking hooks (post-commit, post-rewrite, post-merge) are "
+    "installed only when named.",
 )  # fmt: skip
 @click.pass_context
 def install(ctx: click.Context, repo: Path, hooks: tuple[str, ...]) -> None:
-    """Install repro-hooks' plain git hooks into REPO (default: the current repository).
+    """Install repro-hooks' plain git hooks into REPO (default: the current repository):
+    pre-commit and pre-push in a work tree, pre-receive in a bare repository, or the ones named
+    with --hook.
 
-    Honours core.hooksPath and linked worktrees (`git rev-parse --git-path hooks`). A hook file
-    that repro-hooks did not write is never overwritten: exit 2 naming it.
+    Honours core.hooksPath and linked worktrees (`git rev-parse --git-path hooks`). Where the
+    pre-commit framework's script holds a hook, the shim goes beside it as <hook>.legacy, which
+    pre-commit runs first. A hook file that repro-hooks did not write is never overwritten:
+    exit 2 naming it.
     """
 
     def body() -> None:

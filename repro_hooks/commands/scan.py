@@ -110,10 +110,28 @@ def scan(
                 click.echo(f"repro-hooks: {note}", err=True)
         else:
             known = load_baseline(baseline) if baseline is not None else set()
+        from repro_hooks import handoff
+
+        stdin_text = sys.stdin.read() if pre_push else None
+        plain = baseline is None and write_baseline is None and fmt == "text"
+        # the shim run by pre-commit (pre-push.legacy) hands its verdict to pre-commit's own
+        # scan-pushed-commits, which then does not print the same findings again
+        shim_of_pre_commit = pre_push and plain and handoff.under_pre_commit_legacy(os.environ)
+        if shim_of_pre_commit:
+            handoff.clear(git.git_dir)
+        elif plain and not pre_push and rev_range is None and not all_history:
+            shim = handoff.take(git.git_dir)
+            if handoff.covers(shim, os.environ, handoff.parent_identity(), policy):
+                assert shim is not None
+                if shim.findings:
+                    click.echo(
+                        f"repro-hooks: {shim.findings} finding(s), printed above by the pre-push "
+                        "shim (pre-push.legacy), which scanned every ref of this push"
+                    )
+                ctx.exit(1 if shim.findings else 0)
         selection = select_commits(
             git, rev_range=rev_range, all_history=all_history,
-            pre_push=hook_args if pre_push else None,
-            stdin_text=sys.stdin.read() if pre_push else None, env=os.environ,
+            pre_push=hook_args if pre_push else None, stdin_text=stdin_text, env=os.environ,
         )  # fmt: skip
         if selection is None:
             finish(ctx, [], fmt)
@@ -127,6 +145,11 @@ def scan(
             click.echo(f"repro-hooks: wrote {len(keyed)} findings to {write_baseline}", err=True)
             ctx.exit(0)
         findings = without_baselined(keyed, known)
+        if shim_of_pre_commit:
+            from repro_hooks.history.refs import parse_pre_push_lines
+
+            tips = [u.new for u in parse_pre_push_lines(stdin_text or "") if not u.is_deletion]
+            handoff.save(git.git_dir, handoff.shim_scan(hook_args, tips, policy, len(findings)))
         finish(ctx, findings, fmt, fix_hint=scan_fix_hint(findings))
 
     guarded(ctx, body)
