@@ -246,6 +246,7 @@ def pre_commit_selection(git: Git, names: Sequence[str], cwd: Path) -> Selection
     filter can hide those. Names not in the index at all are ignored."""
     assert git.root is not None
     wanted = set(_root_relative(git, names, cwd)) if names else set()
+    seen_by_pre_commit = git.start_paths_pre_commit_sees()
     staged = git.staged_paths()
     every: list[Blob] | None = None
     if staged is None:  # no HEAD yet: the whole index is staged
@@ -255,6 +256,9 @@ def pre_commit_selection(git: Git, names: Sequence[str], cwd: Path) -> Selection
         wanted = staged
     unpassed = staged - wanted
     unpassable = {p for p in unpassed if not passable_by_pre_commit(git.root, p)}
+    if seen_by_pre_commit is not None:  # a replace ref: what pre-commit never saw, it never passed
+        seen = seen_by_pre_commit()
+        unpassable |= unpassed - seen if seen is not None else unpassed
     only = wanted | unpassed if unpassed else wanted
     if every is None:
         entries = git.index_blobs(only=only)
