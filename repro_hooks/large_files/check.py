@@ -39,6 +39,18 @@ def is_lfs_pointer(content: bytes) -> bool:
     )
 
 
+# PATH_MAX (4096 on Linux) less its NUL: no system can create a symbolic link to a longer target.
+SYMLINK_TARGET_MAX = 4095
+
+
+def is_link_target(content: bytes) -> bool:
+    """Whether a mode-120000 blob reads as a link target a system could create: at most
+    SYMLINK_TARGET_MAX bytes, no NUL, one line. Anything else is a file stored as a "symlink":
+    where symlinks are off (`core.symlinks=false`, Git for Windows' default) git checks it out
+    as a regular file holding those bytes, so every rule judges it as one."""
+    return len(content) <= SYMLINK_TARGET_MAX and b"\0" not in content and b"\n" not in content
+
+
 @dataclass(frozen=True)
 class LfsFacts:
     """Which paths git says are LFS-filtered, and which blobs really are LFS pointers."""
