@@ -404,7 +404,13 @@ def fix_hint(
     """The one short block that says how to fix the findings, as commands that run as printed
     in the shell that shows them (`root`/`cwd`: where that is; `fix_command`: None where
     `repro-hooks` is not on PATH, as under pre-commit)."""
-    from repro_hooks.dvc.hints import Where, dvc_add_commands, is_notebook, notebook_commands
+    from repro_hooks.dvc.hints import (
+        Where,
+        dvc_add_commands,
+        gitignore_entry,
+        is_notebook,
+        notebook_commands,
+    )
 
     if in_history:
         return (
@@ -444,9 +450,18 @@ def fix_hint(
             "keep the notebook in git:\n" + "\n".join("  " + line for line in [*cd, *lines])
         )
     if odd:
+        # --fix refuses a name no .gitignore line can say (a newline, a final carriage return)
+        fixable = [
+            f
+            for f in large
+            if f.path in odd
+            and f.raw_path is not None
+            and gitignore_entry(os.fsdecode(f.raw_path).rsplit("/", 1)[-1]) is not None
+        ]
         blocks.append(
             f"Names shown escaped ({', '.join(odd)}) cannot be typed as printed: rename them "
-            "(git mv) and commit again" + (f", or run: {fix_command}" if fix_command else "")
+            "(git mv) and commit again"
+            + (f", or run: {fix_command}" if fix_command and fixable else "")
         )
     return "\n".join(blocks)
 
