@@ -106,7 +106,9 @@ def test_fix_section_rows_cite_tests_and_are_counted() -> None:
 # ---- bypass matrices (issue 9): one row per door, each citing its end-to-end test ----------
 
 
-@pytest.mark.parametrize("title", ["Bypass matrix: commit stage and configuration"])
+@pytest.mark.parametrize(
+    "title", ["Bypass matrix: commit stage and configuration", "Bypass matrix: round three"]
+)
 def test_bypass_matrix_rows_cite_tests(title: str) -> None:
     rows = _rows(_table_after(f"## {title}"))
     assert rows, title
