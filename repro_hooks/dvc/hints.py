@@ -141,10 +141,15 @@ def dvc_add_commands(
         groups.setdefault(dvc_root, []).append(path)
     if missing:
         lines.append("dvc init")  # it stages .dvc/ and .dvcignore itself
-    for path in paths:
+    for path in paths:  # the exact line first: dvc add then finds the file ignored
         name = posixpath.basename(path)
         entry = gitignore_entry(name)
-        if entry is not None and dvc_writes_wrong_entry(name) and not where.enclosing_output(path):
+        if (
+            entry is not None
+            and dvc_writes_wrong_entry(name)
+            and path not in ignored
+            and not where.enclosing_output(path)
+        ):
             lines.append(
                 f"printf '%s\\n' {shlex.quote(entry)} >> {shlex.quote(gitignore_for(path))}"
             )
