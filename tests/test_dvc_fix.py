@@ -137,8 +137,8 @@ def test_failed_fix_puts_everything_back(dvc_repo: Path) -> None:
     before = state(repo)
     proc = run_cli(repo, "check-large-files", "--fix")
     assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert "dvc add failed: cannot update" in proc.stdout
-    assert "everything was put back as it was" in proc.stdout
+    assert "dvc add failed: cannot update" in proc.stderr
+    assert "everything was put back as it was" in proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
     assert state(repo) == before  # index, .gitignore files, no new .dvc file, data intact
     for name, content in data.items():
@@ -191,8 +191,8 @@ def test_partially_staged_file_is_refused(dvc_repo: Path) -> None:
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert (
         "w.bin: staged content differs from the file on disk; stage or stash the rest first "
-        "(git add -- w.bin), then re-run with --fix; nothing was changed"
-    ) in proc.stdout
+        "(git add -- w.bin), then re-run with --fix; nothing was changed\n"
+    ) in proc.stderr
     assert "use -f" not in proc.stdout + proc.stderr
     assert state(dvc_repo) == before
 
@@ -429,7 +429,7 @@ def test_symlinked_gitignore_is_refused(dvc_repo: Path, tmp_path: Path) -> None:
     before = state(dvc_repo)
     proc = run_cli(dvc_repo, "check-large-files", "--fix")
     assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert "sub/.gitignore: a symbolic link; dvc add would write through it" in proc.stdout
+    assert "sub/.gitignore: a symbolic link; dvc add would write through it" in proc.stderr
     assert state(dvc_repo) == before
     assert outside.read_text() == "# not the repository's\n"
 
@@ -449,7 +449,7 @@ def test_failure_after_dvc_add_puts_everything_back(dvc_repo: Path, cache_type: 
     before = state(dvc_repo)
     proc = run_cli(dvc_repo, "check-large-files", "--fix")
     assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert "git add: " in proc.stdout and "everything was put back as it was" in proc.stdout
+    assert "git add: " in proc.stderr and "everything was put back as it was" in proc.stderr
     assert state(dvc_repo) == before
     assert not (dvc_repo / "sub/w.bin").is_symlink()
     assert (dvc_repo / "sub/w.bin").read_bytes() == data

@@ -191,8 +191,8 @@ def test_fix_without_dvc_changes_nothing(repo: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(dvc_fix, "dvc_command", lambda: None)  # DVC absent from this environment
     result = CliRunner().invoke(cli, ["check-large-files", "--fix"])
     assert result.exit_code == 2
-    assert "--fix needs DVC, which is not installed" in result.stdout
-    assert "nothing was changed" in result.stdout
+    assert "--fix needs DVC, which is not installed" in result.stderr
+    assert "nothing was changed" in result.stderr
     assert git(repo, "ls-files", "-s") == before
 
 
@@ -206,7 +206,7 @@ def test_fix_without_dvc_repository_changes_nothing(repo: Path) -> None:
     before = git(repo, "ls-files", "-s")
     result = CliRunner().invoke(cli, ["check-large-files", "--fix"])
     assert result.exit_code == 2
-    assert "not a DVC repository (run `dvc init` first)" in result.stdout
+    assert "not a DVC repository (run `dvc init` first)" in result.stderr
     assert git(repo, "ls-files", "-s") == before
 
 

@@ -107,7 +107,12 @@ def test_fix_section_rows_cite_tests_and_are_counted() -> None:
 
 
 @pytest.mark.parametrize(
-    "title", ["Bypass matrix: commit stage and configuration", "Bypass matrix: push, CI and server"]
+    "title",
+    [
+        "Bypass matrix: commit stage and configuration",
+        "Bypass matrix: push, CI and server",
+        "Bypass matrix: round three",
+    ],
 )
 def test_bypass_matrix_rows_cite_tests(title: str) -> None:
     rows = _rows(_table_after(f"## {title}"))

@@ -80,11 +80,16 @@ def finish(
     *,
     fix_hint: str = "",
     exit_code: int | None = None,
+    error: ReproHooksError | None = None,
 ) -> None:
-    """Print findings in the chosen format and exit 1 if there are any, else 0."""
+    """Print findings in the chosen format and exit 1 if there are any, else 0. With `error`
+    (a refusal after the findings were made, as `--fix` may give): the findings as usual on
+    stdout, then the error as one line on stderr, in every format, and its exit code (2)."""
     out = render(findings, fmt, command=ctx.info_name or "", fix_hint=fix_hint)
     if out or fmt != "text":
         click.echo(out)
+    if error is not None:
+        fail(ctx, error)
     ctx.exit(exit_code if exit_code is not None else (1 if findings else 0))
 
 

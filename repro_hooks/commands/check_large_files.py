@@ -114,8 +114,8 @@ def check_large_files(
             try:
                 left = [f for f in findings if f not in movable(findings)]
                 findings = move_to_dvc(git, findings)
-            except ReproHooksError as exc:
-                finish(ctx, findings, fmt, fix_hint=f"repro-hooks: {exc}", exit_code=2)
+            except ReproHooksError as exc:  # refused: the findings stand, the reason on stderr
+                finish(ctx, findings, fmt, fix_hint=hint, error=exc)
             hints = (
                 [fix_hint(left, in_history=False, root=git.root, cwd=Path.cwd())] if left else []
             )

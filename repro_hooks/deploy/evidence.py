@@ -91,6 +91,7 @@ def tree_policy_findings(git: Git, policy: Policy, commit: str, blobs: list[Blob
     from repro_hooks.history.review import (
         MAX_DVC_FILE_SIZE,
         duplicate_output_findings,
+        link_targets,
         scan_findings,
     )
     from repro_hooks.large_files.check import (
@@ -132,7 +133,8 @@ def tree_policy_findings(git: Git, policy: Policy, commit: str, blobs: list[Blob
         except DvcFileError:
             continue  # reported as malformed on its own
         lock_wdirs[(commit, sha)] = {name: st.wdir for name, st in stages.items()}
-    findings = scan_findings(blobs, info, policy, lfs, contents, None, lock_wdirs)
+    links = link_targets(git, blobs, info, policy)
+    findings = scan_findings(blobs, info, policy, lfs, contents, None, lock_wdirs, links)
     entries = [
         (p, s) for p, s in by_path.items() if not p.endswith("dvc.lock")
     ]  # .dvc files and dvc.yaml

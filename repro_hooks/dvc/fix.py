@@ -30,7 +30,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from shlex import quote
 
-from repro_hooks.dvc.hints import gitignore_for, is_notebook
+from repro_hooks.dvc.hints import (
+    dvc_writes_wrong_entry,
+    gitignore_entry,
+    gitignore_for,
+    is_notebook,
+)
 from repro_hooks.dvc.runner import INSTALL_HINT, dvc_command, last_error_line, run_dvc
 from repro_hooks.errors import ReproHooksError
 from repro_hooks.git import Git
@@ -108,6 +113,18 @@ def _plan(git: Git, paths: list[str]) -> _Plan:
             raise _fail(path, "a symbolic link in its directories leads outside the repository")
         if full.is_symlink() or not full.is_file():
             raise _fail(path, "not a regular file in the working tree")
+        if gitignore_entry(posixpath.basename(path)) is None:
+            raise _fail(
+                path,
+                "no .gitignore line can name it (a newline, or a carriage return at the end), "
+                "so dvc add would ignore other files and leave it unignored; rename it "
+                "(git mv) first",
+            )
+        project = _dvc_project(root, path)
+        if project is None:
+            raise ReproHooksError(
+                f"--fix: {root} is not a DVC repository (run `dvc init` first); nothing was changed"
+            )
         project = _dvc_project(root, path)
         if project is None:
             raise ReproHooksError(
@@ -229,6 +246,7 @@ def _move(git: Git, plan: _Plan) -> dict[str, str]:
         "rm", "--cached", "-q", "--pathspec-from-file=-", "--pathspec-file-nul",
         input=_nul(plan.paths), env=LITERAL,
     )  # fmt: skip
+    _write_entries_dvc_gets_wrong(git, plan)
     for project, members in plan.groups.items():
         inner = [posixpath.relpath(p, project) if project else p for p in members]
         proc = run_dvc(["add", "--", *inner], root / project, what="--fix")
@@ -244,6 +262,7 @@ def _move(git: Git, plan: _Plan) -> dict[str, str]:
             proc = run_dvc(["unprotect", "--", *linked], root / project, what="--fix")
             if proc.returncode != 0:
                 raise ReproHooksError(f"--fix: dvc unprotect failed: {last_error_line(proc)}")
+    _check_ignored(git, plan)
     dvc_files: dict[str, str] = {}
     for path in plan.paths:
         # a file inside a directory DVC already tracks (`<dir>.dvc`): dvc add records it there
@@ -259,6 +278,44 @@ def _move(git: Git, plan: _Plan) -> dict[str, str]:
         "add", "--pathspec-from-file=-", "--pathspec-file-nul", input=_nul(to_stage), env=LITERAL
     )
     return dvc_files
+
+
+def _write_entries_dvc_gets_wrong(git: Git, plan: _Plan) -> None:
+    """Before `dvc add`: the exact `.gitignore` line for each name `dvc add` would write a
+    wrong one for (trailing spaces: `/x  ` ignores `x`), unless git already ignores the file or
+    DVC tracks its directory. DVC then finds the file ignored and writes none."""
+    wanted = [
+        p
+        for p in plan.paths
+        if dvc_writes_wrong_entry(posixpath.basename(p))
+        and _enclosing_dvc_file(plan.root, p, plan.project[p]) is None
+    ]
+    if not wanted:
+        return
+    ignored = git.ignored_paths([os.fsencode(p) for p in wanted])
+    for path in wanted:
+        if os.fsencode(path) in ignored:
+            continue
+        entry = gitignore_entry(posixpath.basename(path))
+        assert entry is not None  # refused in _plan
+        gitignore = plan.root / gitignore_for(path)
+        current = _read(gitignore) or b""
+        prefix = b"\n" if current and not current.endswith(b"\n") else b""
+        with open(gitignore, "ab") as handle:  # in place: keeps its mode and inode
+            handle.write(prefix + entry.encode("utf-8", "surrogateescape") + b"\n")
+
+
+def _check_ignored(git: Git, plan: _Plan) -> None:
+    """After `dvc add`: git itself must ignore every moved file (or the next `git add -A` puts
+    it back in git); otherwise fail, and everything is put back."""
+    moved = [os.fsencode(p) for p in plan.paths]
+    ignored = git.ignored_paths(moved)
+    for raw in moved:
+        if raw not in ignored:
+            raise ReproHooksError(
+                f"--fix: {display_path(raw)}: git does not ignore it after dvc add (the "
+                ".gitignore line DVC wrote does not name it); rename it (git mv) first"
+            )
 
 
 def _restore(git: Git, plan: _Plan, index_copy: bytes, saved: dict[str, bytes | None]) -> list[str]:

@@ -89,6 +89,26 @@ def gitignore_for(path: str) -> str:
     return posixpath.join(posixpath.dirname(path), ".gitignore")
 
 
+def gitignore_entry(name: str) -> str | None:
+    """The `.gitignore` line that ignores exactly the file `name` (a base name) beside that
+    `.gitignore`: `/` and the name, with git's escapes (a backslash before `\\`, `*`, `?`, `[`;
+    a leading `#` or `!` needs none after the `/`; trailing spaces, which git trims, each
+    escaped). None when no line can say it: a newline ends the line, and git drops a carriage
+    return before it."""
+    if "\n" in name or name.endswith("\r"):
+        return None
+    body = "".join("\\" + c if c in "\\*?[" else c for c in name)
+    kept = body.rstrip(" ")
+    return "/" + kept + "\\ " * (len(body) - len(kept))
+
+
+def dvc_writes_wrong_entry(name: str) -> bool:
+    """`dvc add` writes `/` and the name with glob characters escaped, but leaves trailing
+    spaces as they are (git trims them: `/x  ` ignores `x`, not `x  `) and a newline or final
+    carriage return raw (`data⏎big.bin` becomes the lines `/data` and `big.bin`)."""
+    return name.endswith((" ", "\r")) or "\n" in name
+
+
 def dvc_add_commands(
     paths: Sequence[str], where: Where, *, in_git: bool, ignored: Collection[str] = ()
 ) -> list[str]:
@@ -99,6 +119,17 @@ def dvc_add_commands(
     if not paths:
         return []
     lines: list[str] = []
+    # names dvc add would write a wrong .gitignore line for: inexpressible ones are left out
+    # (rename them first); trailing spaces get the right line first, so dvc add writes none
+    unsayable = [p for p in paths if gitignore_entry(posixpath.basename(p)) is None]
+    if unsayable:
+        lines.append(  # a comment, the names left out: a newline in one would end it
+            f"# {len(unsayable)} name(s) with a newline or a final carriage return: no "
+            ".gitignore line can name them; rename them (git mv), then run these again"
+        )
+        paths = [p for p in paths if p not in unsayable]
+        if not paths:
+            return lines
     if in_git:
         lines.append(f"{_git(paths)} rm --cached -q -- {_quote(paths)}")
     groups: dict[str, list[str]] = {}
@@ -110,6 +141,18 @@ def dvc_add_commands(
         groups.setdefault(dvc_root, []).append(path)
     if missing:
         lines.append("dvc init")  # it stages .dvc/ and .dvcignore itself
+    for path in paths:  # the exact line first: dvc add then finds the file ignored
+        name = posixpath.basename(path)
+        entry = gitignore_entry(name)
+        if (
+            entry is not None
+            and dvc_writes_wrong_entry(name)
+            and path not in ignored
+            and not where.enclosing_output(path)
+        ):
+            lines.append(
+                f"printf '%s\\n' {shlex.quote(entry)} >> {shlex.quote(gitignore_for(path))}"
+            )
     for dvc_root, members in groups.items():
         if dvc_root:
             start = len(dvc_root) + 1

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 
 from repro_hooks.errors import GitError
-from repro_hooks.git.objects import Blob
+from repro_hooks.git.objects import Blob, git_lines
 from repro_hooks.git.process import GitProcess, anonymous_file, git_env
 
 
@@ -161,8 +161,8 @@ class _StreamingSizer:
 
 def _parse_sizes(out: bytes) -> dict[str, int]:
     sizes = {}
-    for line in out.decode().splitlines():
-        sha, _, size = line.partition(" ")
+    for line in git_lines(out):
+        sha, _, size = line.decode("ascii", "replace").partition(" ")
         if size.isdigit():
             sizes[sha] = int(size)
     return sizes

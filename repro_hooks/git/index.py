@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from collections.abc import Callable, Collection, Sequence
@@ -60,14 +61,46 @@ class IndexQueries(GitProcess):
         out = started() if started is not None else self.try_run(*self._STAGED_ARGS, "HEAD")
         return None if out is None else {p for p in out.split(b"\0") if p}
 
-    def _start(self, *args: str) -> Callable[[], bytes | None]:
+    def start_paths_pre_commit_sees(self) -> Callable[[], set[bytes] | None] | None:
+        """When git here follows replace refs (a `refs/replace/*` ref exists), start asking which
+        staged paths pre-commit sees: it runs git with replace refs followed, so `git replace
+        HEAD <a commit whose tree has model.pt>` hides a staged model.pt from it (and from every
+        hook it runs). Call the result for those paths; None here: no replace ref, pre-commit
+        sees what `staged_paths` says."""
+        if not self._has_replace_refs():
+            return None
+        started = self._start(*self._STAGED_ARGS, "HEAD", as_others_see=True)
+
+        def result() -> set[bytes] | None:
+            out = started()
+            return None if out is None else {p for p in out.split(b"\0") if p}
+
+        return result
+
+    def _has_replace_refs(self) -> bool:
+        """Whether a replace ref may exist (loose or packed; or a custom GIT_REPLACE_REF_BASE),
+        read from the ref files: no git process in the common case."""
+        if os.environ.get("GIT_REPLACE_REF_BASE"):
+            return True
+        try:
+            if any((self.common_dir / "refs" / "replace").iterdir()):
+                return True
+        except OSError:
+            pass
+        try:
+            packed = (self.common_dir / "packed-refs").read_bytes()
+        except OSError:
+            return False
+        return b" refs/replace/" in packed
+
+    def _start(self, *args: str, as_others_see: bool = False) -> Callable[[], bytes | None]:
         """Start `git <args>` with its output in an anonymous file; call the result to wait:
         its stdout, or None when git exits non-zero."""
         stdout = anonymous_file()
         try:
             proc = subprocess.Popen(
                 ["git", *args], cwd=self.cwd, stdin=subprocess.DEVNULL, stdout=stdout,
-                stderr=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL, env=git_env(as_others_see=as_others_see),
             )  # fmt: skip
         except FileNotFoundError:
             stdout.close()
@@ -101,18 +134,21 @@ class IndexQueries(GitProcess):
         in one `git check-ignore -z --stdin` process."""
         if not paths:
             return set()
+        # check-ignore refuses the literal pathspec mode, and would read a leading `:` as magic:
+        # such a name goes as `./<name>` (the same path) and is mapped back
+        asked = [b"./" + p if p[:1] == b":" else p for p in paths]
         try:
             proc = subprocess.run(
                 ["git", "check-ignore", "-z", "--stdin", "--no-index"],
-                cwd=self.cwd, input=b"\0".join(paths) + b"\0", capture_output=True, check=False,
-                env=git_env(),
+                cwd=self.cwd, input=b"\0".join(asked) + b"\0", capture_output=True, check=False,
+                env=git_env(literal_pathspecs=False),
             )  # fmt: skip
         except FileNotFoundError:
             raise GitError("git: command not found") from None
         if proc.returncode not in (0, 1):
             msg = proc.stderr.decode("utf-8", "replace").strip().splitlines()
             raise GitError(f"git check-ignore: {msg[-1] if msg else proc.returncode}")
-        return {p for p in proc.stdout.split(b"\0") if p}
+        return {p[2:] if p[:3] == b"./:" else p for p in proc.stdout.split(b"\0") if p}
 
     def attributes(
         self, paths: Sequence[bytes], names: Sequence[str]

@@ -29,6 +29,28 @@ class Blob(NamedTuple):
         return self.mode == GITLINK_MODE
 
 
+def object_headers(content: bytes) -> dict[bytes, bytes]:
+    """The header of a commit or tag object as git reads it: the lines before the first empty
+    line, split on b"\\n" only (never `splitlines()`, which also splits on \\x1c, \\x85 and
+    U+2028); a header that repeats keeps its *first* value, as git's parsers do (a tag with two
+    `object` lines points where git says it points); continuation lines (a leading space, as in
+    `gpgsig`) belong to the header before them and are skipped."""
+    headers: dict[bytes, bytes] = {}
+    for line in content.partition(b"\n\n")[0].split(b"\n"):
+        key, sep, value = line.partition(b" ")
+        if sep and key and key not in headers:
+            headers[key] = value
+    return headers
+
+
+def git_lines(out: bytes) -> list[bytes]:
+    """git's line-oriented output, split as git writes it: on b"\\n" only, no empty last line."""
+    lines = out.split(b"\n")
+    if lines and not lines[-1]:
+        lines.pop()
+    return lines
+
+
 @dataclass(frozen=True)
 class ObjectInfo:
     type: str
@@ -53,9 +75,9 @@ class ObjectQueries(GitProcess):
             chunks,
         )
         info = {}
-        for line in b"".join(outputs).decode().splitlines():
-            parts = line.split(" ")
-            if len(parts) == 3:
+        for line in git_lines(b"".join(outputs)):
+            parts = line.decode("ascii", "replace").split(" ")
+            if len(parts) == 3 and parts[2].isdigit():
                 info[parts[0]] = ObjectInfo(parts[1], int(parts[2]))
         return info
 
@@ -99,6 +121,10 @@ class ObjectQueries(GitProcess):
     def read_objects(self, names: Sequence[str]) -> list[bytes | None]:
         """Contents of objects named by sha or `<rev>:<path>`, in order, in one `git cat-file
         --batch`; None for a missing one (or a name cat-file cannot take: it has a newline)."""
+        return [None if found is None else found[1] for found in self.read_named_objects(names)]
+
+    def read_named_objects(self, names: Sequence[str]) -> list[tuple[str, bytes] | None]:
+        """Like `read_objects`, with each object's sha: (sha, content) or None."""
         asked = [n for n in names if "\n" not in n]
         if not asked:
             return [None] * len(names)
@@ -107,7 +133,7 @@ class ObjectQueries(GitProcess):
             "--batch",
             input=("\n".join(asked) + "\n").encode("utf-8", "surrogateescape"),
         )
-        found: list[bytes | None] = []
+        found: list[tuple[str, bytes] | None] = []
         pos = 0
         for _ in asked:
             eol = out.index(b"\n", pos)
@@ -122,7 +148,7 @@ class ObjectQueries(GitProcess):
                 found.append(None)
                 continue
             size = int(parts[2])
-            found.append(out[pos : pos + size])
+            found.append((parts[0].decode("ascii", "replace"), out[pos : pos + size]))
             pos += size + 1
         answers = iter(found)
         return [next(answers) if "\n" not in n else None for n in names]

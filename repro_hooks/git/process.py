@@ -26,16 +26,44 @@ EMPTY_TREE = {
 }
 
 
-# Every git process on a policy path sees the objects a repository really holds: with replace refs
+# The ONE place that builds git's environment: every git process repro-hooks starts (this
+# package, the post-commit queue, the MLflow stamp) takes it from `git_env`, and
+# tests/test_gate_round3.py fails on any `subprocess` call that starts git without it.
+#
+# Every git process sees the objects a repository really holds: with replace refs
 # (`refs/replace/*`) followed, `git log` would show a clean replacement of a commit that adds a
 # large blob, and the blob would pass. Grafts (`info/grafts`) are the older spelling of the same
 # lie: an empty graft file turns them off.
 NO_REPLACE_ENV = {"GIT_NO_REPLACE_OBJECTS": "1", "GIT_GRAFT_FILE": os.devnull}
+# Paths are taken literally (`data/*.bin` names one file, `:(glob)x` is a name); the other
+# global pathspec modes are dropped (git refuses to combine them with literal ones).
+LITERAL_PATHSPECS_ENV = {"GIT_LITERAL_PATHSPECS": "1"}
+PATHSPEC_MODES = (
+    "GIT_LITERAL_PATHSPECS",
+    "GIT_GLOB_PATHSPECS",
+    "GIT_NOGLOB_PATHSPECS",
+    "GIT_ICASE_PATHSPECS",
+)
 
 
-def git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment for a git process: the caller's, with replace refs and grafts off."""
-    return {**os.environ, **NO_REPLACE_ENV, **(extra or {})}
+def git_env(
+    extra: Mapping[str, str] | None = None,
+    *,
+    literal_pathspecs: bool = True,
+    as_others_see: bool = False,
+) -> dict[str, str]:
+    """The environment for a git process: the caller's, with replace refs and grafts off and
+    (unless `literal_pathspecs=False`, for a caller that writes `:(glob)` magic itself) every
+    pathspec literal. `as_others_see=True` leaves replace refs and grafts as the caller's
+    environment has them: only to learn what another tool (pre-commit) was shown, never to
+    judge content."""
+    env = {k: v for k, v in os.environ.items() if k not in PATHSPEC_MODES}
+    if not as_others_see:
+        env.update(NO_REPLACE_ENV)
+    if literal_pathspecs:
+        env.update(LITERAL_PATHSPECS_ENV)
+    env.update(extra or {})
+    return env
 
 
 class GitProcess:
@@ -63,7 +91,8 @@ class GitProcess:
             )  # fmt: skip
         except FileNotFoundError:
             raise GitError("git: command not found") from None
-        lines = proc.stdout.decode("utf-8", "surrogateescape").splitlines()
+        # git's lines end at b"\n" only (a path may hold U+2028): never splitlines()
+        lines = proc.stdout.decode("utf-8", "surrogateescape").split("\n")[:-1]
         if len(lines) < 4:
             reason = proc.stderr.decode("utf-8", "replace").strip().splitlines()
             raise GitError(f"{cwd or '.'}: not a git repository ({reason[-1] if reason else ''})")

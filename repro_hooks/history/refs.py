@@ -35,7 +35,7 @@ def is_null_sha(sha: str) -> bool:
 def parse_pre_push_lines(text: str) -> list[RefUpdate]:
     """git's pre-push stdin: `<local ref> <local sha> <remote ref> <remote sha>` per line."""
     updates = []
-    for line in text.splitlines():
+    for line in text.split("\n"):  # git's lines: never splitlines() (\x85, U+2028 in a ref)
         if not line.strip():
             continue
         parts = line.rsplit(maxsplit=3)  # a local ref may be an expression with spaces
@@ -49,7 +49,7 @@ def parse_pre_push_lines(text: str) -> list[RefUpdate]:
 def parse_pre_receive_lines(text: str) -> list[RefUpdate]:
     """git's pre-receive stdin: `<old> <new> <ref>` per line."""
     updates = []
-    for line in text.splitlines():
+    for line in text.split("\n"):  # git's lines: never splitlines() (\x85, U+2028 in a ref)
         if not line.strip():
             continue
         parts = line.split(" ", 2)
@@ -92,7 +92,7 @@ def remote_tips(git: Git, remote: str) -> set[str] | None:
     out = git.try_run("ls-remote", "--", remote)
     if out is None:
         return None
-    return {line.split("\t", 1)[0] for line in out.decode("utf-8", "replace").splitlines() if line}
+    return {line.split("\t", 1)[0] for line in out.decode("utf-8", "replace").split("\n") if line}
 
 
 def local_commits(git: Git, shas: Iterable[str]) -> set[str]:

@@ -15,14 +15,17 @@ import posixpath
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from repro_hooks.errors import ConfigError, ReproHooksError
 from repro_hooks.git import SYMLINK_MODE, Blob, Git, ObjectInfo
+from repro_hooks.git.objects import git_lines, object_headers
 from repro_hooks.large_files.check import (
     LFS_POINTER_MAX,
+    SYMLINK_TARGET_MAX,
     LfsFacts,
     is_lfs_pointer,
+    is_link_target,
     large_file_findings,
     lfs_facts,
     start_lfs_filtered_paths,
@@ -78,15 +81,23 @@ def data_findings(
     policy: Policy,
     lfs: LfsFacts,
     skip: Iterable[tuple[str, str]] = (),
+    links: Mapping[str, bytes] | None = None,
 ) -> list[Finding]:
-    """A non-empty regular blob at a data pattern (not an LFS pointer) is data stored in git.
-    `skip` holds (path, sha) pairs already reported under another rule."""
+    """A non-empty blob at a data pattern (not an LFS pointer) is data stored in git.
+    `skip` holds (path, sha) pairs already reported under another rule. A symbolic link is
+    exempt only when its blob is a link target a system could create (`links`: the contents of
+    the small symlink blobs at data patterns, see `link_targets`); a symlink blob that is not
+    one (a CSV stored with mode 120000) is checked out as a regular file where symlinks are
+    off, so it is judged as the file it is."""
     seen = set(skip)
     facts = _PathFacts(policy)
     findings = []
     for blob in blobs:
-        if blob.is_gitlink or blob.mode == SYMLINK_MODE or blob.sha in lfs.pointer_shas:
+        if blob.is_gitlink or blob.sha in lfs.pointer_shas:
             continue
+        as_link = blob.mode == SYMLINK_MODE
+        if as_link and is_link_target((links or {}).get(blob.sha, b"\0")):
+            continue  # a link (not proven one: judged as the file it is)
         path = facts.display(blob.path)
         obj = info.get(blob.sha)
         if obj is None or obj.size == 0 or (path, blob.sha) in seen:
@@ -94,9 +105,68 @@ def data_findings(
         if not facts.is_data(path):
             continue
         seen.add((path, blob.sha))
-        message = f"data file stored in git ({format_size(obj.size)}): track it with DVC"
+        how = " as a symbolic link (a regular file where symlinks are off)" if as_link else ""
+        message = f"data file stored in git{how} ({format_size(obj.size)}): track it with DVC"
         findings.append(Finding(path, "data-in-git", message, blob.commit))
     return findings
+
+
+def link_targets(
+    git: Git, blobs: Sequence[Blob], info: Mapping[str, ObjectInfo], policy: Policy
+) -> dict[str, bytes]:
+    """The contents of the symlink blobs at data patterns small enough to be link targets
+    (one `cat-file --batch`; none, normally), for `data_findings`."""
+    facts = _PathFacts(policy)
+    shas = [
+        b.sha
+        for b in blobs
+        if b.mode == SYMLINK_MODE
+        and (o := info.get(b.sha)) is not None
+        and 0 < o.size <= SYMLINK_TARGET_MAX
+        and facts.is_data(facts.display(b.path))
+    ]
+    return git.read_blobs(shas) if shas else {}
+
+
+class DvcParses:
+    """Every parse of DVC content one scan makes, keyed by blob: each (blob, path) is parsed
+    once however many commits and tips repeat it (a dvc.yaml beside 200 changed dvc.lock files,
+    a pushed file in every tip's tree), and a blob in `skip` (refused for its size, or over the
+    push's parse budget: reported on their own) is never parsed."""
+
+    def __init__(self, skip: Collection[str] = ()) -> None:
+        self.skip = set(skip)
+        self._done: dict[tuple[str, str, object], object] = {}
+
+    def parse(
+        self, sha: str, content: bytes, path: str, wdirs: Mapping[str, str] | None = None
+    ) -> Any:
+        """The parsed DVC file (stages of a dvc.yaml or dvc.lock, a .dvc file's DvcFile);
+        raises DvcFileError, every time, for a malformed one."""
+        from repro_hooks.dvc.files import (  # lazy: ~0.1 s that a history without DVC needs not
+            DvcFileError,
+            parse_dvc_file,
+            parse_dvc_lock,
+            parse_dvc_yaml,
+        )
+
+        key = (sha, path, tuple(sorted(wdirs.items())) if wdirs is not None else None)
+        done = self._done.get(key)
+        if done is None:
+            name = posixpath.basename(path)
+            try:
+                if name == "dvc.lock":
+                    done = parse_dvc_lock(content, path, wdirs)
+                elif name == "dvc.yaml":
+                    done = parse_dvc_yaml(content, path)
+                else:
+                    done = parse_dvc_file(content, path)
+            except DvcFileError as exc:
+                done = exc
+            self._done[key] = done
+        if isinstance(done, DvcFileError):
+            raise done
+        return done
 
 
 def dvc_file_findings(
@@ -104,10 +174,13 @@ def dvc_file_findings(
     contents: Mapping[str, bytes],
     info: Mapping[str, ObjectInfo],
     lock_wdirs: Mapping[tuple[str | None, str], Mapping[str, str]] | None = None,
+    parses: DvcParses | None = None,
 ) -> list[Finding]:
     """Each .dvc, dvc.yaml and dvc.lock blob must parse (repro_hooks.dvc.files). A dvc.lock's
     paths are relative to its stages' wdirs, which only the commit's dvc.yaml records:
-    `lock_wdirs` maps (commit, dvc.lock blob) to {stage: wdir}."""
+    `lock_wdirs` maps (commit, dvc.lock blob) to {stage: wdir}. A blob not in `contents` (not
+    read: refused for its size, or over a push's parse budget) is not judged here."""
+    parses = parses if parses is not None else DvcParses()
     findings = []
     seen: set[tuple[str, str]] = set()
     for blob in blobs:
@@ -123,27 +196,14 @@ def dvc_file_findings(
             reason = "a symbolic link, not a DVC file"
         elif obj is not None and obj.size > MAX_DVC_FILE_SIZE:
             reason = f"{format_size(obj.size)}: too large to be a DVC file"
-        elif blob.sha in contents:
-            # lazy: ~0.1 s of imports that a history without DVC files never needs
-            from repro_hooks.dvc.files import (
-                DvcFileError,
-                parse_dvc_file,
-                parse_dvc_lock,
-                parse_dvc_yaml,
-            )
+        elif blob.sha in contents and blob.sha not in parses.skip:
+            from repro_hooks.dvc.files import DvcFileError
 
-            name = posixpath.basename(path)
-            parse = (
-                parse_dvc_yaml if name == "dvc.yaml"
-                else parse_dvc_lock if name == "dvc.lock"
-                else parse_dvc_file
-            )  # fmt: skip
+            wdirs = None
+            if posixpath.basename(path) == "dvc.lock":
+                wdirs = (lock_wdirs or {}).get((blob.commit, blob.sha))
             try:
-                if name == "dvc.lock":
-                    wdirs = (lock_wdirs or {}).get((blob.commit, blob.sha))
-                    parse_dvc_lock(contents[blob.sha], path, wdirs)
-                else:
-                    parse(contents[blob.sha], path)
+                parses.parse(blob.sha, contents[blob.sha], path, wdirs)
             except DvcFileError as exc:
                 reason = exc.reason
         if reason is not None:
@@ -155,26 +215,28 @@ def duplicate_output_findings(
     trees: Mapping[str, Sequence[tuple[str, str]]],
     contents: Mapping[str, bytes],
     introduced: Collection[tuple[str, str]],
+    parses: DvcParses | None = None,
 ) -> list[Finding]:
     """Two DVC files recording the same output in one tree: DVC refuses to work in that tree.
 
     `trees` maps a scanned tip to its (DVC file path, blob sha) entries (.dvc files and dvc.yaml;
     dvc.lock repeats dvc.yaml's outputs). Reported only when the scan introduced one of the
     files involved, at the file that recorded the output last in path order."""
-    from repro_hooks.dvc.files import DvcFileError, parse_dvc_file, parse_dvc_yaml
+    from repro_hooks.dvc.files import DvcFileError
 
+    parses = parses if parses is not None else DvcParses()
     findings: dict[tuple[str, str], Finding] = {}
     for tip, entries in trees.items():
         owners: dict[str, list[tuple[str, str]]] = {}
         for path, sha in sorted(entries):
-            if sha not in contents:
+            if sha not in contents or sha in parses.skip:
                 continue
             try:
+                parsed = parses.parse(sha, contents[sha], path)
                 if posixpath.basename(path) == "dvc.yaml":
-                    outs = [o.path for st in parse_dvc_yaml(contents[sha], path).values()
-                            for o in st.outs]  # fmt: skip
+                    outs = [o.path for st in parsed.values() for o in st.outs]
                 else:
-                    outs = [o.path for o in parse_dvc_file(contents[sha], path).outs]
+                    outs = [o.path for o in parsed.outs]
             except DvcFileError:
                 continue  # reported as malformed where the scan introduced it
             for out in dict.fromkeys(outs):
@@ -199,17 +261,19 @@ def scan_findings(
     dvc_contents: Mapping[str, bytes],
     sha_of: Mapping[tuple[str, str | None], str] | None = None,
     lock_wdirs: Mapping[tuple[str | None, str], Mapping[str, str]] | None = None,
+    links: Mapping[str, bytes] | None = None,
+    parses: DvcParses | None = None,
 ) -> list[Finding]:
     """Every rule over the blobs a set of commits introduces. A (path, blob) breaking the size or
-    LFS rule is not reported again as data-in-git."""
+    LFS rule is not reported again as data-in-git. `links`: see `data_findings`."""
     large = large_file_findings(blobs, info, policy, lfs)
     if sha_of is None:
         sha_of = blob_index(blobs)
     skip = {(f.path, sha_of.get((f.path, f.commit), "")) for f in large}
     return [
         *large,
-        *data_findings(blobs, info, policy, lfs, skip),
-        *dvc_file_findings(blobs, dvc_contents, info, lock_wdirs),
+        *data_findings(blobs, info, policy, lfs, skip, links),
+        *dvc_file_findings(blobs, dvc_contents, info, lock_wdirs, parses),
     ]
 
 
@@ -274,22 +338,84 @@ def _blob_findings(
     if small_data:
         pointers = {s for s, c in git.read_blobs(small_data).items() if is_lfs_pointer(c)}
         lfs = LfsFacts(lfs.filtered_paths, {*lfs.pointer_shas, *pointers})
-    dvc_shas = [
-        b.sha for b in blobs
+    dvc_blobs = [
+        b for b in blobs
         if not b.is_gitlink and b.mode != SYMLINK_MODE and _may_be_dvc_file(b.path)
         and is_dvc_file_path(facts.display(b.path))
         and (o := info.get(b.sha)) is not None and o.size <= MAX_DVC_FILE_SIZE
     ]  # fmt: skip
+    refused = _refused_for_size(dvc_blobs, info, policy, lfs, facts)
+    over_budget: dict[str, int] = {}
+    if push_total:  # a push (or a range under review): bound what it makes us parse
+        over_budget = _over_parse_budget(dvc_blobs, info, refused, policy.max_push_dvc_total)
+    parses = DvcParses({*refused, *over_budget})
+    dvc_shas = [b.sha for b in dvc_blobs if b.sha not in parses.skip]
     contents = git.read_blobs(dvc_shas) if dvc_shas else {}
     sha_of = blob_index(blobs, facts.display)
-    lock_wdirs = _lock_wdirs(git, [b for b in blobs if b.sha in contents], facts.display)
-    findings = scan_findings(blobs, info, policy, lfs, contents, sha_of, lock_wdirs)
+    lock_wdirs = _lock_wdirs(git, [b for b in blobs if b.sha in contents], facts.display, parses)
+    links = link_targets(git, blobs, info, policy)
+    findings = scan_findings(blobs, info, policy, lfs, contents, sha_of, lock_wdirs, links, parses)
     if dvc_shas:
-        findings += _duplicate_outputs_at_tips(git, rev_args, blobs, facts)
+        findings += _duplicate_outputs_at_tips(git, rev_args, blobs, facts, parses)
+    if over_budget:
+        findings.append(_parse_budget_finding(over_budget, policy.max_push_dvc_total))
     total = push_total_finding(blobs, info, policy) if push_total else None
     if total is not None:
         findings.append(total)
     return findings, sha_of
+
+
+def _refused_for_size(
+    dvc_blobs: Sequence[Blob],
+    info: Mapping[str, ObjectInfo],
+    policy: Policy,
+    lfs: LfsFacts,
+    facts: _PathFacts,
+) -> set[str]:
+    """The DVC-file blobs the size limit already refuses (`large-file`): never parsed, the
+    verdict is made without them."""
+    return {
+        b.sha
+        for b in dvc_blobs
+        if (o := info.get(b.sha)) is not None
+        and b.sha not in lfs.pointer_shas
+        and not policy.is_excluded(path := facts.display(b.path))
+        and o.size > policy.size_limit_for(path)
+    }
+
+
+def _over_parse_budget(
+    dvc_blobs: Sequence[Blob],
+    info: Mapping[str, ObjectInfo],
+    refused: Collection[str],
+    budget: int,
+) -> dict[str, int]:
+    """The DVC-file blobs past the push's parse budget (distinct blobs, oldest commit first,
+    each counted once by its size): sha -> size. Empty when the push fits."""
+    sizes: dict[str, int] = {}
+    for b in dvc_blobs:
+        if b.sha not in refused and b.sha not in sizes:
+            sizes[b.sha] = info[b.sha].size
+    if sum(sizes.values()) <= budget:
+        return {}
+    spent = 0
+    over: dict[str, int] = {}
+    for sha, size in sizes.items():
+        if spent + size <= budget:
+            spent += size
+        else:
+            over[sha] = size
+    return over
+
+
+def _parse_budget_finding(over: Mapping[str, int], budget: int) -> Finding:
+    return Finding(
+        "(push)",
+        "total-size",
+        f"{len(over)} DVC files ({format_size(sum(over.values()))}) left unchecked: over the "
+        f"{format_size(budget)} of DVC files one push may bring (max-push-dvc-total); push fewer "
+        "commits at a time",
+    )
 
 
 def push_total_finding(
@@ -381,8 +507,8 @@ def objects_at_tips(
     if "--all" in positives:
         positives.remove("--all")
         listing = git.run("for-each-ref", "--format=%(objectname) %(objecttype) %(refname)")
-        for line in listing.decode("utf-8", "backslashreplace").splitlines():
-            sha, kind, ref = line.split(" ", 2)
+        for line in git_lines(listing):
+            sha, kind, ref = line.decode("utf-8", "backslashreplace").split(" ", 2)
             if kind != "commit":
                 tips.setdefault(sha, ref)
     if positives:
@@ -418,9 +544,9 @@ def objects_at_tips(
                 )
                 found = Finding(display_path(ref), "large-message", message, None, ref=ref)
                 findings.append((found, sha))
-            header = content.split(b"\n\n", 1)[0].decode("utf-8", "replace").splitlines()
-            fields = dict(line.split(" ", 1) for line in header if " " in line)
-            if target := fields.get("object", ""):
+            # the first `object` header, split on b"\n" only: where git says the tag points
+            target = object_headers(content).get(b"object", b"").decode("ascii", "replace")
+            if target:
                 pending.append((target, ref))
     for sha, (kind, ref) in targets.items():
         findings += _objects_of(git, policy, sha, kind, ref, negatives)
@@ -458,7 +584,8 @@ def _objects_of(
     pointers = (
         {s for s, c in git.read_blobs(small).items() if is_lfs_pointer(c)} if small else set()
     )
-    found = scan_findings(blobs, info, policy, LfsFacts(frozenset(), pointers), {})
+    links = link_targets(git, blobs, info, policy)
+    found = scan_findings(blobs, info, policy, LfsFacts(frozenset(), pointers), {}, links=links)
     sha_of = blob_index(blobs)
     return [
         (replace(f, message=f"{f.message} (in tree {sha})", ref=ref), sha_of[(f.path, None)])
@@ -488,23 +615,25 @@ def check_no_missing_objects(
 
 
 def _lock_wdirs(
-    git: Git, dvc_blobs: Sequence[Blob], display: Callable[[bytes], str]
+    git: Git, dvc_blobs: Sequence[Blob], display: Callable[[bytes], str], parses: DvcParses
 ) -> dict[tuple[str | None, str], Mapping[str, str]]:
     """For each dvc.lock a commit introduces, the stage wdirs its sibling dvc.yaml records in
-    that same commit (one `cat-file --batch` for all of them)."""
+    that same commit (one `cat-file --batch` for all of them; each dvc.yaml parsed once)."""
     locks = [b for b in dvc_blobs if b.commit and posixpath.basename(display(b.path)) == "dvc.lock"]
     if not locks:
         return {}
-    from repro_hooks.dvc.files import DvcFileError, parse_dvc_yaml  # lazy: ~0.1 s of imports
+    from repro_hooks.dvc.files import DvcFileError  # lazy: ~0.1 s of imports
 
     yaml_paths = [posixpath.join(posixpath.dirname(display(b.path)), "dvc.yaml") for b in locks]
-    found = git.read_objects([f"{b.commit}:{p}" for b, p in zip(locks, yaml_paths, strict=True)])
+    found = git.read_named_objects(
+        [f"{b.commit}:{p}" for b, p in zip(locks, yaml_paths, strict=True)]
+    )
     wdirs: dict[tuple[str | None, str], Mapping[str, str]] = {}
-    for blob, yaml_path, content in zip(locks, yaml_paths, found, strict=True):
-        if content is None:
+    for blob, yaml_path, named in zip(locks, yaml_paths, found, strict=True):
+        if named is None or named[0] in parses.skip or len(named[1]) > MAX_DVC_FILE_SIZE:
             continue
         try:
-            stages = parse_dvc_yaml(content, yaml_path)
+            stages = parses.parse(named[0], named[1], yaml_path)
         except DvcFileError:
             continue  # reported on its own when this push introduces it
         wdirs[(blob.commit, blob.sha)] = {name: stage.wdir for name, stage in stages.items()}
@@ -512,7 +641,7 @@ def _lock_wdirs(
 
 
 def _duplicate_outputs_at_tips(
-    git: Git, rev_args: Sequence[str], blobs: Sequence[Blob], facts: _PathFacts
+    git: Git, rev_args: Sequence[str], blobs: Sequence[Blob], facts: _PathFacts, parses: DvcParses
 ) -> list[Finding]:
     """Ask git for the DVC files in each scanned tip's tree (one ls-tree per tip, one batch
     read) and look for outputs recorded twice."""
@@ -533,10 +662,12 @@ def _duplicate_outputs_at_tips(
     wanted = {sha for entries in trees.values() for _, sha in entries}
     info = git.object_info(wanted)
     contents = git.read_blobs(
-        s for s in wanted if (o := info.get(s)) is not None and o.size <= MAX_DVC_FILE_SIZE
+        s
+        for s in wanted
+        if s not in parses.skip and (o := info.get(s)) is not None and o.size <= MAX_DVC_FILE_SIZE
     )
     introduced = {(facts.display(b.path), b.sha) for b in blobs}
-    return duplicate_output_findings(trees, contents, introduced)
+    return duplicate_output_findings(trees, contents, introduced, parses)
 
 
 # ---- the policy on a server -------------------------------------------------------------------

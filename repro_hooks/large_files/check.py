@@ -39,6 +39,18 @@ def is_lfs_pointer(content: bytes) -> bool:
     )
 
 
+# PATH_MAX (4096 on Linux) less its NUL: no system can create a symbolic link to a longer target.
+SYMLINK_TARGET_MAX = 4095
+
+
+def is_link_target(content: bytes) -> bool:
+    """Whether a mode-120000 blob reads as a link target a system could create: at most
+    SYMLINK_TARGET_MAX bytes, no NUL, one line. Anything else is a file stored as a "symlink":
+    where symlinks are off (`core.symlinks=false`, Git for Windows' default) git checks it out
+    as a regular file holding those bytes, so every rule judges it as one."""
+    return len(content) <= SYMLINK_TARGET_MAX and b"\0" not in content and b"\n" not in content
+
+
 @dataclass(frozen=True)
 class LfsFacts:
     """Which paths git says are LFS-filtered, and which blobs really are LFS pointers."""
@@ -246,6 +258,7 @@ def pre_commit_selection(git: Git, names: Sequence[str], cwd: Path) -> Selection
     filter can hide those. Names not in the index at all are ignored."""
     assert git.root is not None
     wanted = set(_root_relative(git, names, cwd)) if names else set()
+    seen_by_pre_commit = git.start_paths_pre_commit_sees()
     staged = git.staged_paths()
     every: list[Blob] | None = None
     if staged is None:  # no HEAD yet: the whole index is staged
@@ -255,6 +268,9 @@ def pre_commit_selection(git: Git, names: Sequence[str], cwd: Path) -> Selection
         wanted = staged
     unpassed = staged - wanted
     unpassable = {p for p in unpassed if not passable_by_pre_commit(git.root, p)}
+    if seen_by_pre_commit is not None:  # a replace ref: what pre-commit never saw, it never passed
+        seen = seen_by_pre_commit()
+        unpassable |= unpassed - seen if seen is not None else unpassed
     only = wanted | unpassed if unpassed else wanted
     if every is None:
         entries = git.index_blobs(only=only)
@@ -388,7 +404,13 @@ def fix_hint(
     """The one short block that says how to fix the findings, as commands that run as printed
     in the shell that shows them (`root`/`cwd`: where that is; `fix_command`: None where
     `repro-hooks` is not on PATH, as under pre-commit)."""
-    from repro_hooks.dvc.hints import Where, dvc_add_commands, is_notebook, notebook_commands
+    from repro_hooks.dvc.hints import (
+        Where,
+        dvc_add_commands,
+        gitignore_entry,
+        is_notebook,
+        notebook_commands,
+    )
 
     if in_history:
         return (
@@ -428,9 +450,18 @@ def fix_hint(
             "keep the notebook in git:\n" + "\n".join("  " + line for line in [*cd, *lines])
         )
     if odd:
+        # --fix refuses a name no .gitignore line can say (a newline, a final carriage return)
+        fixable = [
+            f
+            for f in large
+            if f.path in odd
+            and f.raw_path is not None
+            and gitignore_entry(os.fsdecode(f.raw_path).rsplit("/", 1)[-1]) is not None
+        ]
         blocks.append(
             f"Names shown escaped ({', '.join(odd)}) cannot be typed as printed: rename them "
-            "(git mv) and commit again" + (f", or run: {fix_command}" if fix_command else "")
+            "(git mv) and commit again"
+            + (f", or run: {fix_command}" if fix_command and fixable else "")
         )
     return "\n".join(blocks)
 

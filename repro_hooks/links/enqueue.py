@@ -16,6 +16,7 @@ from typing import Any
 
 from repro_hooks.errors import GitError, ReproHooksError
 from repro_hooks.git import Git
+from repro_hooks.git.process import git_env
 from repro_hooks.links.core import (
     TrackingStore,
     experiment_selection,
@@ -43,11 +44,12 @@ def repo_facts(cwd: Path | None = None) -> RepoFacts:
         proc = subprocess.run(
             ["git", "rev-parse", "--absolute-git-dir", "--git-common-dir", "--show-toplevel",
              "--verify", "-q", "HEAD"],
-            cwd=cwd, capture_output=True, check=False,
+            cwd=cwd, capture_output=True, check=False, env=git_env(),
         )  # fmt: skip
     except FileNotFoundError:
         raise GitError("git: command not found") from None
-    lines = proc.stdout.decode("utf-8", "surrogateescape").splitlines()
+    # git's lines end at b"\n" only (a path may hold U+2028): never splitlines()
+    lines = proc.stdout.decode("utf-8", "surrogateescape").split("\n")[:-1]
     if len(lines) < 3:
         raise GitError(f"{cwd or '.'}: not a git work tree")
     git_dir = Path(lines[0])
@@ -235,7 +237,7 @@ def queue_merge_link(
 def parse_rewrite_lines(data: bytes) -> list[tuple[str, str]]:
     """`<old> <new> [extra]` lines (git's post-rewrite stdin and rebase's rewritten-list)."""
     pairs = []
-    for line in data.decode("ascii", "replace").splitlines():
+    for line in data.decode("ascii", "replace").split("\n"):
         parts = line.split()
         if len(parts) >= 2 and all(c in "0123456789abcdef" for c in parts[0] + parts[1]):
             pairs.append((parts[0], parts[1]))

@@ -134,7 +134,9 @@ def take_stamp(cwd: str, *, at_exit: bool = True) -> dict[str, str]:
 def _git(cwd: str, *args: str) -> bytes | None:
     import subprocess
 
-    env = {k: v for k, v in os.environ.items() if k != "GIT_LITERAL_PATHSPECS"}
+    from repro_hooks.git.process import git_env
+
+    env = git_env(literal_pathspecs=False)  # `:(glob)` pathspecs below
     try:
         proc = subprocess.run(
             ["git", *args], cwd=cwd, capture_output=True, check=False, env=env,
@@ -149,7 +151,9 @@ def _git_parallel(cwd: str, *commands: tuple[str, ...]) -> list[bytes | None]:
     """Several git commands at once (each its own process), their outputs in order."""
     import subprocess
 
-    env = {k: v for k, v in os.environ.items() if k != "GIT_LITERAL_PATHSPECS"}
+    from repro_hooks.git.process import git_env
+
+    env = git_env(literal_pathspecs=False)  # `:(glob)` pathspecs below
     procs: list[subprocess.Popen[bytes] | None] = []
     for args in commands:
         try:
@@ -179,7 +183,8 @@ def _git_facts(cwd: str) -> tuple[str, str, str, str | None] | None:
         out = _git(cwd, *args)
         if out is None:
             return None
-    lines = out.decode("utf-8", "surrogateescape").splitlines()
+    # git's lines end at b"\n" only (a path may hold U+2028): never splitlines()
+    lines = out.decode("utf-8", "surrogateescape").split("\n")[:-1]
     if len(lines) < 3:
         return None
     if len(lines) > 3:
@@ -314,6 +319,8 @@ def _hash_code_files(root: str, changed: dict[str, str | None]) -> dict[str, str
     """{path: blob sha as `git add` would store it, None if deleted, "?" if not hashed}."""
     import subprocess
 
+    from repro_hooks.git.process import git_env
+
     todo = []
     for path in sorted(changed)[:MAX_CODE_FILES]:
         try:
@@ -331,7 +338,7 @@ def _hash_code_files(root: str, changed: dict[str, str | None]) -> dict[str, str
             proc = subprocess.run(
                 ["git", "hash-object", "--stdin-paths"], cwd=root, check=False,
                 input="\n".join(todo).encode("utf-8", "surrogateescape") + b"\n",
-                capture_output=True,
+                capture_output=True, env=git_env(),
             )  # fmt: skip
             shas = proc.stdout.decode().split()
         except OSError:

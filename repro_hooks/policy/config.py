@@ -51,6 +51,9 @@ DEFAULT_DATA_PATTERNS: tuple[str, ...] = tuple(
 # stopped by these, not by data patterns.
 DEFAULT_MAX_COMMIT_TOTAL = 100 * 1024**2  # staged blobs of one commit
 DEFAULT_MAX_PUSH_TOTAL = 500 * 1024**2  # blobs a push introduces (wired in repro_hooks/history)
+# issue 22: the DVC files a push brings are parsed; their distinct bytes are bounded (the largest
+# single DVC file read is 8 MiB, repro_hooks.dvc.files.MAX_DVC_FILE_SIZE)
+DEFAULT_MAX_PUSH_DVC_TOTAL = 8 * 1024**2
 
 # ---- data-exclude defaults (issue 11, item 18) ----
 # Folders common ML tools write their logs, configs and run records to: what is in them is not
@@ -82,6 +85,7 @@ class Policy:
     data_patterns_case_sensitive: bool = False
     max_commit_total: int = DEFAULT_MAX_COMMIT_TOTAL
     max_push_total: int = DEFAULT_MAX_PUSH_TOTAL
+    max_push_dvc_total: int = DEFAULT_MAX_PUSH_DVC_TOTAL
 
     def is_excluded(self, path: str) -> bool:
         return first_match(self.exclude, path) is not None
@@ -203,6 +207,8 @@ _POLICY_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "data-patterns-case-sensitive": ("data_patterns_case_sensitive", _bool),
     "max-commit-total": ("max_commit_total", _size),
     "max-push-total": ("max_push_total", _size),
+    # issue 22
+    "max-push-dvc-total": ("max_push_dvc_total", _size),
 }
 _MLFLOW_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "tracking-uri": ("tracking_uri", _opt_str),
