@@ -87,6 +87,7 @@ def _is_dvc_file(path: str) -> bool:
 def tree_policy_findings(git: Git, policy: Policy, commit: str, blobs: list[Blob]) -> list[Finding]:
     """The large-file, LFS, data-pattern and DVC-file rules over the commit's whole tree (what
     `repro-hooks scan` checks for what a commit introduces), plus outputs recorded twice."""
+    from repro_hooks.dvc.commits import CommitFiles, may_template
     from repro_hooks.dvc.files import DvcFileError, parse_dvc_yaml
     from repro_hooks.history.review import (
         MAX_DVC_FILE_SIZE,
@@ -120,23 +121,36 @@ def tree_policy_findings(git: Git, policy: Policy, commit: str, blobs: list[Blob
     ]  # fmt: skip
     contents = git.read_blobs(b.sha for b in dvc_blobs) if dvc_blobs else {}
     by_path = {display[b.path]: b.sha for b in dvc_blobs}
+    # a templated dvc.yaml reads its vars files and DVC config from this same commit
+    committed = CommitFiles(git)
+    committed.prefetch(
+        (commit, p)
+        for p, s in by_path.items()
+        if posixpath.basename(p) == "dvc.yaml" and s in contents and may_template(contents[s])
+    )
     lock_wdirs: dict[tuple[str | None, str], dict[str, str]] = {}
     for path, sha in by_path.items():
         if posixpath.basename(path) != "dvc.lock":
             continue
-        yaml_sha = by_path.get(posixpath.join(posixpath.dirname(path), "dvc.yaml"))
+        yaml_path = posixpath.join(posixpath.dirname(path), "dvc.yaml")
+        yaml_sha = by_path.get(yaml_path)
         if yaml_sha is None or yaml_sha not in contents:
             continue
         try:
-            stages = parse_dvc_yaml(contents[yaml_sha], path)
+            load, parsing = committed.sources(commit, yaml_path)
+            stages = parse_dvc_yaml(contents[yaml_sha], yaml_path, load, parsing)
         except DvcFileError:
             continue  # reported as malformed on its own
         lock_wdirs[(commit, sha)] = {name: st.wdir for name, st in stages.items()}
-    findings = scan_findings(blobs, info, policy, lfs, contents, None, lock_wdirs)
+    findings = scan_findings(
+        blobs, info, policy, lfs, contents, None, lock_wdirs, committed.sources
+    )
     entries = [
         (p, s) for p, s in by_path.items() if not p.endswith("dvc.lock")
     ]  # .dvc files and dvc.yaml
-    findings += duplicate_output_findings({commit: entries}, contents, set(entries))
+    findings += duplicate_output_findings(
+        {commit: entries}, contents, set(entries), committed.sources
+    )
     return findings
 
 

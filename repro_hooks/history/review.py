@@ -32,6 +32,7 @@ from repro_hooks.policy.sizes import format_size
 from repro_hooks.report import Finding, display_path
 
 if TYPE_CHECKING:
+    from repro_hooks.dvc.commits import CommitFiles, Sources
     from repro_hooks.history.baseline import BaselineKey
 
 POLICY_GIT_CONFIG = "repro-hooks.policy"
@@ -104,10 +105,13 @@ def dvc_file_findings(
     contents: Mapping[str, bytes],
     info: Mapping[str, ObjectInfo],
     lock_wdirs: Mapping[tuple[str | None, str], Mapping[str, str]] | None = None,
+    sources: Sources | None = None,
 ) -> list[Finding]:
     """Each .dvc, dvc.yaml and dvc.lock blob must parse (repro_hooks.dvc.files). A dvc.lock's
     paths are relative to its stages' wdirs, which only the commit's dvc.yaml records:
-    `lock_wdirs` maps (commit, dvc.lock blob) to {stage: wdir}."""
+    `lock_wdirs` maps (commit, dvc.lock blob) to {stage: wdir}. A templated dvc.yaml is
+    resolved with what `sources(commit, path)` gives: (load, parsing) reading the same commit
+    (repro_hooks.dvc.commits); without it, it has no vars files."""
     findings = []
     seen: set[tuple[str, str]] = set()
     for blob in blobs:
@@ -133,19 +137,17 @@ def dvc_file_findings(
             )
 
             name = posixpath.basename(path)
-            parse = (
-                parse_dvc_yaml if name == "dvc.yaml"
-                else parse_dvc_lock if name == "dvc.lock"
-                else parse_dvc_file
-            )  # fmt: skip
             try:
                 if name == "dvc.lock":
                     wdirs = (lock_wdirs or {}).get((blob.commit, blob.sha))
                     parse_dvc_lock(contents[blob.sha], path, wdirs)
+                elif name == "dvc.yaml":
+                    load, parsing = sources(blob.commit, path) if sources else (None, None)
+                    parse_dvc_yaml(contents[blob.sha], path, load, parsing)
                 else:
-                    parse(contents[blob.sha], path)
+                    parse_dvc_file(contents[blob.sha], path)
             except DvcFileError as exc:
-                reason = exc.reason
+                reason = exc.reason if exc.file == path else str(exc)
         if reason is not None:
             findings.append(Finding(path, "malformed-dvc", reason, blob.commit))
     return findings
@@ -155,12 +157,14 @@ def duplicate_output_findings(
     trees: Mapping[str, Sequence[tuple[str, str]]],
     contents: Mapping[str, bytes],
     introduced: Collection[tuple[str, str]],
+    sources: Sources | None = None,
 ) -> list[Finding]:
     """Two DVC files recording the same output in one tree: DVC refuses to work in that tree.
 
     `trees` maps a scanned tip to its (DVC file path, blob sha) entries (.dvc files and dvc.yaml;
     dvc.lock repeats dvc.yaml's outputs). Reported only when the scan introduced one of the
-    files involved, at the file that recorded the output last in path order."""
+    files involved, at the file that recorded the output last in path order. `sources`: as for
+    dvc_file_findings (the tip is the commit)."""
     from repro_hooks.dvc.files import DvcFileError, parse_dvc_file, parse_dvc_yaml
 
     findings: dict[tuple[str, str], Finding] = {}
@@ -171,8 +175,9 @@ def duplicate_output_findings(
                 continue
             try:
                 if posixpath.basename(path) == "dvc.yaml":
-                    outs = [o.path for st in parse_dvc_yaml(contents[sha], path).values()
-                            for o in st.outs]  # fmt: skip
+                    load, parsing = sources(tip, path) if sources else (None, None)
+                    stages = parse_dvc_yaml(contents[sha], path, load, parsing)
+                    outs = [o.path for st in stages.values() for o in st.outs]
                 else:
                     outs = [o.path for o in parse_dvc_file(contents[sha], path).outs]
             except DvcFileError:
@@ -199,6 +204,7 @@ def scan_findings(
     dvc_contents: Mapping[str, bytes],
     sha_of: Mapping[tuple[str, str | None], str] | None = None,
     lock_wdirs: Mapping[tuple[str | None, str], Mapping[str, str]] | None = None,
+    sources: Sources | None = None,
 ) -> list[Finding]:
     """Every rule over the blobs a set of commits introduces. A (path, blob) breaking the size or
     LFS rule is not reported again as data-in-git."""
@@ -209,7 +215,7 @@ def scan_findings(
     return [
         *large,
         *data_findings(blobs, info, policy, lfs, skip),
-        *dvc_file_findings(blobs, dvc_contents, info, lock_wdirs),
+        *dvc_file_findings(blobs, dvc_contents, info, lock_wdirs, sources),
     ]
 
 
@@ -282,10 +288,26 @@ def _blob_findings(
     ]  # fmt: skip
     contents = git.read_blobs(dvc_shas) if dvc_shas else {}
     sha_of = blob_index(blobs, facts.display)
-    lock_wdirs = _lock_wdirs(git, [b for b in blobs if b.sha in contents], facts.display)
-    findings = scan_findings(blobs, info, policy, lfs, contents, sha_of, lock_wdirs)
+    findings: list[Finding] = []
     if dvc_shas:
-        findings += _duplicate_outputs_at_tips(git, rev_args, blobs, facts)
+        # lazy: ~0.1 s of imports that a history without DVC files never needs
+        from repro_hooks.dvc.commits import CommitFiles, may_template
+
+        committed = CommitFiles(git)
+        yamls = [(b, facts.display(b.path)) for b in blobs if b.sha in contents]
+        committed.prefetch(
+            (b.commit, path)
+            for b, path in yamls
+            if posixpath.basename(path) == "dvc.yaml" and may_template(contents[b.sha])
+        )
+        in_contents = [b for b in blobs if b.sha in contents]
+        lock_wdirs = _lock_wdirs(git, in_contents, facts.display, committed)
+        findings = scan_findings(
+            blobs, info, policy, lfs, contents, sha_of, lock_wdirs, committed.sources
+        )
+        findings += _duplicate_outputs_at_tips(git, rev_args, blobs, facts, committed)
+    else:
+        findings = scan_findings(blobs, info, policy, lfs, contents, sha_of)
     total = push_total_finding(blobs, info, policy) if push_total else None
     if total is not None:
         findings.append(total)
@@ -488,7 +510,7 @@ def check_no_missing_objects(
 
 
 def _lock_wdirs(
-    git: Git, dvc_blobs: Sequence[Blob], display: Callable[[bytes], str]
+    git: Git, dvc_blobs: Sequence[Blob], display: Callable[[bytes], str], committed: CommitFiles
 ) -> dict[tuple[str | None, str], Mapping[str, str]]:
     """For each dvc.lock a commit introduces, the stage wdirs its sibling dvc.yaml records in
     that same commit (one `cat-file --batch` for all of them)."""
@@ -504,7 +526,8 @@ def _lock_wdirs(
         if content is None:
             continue
         try:
-            stages = parse_dvc_yaml(content, yaml_path)
+            load, parsing = committed.sources(blob.commit, yaml_path)
+            stages = parse_dvc_yaml(content, yaml_path, load, parsing)
         except DvcFileError:
             continue  # reported on its own when this push introduces it
         wdirs[(blob.commit, blob.sha)] = {name: stage.wdir for name, stage in stages.items()}
@@ -512,7 +535,11 @@ def _lock_wdirs(
 
 
 def _duplicate_outputs_at_tips(
-    git: Git, rev_args: Sequence[str], blobs: Sequence[Blob], facts: _PathFacts
+    git: Git,
+    rev_args: Sequence[str],
+    blobs: Sequence[Blob],
+    facts: _PathFacts,
+    committed: CommitFiles,
 ) -> list[Finding]:
     """Ask git for the DVC files in each scanned tip's tree (one ls-tree per tip, one batch
     read) and look for outputs recorded twice."""
@@ -536,7 +563,7 @@ def _duplicate_outputs_at_tips(
         s for s in wanted if (o := info.get(s)) is not None and o.size <= MAX_DVC_FILE_SIZE
     )
     introduced = {(facts.display(b.path), b.sha) for b in blobs}
-    return duplicate_output_findings(trees, contents, introduced)
+    return duplicate_output_findings(trees, contents, introduced, committed.sources)
 
 
 # ---- the policy on a server -------------------------------------------------------------------
