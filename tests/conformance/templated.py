@@ -259,6 +259,17 @@ def _unlink(path: Path) -> None:
     path.unlink(missing_ok=True)
 
 
+MERGED = """  merged:
+    cmd: echo ${prep.extra} ${prep.split} > merged.txt
+    outs:
+      - merged.txt
+"""
+
+
+def appender(rel: str, text: str) -> Mutation:
+    return lambda r, g: _append(r / rel, text)
+
+
 def templated_mutations(folder: str) -> dict[str, Mutation]:
     """Mutations of the pipeline in `folder` (relative to the git root)."""
 
@@ -323,7 +334,142 @@ def templated_mutations(folder: str) -> dict[str, Mutation]:
         "foreach-not-iterable": lambda r, g: _edit(
             at(r, "params.yaml"), "langs: [en, fr]", "langs: 3"
         ),
+        # params.yaml named again in vars: DVC loads it once
+        "vars-params-again": lambda r, g: _edit(
+            at(r, "dvc.yaml"), "vars:\n", "vars:\n  - params.yaml\n"
+        ),
+        # part of params.yaml named again: DVC refuses it (already loaded whole)
+        "vars-params-partial": lambda r, g: _edit(
+            at(r, "dvc.yaml"), "vars:\n", "vars:\n  - params.yaml:prep\n"
+        ),
+        # an inline dict merged into params.yaml's `prep`, used by a new stage
+        "vars-merge": lambda r, g: (
+            _edit(at(r, "dvc.yaml"), "  - tag: v1\n", "  - prep:\n      extra: 9\n  - tag: v1\n"),
+            _append(at(r, "dvc.yaml"), MERGED),
+        ),
+        # an inline dict redefining a value of params.yaml: DVC refuses it
+        "vars-redefine": lambda r, g: _edit(
+            at(r, "dvc.yaml"), "  - tag: v1\n", "  - prep:\n      split: 9\n  - tag: v1\n"
+        ),
+        **{
+            f"feature-{name}": appender(f"{folder}/dvc.yaml" if folder else "dvc.yaml", text)
+            for name, text in FEATURES.items()
+        },
     }
+
+
+# More of DVC's templating, each a stage appended to the pipeline's dvc.yaml (not in dvc.lock, so
+# DVC reports it changed); the stages themselves are compared with DVC's after each case.
+FEATURES = {
+    # a dict in cmd: `--split 0.2 --out prepared --flag` (DVC's parsing.bool)
+    "cmd-dict": """  unpack:
+    cmd: echo ${prep} > unpack.txt
+    outs:
+      - unpack.txt
+""",
+    # a list on its own: DVC refuses it ("Cannot interpolate data of type 'list'")
+    "cmd-list": """  unlist:
+    cmd: echo ${langs} > unlist.txt
+    outs:
+      - unlist.txt
+""",
+    # foreach over a list of dicts: names `sweep@0`, `sweep@1`
+    "foreach-list-of-dicts": """  sweep:
+    foreach:
+      - lr: 0.1
+        name: a
+      - lr: 0.2
+        name: b
+    do:
+      cmd: echo ${item.lr} > sweep_${item.name}.txt
+      outs:
+        - sweep_${item.name}.txt
+""",
+    "foreach-numbers": """  shard:
+    foreach: [1, 2]
+    do:
+      cmd: echo ${item} > shard_${item}.txt
+      outs:
+        - shard_${item}.txt
+""",
+    # matrix over dicts (names `grid@cfg0-en`) and over an interpolated list
+    "matrix-dicts": """  grid:
+    matrix:
+      cfg:
+        - depth: 1
+        - depth: 2
+      lang: ${langs}
+    cmd: echo ${item.cfg.depth} ${item.lang} > grid_${item.cfg.depth}_${item.lang}.txt
+    outs:
+      - grid_${item.cfg.depth}_${item.lang}.txt
+""",
+    "foreach-dict-from-params": """  area:
+    foreach: ${regions}
+    do:
+      cmd: echo ${key} ${item.size} > area_${key}.txt
+      params:
+        - regions.${key}.size
+      outs:
+        - area_${key}.txt
+""",
+    "index-syntax": """  idx:
+    cmd: echo ${langs[1]} ${regions.north.size} > idx.txt
+    outs:
+      - idx.txt
+""",
+    "escaped": """  esc:
+    cmd: echo \\${HOME} ${tag} > esc.txt
+    outs:
+      - esc.txt
+""",
+    "folded-cmd": """  fold:
+    cmd: >-
+      echo ${tag}
+      ${prep.split} > fold.txt
+    outs:
+      - fold.txt
+""",
+    "cmd-as-list": """  steps:
+    cmd:
+      - echo ${tag} > steps.txt
+      - echo ${prep.out} >> steps.txt
+    outs:
+      - steps.txt
+""",
+    "do-stage-vars": """  local:
+    foreach: [p, q]
+    do:
+      vars:
+        - suffix: sfx
+      cmd: echo ${item} ${suffix} > local_${item}.txt
+      outs:
+        - local_${item}.txt:
+            cache: false
+""",
+    "cmd-nested-dict": """  nested:
+    cmd: echo ${regions} > nested.txt
+    outs:
+      - nested.txt
+""",
+    "cmd-dict-false": """  opts:
+    vars:
+      - opts:
+          verbose: false
+          dry: true
+          n: 2
+          name: x y
+    cmd: echo ${opts} > opts.txt
+    outs:
+      - opts.txt
+""",
+    "whole-number-float": """  num:
+    cmd: echo ${stage.scale} ${prep.split} 1e3 > num.txt
+    params:
+      - stage.scale
+    outs:
+      - num.txt
+""",
+}
 
 
 TEMPLATED_MUTATIONS: dict[str, dict[str, Mutation]] = {
