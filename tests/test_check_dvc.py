@@ -369,6 +369,20 @@ def test_templated_stages_are_checked_like_any_other(dvc_repo: Path) -> None:
     assert dvc_status_rc(dvc_repo) == 1
 
 
+def test_non_frozen_import_is_left_to_dvc(dvc_repo: Path, tmp_path: Path) -> None:
+    """An import from a URL (here a local path outside the repository) is not frozen: only DVC
+    can ask its source, so `dvc status` decides, at the .dvc file."""
+    write(tmp_path / "src.csv", "a\n1\n")
+    dvc(dvc_repo, "import-url", "-q", str(tmp_path / "src.csv"), "imported.csv")
+    dvc(dvc_repo, "unfreeze", "imported.csv.dvc")  # import-url freezes it
+    assert _invoke() == (0, "")
+    write(tmp_path / "src.csv", "a\n2\n")
+    code, out = _invoke()
+    assert code == 1
+    assert out.startswith(f"{tmp_path / 'src.csv'}: dvc status: imported.csv.dvc: changed deps")
+    assert dvc_status_rc(dvc_repo) == 1
+
+
 def test_bare_repository_is_a_usage_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     git(tmp_path, "init", "-q", "--bare", "b.git")
     monkeypatch.chdir(tmp_path / "b.git")

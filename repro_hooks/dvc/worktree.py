@@ -485,15 +485,8 @@ def dvc_status_findings(root: Path, targets: Sequence[tuple[str, str, str]]) -> 
         raise ReproHooksError("dvc status --json: unreadable output") from None
     findings = []
     for key, changes in sorted(status.items()):
-        base = key.split("@", 1)[0]
         where, rule = next(
-            (
-                (shown, rule)
-                for target, shown, rule in targets
-                # DVC addresses the root dvc.yaml's stages by bare name, others as file:name
-                if base in (target, target.removeprefix("dvc.yaml:"))
-            ),
-            (key, "stale-lock"),
+            ((shown, rule) for target, shown, rule in targets if key == target), (key, "stale-dvc")
         )
         for change in changes if isinstance(changes, list) else [changes]:
             if isinstance(change, dict):  # {"changed outs": {path: status}, ...}: name each path
