@@ -13,6 +13,7 @@ import posixpath
 import re
 import shutil
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -846,47 +847,118 @@ _REFS = st.sampled_from(
 )
 
 
+def _paths(value: Any, prefix: str) -> Iterator[tuple[str, Any]]:
+    """Every `${...}` expression that reaches into `value` (named `prefix`), with its value."""
+    yield prefix, value
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _paths(v, f"{prefix}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _paths(v, f"{prefix}[{i}]")
+
+
 @st.composite
 def _documents(draw: st.DrawFn) -> dict[str, str]:
+    """Mostly resolvable documents: references are drawn from what the context holds, with
+    some drawn blindly (missing keys, items that differ between iterations, clashes)."""
     params = draw(st.dictionaries(_NAMES, _VALUES, max_size=4))
-    inline = draw(st.dictionaries(_NAMES, _VALUES, max_size=2))
-    stages: dict[str, Any] = {}
+    inline = draw(st.dictionaries(st.sampled_from(["v", "w", "a"]), _VALUES, max_size=2))
+    extra = draw(st.dictionaries(st.sampled_from(["e", "f", "b"]), _VALUES, max_size=2))
+    files = {"params.yaml": yaml.safe_dump(params), "extra.yaml": yaml.safe_dump(extra)}
+    scope = {**params, **inline}
 
-    def body() -> dict[str, Any]:
-        refs = draw(st.lists(_REFS, min_size=1, max_size=3))
-        out: dict[str, Any] = {"cmd": " ".join(f"${{{r}}}" for r in refs)}
+    def scalar_refs(names: dict[str, Any]) -> list[str]:
+        return sorted(
+            expr
+            for name, value in names.items()
+            for expr, v in _paths(value, name)
+            if not isinstance(v, (dict, list))
+        )
+
+    def ref(names: dict[str, Any]) -> str:
+        known = scalar_refs(names)
+        if known and draw(st.integers(0, 11)) > 0:
+            return draw(st.sampled_from(known))
+        return draw(_REFS)
+
+    def body(names: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        vars_choice = draw(st.integers(0, 6))
+        if vars_choice == 0:
+            inline_stage = draw(st.dictionaries(st.sampled_from(["s", "t", "a"]), _SCALARS))
+            out["vars"] = [inline_stage]
+            names = {**names, **inline_stage}
+        elif vars_choice == 1:
+            out["vars"] = [draw(st.sampled_from(["extra.yaml", "extra.yaml:e", "params.yaml"]))]
+            names = {**names, **extra}
+        refs = draw(st.lists(st.just(None), min_size=1, max_size=3))
+        out["cmd"] = " ".join(f"${{{ref(names)}}}" for _ in refs)
         if draw(st.booleans()):
-            out["outs"] = [f"o/${{{draw(_REFS)}}}"]
+            out["outs"] = [f"o/${{{ref(names)}}}"]
         if draw(st.booleans()):
-            out["desc"] = f"${{{draw(_REFS)}}}"
-        if draw(st.integers(0, 4)) == 0:
-            out["vars"] = [draw(st.dictionaries(_NAMES, _SCALARS, max_size=2))]
+            out["desc"] = f"${{{ref(names)}}}"
+        if draw(st.integers(0, 5)) == 0:
+            out["wdir"] = f"${{{ref(names)}}}"
         return out
 
+    def containers() -> list[str]:
+        return sorted(
+            expr
+            for name, value in scope.items()
+            for expr, v in _paths(value, name)
+            if isinstance(v, (dict, list))
+        )
+
+    stages: dict[str, Any] = {}
     for i in range(draw(st.integers(1, 3))):
         kind = draw(st.sampled_from(["plain", "foreach", "matrix"]))
         if kind == "plain":
-            stages[f"s{i}"] = body()
+            stages[f"s{i}"] = body(scope)
         elif kind == "foreach":
-            source = draw(st.one_of(_VALUES, _REFS.map(lambda r: f"${{{r}}}")))
-            stages[f"s{i}"] = {"foreach": source, "do": body()}
+            known = containers()
+            if known and draw(st.booleans()):
+                expr = draw(st.sampled_from(known))
+                iterable = dict(
+                    _paths(scope[re.split(r"[.\[]", expr)[0]], re.split(r"[.\[]", expr)[0])
+                )[expr]
+                source: Any = f"${{{expr}}}"
+            else:
+                iterable = source = draw(st.one_of(_VALUES, _REFS.map(lambda r: f"${{{r}}}")))
+            first = (
+                next(iter(iterable.values()), None)
+                if isinstance(iterable, dict)
+                else iterable[0]
+                if isinstance(iterable, list) and iterable
+                else None
+            )
+            stages[f"s{i}"] = {"foreach": source, "do": body({**scope, "item": first, "key": "k"})}
         else:
             axes = draw(
                 st.dictionaries(
                     _NAMES,
-                    st.one_of(st.lists(_VALUES, max_size=2), _REFS.map(lambda r: f"${{{r}}}")),
+                    st.one_of(
+                        st.lists(_VALUES, min_size=1, max_size=2),
+                        st.sampled_from(containers() or ["a"]).map(lambda r: f"${{{r}}}"),
+                    ),
                     min_size=1,
                     max_size=2,
                 )
             )
-            stages[f"s{i}"] = {"matrix": axes, **body()}
+            item = {k: (v[0] if isinstance(v, list) else None) for k, v in axes.items()}
+            stages[f"s{i}"] = {"matrix": axes, **body({**scope, "item": item, "key": "k"})}
     document: dict[str, Any] = {"stages": stages}
     if inline:
         document["vars"] = [inline]
-    return {"params.yaml": yaml.safe_dump(params), "dvc.yaml": yaml.safe_dump(document)}
+    if draw(st.integers(0, 3)) == 0:
+        document.setdefault("vars", []).append(
+            draw(st.sampled_from(["extra.yaml", "extra.yaml:e,f"]))
+        )
+    files["dvc.yaml"] = yaml.safe_dump(document)
+    return files
 
 
-@settings(max_examples=150)
+@settings(max_examples=120)
 @given(_documents())
 def test_generated_documents(
     dvc_project_template: Path, tmp_path_factory: pytest.TempPathFactory, files: dict[str, str]

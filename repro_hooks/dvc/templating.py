@@ -604,7 +604,6 @@ class _Resolver:
         self.clock = _Clock()
         self.context = _Context(self.clock)
         self.tracked_vars: dict[str, dict[str, dict[str, Any]]] = {}
-        self.stage_wdirs: dict[str, str] = {}
         self.definitions: dict[str, _Entry | _Group] = {}
 
     # -- files
@@ -770,7 +769,8 @@ class _Resolver:
         for name in names:  # DataResolver.resolve(): resolve_one for every key
             bodies.update(self.resolve_one(name))
         return {
-            name: ResolvedStage(name, body, self.tracked(name)) for name, body in bodies.items()
+            name: ResolvedStage(name, body, self.tracked(name, body))
+            for name, body in bodies.items()
         }
 
     def make_definition(self, name: str, body: Mapping[str, Any]) -> _Entry | _Group:
@@ -795,8 +795,11 @@ class _Resolver:
             return definition.resolve_one(key)
         raise _Fatal(f"Could not find '{name}'")
 
-    def tracked(self, name: str) -> dict[str, list[str]]:
-        wdir = self.stage_wdirs.get(name, self.wdir)
+    def tracked(self, name: str, body: Mapping[str, Any]) -> dict[str, list[str]]:
+        """The stage's tracked vars, keyed relative to its wdir as DVC's stage loader sets
+        it (`resolve_paths`: the resolved `wdir`, if any, joined to the dvc.yaml's directory)."""
+        wdir = body.get(WDIR_KWD)
+        wdir = posixpath.join(self.wdir, to_str(wdir)) if wdir else self.wdir
         return {
             _relpath(source, wdir): list(keys)
             for source, keys in self.tracked_vars.get(name, {}).items()
@@ -857,8 +860,6 @@ class _Entry:
     def resolve_stage(self, skip_checks: bool = False) -> dict[str, dict[str, Any]]:
         r, name = self.resolver, self.name
         if self.plain:
-            wdir = self.definition.get(WDIR_KWD)
-            r.stage_wdirs[name] = posixpath.join(r.wdir, wdir) if wdir else r.wdir
             r.tracked_vars[name] = {}
             return {name: dict(self.definition)}
         ctx = self.resolver.context
@@ -866,7 +867,6 @@ class _Entry:
             r.check_syntax_errors(self.definition, name)
         definition = dict(self.definition)
         wdir = self._resolve_wdir(ctx, definition.get(WDIR_KWD))
-        r.stage_wdirs[name] = wdir
         vars_ = definition.pop(VARS_KWD, [])
         r.check_interpolations(vars_, f"stages.{name}.vars")
         if vars_:
