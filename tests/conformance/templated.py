@@ -270,11 +270,29 @@ def appender(rel: str, text: str) -> Mutation:
     return lambda r, g: _append(r / rel, text)
 
 
-def templated_mutations(folder: str) -> dict[str, Mutation]:
-    """Mutations of the pipeline in `folder` (relative to the git root)."""
+LIST_IN_DICT = """  listy:
+    vars:
+      - run:
+          tags: [a, b]
+          fast: false
+    cmd: echo ${run} > listy.txt
+    outs:
+      - listy.txt
+"""
+
+PARSING = "[parsing]\n    bool = boolean_optional\n    list = append\n"
+
+
+def templated_mutations(folder: str, project: str) -> dict[str, Mutation]:
+    """Mutations of the pipeline in `folder` of the DVC project `project` (both relative to the
+    git root)."""
 
     def at(repo: Path, rel: str) -> Path:
         return repo / folder / rel
+
+    def parsing(r: Path) -> None:
+        _append(r / project / ".dvc/config", PARSING)
+        _append(at(r, "dvc.yaml"), LIST_IN_DICT)
 
     def add_lang(r: Path) -> None:
         write(at(r, "data/de.txt"), "de\n")
@@ -334,6 +352,10 @@ def templated_mutations(folder: str) -> dict[str, Mutation]:
         "foreach-not-iterable": lambda r, g: _edit(
             at(r, "params.yaml"), "langs: [en, fr]", "langs: 3"
         ),
+        # a list inside a dict in cmd: `--tags a b` (DVC's default parsing.list, nargs)
+        "list-in-dict": lambda r, g: _append(at(r, "dvc.yaml"), LIST_IN_DICT),
+        # the project's [parsing] config: `--no-fast`, `--tags a --tags b`
+        "parsing-config": lambda r, g: parsing(r),
         # params.yaml named again in vars: DVC loads it once
         "vars-params-again": lambda r, g: _edit(
             at(r, "dvc.yaml"), "vars:\n", "vars:\n  - params.yaml\n"
@@ -473,7 +495,8 @@ FEATURES = {
 
 
 TEMPLATED_MUTATIONS: dict[str, dict[str, Mutation]] = {
-    name: templated_mutations(folder) for name, (_, _, folder) in TEMPLATED_BASES.items()
+    name: templated_mutations(folder, projects[-1])
+    for name, (_, projects, folder) in TEMPLATED_BASES.items()
 }
 # the root project beside `sub/`: its own templated stages change too
 TEMPLATED_MUTATIONS["tpl-beside"].update(
@@ -482,6 +505,21 @@ TEMPLATED_MUTATIONS["tpl-beside"].update(
         "root-out": lambda r, g: _append(r / "top_y.txt"),
         "root-and-sub": lambda r, g: (_append(r / "top_x.txt"), _append(r / "sub/data/en.txt")),
     }
+)
+# a vars file outside the `--subdir` project (inside the git repository)
+OUTSIDE = """  outside:
+    cmd: echo ${far.value} > outside.txt
+    outs:
+      - outside.txt
+"""
+TEMPLATED_MUTATIONS["tpl-subdir"]["vars-outside-project"] = lambda r, g: (
+    write(r / "far.yaml", "far:\n  value: 1\n"),
+    _edit(r / "proj/dvc.yaml", "vars:\n", "vars:\n  - ../far.yaml:far\n"),
+    _append(r / "proj/dvc.yaml", OUTSIDE),
+)
+# a root stage depending on a file of the project beside it
+TEMPLATED_MUTATIONS["tpl-beside"]["root-dep-in-sub"] = lambda r, g: _edit(
+    r / "dvc.yaml", "      params:\n", "      deps:\n        - sub/data/en.txt\n      params:\n"
 )
 # the vars file above the nested pipeline's folder
 TEMPLATED_MUTATIONS["tpl-nested"].update(
