@@ -19,6 +19,7 @@ import shlex
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import product
 from typing import Any, NamedTuple, NoReturn
 
@@ -153,7 +154,7 @@ class _Container:
         self.epoch = epoch
 
 
-class _Dict(_Container, Mapping[str, Any]):
+class _Dict(_Container):
     __slots__ = ()
 
     @property
@@ -184,7 +185,7 @@ class _Dict(_Container, Mapping[str, Any]):
         return {k: node.value for k, node in self._data.items()}
 
 
-class _List(_Container, Sequence[Any]):
+class _List(_Container):
     __slots__ = ()
 
     @property
@@ -322,25 +323,23 @@ class _Context:
 
     # -- reading
     def select(self, key: str, unwrap: bool) -> Any:
-        normalized = key.replace("[", ".").replace("]", "")
+        parts = _key_parts(key)
         node: Any = self.root
         copied = True
-        rest: str | None = normalized
-        while rest is not None:
-            index, sep, tail = rest.partition(".")
-            rest = tail if sep else None
-            index = index.strip()
+        last = len(parts) - 1
+        for i, index in enumerate(parts):
             try:
-                if isinstance(node, _List):
+                if type(node) is _List:
                     node = node.data[int(index)]
                     copied = False
                 else:
                     node = node.data[index]
             except (LookupError, ValueError):
                 raise _KeyNotInContext(key) from None
-            if rest is not None and not isinstance(node, _Container):
+            if i < last and type(node) is _Value:
                 raise _KeyNotInContext(key)
-        self._track(node, copied)
+        if self.tracking is not None and type(node) is not _Dict:
+            self._track(node, copied)
         return node.value if unwrap else node
 
     def _track(self, node: Any, copied: bool) -> None:
@@ -411,6 +410,13 @@ class _Context:
 # ---- interpolation (dvc/parsing/interpolate.py) ---------------------------------------------
 
 
+@lru_cache(maxsize=4096)
+def _key_parts(key: str) -> tuple[str, ...]:
+    """A selected key's path: `a[0].b` -> ("a", "0", "b"), each part stripped (DVC)."""
+    return tuple(p.strip() for p in key.replace("[", ".").replace("]", "").split("."))
+
+
+@lru_cache(maxsize=4096)
 def _parse_expr(inner: str) -> str:
     """`a.b[0].c` as DVC's pyparsing grammar reads it (a word, then `.word` or `[word]` any
     number of times, a word being anything but `.[]`; tabs expanded): the words joined by dots.
@@ -465,6 +471,8 @@ def _check_expression(s: str) -> None:
 
 
 def _validate_value(value: Any, key: str | None) -> None:
+    if value is None or type(value) in _PRIMITIVES:
+        return
     not_primitive = value is not None and not isinstance(value, _PRIMITIVES)
     not_foreach = key is not None and "foreach" not in key
     if not_primitive and not_foreach:
@@ -475,6 +483,8 @@ def _validate_value(value: Any, key: str | None) -> None:
 
 def to_str(obj: Any, config: Mapping[str, str] | None = None) -> str:
     """DVC's `to_str`: how a value reads inside a string (`cmd: train ${opts}`)."""
+    if type(obj) is str:
+        return obj
     if isinstance(obj, bool):
         return "true" if obj else "false"
     if not isinstance(obj, dict):
@@ -527,14 +537,20 @@ def _flatten(d: Mapping[Any, Any]) -> dict[str, Any]:
 
 def _recurse(f: Callable[[str], Any], data: Any) -> Any:
     """DVC's `recurse`: `f` over every string of a value, mapping keys included."""
-    if isinstance(data, Mapping):
+    kind = type(data)
+    if kind is str:
+        return f(data)
+    if kind is list:
+        return [_recurse(f, v) for v in data]
+    if kind is dict or isinstance(data, Mapping):
         out = {}
         for k, v in data.items():
             key = _recurse(f, k)
-            try:
-                hash(key)
-            except TypeError:
-                raise _Fatal(f"unhashable type: '{_type_name(key)}'") from None
+            if type(key) is not str:
+                try:
+                    hash(key)
+                except TypeError:
+                    raise _Fatal(f"unhashable type: '{_type_name(key)}'") from None
             out[key] = _recurse(f, v)
         return out
     if isinstance(data, (list, tuple, set)):
@@ -577,7 +593,14 @@ def uses_templating(data: Mapping[str, Any]) -> bool:
 
 
 def _is_map_or_seq(data: Any) -> bool:
+    """Mappings and sequences but strings; context nodes count as what they hold."""
+    if type(data) in (_Dict, _List):
+        return True
     return not isinstance(data, str) and isinstance(data, (Mapping, Sequence))
+
+
+def _is_map(data: Any) -> bool:
+    return type(data) is _Dict or isinstance(data, Mapping)
 
 
 def _key_str(value: Any) -> str:
@@ -707,6 +730,8 @@ class _Resolver:
         skip_checks: bool = False,
         key: str | None = None,
     ) -> Any:
+        if "${" not in src:
+            return src
         matches = list(_KEYCRE.finditer(src))
         if len(matches) == 1 and src == matches[0].group(0):
             value = ctx.select(_get_expression(matches[0], skip_checks), unwrap)
@@ -956,7 +981,7 @@ class _Foreach(_Group):
                 f" expected list/dictionary, got {type(node).__name__}"
             )
         self.resolved_iterable = iterable
-        if isinstance(iterable, Mapping):
+        if _is_map(iterable):
             items = iterable.data.items() if isinstance(iterable, _Dict) else iterable.items()
             return {to_str(k): v for k, v in items}
         values = list(iterable)
@@ -965,7 +990,7 @@ class _Foreach(_Group):
         return {_key_str(v): v for v in values}
 
     def _to_set(self, key: str, value: Any) -> dict[str, Any]:
-        if isinstance(self.resolved_iterable, Mapping):
+        if _is_map(self.resolved_iterable):
             return {ITEM: value, KEY: key}
         return {ITEM: value}
 
@@ -982,7 +1007,7 @@ class _Matrix(_Group):
             iterable = r.resolve(r.context, self.matrix_data, unwrap=False)
         except (_ContextError, _ParseError) as exc:
             _format_and_raise(exc, f"'stages.{self.name}.matrix'")
-        if not isinstance(iterable, Mapping):
+        if not _is_map(iterable):
             raise _Fatal(f"'stages.{self.name}.matrix' must be a mapping")
         items = list(iterable.data.items() if isinstance(iterable, _Dict) else iterable.items())
         axes = []
