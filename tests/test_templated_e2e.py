@@ -364,3 +364,34 @@ def test_run_links_resolve_an_interpolated_wdir(dvc_repo: Path) -> None:
     write(dvc_repo / "params.yaml", "dirs: [left]\n")
     found = recorded_outputs(str(dvc_repo), git_dir, ["dvc.yaml", "dvc.lock"])
     assert "left/out.txt" in found and "right/out.txt" not in found
+
+
+def test_scan_reads_vars_files_in_batches(dvc_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The vars files of every pushed templated dvc.yaml come from a fixed number of git
+    processes, whatever the number of commits (the real git, counted): 2 commits and 12 cost
+    the same `git cat-file` calls."""
+    from repro_hooks.git.process import GitProcess
+
+    base = git(dvc_repo, "rev-parse", "HEAD").strip()
+    tips = []
+    for n in range(12):
+        write(dvc_repo / "config.yaml", f"items: [a{n}]\nscale: {n}\n")
+        write(dvc_repo / "dvc.yaml", PIPELINE.replace("echo", f"echo {n}"))
+        git(dvc_repo, "add", "-A")
+        git(dvc_repo, "commit", "-q", "--no-verify", "-m", f"step {n}")
+        tips.append(git(dvc_repo, "rev-parse", "HEAD").strip())
+    calls: list[tuple[str, ...]] = []
+    run = GitProcess.run
+
+    def counted(self: GitProcess, *args: str, **kwargs: object) -> bytes:
+        calls.append(args)
+        return run(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(GitProcess, "run", counted)
+    counts = []
+    for tip in (tips[1], tips[-1]):
+        calls.clear()
+        proc = cli_here(dvc_repo, "scan", "--range", f"{base}..{tip}")
+        assert proc.returncode == 0, proc.stdout
+        counts.append(len([c for c in calls if c and c[0] == "cat-file"]))
+    assert counts[0] == counts[1], counts

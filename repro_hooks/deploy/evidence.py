@@ -124,7 +124,7 @@ def tree_policy_findings(git: Git, policy: Policy, commit: str, blobs: list[Blob
     # a templated dvc.yaml reads its vars files and DVC config from this same commit
     committed = CommitFiles(git)
     committed.prefetch(
-        (commit, p)
+        (commit, p, contents[s])
         for p, s in by_path.items()
         if posixpath.basename(p) == "dvc.yaml" and s in contents and may_template(contents[s])
     )

@@ -13,7 +13,7 @@ import posixpath
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from repro_hooks.dvc.files import MAX_DVC_FILE_SIZE, DvcFileError, repo_path
+from repro_hooks.dvc.files import MAX_DVC_FILE_SIZE, DvcFileError, load_yaml, repo_path
 from repro_hooks.dvc.params import config_sections, vars_file
 from repro_hooks.git import Git
 
@@ -60,16 +60,21 @@ class CommitFiles:
         found = self.git.read_objects([f"{c}:{p}" for c, p in readable])
         self._content.update(zip(readable, found, strict=True))
 
-    def prefetch(self, yamls: Iterable[tuple[str | None, str]]) -> None:
-        """For (commit, dvc.yaml path) pairs, what resolving them usually reads: the default
-        vars file (params.yaml beside it) and the `.dvc/` directory and config of every
-        directory above it (which DVC project it belongs to)."""
+    def prefetch(self, yamls: Iterable[tuple[str | None, str, bytes]]) -> None:
+        """For (commit, dvc.yaml path, its content), what resolving them reads, in one batch: the
+        default vars file (params.yaml beside it), the files its top-level `vars` name, and the
+        `.dvc/` directory and config of every directory above it (which DVC project it belongs
+        to). Anything else (a stage's own `vars`) is read when asked for."""
         names: list[tuple[str, str]] = []
-        for commit, path in yamls:
+        for commit, path, content in yamls:
             if commit is None:
                 continue
             base = posixpath.dirname(path)
             names.append((commit, posixpath.join(base, "params.yaml")))
+            for named in _top_level_vars(content, path):
+                joined = posixpath.normpath(posixpath.join(base, named))
+                if joined != ".." and not joined.startswith(("../", "/")):
+                    names.append((commit, joined))
             for parent in _parents(base):
                 names.append((commit, posixpath.join(parent, ".dvc")))
                 names.append((commit, posixpath.join(parent, ".dvc", "config")))
@@ -123,6 +128,19 @@ class CommitFiles:
     def sources(self, commit: str | None, file: str) -> tuple[Callable[[str], Any], Any]:
         """(load, parsing) for a dvc.yaml of a commit."""
         return self.loader(commit), self.parsing(commit, file)
+
+
+def _top_level_vars(content: bytes, path: str) -> list[str]:
+    """The files a dvc.yaml's top-level `vars` name (`file` or `file:keys`); none when it does
+    not parse (the parser says why, later)."""
+    try:
+        data = load_yaml(content, path)
+    except DvcFileError:
+        return []
+    items = data.get("vars") if isinstance(data, Mapping) else None
+    if not isinstance(items, list):
+        return []
+    return [i.partition(":")[0] for i in items if isinstance(i, str) and i.partition(":")[0]]
 
 
 def _parents(directory: str) -> list[str]:

@@ -296,7 +296,7 @@ def _blob_findings(
         committed = CommitFiles(git)
         yamls = [(b, facts.display(b.path)) for b in blobs if b.sha in contents]
         committed.prefetch(
-            (b.commit, path)
+            (b.commit, path, contents[b.sha])
             for b, path in yamls
             if posixpath.basename(path) == "dvc.yaml" and may_template(contents[b.sha])
         )

@@ -148,7 +148,7 @@ def committed_outputs(git: Git, commit: str) -> tuple[list[RecordedOutput], list
     # a templated dvc.yaml reads its vars files and DVC config from this same commit
     committed = CommitFiles(git)
     committed.prefetch(
-        (commit, p)
+        (commit, p, contents[s])
         for p, s in needed.items()
         if posixpath.basename(p) == "dvc.yaml" and s in contents and may_template(contents[s])
     )
