@@ -573,6 +573,44 @@ CASES = [
         id="err-at-in-foreach-key",
     ),
     _case(
+        {"dvc.yaml": "stages:\n  s:\n    vars: [{nested: {a: {b: 1}}}]\n    cmd: ${x}\n"},
+        id="err-redefined-nested-in-stage",
+    ),
+    _case(
+        {"dvc.yaml": "stages:\n  s:\n    vars: [{d: {a: 2}}]\n    cmd: ${x}\n"},
+        id="err-redefined-leaf-in-stage",
+    ),
+    _case(
+        {
+            "cfg.yaml": "d: {z: 1}\nnested: {q: 2}\n",
+            "dvc.yaml": "stages:\n  s:\n    vars: [cfg.yaml]\n    cmd: ${d.z} ${nested.q} ${d.a}\n",
+        },
+        id="stage-vars-file-merged-into-copies",
+    ),
+    _case({"dvc.yaml": "stages:\n  s:\n    cmd: ${lst.0} ${models.1.name}\n"}, id="dotted-index"),
+    _case({"dvc.yaml": "stages:\n  s:\n    cmd: ${models[foobar]}\n"}, id="err-index-by-name"),
+    _case({"dvc.yaml": "stages:\n  s:\n    cmd: ${models.foo]}\n"}, id="err-syntax-bracket"),
+    _case({"dvc.yaml": "stages:\n  s:\n    cmd: x\n    outs: ${d}\n"}, id="err-outs-dict"),
+    _case(
+        {"dvc.yaml": "stages:\n  b:\n    foreach: ${syntax.[error}\n    do:\n      cmd: x\n"},
+        id="err-foreach-syntax",
+    ),
+    _case(
+        {"dvc.yaml": "stages:\n  b:\n    foreach: ${models[0].name}\n    do:\n      cmd: x\n"},
+        id="err-foreach-over-string-value",
+    ),
+    _case(
+        {
+            "dvc.yaml": "stages:\n  b:\n    foreach: ${lst}\n    do:\n      wdir: ${ite}\n"
+            "      cmd: echo ${item}\n"
+        },
+        id="err-foreach-wdir-missing",
+    ),
+    _case(
+        {"dvc.yaml": "stages:\n  b:\n    matrix:\n      a: ${x}\n    cmd: x\n"},
+        id="err-matrix-over-scalar",
+    ),
+    _case(
         {"params.yaml": "when: 2024-01-01\n", "dvc.yaml": "stages:\n  s:\n    cmd: x\n"},
         id="err-unsupported-value",
     ),
