@@ -176,7 +176,7 @@ BASES: dict[str, tuple[Callable[[Path], None], tuple[str, ...]]] = {
 
 # ---- mutations --------------------------------------------------------------------------------
 
-Mutation = Callable[[Path, random.Random], None]
+Mutation = Callable[[Path, random.Random], object]
 
 
 def _edit(path: Path, old: str, new: str) -> None:

@@ -32,7 +32,7 @@ from pathlib import Path
 from tests.dvc_helpers import dvc
 from tests.helpers import git, write
 
-Mutation = Callable[[Path, random.Random], None]
+Mutation = Callable[[Path, random.Random], object]
 
 PARAMS = """prep:
   split: 0.2
@@ -255,6 +255,11 @@ def _append(path: Path, data: str = "z\n") -> None:
         fh.write(data)
 
 
+def _append_each(*paths: Path) -> None:
+    for path in paths:
+        _append(path)
+
+
 def _unlink(path: Path) -> None:
     path.unlink(missing_ok=True)
 
@@ -293,6 +298,10 @@ def templated_mutations(folder: str, project: str) -> dict[str, Mutation]:
     def parsing(r: Path) -> None:
         _append(r / project / ".dvc/config", PARSING)
         _append(at(r, "dvc.yaml"), LIST_IN_DICT)
+
+    def merge(r: Path) -> None:
+        _edit(at(r, "dvc.yaml"), "  - tag: v1\n", "  - prep:\n      extra: 9\n  - tag: v1\n")
+        _append(at(r, "dvc.yaml"), MERGED)
 
     def add_lang(r: Path) -> None:
         write(at(r, "data/de.txt"), "de\n")
@@ -365,10 +374,7 @@ def templated_mutations(folder: str, project: str) -> dict[str, Mutation]:
             at(r, "dvc.yaml"), "vars:\n", "vars:\n  - params.yaml:prep\n"
         ),
         # an inline dict merged into params.yaml's `prep`, used by a new stage
-        "vars-merge": lambda r, g: (
-            _edit(at(r, "dvc.yaml"), "  - tag: v1\n", "  - prep:\n      extra: 9\n  - tag: v1\n"),
-            _append(at(r, "dvc.yaml"), MERGED),
-        ),
+        "vars-merge": lambda r, g: merge(r),
         # an inline dict redefining a value of params.yaml: DVC refuses it
         "vars-redefine": lambda r, g: _edit(
             at(r, "dvc.yaml"), "  - tag: v1\n", "  - prep:\n      split: 9\n  - tag: v1\n"
@@ -503,7 +509,7 @@ TEMPLATED_MUTATIONS["tpl-beside"].update(
     {
         "root-param": lambda r, g: _edit(r / "params.yaml", "seed: 7", "seed: 8"),
         "root-out": lambda r, g: _append(r / "top_y.txt"),
-        "root-and-sub": lambda r, g: (_append(r / "top_x.txt"), _append(r / "sub/data/en.txt")),
+        "root-and-sub": lambda r, g: _append_each(r / "top_x.txt", r / "sub/data/en.txt"),
     }
 )
 # a vars file outside the `--subdir` project (inside the git repository)
@@ -512,11 +518,15 @@ OUTSIDE = """  outside:
     outs:
       - outside.txt
 """
-TEMPLATED_MUTATIONS["tpl-subdir"]["vars-outside-project"] = lambda r, g: (
-    write(r / "far.yaml", "far:\n  value: 1\n"),
-    _edit(r / "proj/dvc.yaml", "vars:\n", "vars:\n  - ../far.yaml:far\n"),
-    _append(r / "proj/dvc.yaml", OUTSIDE),
-)
+
+
+def _vars_outside_project(r: Path, g: random.Random) -> None:
+    write(r / "far.yaml", "far:\n  value: 1\n")
+    _edit(r / "proj/dvc.yaml", "vars:\n", "vars:\n  - ../far.yaml:far\n")
+    _append(r / "proj/dvc.yaml", OUTSIDE)
+
+
+TEMPLATED_MUTATIONS["tpl-subdir"]["vars-outside-project"] = _vars_outside_project
 # a root stage depending on a file of the project beside it
 TEMPLATED_MUTATIONS["tpl-beside"]["root-dep-in-sub"] = lambda r, g: _edit(
     r / "dvc.yaml", "      params:\n", "      deps:\n        - sub/data/en.txt\n      params:\n"
