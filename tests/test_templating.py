@@ -392,6 +392,37 @@ CASES = [
         },
         id="foreach-shadows-item",
     ),
+    _case(
+        {
+            "a/cfg.yaml": "c: 1\n",
+            "b/cfg.yaml": "c: 2\n",
+            "dvc.yaml": "stages:\n  f:\n"
+            "    foreach: [a, b]\n    do:\n      wdir: ${item}\n      vars: [cfg.yaml]\n"
+            "      cmd: echo ${c} ${x}\n",
+        },
+        id="foreach-vars-per-wdir",
+    ),
+    _case(
+        {
+            "cfg.yaml": "c: 1\n",
+            "dvc.yaml": "vars: [./cfg.yaml, cfg.yaml, sub/../cfg.yaml]\nstages:\n  s:\n    cmd: ${c}\n",
+        },
+        id="vars-same-file-three-spellings",
+    ),
+    _case(
+        {
+            "cfg.yaml": "codes: {1: one, '2': two}\n",
+            "dvc.yaml": "vars: [cfg.yaml]\nstages:\n  s:\n    cmd: ${codes.2}\n",
+        },
+        id="string-key-that-looks-like-a-number",
+    ),
+    _case(
+        {
+            "cfg.yaml": "codes: {1: one}\n",
+            "dvc.yaml": "vars: [cfg.yaml]\nstages:\n  s:\n    cmd: ${codes.1}\n",
+        },
+        id="err-non-string-keys-are-not-in-the-context",
+    ),
     # ---- matrix
     _case(
         {
