@@ -24,6 +24,7 @@ Layouts (base name -> where the pipeline lives; DVC projects DVC is asked from):
 
 from __future__ import annotations
 
+import posixpath
 import random
 import shutil
 from collections.abc import Callable
@@ -295,6 +296,12 @@ def templated_mutations(folder: str, project: str) -> dict[str, Mutation]:
     def at(repo: Path, rel: str) -> Path:
         return repo / folder / rel
 
+    def in_project(rel: str) -> str:
+        """A path of the pipeline's folder relative to its DVC project's root."""
+        return posixpath.normpath(
+            posixpath.join(posixpath.relpath(folder or ".", project or "."), rel)
+        )
+
     def parsing(r: Path) -> None:
         _append(r / project / ".dvc/config", PARSING)
         _append(at(r, "dvc.yaml"), LIST_IN_DICT)
@@ -365,6 +372,27 @@ def templated_mutations(folder: str, project: str) -> dict[str, Mutation]:
         "list-in-dict": lambda r, g: _append(at(r, "dvc.yaml"), LIST_IN_DICT),
         # the project's [parsing] config: `--no-fast`, `--tags a --tags b`
         "parsing-config": lambda r, g: parsing(r),
+        # scalars whose text DVC renders its own way: 1e-05, None, duplicates, a number as a path
+        "float-exponent": lambda r, g: _edit(at(r, "params.yaml"), "split: 0.2", "split: 1e-5"),
+        "null-var": lambda r, g: _edit(at(r, "params.yaml"), "split: 0.2", "split: null"),
+        "big-int": lambda r, g: _edit(
+            at(r, "params.yaml"), "precision: 3", "precision: 123456789012345678901234567890"
+        ),
+        "foreach-duplicates": lambda r, g: _edit(
+            at(r, "params.yaml"), "langs: [en, fr]", "langs: [en, fr, en]"
+        ),
+        "number-as-path": lambda r, g: _edit(
+            at(r, "dvc.yaml"),
+            "      - layers.txt\n  report:",
+            "      - ${stage.precision}\n  report:",
+        ),
+        # .dvcignore naming a vars file and a params file
+        "dvcignore-vars-file": lambda r, g: _append(
+            r / project / ".dvcignore", f"/{in_project('conf/paths.json')}\n"
+        ),
+        "dvcignore-params-file": lambda r, g: _append(
+            r / project / ".dvcignore", f"/{in_project('params.yaml')}\n"
+        ),
         # params.yaml named again in vars: DVC loads it once
         "vars-params-again": lambda r, g: _edit(
             at(r, "dvc.yaml"), "vars:\n", "vars:\n  - params.yaml\n"
@@ -489,6 +517,26 @@ FEATURES = {
     cmd: echo ${opts} > opts.txt
     outs:
       - opts.txt
+""",
+    # a wdir per foreach item: its params.yaml is the item folder's
+    "wdir-per-item": """  perdir:
+    foreach: [work]
+    do:
+      wdir: ${item}
+      cmd: echo ${item} > perdir.txt
+      params:
+        - scale
+      outs:
+        - perdir.txt
+""",
+    # a params file named through ${...} (a key of the params mapping)
+    "params-file-var": """  pfile:
+    cmd: echo x > pfile.txt
+    params:
+      - ${paths.wd}/params.yaml:
+          - scale
+    outs:
+      - pfile.txt
 """,
     "whole-number-float": """  num:
     cmd: echo ${stage.scale} ${prep.split} 1e3 > num.txt
