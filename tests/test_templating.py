@@ -135,6 +135,15 @@ def _dvc_reason(exc: Exception, file: str) -> str:
     return msg.replace(":\n", ": ")
 
 
+def _typed(value: Any) -> Any:
+    """`value` with each scalar's type beside it: 1, 1.0 and True are not the same resolution."""
+    if isinstance(value, dict):
+        return {_typed(k): _typed(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [type(value).__name__, *(_typed(v) for v in value)]
+    return (type(value).__name__, value)
+
+
 def _compare(
     root: Path, file: str = "dvc.yaml", parsing: dict[str, str] | None = None, base: str = ""
 ) -> dict[str, ResolvedStage] | DvcFileError:
@@ -157,7 +166,7 @@ def _compare(
     stages, tracked = theirs
     assert list(ours) == list(stages)
     assert {n: s.name for n, s in ours.items()} == {n: n for n in stages}
-    assert {n: s.body for n, s in ours.items()} == stages
+    assert _typed({n: s.body for n, s in ours.items()}) == _typed(stages)
     assert {n: s.tracked for n, s in ours.items()} == tracked
     for body in stages.values():
         assert not {"foreach", "do", "matrix", "vars"} & set(body)
