@@ -41,8 +41,10 @@ test: venv
 	wait $$lint; linted=$$?; cat $(VENV)/lint.log; \
 	test $$tests -eq 0 && test $$linted -eq 0
 
-# The full differential sweep of check-dvc against `dvc status` (tests/test_conformance.py);
-# its figures go to bench/conformance.json (copy them into bench/RESULTS.md).
+# The full differential sweep of check-dvc against `dvc status` (tests/test_conformance.py), DVC
+# asked from the root of each DVC project; for templated pipelines also the stages check-dvc
+# resolves against DVC's own index. Its figures go to bench/conformance.json (copy them into
+# bench/RESULTS.md).
 conformance: venv
 	$(RUN) CONFORMANCE_REPORT=bench/conformance.json \
 		$(PY) -m pytest -p no:cacheprovider -m conformance -s tests/test_conformance.py

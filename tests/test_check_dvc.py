@@ -27,7 +27,7 @@ from repro_hooks.dvc.hashing import (
 )
 from repro_hooks.policy.config import Policy
 from repro_hooks.report import Finding
-from tests.dvc_helpers import dvc, ours
+from tests.dvc_helpers import dvc, dvc_status_rc, ours
 from tests.helpers import big, git, write
 
 # ---- hashing, the DVC way ---------------------------------------------------------------------
@@ -352,7 +352,9 @@ def test_json_format(dvc_repo: Path) -> None:
     ]  # fmt: skip
 
 
-def test_templated_stages_are_left_to_dvc(dvc_repo: Path) -> None:
+def test_templated_stages_are_checked_like_any_other(dvc_repo: Path) -> None:
+    """Issue 21: resolved here as DVC resolves them (no `dvc status`), verdicts at the path
+    and generated stage (`copy@a`) DVC names."""
     write(dvc_repo / "params.yaml", "items: [a, b]\n")
     write(dvc_repo / "dvc.yaml", (
         "stages:\n  copy:\n    foreach: ${items}\n    do:\n"
@@ -363,8 +365,22 @@ def test_templated_stages_are_left_to_dvc(dvc_repo: Path) -> None:
     write(dvc_repo / "out-a.txt", "changed\n")
     code, out = _invoke()
     assert code == 1
-    # DVC's own verdict, at the path DVC names (issue 11: the same set of paths as dvc status)
-    assert out.startswith("out-a.txt: dvc status: copy@a: changed outs: modified\n")
+    assert out.startswith("out-a.txt: out of stage 'copy@a' (dvc.lock): ")
+    assert dvc_status_rc(dvc_repo) == 1
+
+
+def test_non_frozen_import_is_left_to_dvc(dvc_repo: Path, tmp_path: Path) -> None:
+    """An import from a URL (here a local path outside the repository) is not frozen: only DVC
+    can ask its source, so `dvc status` decides, at the .dvc file."""
+    write(tmp_path / "src.csv", "a\n1\n")
+    dvc(dvc_repo, "import-url", "-q", str(tmp_path / "src.csv"), "imported.csv")
+    dvc(dvc_repo, "unfreeze", "imported.csv.dvc")  # import-url freezes it
+    assert _invoke() == (0, "")
+    write(tmp_path / "src.csv", "a\n2\n")
+    code, out = _invoke()
+    assert code == 1
+    assert out.startswith(f"{tmp_path / 'src.csv'}: dvc status: imported.csv.dvc: changed deps")
+    assert dvc_status_rc(dvc_repo) == 1
 
 
 def test_bare_repository_is_a_usage_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from repro_hooks.dvc.worktree import python_params
+from repro_hooks.dvc.params import python_params
 from tests.helpers import cli_here, commit, git, run_cli, write
 
 
@@ -96,8 +96,8 @@ def test_python_params_as_dvc_reads_them() -> None:
 
 
 def test_templated_stage_outputs_keep_wdir_and_cache_flags(tmp_path: Path) -> None:
-    """Item 6: in a templated dvc.yaml, `cache: false` and a literal `wdir` are kept, so a
-    metric in git is no data-in-git and the cached model is what git must ignore."""
+    """Item 6: in a templated dvc.yaml, `cache: false` and `wdir` are kept, so a metric in git
+    is no data-in-git and the cached model is what git must ignore."""
     from repro_hooks.dvc.check import DvcFiles, GitFacts, OutputIndex, WorkTree, dvc_findings
     from repro_hooks.dvc.hashing import DvcIgnore
     from repro_hooks.dvc.worktree import load_dvc_files
@@ -119,5 +119,9 @@ def test_templated_stage_outputs_keep_wdir_and_cache_flags(tmp_path: Path) -> No
     index = OutputIndex.build(files)
     assert index.covering("sub/model_a.pkl") == ("sub/model_a.pkl", True, "dvc.yaml")
     assert index.covering("sub/m_b.csv") == ("sub/m_b.csv", False, "dvc.yaml")
+    # issue 21: outputs are the resolved paths, never patterns: `m_c.csv` is no output of
+    # the stage (it is data in git like any other csv), `m_a.csv` is one that git may keep
     facts = GitFacts(tracked=["sub/m_a.csv", "sub/m_c.csv"])
-    assert dvc_findings(files, facts, WorkTree(), Policy()) == []
+    found = dvc_findings(files, facts, WorkTree(), Policy())
+    in_git = [(f.path, f.message) for f in found if f.rule == "data-in-git"]
+    assert in_git == [("sub/m_c.csv", "data file stored in git")]

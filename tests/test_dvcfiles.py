@@ -57,7 +57,6 @@ def test_files_written_by_real_dvc(dvc_repo: Path) -> None:
     assert sorted(train.deps) == ["data/raw.csv", "train.py"]
     assert [o.path for o in train.outs] == ["models/model.pkl"]
     assert train.params == {"params.yaml": ["lr", "model.depth"]}
-    assert not train.templated
 
     lock = parse_dvc_lock((dvc_repo / "dvc.lock").read_bytes(), "dvc.lock", {"train": train.wdir})
     locked = lock["train"]
@@ -103,8 +102,6 @@ stages:
     params:
       - conf/params.json:
       - alpha
-  tpl:
-    cmd: python x.py ${item}
   loop:
     foreach: [1, 2]
     do:
@@ -122,7 +119,9 @@ stages:
         "pipe/src/metrics.json": (True, False),  # DVC caches metrics unless cache: false
     }
     assert prep.params == {"pipe/src/conf/params.json": None, "pipe/src/params.yaml": ["alpha"]}
-    assert stages["tpl"].templated and stages["loop"].templated
+    # templated stages resolved as DVC names them (issue 21)
+    assert sorted(stages) == ["loop@1", "loop@2", "prep"]
+    assert stages["loop@2"].cmd == "echo 2" and stages["loop@2"].wdir == "pipe"
 
 
 @pytest.mark.parametrize(
@@ -260,7 +259,8 @@ stages:
         hash: md5
         md5: 0123456789abcdef0123456789abcdef
 """
-    stages = parse_dvc_lock(content, "dvc.lock", {"fetch": "sub"})
+    # generated stages are matched by their full name: each has its own wdir (issue 21)
+    stages = parse_dvc_lock(content, "dvc.lock", {"fetch@1": "sub", "fetch@2": "other"})
     assert [d.path for d in stages["fetch@1"].deps] == ["sub/local.txt"]
     assert [o.path for o in stages["fetch@1"].outs] == ["sub/out.csv"]
 
@@ -382,19 +382,53 @@ def test_always_changed_and_raw_paths_are_kept() -> None:
 
 
 def test_templated_stage_keeps_cache_flags_and_wdir() -> None:
-    import re
-
+    """Issue 21: generated stages are ordinary stages with exact output paths (no patterns)."""
     stages = parse_dvc_yaml(
-        b"vars: [{n: 1}]\nstages:\n  s:\n    foreach: [a, b]\n    do:\n      cmd: c ${item}\n"
+        b"vars: [{n: 1}]\nstages:\n  s:\n    foreach: [a, b]\n    do:\n      cmd: c ${item} ${n}\n"
         b"      wdir: sub\n      outs:\n        - m_${item}.csv:\n            cache: false\n"
         b"        - model_${item}.pkl\n",
         "dvc.yaml",
     )
-    patterns = stages["s"].out_patterns
-    assert stages["s"].templated and stages["s"].wdir == "sub"
-    matches = {p: [c for rx, c in patterns if re.fullmatch(rx, p)] for p in
-               ("sub/m_a.csv", "sub/model_b.pkl", "m_a.csv")}  # fmt: skip
-    assert matches == {"sub/m_a.csv": [False], "sub/model_b.pkl": [True], "m_a.csv": []}
+    assert sorted(stages) == ["s@a", "s@b"]
+    a = stages["s@a"]
+    assert a.wdir == "sub" and a.cmd == "c a 1"
+    assert [(o.path, o.cache, o.def_path) for o in a.outs] == [
+        ("sub/m_a.csv", False, "m_a.csv"),
+        ("sub/model_a.pkl", True, "model_a.pkl"),
+    ]
+
+
+def test_templated_vars_come_from_load_and_lock_matches_full_names() -> None:
+    """`load` is asked for the vars files (repository-relative); dvc.lock's `s@x` stages get
+    their own (interpolated) wdir."""
+    asked: list[str] = []
+
+    def load(path: str) -> object:
+        asked.append(path)
+        return {"dirs": ["x", "y"]} if path == "p/params.yaml" else None
+
+    stages = parse_dvc_yaml(
+        b"stages:\n  s:\n    foreach: ${dirs}\n    do:\n      wdir: ${item}\n"
+        b"      cmd: run\n      outs: [o]\n",
+        "p/dvc.yaml",
+        load,
+    )
+    assert asked == ["p/params.yaml"]
+    assert {n: s.wdir for n, s in stages.items()} == {"s@x": "p/x", "s@y": "p/y"}
+    lock = parse_dvc_lock(
+        b"schema: '2.0'\nstages:\n  s@y:\n    cmd: run\n    outs:\n    - path: o\n",
+        "p/dvc.lock",
+        {n: s.wdir for n, s in stages.items()},
+    )
+    assert [o.path for o in lock["s@y"].outs] == ["p/y/o"]
+
+
+def test_plain_dvc_yaml_never_calls_load() -> None:
+    def load(path: str) -> object:
+        raise AssertionError(f"read {path}")
+
+    stages = parse_dvc_yaml(b"stages:\n  s:\n    cmd: run\n    params: [lr]\n", "dvc.yaml", load)
+    assert stages["s"].params == {"params.yaml": ["lr"]}
 
 
 def test_expanded_size_is_linear_and_bounded() -> None:

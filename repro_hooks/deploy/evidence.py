@@ -87,9 +87,11 @@ def _is_dvc_file(path: str) -> bool:
 def tree_policy_findings(git: Git, policy: Policy, commit: str, blobs: list[Blob]) -> list[Finding]:
     """The large-file, LFS, data-pattern and DVC-file rules over the commit's whole tree (what
     `repro-hooks scan` checks for what a commit introduces), plus outputs recorded twice."""
-    from repro_hooks.dvc.files import DvcFileError, parse_dvc_yaml
+    from repro_hooks.dvc.commits import CommitFiles, may_template
+    from repro_hooks.dvc.files import DvcFileError
     from repro_hooks.history.review import (
         MAX_DVC_FILE_SIZE,
+        DvcParses,
         duplicate_output_findings,
         link_targets,
         scan_findings,
@@ -121,24 +123,33 @@ def tree_policy_findings(git: Git, policy: Policy, commit: str, blobs: list[Blob
     ]  # fmt: skip
     contents = git.read_blobs(b.sha for b in dvc_blobs) if dvc_blobs else {}
     by_path = {display[b.path]: b.sha for b in dvc_blobs}
+    # a templated dvc.yaml reads its vars files and DVC config from this same commit
+    committed = CommitFiles(git)
+    committed.prefetch(
+        (commit, p, contents[s])
+        for p, s in by_path.items()
+        if posixpath.basename(p) == "dvc.yaml" and s in contents and may_template(contents[s])
+    )
+    parses = DvcParses(sources=committed.sources)
     lock_wdirs: dict[tuple[str | None, str], dict[str, str]] = {}
     for path, sha in by_path.items():
         if posixpath.basename(path) != "dvc.lock":
             continue
-        yaml_sha = by_path.get(posixpath.join(posixpath.dirname(path), "dvc.yaml"))
+        yaml_path = posixpath.join(posixpath.dirname(path), "dvc.yaml")
+        yaml_sha = by_path.get(yaml_path)
         if yaml_sha is None or yaml_sha not in contents:
             continue
         try:
-            stages = parse_dvc_yaml(contents[yaml_sha], path)
+            stages = parses.parse(yaml_sha, contents[yaml_sha], yaml_path, commit=commit)
         except DvcFileError:
             continue  # reported as malformed on its own
         lock_wdirs[(commit, sha)] = {name: st.wdir for name, st in stages.items()}
     links = link_targets(git, blobs, info, policy)
-    findings = scan_findings(blobs, info, policy, lfs, contents, None, lock_wdirs, links)
+    findings = scan_findings(blobs, info, policy, lfs, contents, None, lock_wdirs, links, parses)
     entries = [
         (p, s) for p, s in by_path.items() if not p.endswith("dvc.lock")
     ]  # .dvc files and dvc.yaml
-    findings += duplicate_output_findings({commit: entries}, contents, set(entries))
+    findings += duplicate_output_findings({commit: entries}, contents, set(entries), parses)
     return findings
 
 

@@ -11,7 +11,6 @@ changed when its locked `cmd` differs, and a stage with neither deps nor outs al
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,20 +95,8 @@ def _stage_paths(stage: Stage) -> list[str]:
 def _selected_stages(files: DvcFiles, scope: Scope) -> list[tuple[Pipeline, Stage]]:
     return [
         (p, stage) for p in files.pipelines for stage in p.stages.values()
-        if not stage.templated and scope.covers(p.yaml_file, p.lock_file, *_stage_paths(stage))
+        if scope.covers(p.yaml_file, p.lock_file, *_stage_paths(stage))
     ]  # fmt: skip
-
-
-def templated_stages(files: DvcFiles, scope: Scope) -> list[tuple[Pipeline, Stage]]:
-    """Stages only DVC can resolve (`${...}`, foreach, matrix): checked by `dvc status`."""
-    out = []
-    for p in files.pipelines:
-        for stage in p.stages.values():
-            locked = [ls for n, ls in p.locked.items() if n.split("@", 1)[0] == stage.name]
-            paths = [o.path for ls in locked for o in (*ls.outs, *ls.deps)]
-            if stage.templated and scope.covers(p.yaml_file, p.lock_file, *paths):
-                out.append((p, stage))
-    return out
 
 
 def undecided_imports(files: DvcFiles, scope: Scope) -> list[str]:
@@ -389,17 +376,10 @@ class OutputIndex:
     """Every DVC output path, whether DVC caches it, and which file declares it."""
 
     outputs: Mapping[str, tuple[bool, str]]  # path -> (cache, declaring file)
-    # templated stages' outputs: (pattern over paths, cache, declaring file)
-    patterns: Sequence[tuple[re.Pattern[str], bool, str]] = ()
 
     @classmethod
     def build(cls, files: DvcFiles) -> OutputIndex:
         outs: dict[str, tuple[bool, str]] = {}
-        patterns = [
-            (re.compile(rx), cache, p.yaml_file)
-            for p in files.pipelines for stage in p.stages.values() if stage.templated
-            for rx, cache in stage.out_patterns
-        ]  # fmt: skip
         for name, df in files.dvc_files.items():
             for o in df.outs:
                 outs[o.path] = (o.cache, name)
@@ -407,16 +387,7 @@ class OutputIndex:
             for stage in p.stages.values():
                 for so in stage.outs:
                     outs[so.path] = (so.cache, p.yaml_file)
-            for lname, ls in p.locked.items():
-                base = p.stages.get(lname.split("@", 1)[0])
-                if base is not None and base.templated:
-                    for o in ls.outs:
-                        cache = next(
-                            (c for rx, c in ((re.compile(r), c) for r, c in base.out_patterns)
-                             if rx.fullmatch(o.path)), o.cache,
-                        )  # fmt: skip
-                        outs.setdefault(o.path, (cache, p.yaml_file))
-        return cls(outs, patterns)
+        return cls(outs)
 
     def covering(self, path: str) -> tuple[str, bool, str] | None:
         """The output a path is (or is under): (output, cache, declaring file)."""
@@ -425,9 +396,6 @@ class OutputIndex:
             hit = self.outputs.get(probe)
             if hit is not None:
                 return probe, hit[0], hit[1]
-            for pattern, cache, declared in self.patterns:
-                if pattern.fullmatch(probe):
-                    return probe, cache, declared
             if "/" not in probe:
                 return None
             probe = probe.rsplit("/", 1)[0]
@@ -491,8 +459,6 @@ def duplicate_output_findings(files: DvcFiles, scope: Scope = Scope()) -> list[F
             owners.setdefault(out, []).append(name)
     for p in files.pipelines:
         for stage in p.stages.values():
-            if stage.templated:
-                continue
             for out in dict.fromkeys(o.path for o in stage.outs):
                 owners.setdefault(out, []).append(f"{p.yaml_file}:{stage.name}")
     findings = []

@@ -91,12 +91,8 @@ class Stage:
     outs: list[StageOut]
     params: dict[str, list[str] | None]  # params file -> keys (None: the whole file)
     frozen: bool = False
-    templated: bool = False  # uses ${...}, foreach or matrix: only DVC itself can resolve it
     always_changed: bool = False
     def_deps: tuple[str, ...] = ()  # deps as written, in the order of `deps`
-    # templated stages: (regex over repository-relative paths, cache) for each output the
-    # definition names; `${...}` parts match any characters. Unresolved wdir: None.
-    out_patterns: tuple[tuple[str, bool], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -593,24 +589,6 @@ def parse_dvc_file(content: bytes, file: str) -> DvcFile:
 
 # ---- dvc.yaml -------------------------------------------------------------------------------
 
-_TEMPLATE_RE = re.compile(r"\$\{")
-_TEMPLATE_PART_RE = re.compile(r"\$\{[^}]*\}")
-
-
-def _contains_template(value: Any) -> bool:
-    """Whether any string in a YAML value uses `${...}`. Each node is visited once: aliases
-    share nodes, so an alias bomb (10^9 paths over a few hundred nodes) stays cheap."""
-    stack, seen = [value], set()
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if _TEMPLATE_RE.search(item):
-                return True
-        elif isinstance(item, (Mapping, list)) and id(item) not in seen:
-            seen.add(id(item))
-            stack.extend([*item.keys(), *item.values()] if isinstance(item, Mapping) else item)
-    return False
-
 
 def _stage_outs(items: Any) -> list[tuple[str, Mapping[str, Any]]]:
     """dvc.yaml outs/metrics/plots (already schema-checked): paths, or `{path: flags}`."""
@@ -618,59 +596,36 @@ def _stage_outs(items: Any) -> list[tuple[str, Mapping[str, Any]]]:
     for item in items or ():
         if isinstance(item, str):
             out.append((item, {}))
-        else:
+        elif isinstance(item, Mapping):
             for path, flags in item.items():
                 out.append((path, flags if isinstance(flags, dict) else {}))
+        else:
+            out.append((item, {}))  # a resolved `${...}` that is no path: repo_path says so
     return out
 
 
-def _template_regex(base: str, path: str) -> str:
-    """A regex over repository-relative paths for an output path that may use `${...}`."""
-    parts = _TEMPLATE_PART_RE.split(path)
-    pattern = ".+?".join(re.escape(p) for p in parts)
-    prefix = re.escape(base + "/") if base not in ("", ".") else ""
-    return f"(?:\\./)?{prefix}(?:\\./)?{pattern}/?"
+VarsLoader = Callable[[str], Any]
+Parsing = Mapping[str, str] | Callable[[], Mapping[str, str] | None] | None
 
 
-def _templated_stage(name: str, body: Mapping[str, Any], base: str) -> Stage:
-    """What can be known of a stage only DVC can resolve: its outputs' cache flags, as
-    patterns over the paths dvc.lock records (for data-in-git and not-ignored)."""
-    definition = body.get("do", body) if "foreach" in body else body
-    definition = definition if isinstance(definition, Mapping) else {}
-    wdir = definition.get("wdir")
-    where: str | None = base or "."
-    if isinstance(wdir, str) and wdir not in ("", "."):
-        if _TEMPLATE_RE.search(wdir):
-            where = None
-        else:
-            try:
-                where = repo_path(base, wdir, "dvc.yaml", allow_root=True)
-            except DvcFileError:
-                where = None
-    patterns: list[tuple[str, bool]] = []
-    if where is not None:
-        for key in ("outs", "metrics", "plots"):
-            items = definition.get(key)
-            if not isinstance(items, list):
-                continue
-            for path, flags in _stage_outs([i for i in items if isinstance(i, (str, dict))]):
-                if isinstance(path, str):
-                    patterns.append(
-                        (_template_regex(where, path), flags.get("cache", True) is not False)
-                    )
-    return Stage(name, None, where or base or ".", [], [], {}, templated=True,
-                 out_patterns=tuple(patterns))  # fmt: skip
+def parse_dvc_yaml(
+    content: bytes, file: str, load: VarsLoader | None = None, parsing: Parsing = None
+) -> dict[str, Stage]:
+    """A `dvc.yaml`: stages with their wdir resolved (repository-relative).
 
-
-def parse_dvc_yaml(content: bytes, file: str) -> dict[str, Stage]:
-    """A `dvc.yaml`: stages with their wdir resolved (repository-relative)."""
+    Templating (`vars`, `${...}`, `foreach`, `matrix`) is resolved as DVC resolves it
+    (repro_hooks.dvc.templating), stage names as DVC gives them (`prep@a`). `load(path)` reads
+    a vars file (repository-relative) from the caller's source of truth, None when it is
+    missing (no `load`: there are none); `parsing` is the `[parsing]` section of the project's
+    DVC config, or a callable giving it (called only for a file that templates). A file that
+    does not template reads nothing."""
     data = load_yaml(content, file)
     if data is None:
         return {}
     data = _schema(data, _TOP_KEYS, file, "dvc.yaml")
     base = posixpath.dirname(file)
-    stages = {}
-    for name, body in _mapping(data.get("stages") or {}, file, "stages").items():
+    definitions = _mapping(data.get("stages") or {}, file, "stages")
+    for name, body in definitions.items():
         if not isinstance(name, str):
             raise DvcFileError(file, f"stage name must be a string, got {_type(name)}")
         what = f"stage {abbrev(name)}"
@@ -681,38 +636,57 @@ def parse_dvc_yaml(content: bytes, file: str) -> dict[str, Stage]:
             _schema(body["do"], STAGE_KEYS, file, f"{what} do", required=("cmd",))
         else:
             _schema(body, STAGE_KEYS, file, what, required=("cmd",))
-        templated = (
-            "foreach" in body or "matrix" in body or "vars" in data or _contains_template(body)
-        )
-        if templated:
-            stages[name] = _templated_stage(name, body, base)
-            continue
-        wdir = base or "."
-        if body.get("wdir") not in (".", "", None):
-            wdir = repo_path(base, body["wdir"], file, f"{what} wdir", allow_root=True)
-        wbase = "" if wdir == "." else wdir
-        cmd = body.get("cmd")
-        def_deps = tuple(body.get("deps") or ())
-        deps = [repo_path(wbase, p, file, f"{what} dep") if not is_url(p) else p for p in def_deps]
-        outs = []
-        for key in ("outs", "metrics", "plots"):
-            for path, flags in _stage_outs(body.get(key)):
-                outs.append(
-                    StageOut(
-                        repo_path(wbase, path, file, f"{what} {key[:-1]}"),
-                        cache=flags.get("cache", True),  # metrics and plots too (DVC)
-                        persist=flags.get("persist", False),
-                        def_path=path,
-                    )
+    from repro_hooks.dvc import templating  # pure, never imports DVC
+
+    if not templating.uses_templating(data):
+        return {name: _stage(name, body, base, file) for name, body in definitions.items()}
+    section = parsing() if callable(parsing) else parsing
+    resolved = templating.resolve_stages(data, file, load or _no_vars, section)
+    return {name: _stage(name, r.body, base, file) for name, r in resolved.items()}
+
+
+def _no_vars(path: str) -> None:
+    return None
+
+
+def _stage(name: str, body: Mapping[str, Any], base: str, file: str) -> Stage:
+    """A stage from its (resolved) definition: paths repository-relative, wdir applied.
+    Variables a templated stage reads are not params dependencies: DVC's `status` and
+    `dvc.lock` know only the stage's `params` (dvc/stage/loader.py keeps them apart)."""
+    what = f"stage {abbrev(name)}"
+    wdir = base or "."
+    if body.get("wdir") not in (".", "", None):
+        wdir = repo_path(base, body["wdir"], file, f"{what} wdir", allow_root=True)
+    wbase = "" if wdir == "." else wdir
+    cmd = body.get("cmd")
+    def_deps = tuple(body.get("deps") or ())
+    deps = [
+        repo_path(wbase, p, file, f"{what} dep") if not (isinstance(p, str) and is_url(p)) else p
+        for p in def_deps
+    ]
+    outs = []
+    for key in ("outs", "metrics", "plots"):
+        for path, flags in _stage_outs(body.get(key)):
+            outs.append(
+                StageOut(
+                    repo_path(wbase, path, file, f"{what} {key[:-1]}"),
+                    cache=flags.get("cache", True),  # metrics and plots too (DVC)
+                    persist=flags.get("persist", False),
+                    def_path=path,
                 )
-        params = _stage_params(body.get("params"), wbase, file, name)
-        stages[name] = Stage(
-            name, cmd, wdir, deps, outs, params,
-            frozen=bool(body.get("frozen", False)),
-            always_changed=bool(body.get("always_changed", False)),
-            def_deps=def_deps,
-        )  # fmt: skip
-    return stages
+            )
+    params = _stage_params(body.get("params"), wbase, file, name)
+    return Stage(
+        name,
+        cmd,
+        wdir,
+        deps,
+        outs,
+        params,
+        frozen=bool(body.get("frozen", False)),
+        always_changed=bool(body.get("always_changed", False)),
+        def_deps=def_deps,
+    )
 
 
 def _stage_params(items: Any, wdir: str, file: str, name: str) -> dict[str, list[str] | None]:
@@ -751,8 +725,9 @@ def parse_dvc_lock(
     content: bytes, file: str, wdirs: Mapping[str, str] | None = None
 ) -> dict[str, LockStage]:
     """A `dvc.lock` (schema 2.0). Paths are relative to each stage's wdir, which only dvc.yaml
-    records: pass `wdirs` (stage name -> repository-relative wdir) from parse_dvc_yaml; stages
-    not named there use the lock file's own directory."""
+    records: pass `wdirs` (stage name -> repository-relative wdir) from parse_dvc_yaml, whose
+    names are DVC's (`prep@a`: each generated stage has its own wdir); stages not named there
+    use the lock file's own directory."""
     data = load_yaml(content, file)
     if data is None:
         return {}
@@ -770,7 +745,7 @@ def parse_dvc_lock(
             raise DvcFileError(file, f"stage name must be a string, got {_type(name)}")
         what = f"stage {abbrev(name)}"
         body = _schema(body, _LOCK_STAGE_KEYS, file, what, required=("cmd",))
-        wdir = (wdirs or {}).get(name.split("@", 1)[0], base)
+        wdir = (wdirs or {}).get(name, base)
         wbase = "" if wdir == "." else wdir
         deps = []
         for entry in body.get("deps") or ():

@@ -1,7 +1,8 @@
 """The I/O half of `check-dvc`: ask git (batched), read and parse the DVC files, measure the
 working tree (hashes through the hash cache, params values), and hand plain data to the core
-in `repro_hooks.dvc.check`. Never imports DVC; runs `dvc status` only for what the fast path
-cannot decide (templated stages, non-frozen imports from elsewhere).
+in `repro_hooks.dvc.check`. Never imports DVC: templated `dvc.yaml` files are resolved here
+(repro_hooks.dvc.templating), each DVC project with its own vars files and config; `dvc status`
+runs only for what needs a DVC remote or another repository (non-frozen imports).
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from repro_hooks.dvc.check import (
     exists_targets,
     hash_targets,
     params_targets,
-    templated_stages,
     undecided_imports,
 )
 from repro_hooks.dvc.files import (
@@ -37,11 +37,10 @@ from repro_hooks.dvc.files import (
     DvcFileError,
     LockStage,
     Stage,
-    bounded,
-    load_yaml,
     parse_dvc_file,
     parse_dvc_lock,
     parse_dvc_yaml,
+    repo_path,
 )
 from repro_hooks.dvc.hashing import (
     DvcIgnore,
@@ -53,6 +52,12 @@ from repro_hooks.dvc.hashing import (
     hash_files,
     read_regular,
     walk_output,
+)
+from repro_hooks.dvc.params import (
+    config_sections,
+    parse_params,
+    project_of,
+    vars_file,
 )
 from repro_hooks.errors import ReproHooksError
 from repro_hooks.git import Git
@@ -114,11 +119,15 @@ def load_dvc_files(
     root: Path, candidates: Iterable[str], ignore: DvcIgnore, path_is_safe: Any
 ) -> DvcFiles:
     """Parse every .dvc, dvc.yaml and dvc.lock (as DVC collects them: .dvcignore honoured).
-    A malformed or unsafe one becomes a reason, never an exception."""
+    A templated dvc.yaml reads its vars files from the working tree (`vars_loader`) and the
+    `[parsing]` config of its own DVC project. A malformed or unsafe one becomes a reason, never
+    an exception."""
     malformed: dict[str, str] = {}
     dvc_files: dict[str, DvcFile] = {}
     yamls: dict[str, dict[str, Stage]] = {}
     lock_bytes: dict[str, bytes] = {}
+    load = vars_loader(root, path_is_safe)
+    projects = DvcProjects(root)
     for path in sorted(set(candidates)):
         if ignore and ignore.is_ignored(path):
             continue
@@ -128,19 +137,19 @@ def load_dvc_files(
                 continue
             name = posixpath.basename(path)
             if name == "dvc.yaml":
-                yamls[path] = parse_dvc_yaml(content, path)
+                yamls[path] = parse_dvc_yaml(content, path, load, projects.parsing_for(path))
             elif name == "dvc.lock":
                 lock_bytes[path] = content
             else:
                 dvc_files[path] = parse_dvc_file(content, path)
         except DvcFileError as exc:
-            malformed[path] = exc.reason
+            malformed[path] = exc.reason if exc.file == path else str(exc)
     pipelines = []
     for yaml_file, stages in sorted(yamls.items()):
         lock_file = posixpath.join(posixpath.dirname(yaml_file), "dvc.lock")
         locked: dict[str, LockStage] = {}
         if lock_file in lock_bytes:
-            wdirs = {name: s.wdir for name, s in stages.items()}  # templated: a literal wdir
+            wdirs = {name: s.wdir for name, s in stages.items()}
             try:
                 locked = parse_dvc_lock(lock_bytes[lock_file], lock_file, wdirs)
             except DvcFileError as exc:
@@ -149,88 +158,75 @@ def load_dvc_files(
     return DvcFiles(dvc_files, pipelines, malformed)
 
 
+def vars_loader(root: Path, path_is_safe: Any) -> Any:
+    """`load` for the templating resolver over the working tree: a vars file (repository-relative)
+    parsed as DVC reads it, None when missing; DvcFileError for one outside the repository (by
+    its name or a symlink), not a regular file, too large or unreadable. Memoised."""
+    cache: dict[str, Any] = {}
+
+    def load(rel: str) -> Any:
+        if rel not in cache:
+            cache[rel] = _read_vars(root, rel, path_is_safe)
+        return cache[rel]
+
+    return load
+
+
+def _read_vars(root: Path, rel: str, path_is_safe: Any) -> Any:
+    rel = repo_path("", rel, rel, "vars file")
+    if not path_is_safe(rel):
+        raise DvcFileError(rel, "a symlink leading outside the repository: not read")
+    try:
+        st = os.stat(root / rel)
+        if stat.S_ISREG(st.st_mode) and st.st_size > MAX_DVC_FILE_SIZE:
+            raise DvcFileError(rel, f"too large for a params file ({st.st_size} bytes)")
+        data = read_regular(root / rel)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except NotARegularFile:
+        raise DvcFileError(
+            rel, "not a regular file (a directory, FIFO, socket or device): not read"
+        ) from None
+    except OSError as exc:
+        raise DvcFileError(rel, exc.strerror or str(exc)) from None
+    return vars_file(data, rel)
+
+
+@dataclass
+class DvcProjects:
+    """The DVC projects of a working tree: the nearest directory holding `.dvc/` owns a file
+    (`dvc init --subdir` puts projects below the git root), and each has its own config."""
+
+    root: Path
+    _has_dvc_dir: dict[str, bool] = field(default_factory=dict)
+    _configs: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)
+
+    def has_dvc_dir(self, rel_dir: str) -> bool:
+        hit = self._has_dvc_dir.get(rel_dir)
+        if hit is None:
+            hit = self._has_dvc_dir[rel_dir] = os.path.isdir(self.root / rel_dir / ".dvc")
+        return hit
+
+    def config(self, project: str) -> dict[str, dict[str, str]]:
+        if project not in self._configs:
+            self._configs[project] = read_dvc_config(self.root, project)
+        return self._configs[project]
+
+    def parsing_for(self, file: str) -> Any:
+        """The `[parsing]` section of the config of `file`'s project, when asked for."""
+        return lambda: self.config(project_of(file, self.has_dvc_dir)).get("parsing")
+
+
 # ---- measuring the working tree -------------------------------------------------------------
 
 
 def _load_params(path: Path) -> Any:
-    """A params file as DVC reads it (dvc/utils/serialize): by suffix `.toml`, `.json`, `.py`,
-    anything else as YAML (1.2, ruamel's safe loader); an empty file is `{}`. Bounded in size
-    and, once aliases are expanded, in values (repro_hooks.dvc.files.bounded)."""
-    suffix = path.suffix.lower()
-    name = path.name
+    """A params file as DVC reads it (repro_hooks.dvc.params.parse_params), sized before it
+    is read."""
     st = os.stat(path)
     if st.st_size > MAX_DVC_FILE_SIZE:
         raise ValueError(f"too large for a params file ({st.st_size} bytes)")
-    data = read_regular(path)
-    if suffix == ".json":
-        return bounded(json.loads(data.decode("utf-8")) or {}, name)
-    if suffix == ".toml":
-        import tomllib
-
-        return bounded(tomllib.loads(data.decode("utf-8")), name)
-    if suffix == ".py":
-        return bounded(python_params(data.decode("utf-8")), name)
-    return load_yaml(data, name) or {}
-
-
-def python_params(source: str) -> dict[str, Any]:
-    """DVC's Python params (dvc/utils/serialize/_py.py): module-level and class-body
-    assignments of literals, and `self.x = <literal>` in an `__init__`."""
-    import ast
-
-    def name_of(target: ast.expr, only_self: bool) -> str:
-        if isinstance(target, ast.Name) and not only_self:
-            return target.id
-        if (
-            isinstance(target, ast.Attribute)
-            and isinstance(target.value, ast.Name)
-            and target.value.id == "self"
-        ):
-            return target.attr
-        raise AttributeError
-
-    def assign(node: ast.Assign | ast.AnnAssign, only_self: bool) -> tuple[str, Any]:
-        if isinstance(node, ast.AnnAssign):
-            name = name_of(node.target, only_self)
-        elif len(node.targets) == 1:
-            name = name_of(node.targets[0], only_self)
-        else:
-            raise AttributeError
-        value = node.value
-        if value is None:
-            raise ValueError
-        if isinstance(value, ast.Dict):
-            if any(k is None for k in value.keys):
-                raise ValueError
-            return name, {
-                ast.literal_eval(k): ast.literal_eval(v)  # type: ignore[arg-type]
-                for k, v in zip(value.keys, value.values, strict=True)
-            }
-        if isinstance(value, ast.List):
-            return name, [ast.literal_eval(v) for v in value.elts]
-        if isinstance(value, ast.Set):
-            return name, {ast.literal_eval(v) for v in value.elts}
-        if isinstance(value, ast.Tuple):
-            return name, tuple(ast.literal_eval(v) for v in value.elts)
-        return name, ast.literal_eval(value)
-
-    def walk(body: list[ast.stmt], only_self: bool = False) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for node in body:
-            try:
-                if isinstance(node, (ast.Assign, ast.AnnAssign)):
-                    key, value = assign(node, only_self)
-                    out[key] = value
-                elif isinstance(node, ast.ClassDef):
-                    out[node.name] = walk(node.body)
-                elif isinstance(node, ast.FunctionDef) and node.name == "__init__":
-                    out.update(walk(node.body, only_self=True))
-            except (ValueError, AttributeError, TypeError, SyntaxError, MemoryError,
-                    RecursionError):  # fmt: skip
-                continue
-        return out
-
-    return walk(ast.parse(source).body)
+    return parse_params(read_regular(path), path.name)
 
 
 @dataclass
@@ -383,26 +379,26 @@ def inside(root: Path, path: Path) -> bool:
     return real == real_root or real.startswith(real_root + os.sep)
 
 
-def cache_dir(root: Path) -> Path:
-    """Where DVC keeps objects: `cache.dir` from .dvc/config.local or .dvc/config (relative to
-    .dvc/), else .dvc/cache. The global and system DVC config are not read, nor a config file
-    that is a symlink leading outside the repository (only stats happen in the cache dir)."""
-    found: str | None = None
-    for name in ("config", "config.local"):  # config.local wins
-        config = root / ".dvc" / name
+def read_dvc_config(root: Path, project: str = "") -> dict[str, dict[str, str]]:
+    """The config of the DVC project at `project` (repository-relative): `.dvc/config`, then
+    `.dvc/config.local` (which wins). The global and system DVC config are not read, nor a
+    config file that is a symlink leading outside the repository."""
+    texts = []
+    for name in ("config", "config.local"):
+        config = root / project / ".dvc" / name
         try:
             if not inside(root, config):
                 continue
-            text = read_regular(config).decode("utf-8")
+            texts.append(read_regular(config).decode("utf-8"))
         except (OSError, UnicodeDecodeError):
             continue
-        section = None
-        for raw in text.splitlines():
-            line = raw.strip()
-            if line.startswith("[") and line.endswith("]"):
-                section = line[1:-1].strip().strip("'\"")
-            elif section == "cache" and "=" in line and line.split("=", 1)[0].strip() == "dir":
-                found = line.split("=", 1)[1].strip().strip("'\"")
+    return config_sections(texts)
+
+
+def cache_dir(root: Path) -> Path:
+    """Where DVC keeps objects: `cache.dir` from .dvc/config.local or .dvc/config (relative to
+    .dvc/), else .dvc/cache (only stats happen in the cache dir)."""
+    found = read_dvc_config(root).get("cache", {}).get("dir")
     if found:
         return root / ".dvc" / os.path.expanduser(found)
     return root / ".dvc" / "cache"
@@ -424,18 +420,8 @@ def dvc_roots(root: Path, files: DvcFiles) -> list[Path]:
     """The DVC projects the DVC files belong to: for each, the nearest directory at or above
     it holding `.dvc/` (`dvc init --subdir` puts projects below the git root)."""
     names = [*files.dvc_files, *(p.yaml_file for p in files.pipelines)]
-    found: dict[str, bool] = {}
-    roots: set[str] = set()
-    for name in names:
-        parent = posixpath.dirname(name)
-        while True:
-            hit = found.get(parent)
-            if hit is None:
-                hit = found[parent] = os.path.isdir(root / parent / ".dvc")
-            if hit or not parent:
-                roots.add(parent if hit else "")
-                break
-            parent = posixpath.dirname(parent)
+    projects = DvcProjects(root)
+    roots = {project_of(name, projects.has_dvc_dir) for name in names}
     return [root / r for r in sorted(roots or {""})]
 
 
@@ -486,7 +472,7 @@ def dvc_status_findings(root: Path, targets: Sequence[tuple[str, str, str]]) -> 
     from repro_hooks.dvc.runner import last_error_line, run_dvc
 
     names = [t for t, _, _ in targets]
-    proc = run_dvc(["status", "--json", *names], root, what="checking templated DVC stages")
+    proc = run_dvc(["status", "--json", *names], root, what="checking imports from elsewhere")
     if proc.returncode != 0:
         # DVC refuses the project (a file its schema rejects, a broken params file...): that is
         # a finding about the project, as DVC's exit 255 is, not a failure of this check
@@ -499,15 +485,8 @@ def dvc_status_findings(root: Path, targets: Sequence[tuple[str, str, str]]) -> 
         raise ReproHooksError("dvc status --json: unreadable output") from None
     findings = []
     for key, changes in sorted(status.items()):
-        base = key.split("@", 1)[0]
         where, rule = next(
-            (
-                (shown, rule)
-                for target, shown, rule in targets
-                # DVC addresses the root dvc.yaml's stages by bare name, others as file:name
-                if base in (target, target.removeprefix("dvc.yaml:"))
-            ),
-            (key, "stale-lock"),
+            ((shown, rule) for target, shown, rule in targets if key == target), (key, "stale-dvc")
         )
         for change in changes if isinstance(changes, list) else [changes]:
             if isinstance(change, dict):  # {"changed outs": {path: status}, ...}: name each path
@@ -525,12 +504,9 @@ def dvc_status_findings(root: Path, targets: Sequence[tuple[str, str, str]]) -> 
 
 
 def deferred_targets(files: DvcFiles, scope: Scope) -> list[tuple[str, str, str]]:
-    out = []
-    for p, stage in templated_stages(files, scope):
-        out.append((f"{p.yaml_file}:{stage.name}", p.yaml_file, "stale-lock"))
-    for name in undecided_imports(files, scope):
-        out.append((name, name, "stale-dvc"))
-    return out
+    """What only DVC can decide: non-frozen imports (their source is another repository or a
+    URL)."""
+    return [(name, name, "stale-dvc") for name in undecided_imports(files, scope)]
 
 
 # ---- everything together --------------------------------------------------------------------

@@ -35,6 +35,7 @@ from repro_hooks.policy.sizes import format_size
 from repro_hooks.report import Finding, display_path
 
 if TYPE_CHECKING:
+    from repro_hooks.dvc.commits import Sources
     from repro_hooks.history.baseline import BaselineKey
 
 POLICY_GIT_CONFIG = "repro-hooks.policy"
@@ -132,14 +133,22 @@ class DvcParses:
     """Every parse of DVC content one scan makes, keyed by blob: each (blob, path) is parsed
     once however many commits and tips repeat it (a dvc.yaml beside 200 changed dvc.lock files,
     a pushed file in every tip's tree), and a blob in `skip` (refused for its size, or over the
-    push's parse budget: reported on their own) is never parsed."""
+    push's parse budget: reported on their own) is never parsed. A templated dvc.yaml is resolved
+    with the vars files and DVC config of the commit it is read at (`sources`, see
+    repro_hooks.dvc.commits): it is parsed once per (blob, path, commit)."""
 
-    def __init__(self, skip: Collection[str] = ()) -> None:
+    def __init__(self, skip: Collection[str] = (), sources: Sources | None = None) -> None:
         self.skip = set(skip)
+        self.sources = sources
         self._done: dict[tuple[str, str, object], object] = {}
 
     def parse(
-        self, sha: str, content: bytes, path: str, wdirs: Mapping[str, str] | None = None
+        self,
+        sha: str,
+        content: bytes,
+        path: str,
+        wdirs: Mapping[str, str] | None = None,
+        commit: str | None = None,
     ) -> Any:
         """The parsed DVC file (stages of a dvc.yaml or dvc.lock, a .dvc file's DvcFile);
         raises DvcFileError, every time, for a malformed one."""
@@ -150,15 +159,22 @@ class DvcParses:
             parse_dvc_yaml,
         )
 
-        key = (sha, path, tuple(sorted(wdirs.items())) if wdirs is not None else None)
+        name = posixpath.basename(path)
+        templated = False
+        if name == "dvc.yaml" and self.sources is not None:
+            from repro_hooks.dvc.commits import may_template
+
+            templated = may_template(content)
+        at: object = commit if templated else None
+        key = (sha, path, tuple(sorted(wdirs.items())) if wdirs is not None else at)
         done = self._done.get(key)
         if done is None:
-            name = posixpath.basename(path)
             try:
                 if name == "dvc.lock":
                     done = parse_dvc_lock(content, path, wdirs)
                 elif name == "dvc.yaml":
-                    done = parse_dvc_yaml(content, path)
+                    sources = self.sources(commit, path) if templated and self.sources else None
+                    done = parse_dvc_yaml(content, path, *(sources or (None, None)))
                 else:
                     done = parse_dvc_file(content, path)
             except DvcFileError as exc:
@@ -203,9 +219,10 @@ def dvc_file_findings(
             if posixpath.basename(path) == "dvc.lock":
                 wdirs = (lock_wdirs or {}).get((blob.commit, blob.sha))
             try:
-                parses.parse(blob.sha, contents[blob.sha], path, wdirs)
+                parses.parse(blob.sha, contents[blob.sha], path, wdirs, blob.commit)
             except DvcFileError as exc:
-                reason = exc.reason
+                # a vars file the dvc.yaml reads is named in the reason
+                reason = exc.reason if exc.file == path else str(exc)
         if reason is not None:
             findings.append(Finding(path, "malformed-dvc", reason, blob.commit))
     return findings
@@ -232,7 +249,7 @@ def duplicate_output_findings(
             if sha not in contents or sha in parses.skip:
                 continue
             try:
-                parsed = parses.parse(sha, contents[sha], path)
+                parsed = parses.parse(sha, contents[sha], path, commit=tip)
                 if posixpath.basename(path) == "dvc.yaml":
                     outs = [o.path for st in parsed.values() for o in st.outs]
                 else:
@@ -348,9 +365,25 @@ def _blob_findings(
     over_budget: dict[str, int] = {}
     if push_total:  # a push (or a range under review): bound what it makes us parse
         over_budget = _over_parse_budget(dvc_blobs, info, refused, policy.max_push_dvc_total)
-    parses = DvcParses({*refused, *over_budget})
-    dvc_shas = [b.sha for b in dvc_blobs if b.sha not in parses.skip]
+    skip = {*refused, *over_budget}
+    dvc_shas = [b.sha for b in dvc_blobs if b.sha not in skip]
     contents = git.read_blobs(dvc_shas) if dvc_shas else {}
+    parses = DvcParses(skip)
+    if contents:
+        # lazy: ~0.1 s of imports that a history without DVC files never needs
+        from repro_hooks.dvc.commits import CommitFiles, may_template
+
+        # a templated dvc.yaml reads its vars files and DVC config from its own commit: those
+        # the scan's dvc.yaml files name are read in one batch
+        committed = CommitFiles(git)
+        committed.prefetch(
+            (b.commit, path, contents[b.sha])
+            for b in blobs
+            if b.sha in contents
+            and posixpath.basename(path := facts.display(b.path)) == "dvc.yaml"
+            and may_template(contents[b.sha])
+        )
+        parses = DvcParses(skip, committed.sources)
     sha_of = blob_index(blobs, facts.display)
     lock_wdirs = _lock_wdirs(git, [b for b in blobs if b.sha in contents], facts.display, parses)
     links = link_targets(git, blobs, info, policy)
@@ -633,7 +666,7 @@ def _lock_wdirs(
         if named is None or named[0] in parses.skip or len(named[1]) > MAX_DVC_FILE_SIZE:
             continue
         try:
-            stages = parses.parse(named[0], named[1], yaml_path)
+            stages = parses.parse(named[0], named[1], yaml_path, commit=blob.commit)
         except DvcFileError:
             continue  # reported on its own when this push introduces it
         wdirs[(blob.commit, blob.sha)] = {name: stage.wdir for name, stage in stages.items()}

@@ -122,6 +122,7 @@ def committed_outputs(git: Git, commit: str) -> tuple[list[RecordedOutput], list
     Read from the commit (one `git ls-tree -r -z`, one `git cat-file --batch`), never from the
     working tree. Returns the outputs sorted by path and one problem line per unreadable file.
     """
+    from repro_hooks.dvc.commits import CommitFiles, may_template
     from repro_hooks.dvc.files import DvcFileError, parse_dvc_file, parse_dvc_lock, parse_dvc_yaml
 
     listing = git.run("ls-tree", "-r", "-z", "--full-tree", commit)
@@ -144,6 +145,13 @@ def committed_outputs(git: Git, commit: str) -> tuple[list[RecordedOutput], list
         if posixpath.basename(p) != "dvc.yaml" or posixpath.dirname(p) in lock_dirs
     }
     contents = git.read_blobs(needed.values())
+    # a templated dvc.yaml reads its vars files and DVC config from this same commit
+    committed = CommitFiles(git)
+    committed.prefetch(
+        (commit, p, contents[s])
+        for p, s in needed.items()
+        if posixpath.basename(p) == "dvc.yaml" and s in contents and may_template(contents[s])
+    )
     found: dict[str, RecordedOutput] = {}
     problems: list[str] = []
     for path in sorted(needed):
@@ -157,7 +165,9 @@ def committed_outputs(git: Git, commit: str) -> tuple[list[RecordedOutput], list
                 wdirs: dict[str, str] = {}
                 if yaml_path in needed and needed[yaml_path] in contents:
                     try:
-                        stages = parse_dvc_yaml(contents[needed[yaml_path]], yaml_path)
+                        load, parsing = committed.sources(commit, yaml_path)
+                        content = contents[needed[yaml_path]]
+                        stages = parse_dvc_yaml(content, yaml_path, load, parsing)
                         wdirs = {s.name: s.wdir for s in stages.values()}
                     except DvcFileError as exc:
                         problems.append(str(exc))

@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from repro_hooks.dvc.files import Stage
+
 CLONE_TAG = "repro_hooks.clone"
 STAMP_TAG = "repro_hooks.stamp"
 HEAD_TAG = "repro_hooks.head"
@@ -366,10 +368,11 @@ def _stat_key(path: str) -> tuple[int, int, int, int] | None:
 
 def recorded_outputs(root: str, git_dir: str, dvc_paths: list[str]) -> dict[str, str]:
     """{output path: algorithm} for every output the given DVC files record (`.dvc` files and
-    dvc.lock outs), parsed once and cached by the files' stat data."""
+    dvc.lock outs), parsed once and cached by the files' stat data (a dvc.lock's: with its
+    dvc.yaml's and the vars files a templated dvc.yaml read)."""
     import marshal
 
-    from repro_hooks.dvc.files import DvcFileError, parse_dvc_file, parse_dvc_lock, parse_dvc_yaml
+    from repro_hooks.dvc.files import DvcFileError, parse_dvc_file, parse_dvc_lock
     from repro_hooks.dvc.hashing import read_regular
 
     cache_path = os.path.join(git_dir, _PARSE_CACHE)
@@ -396,20 +399,28 @@ def recorded_outputs(root: str, git_dir: str, dvc_paths: list[str]) -> dict[str,
         except OSError:
             key = None
         yaml_rel = rel[: -len("dvc.lock")] + "dvc.yaml"
-        if is_lock:
-            key = (key, _stat_key(join(root, yaml_rel)))
         hit = get(rel)
+        vars_read: tuple[str, ...] = hit[2] if hit is not None and len(hit) > 2 else ()
+        file_key = key
+        if is_lock:
+            key = (file_key, _stat_key(join(root, yaml_rel)), _vars_key(root, vars_read))
         if hit is not None and hit[0] == key:
             found = hit[1]
         else:
             changed = True
             found = []
+            vars_read = ()
             try:
                 if is_lock:
                     wdirs: dict[str, str] = {}
                     if yaml_rel in paths:
-                        stages = parse_dvc_yaml(read_regular(join(root, yaml_rel)), yaml_rel)
+                        stages, vars_read = _worktree_stages(root, yaml_rel)
                         wdirs = {s.name: s.wdir for s in stages.values()}
+                        key = (
+                            file_key,
+                            _stat_key(join(root, yaml_rel)),
+                            _vars_key(root, vars_read),
+                        )
                     lock = parse_dvc_lock(read_regular(full), rel, wdirs)
                     parsed = [o for st in lock.values() for o in st.outs]
                 else:
@@ -417,13 +428,48 @@ def recorded_outputs(root: str, git_dir: str, dvc_paths: list[str]) -> dict[str,
                 found = [(o.path, o.algorithm) for o in parsed]
             except (OSError, DvcFileError):
                 found = []
-        fresh[rel] = (key, found)
+        fresh[rel] = (key, found, vars_read)
         for path, algorithm in found:
             outs[path] = algorithm
     if changed or len(fresh) != len(cache):
         with contextlib.suppress(OSError):
             _write_bytes(cache_path, marshal.dumps(fresh))
     return outs
+
+
+def _vars_key(root: str, vars_read: tuple[str, ...]) -> tuple[Any, ...]:
+    return tuple(_stat_key(os.path.join(root, p)) for p in vars_read)
+
+
+def _worktree_stages(root: str, yaml_rel: str) -> tuple[dict[str, Stage], tuple[str, ...]]:
+    """A working-tree dvc.yaml's stages, a templated one resolved with its vars files and its
+    project's config (as check-dvc reads them), and the vars files it read."""
+    from pathlib import Path
+
+    from repro_hooks.dvc.files import parse_dvc_yaml
+    from repro_hooks.dvc.hashing import HashCache, read_regular
+
+    content = read_regular(os.path.join(root, yaml_rel))
+    read: list[str] = []
+    loaders: list[Any] = []
+
+    def load(rel: str) -> Any:
+        if not loaders:  # a dvc.yaml that does not template never gets here
+            from repro_hooks.dvc.hashing import DvcIgnore
+            from repro_hooks.dvc.worktree import Measurer, vars_loader
+
+            safe = Measurer(Path(root), DvcIgnore({}), HashCache(None)).path_is_safe
+            loaders.append(vars_loader(Path(root), safe))
+        read.append(rel)
+        return loaders[0](rel)
+
+    def parsing() -> Any:
+        from repro_hooks.dvc.worktree import DvcProjects
+
+        return DvcProjects(Path(root)).parsing_for(yaml_rel)()
+
+    stages = parse_dvc_yaml(content, yaml_rel, load, parsing)
+    return stages, tuple(dict.fromkeys(read))
 
 
 def _write_bytes(path: str, data: bytes) -> None:

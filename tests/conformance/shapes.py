@@ -8,9 +8,12 @@ A *base* is a small project built once with the real DVC (`dvc add`, `dvc repro`
   with `self.x = ...` in `__init__`), a `foreach` stage with a `cache: false` metric, a stage in
   `sub/dvc.yaml` with `wdir: ..`, and a frozen stage;
 - `subdir`: a `dvc init --subdir` project below the git root;
-- `import`: a frozen `dvc import` from another (local) repository.
+- `import`: a frozen `dvc import` from another (local) repository;
+- `tpl-root`, `tpl-subdir`, `tpl-beside`, `tpl-nested`: one templated pipeline (`vars`, `${...}`,
+  `foreach`, `matrix`) in each project layout (tests/conformance/templated.py).
 
-A *case* is a copy of a base plus mutations. Both tools are asked; they agree when
+A *case* is a copy of a base plus mutations. Both tools are asked (DVC from the root of each
+DVC project of the repository, its verdicts combined); they agree when
 - DVC fails on the project (exit 255: a file it refuses) exactly when check-dvc reports a
   `malformed-dvc` finding, and otherwise
 - the exit codes agree (`dvc status --json` non-empty means 1) and the sets of paths DVC lists
@@ -28,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.conformance.templated import TEMPLATED_BASES, TEMPLATED_MUTATIONS
 from tests.dvc_helpers import dvc
 from tests.helpers import cli_here, git, write
 
@@ -159,18 +163,20 @@ def build_import(repo: Path) -> None:
     _commit(repo)
 
 
-BASES: dict[str, tuple[Callable[[Path], None], str]] = {
-    # name -> (builder, DVC project directory relative to the git root)
-    "registry": (build_registry, ""),
-    "pipeline": (build_pipeline, ""),
-    "subdir": (build_subdir, "proj"),
-    "import": (build_import, ""),
+BASES: dict[str, tuple[Callable[[Path], None], tuple[str, ...]]] = {
+    # name -> (builder, the DVC projects, directories relative to the git root)
+    "registry": (build_registry, ("",)),
+    "pipeline": (build_pipeline, ("",)),
+    "subdir": (build_subdir, ("proj",)),
+    "import": (build_import, ("",)),
+    # templated pipelines in every layout (tests/conformance/templated.py)
+    **{name: (build, projects) for name, (build, projects, _) in TEMPLATED_BASES.items()},
 }
 
 
 # ---- mutations --------------------------------------------------------------------------------
 
-Mutation = Callable[[Path, random.Random], None]
+Mutation = Callable[[Path, random.Random], object]
 
 
 def _edit(path: Path, old: str, new: str) -> None:
@@ -271,6 +277,7 @@ MUTATIONS: dict[str, dict[str, Mutation]] = {
         "add-to-dir": lambda r, g: write(r / "proj/data/dir/y.bin", b"y"),
         "drop-cache": lambda r, g: shutil.rmtree(r / "proj/.dvc/cache/files", ignore_errors=True),
     },
+    **TEMPLATED_MUTATIONS,
 }
 
 
@@ -285,6 +292,9 @@ class Verdict:
 
 
 def dvc_verdict(repo: Path, project: str) -> Verdict:
+    """`dvc status --json` asked from the project's own root (a `--subdir` project is a
+    separate project: DVC at the git root calls it "dvc-ignored"); paths relative to the git
+    root."""
     where = repo / project if project else repo
     proc = dvc(where, "status", "--json", check=False)
     if proc.returncode != 0:
@@ -299,6 +309,15 @@ def dvc_verdict(repo: Path, project: str) -> Verdict:
                         rel = os.path.normpath(os.path.join(project, path)).replace(os.sep, "/")
                         paths.add(rel)
     return Verdict(False, 1 if status else 0, frozenset(paths))
+
+
+def combined(verdicts: list[Verdict]) -> Verdict:
+    """DVC's verdict over every project of a repository: an error when any project fails, else
+    the worst exit code and every path."""
+    if any(v.error for v in verdicts):
+        return Verdict(True, 255, frozenset())
+    paths = frozenset(p for v in verdicts for p in v.paths)
+    return Verdict(False, max((v.rc for v in verdicts), default=0), paths)
 
 
 def our_verdict(repo: Path) -> Verdict:
@@ -355,5 +374,5 @@ def run_case(case: Case, bases: dict[str, Path], dest: Path) -> tuple[Verdict, V
     rng = random.Random(case.seed)
     for name in case.mutations:
         MUTATIONS[case.base][name](repo, rng)
-    project = BASES[case.base][1]
-    return dvc_verdict(repo, project), our_verdict(repo)
+    theirs = combined([dvc_verdict(repo, project) for project in BASES[case.base][1]])
+    return theirs, our_verdict(repo)
