@@ -1,8 +1,11 @@
 """check-dvc against `dvc status`, case by case (tests/conformance/shapes.py).
 
-The fast part (every shape of the corpus) runs with the suite; the full sweep (shapes plus
-generated combinations) runs with `make conformance` (`pytest -m conformance`) and writes its
-figures to $CONFORMANCE_REPORT when set.
+The fast part runs with the suite: every base reports nothing when clean, every templated base
+resolves its stages as DVC does, every shape of the plain bases, and each templated mutation in
+one of the four layouts (shapes.suite_shape_cases). The full sweep (every shape in every layout
+plus generated combinations, the resolved stages compared after each templated case) runs with
+`make conformance` (`pytest -m conformance`) and writes its figures to $CONFORMANCE_REPORT when
+set.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from tests.conformance.shapes import (
     generated_cases,
     run_case,
     shape_cases,
+    suite_shape_cases,
 )
 from tests.conformance.stages import dvc_stage_names, dvc_stages, our_stages, stage_mismatch
 from tests.conformance.templated import TEMPLATED_BASES
@@ -71,7 +75,7 @@ def test_resolved_stages_match_dvc(base: str, bases: dict[str, Path], tmp_path: 
         assert ours[key] == stage, key
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, id=c.id) for c in shape_cases()])
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id) for c in suite_shape_cases()])
 def test_shape_agrees_with_dvc(case: Case, bases: dict[str, Path], tmp_path: Path) -> None:
     theirs, ours = run_case(case, bases, tmp_path)
     assert agree(theirs, ours), f"dvc status: {theirs}\ncheck-dvc:  {ours}"

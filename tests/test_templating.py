@@ -650,6 +650,10 @@ CASES = [
         id="err-foreach-wdir-missing",
     ),
     _case(
+        {"dvc.yaml": "stages:\n  b:\n    foreach: ${nope} ${a..b}\n    do:\n      cmd: x\n"},
+        id="err-lookup-before-a-later-syntax-error",
+    ),
+    _case(
         {"dvc.yaml": "stages:\n  b:\n    matrix:\n      a: ${x}\n    cmd: x\n"},
         id="err-matrix-over-scalar",
     ),

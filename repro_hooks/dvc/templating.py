@@ -460,6 +460,14 @@ def _parse_error(inner: str, expanded: str, loc: int, expected: str) -> _ParseEr
     )
 
 
+@lru_cache(maxsize=8192)
+def _interpolations(src: str, skip_checks: bool) -> tuple[tuple[int, int, str], ...]:
+    """Where each `${...}` of a string is, and the key it selects (parsed unless skipped)."""
+    return tuple(
+        (m.start(), m.end(), _get_expression(m, skip_checks)) for m in _KEYCRE.finditer(src)
+    )
+
+
 def _get_expression(match: re.Match[str], skip_checks: bool) -> str:
     inner = match["inner"]
     return inner if skip_checks else _parse_expr(inner)
@@ -732,15 +740,23 @@ class _Resolver:
     ) -> Any:
         if "${" not in src:
             return src
-        matches = list(_KEYCRE.finditer(src))
-        if len(matches) == 1 and src == matches[0].group(0):
-            value = ctx.select(_get_expression(matches[0], skip_checks), unwrap)
+        try:
+            parts = _interpolations(src, skip_checks)
+        except _ParseError:  # DVC parses each `${...}` just before it looks it up
+            parts = tuple((m.start(), m.end(), m["inner"]) for m in _KEYCRE.finditer(src))
+            parsed = False
+        else:
+            parsed = True
+        if len(parts) == 1 and parts[0][0] == 0 and parts[0][1] == len(src):
+            expr = parts[0][2] if parsed or skip_checks else _parse_expr(parts[0][2])
+            value = ctx.select(expr, unwrap)
             _validate_value(value, key)
             return value
         index, buf = 0, ""
-        for match in matches:
-            start, end = match.span(0)
-            value = ctx.select(_get_expression(match, skip_checks), True)
+        for start, end, expr in parts:
+            if not (parsed or skip_checks):
+                expr = _parse_expr(expr)
+            value = ctx.select(expr, True)
             _validate_value(value, key)
             buf += src[index:start] + to_str(value, self.parsing)
             index = end

@@ -368,6 +368,23 @@ def shape_cases() -> list[Case]:
     return [Case(base, (name,)) for base in sorted(MUTATIONS) for name in MUTATIONS[base]]
 
 
+def suite_shape_cases() -> list[Case]:
+    """The shapes the normal suite runs: all of them for the plain bases; for the templated
+    ones, which share most of their mutations, each shared mutation in one layout (taking the
+    layouts in turn) plus `none` and each layout's own mutations everywhere: every mutation and
+    every layout, a quarter of the cases (`make conformance` runs them all)."""
+    layouts = sorted(TEMPLATED_BASES)
+    shared = sorted(set.intersection(*(set(MUTATIONS[b]) for b in layouts)) - {"none"})
+    turn = {name: layouts[i % len(layouts)] for i, name in enumerate(shared)}
+    return [
+        case
+        for case in shape_cases()
+        if case.base not in TEMPLATED_BASES
+        or case.mutations[0] not in turn
+        or turn[case.mutations[0]] == case.base
+    ]
+
+
 def run_case(case: Case, bases: dict[str, Path], dest: Path) -> tuple[Verdict, Verdict]:
     repo = dest / "repo"
     shutil.copytree(bases[case.base], repo, symlinks=True)
