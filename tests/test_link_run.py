@@ -175,11 +175,11 @@ def test_shared_server_two_clones_and_a_notebook_outside(
     # the UI: the DVC dataset input has a context and a source naming the commit
     inputs = client(shared).get_run(my_run).inputs.dataset_inputs
     by_name = {i.dataset.name: i for i in inputs}
-    assert set(by_name) == {"data/train.csv", "models/model.pkl"}
-    source = json.loads(by_name["models/model.pkl"].dataset.source)
+    assert set(by_name) == {"data/train.csv"}  # what it read; the model it made is no input
+    source = json.loads(by_name["data/train.csv"].dataset.source)
     assert source["rev"] == head(mine)
-    assert source["path"] == "models/model.pkl"
-    assert [(t.key, t.value) for t in by_name["models/model.pkl"].tags] == [
+    assert source["path"] == "data/train.csv"
+    assert [(t.key, t.value) for t in by_name["data/train.csv"].tags] == [
         ("mlflow.data.context", "dvc")
     ]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import heapq
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from repro_hooks.git import Git
@@ -28,6 +28,14 @@ from repro_hooks.links.core import (
     fallback_verdict,
     first_remote_url,
     stamp_verdict,
+)
+from repro_hooks.links.inputs import (
+    SHORT_COMMIT_TAG,
+    STAGE_TAG,
+    inputs_of_run,
+    owns_short_commit,
+    short_commit,
+    stage_deps_of,
 )
 from repro_hooks.links.queue import Job
 from repro_hooks.links.registry import propagation_note
@@ -183,13 +191,16 @@ def write_link(
     if evidence:
         tags[EVIDENCE_TAG] = evidence
     existing = store.tags(run_id)
+    if owns_short_commit(existing):  # the commit at a glance (a user's own `commit` tag stays)
+        tags[SHORT_COMMIT_TAG] = short_commit(commit, branch or existing.get(BRANCH_TAG))
     delete: list[str] = []
     if COMMIT_TAG in existing:  # our earlier link: drop our keys the new commit lacks
         delete = [
             k for k in existing
             if (k.startswith(DVC_PREFIX) or (k == BRANCH_TAG and branch)) and k not in tags
         ]  # fmt: skip
-    store.write_link(run_id, tags, record.outputs, delete, record.repo_url)
+    inputs = _run_inputs(git, existing, commit, record.outputs)
+    store.write_link(run_id, tags, inputs, delete, record.repo_url)
     note = "".join(f"; {p}" for p in record.problems)
     # the link follows the run's models into the registry (a detached HEAD keeps the branch)
     carried = dict(tags)
@@ -197,6 +208,20 @@ def write_link(
         carried[BRANCH_TAG] = existing[BRANCH_TAG]
     note += propagation_note(store.client, run_id, carried)
     return f"{len(record.outputs)} DVC output(s){note}"
+
+
+def _run_inputs(
+    git: Git, tags: Mapping[str, str], commit: str, outputs: Sequence[RecordedOutput]
+) -> list[RecordedOutput]:
+    """The committed data the run used (links.inputs): its dataset inputs on the run page."""
+    address = tags.get(STAGE_TAG)
+    deps = stage_deps_of(git, commit, address) if address else None
+    record = None
+    common_dir = str(git.common_dir)
+    clone = tags.get(CLONE_TAG)
+    if clone and clone == read_clone_id(common_dir):
+        record = load_record(common_dir, tags.get(STAMP_TAG, ""))
+    return inputs_of_run(outputs, tags, record, deps)
 
 
 def _write_with_children(
