@@ -32,6 +32,7 @@ RULES: dict[str, str] = {
     # check-model (the deploy gate, repro_hooks/deploy/gate.py)
     "run-missing": "The model version's run is deleted or gone from the tracking store.",
     "run-unlinked": "The model version's run is linked to no commit (no git.commit tag).",
+    "link-unverified": "The run's link was forced or written by hand, not made by the rules.",
     "commit-missing": "The commit the run is linked to is not in this repository.",
     "commit-unprotected": "The commit the run is linked to is not on the protected branch.",
     "data-mismatch": "The run's DVC hashes differ from what its commit records.",
