@@ -335,6 +335,11 @@ def fix_hint(verdicts: Sequence[Verdict], branch: str) -> str:
         )
     if "dvc-not-pushed" in rules:
         lines.append("Push the data the commit references: dvc push (from a checkout of it).")
+    if "uncommitted-output" in rules:
+        lines.append(
+            "A cache: false output (metrics, plots) lives in git: the commit must hold it; "
+            "commit it with its dvc.lock and train again."
+        )
     if rules & {"large-file", "lfs-pointer", "data-in-git", "malformed-dvc"}:
         lines.append("The commit breaks the repository policy: fix it and train again.")
     return "\n".join(lines)
