@@ -32,6 +32,11 @@ STAMP_TAG = "repro_hooks.stamp"
 HEAD_TAG = "repro_hooks.head"
 CLEAN_TAG = "repro_hooks.clean"
 DATA_TAG = "repro_hooks.data"
+STAGE_TAG = "repro_hooks.stage"  # a stage run: its address from the git root (`train`, `sub/dvc.yaml:train`)
+KIND_TAG = "repro_hooks.evidence"  # what will justify the run's link: "stage" or "tree"
+NOTEBOOK_PREFIX = "nb:"  # a notebook's code digest (outputs, counts and metadata left out)
+EXPS_DIR = "/.dvc/tmp/exps/"  # where `dvc exp run --temp/--queue` copies the repository
+MAX_WRITES = 100_000  # paths the audit hook remembers per process
 DISABLE_ENV = "REPRO_HOOKS_STAMP"  # "0": no stamp
 RECORD_VERSION = 1
 MAX_CODE_FILE = 1 << 20  # changed code files larger than this are recorded as unhashed ("?")
@@ -40,6 +45,8 @@ START_HASH_BUDGET = 64 << 20  # bytes hashed at start_run when the hash cache is
 DEFER = "defer:"
 
 _STAMPED: list[tuple[str, str, str, float]] = []  # (runs dir, stamp id, root, start) this process
+_WRITES: dict[str, float] = {}  # absolute path -> when this process last opened it for writing
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 
 
 class RunStamp:
@@ -88,7 +95,8 @@ def _start_dir() -> str | None:
 
 def take_stamp(cwd: str, *, at_exit: bool = True) -> dict[str, str]:
     """Stamp a run that starts now in the work tree containing `cwd`: write the local record
-    and return the run tags. Registers (once) the exit handler that records the end state."""
+    and return the run tags. Registers (once) the exit handler that records the end state, and
+    the audit hook that notes which files the process opens for writing."""
     import json
     import time
     import uuid
@@ -98,17 +106,19 @@ def take_stamp(cwd: str, *, at_exit: bool = True) -> dict[str, str]:
     if facts is None:
         return {}
     root, git_dir, common_dir, head = facts
-    clone = clone_id(common_dir)
+    home = _parent_clone(root)  # a `dvc exp run --temp/--queue` copy: its parent clone
+    record_root, record_common = (home[0], home[2]) if home else (root, common_dir)
+    clone = clone_id(record_common)
     code, untracked, data = _code_and_data(root, git_dir)
     from repro_hooks.links.core import fingerprint
 
     stamp = uuid.uuid4().hex
-    runs = os.path.join(common_dir, "repro-hooks", "runs")
-    record = {
+    runs = os.path.join(record_common, "repro-hooks", "runs")
+    record: dict[str, Any] = {
         "version": RECORD_VERSION,
         "stamp": stamp,
         "clone": clone,
-        "root": root,
+        "root": record_root,
         "head": head,
         "started": started,
         "pid": os.getpid(),
@@ -116,21 +126,225 @@ def take_stamp(cwd: str, *, at_exit: bool = True) -> dict[str, str]:
         "untracked": untracked,
         "start": _store_state(runs, data),
     }
+    if home:
+        record["workspace"] = root
+        record["experiment"] = os.environ.get("DVC_EXP_NAME") or None
+    stage = _stage_at_start(root, git_dir, os.environ, home[0] if home else None)
+    if stage is not None:
+        record["stage"] = stage
     os.makedirs(runs, exist_ok=True)
-    _write_json(os.path.join(runs, f"{stamp}.json"), json.dumps(record, sort_keys=True))
+    _write_json(
+        os.path.join(runs, f"{stamp}.json"), json.dumps(record, sort_keys=True, default=repr)
+    )
     if at_exit:
         if not _STAMPED:
             import atexit
 
             atexit.register(_record_end_at_exit)
+            _install_audit_hook()
         _STAMPED.append((runs, stamp, root, started))
-    return {
+    tags = {
         CLONE_TAG: clone,
         STAMP_TAG: stamp,
         HEAD_TAG: head or "",
-        CLEAN_TAG: "true" if set(code) <= set(untracked) else "false",
         DATA_TAG: fingerprint((p, h) for p, h in data.items() if h),
     }
+    if stage is not None:
+        # a stage run is justified by its stage (dvc.lock), not by a clean tree: `dvc repro`
+        # after a params change always runs from a tree that differs from HEAD
+        tags[STAGE_TAG] = stage["address"]
+        tags[KIND_TAG] = "stage"
+    else:
+        tags[CLEAN_TAG] = "true" if set(code) <= set(untracked) else "false"
+        tags[KIND_TAG] = "tree"
+    return tags
+
+
+def _parent_clone(root: str) -> tuple[str, str, str, str | None] | None:
+    """The git facts of the clone a DVC experiment copy (`<clone>/.dvc/tmp/exps/<tmp>`) was made
+    from, or None when `root` is no such copy."""
+    if EXPS_DIR not in root + "/":
+        return None
+    parent = (root + "/").split(EXPS_DIR, 1)[0]
+    return _git_facts(parent) if parent else None
+
+
+# ---- the audit hook: which files the training process wrote ---------------------------------
+
+
+def _install_audit_hook() -> None:
+    import sys
+
+    with contextlib.suppress(Exception):
+        sys.addaudithook(_audit)
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    """Note a path opened for writing (`open` with write flags) or renamed into place. Every
+    other event returns at the first comparison: Python calls this for every audited event."""
+    if event == "open":
+        if len(args) < 3 or not (args[2] & _WRITE_FLAGS) or isinstance(args[0], int):
+            return
+        path = args[0]
+    elif event == "os.rename":
+        if len(args) < 2 or isinstance(args[1], int):
+            return
+        path = args[1]
+    else:
+        return
+    try:
+        if len(_WRITES) < MAX_WRITES:
+            import time
+
+            name = os.fsdecode(path)
+            _WRITES[name if os.path.isabs(name) else os.path.join(os.getcwd(), name)] = time.time()
+    except Exception:
+        pass
+
+
+def written_since(root: str, since: float) -> list[str]:
+    """Repository-relative paths under `root` this process opened for writing since `since`."""
+    real_root = os.path.realpath(root)
+    found = set()
+    for path, when in list(_WRITES.items()):
+        if when < since:
+            continue
+        real = os.path.realpath(path)
+        if real.startswith(real_root + os.sep):
+            found.add(real[len(real_root) + 1 :].replace(os.sep, "/"))
+    return sorted(found)
+
+
+# ---- stage runs: the stage DVC ran, as the working tree defines it at the start ----------------
+
+
+def _stage_at_start(
+    root: str, git_dir: str, env: Any, parent_root: str | None
+) -> dict[str, Any] | None:
+    """For a command `dvc repro`/`dvc exp run` runs (DVC_STAGE set): the stage, resolved from
+    the working tree's dvc.yaml, with its deps' hashes and params' values now and its cmd."""
+    address = env.get("DVC_STAGE")
+    if not address:
+        return None
+    try:
+        return _resolve_stage(root, git_dir, address, env.get("DVC_ROOT") or "", parent_root)
+    except Exception:
+        return None
+
+
+def _candidate_files(root: str, address: str, dvc_root: str, parent_root: str | None) -> list[str]:
+    """Repository-relative dvc.yaml paths the address may name: DVC writes it relative to the
+    directory `dvc` ran in, which the command does not know (DVC_ROOT, the command's working
+    directory and its parents are tried)."""
+    import posixpath
+
+    file_part, colon, _ = address.rpartition(":")
+    file_part = file_part.replace(os.sep, "/") if colon else "dvc.yaml"
+    bases: list[str] = []
+    for place, base_root in ((dvc_root, parent_root or root), (os.getcwd(), root)):
+        if not place:
+            continue
+        real = os.path.realpath(place)
+        top = os.path.realpath(base_root)
+        if real == top or real.startswith(top + os.sep):
+            rel = os.path.relpath(real, top).replace(os.sep, "/")
+            while True:
+                bases.append("" if rel == "." else rel)
+                if rel in ("", "."):
+                    break
+                rel = posixpath.dirname(rel) or "."
+    found: list[str] = []
+    for base in [*bases, ""]:
+        path = posixpath.normpath(posixpath.join(base, file_part))
+        if not path.startswith("../") and path not in found:
+            found.append(path)
+    return found
+
+
+def _resolve_stage(
+    root: str, git_dir: str, address: str, dvc_root: str, parent_root: str | None
+) -> dict[str, Any] | None:
+    from pathlib import Path
+
+    from repro_hooks.dvc.check import _lookup
+    from repro_hooks.dvc.files import is_url
+
+    name = address.rpartition(":")[2]
+    cwd = os.path.relpath(os.path.realpath(os.getcwd()), os.path.realpath(root))
+    cwd = "." if cwd == "." else cwd.replace(os.sep, "/")
+    chosen = None
+    for yaml_rel in _candidate_files(root, address, dvc_root, parent_root):
+        if not os.path.isfile(os.path.join(root, yaml_rel)):
+            continue
+        stages, _ = _worktree_stages(root, yaml_rel)
+        stage = stages.get(name)
+        if stage is None:
+            continue
+        if chosen is None or stage.wdir == cwd:
+            chosen = (yaml_rel, stage)
+        if stage.wdir == cwd:
+            break
+    if chosen is None:
+        return None
+    yaml_rel, stage = chosen
+    deps = [d for d in stage.deps if not is_url(d)]
+    ignores = [p for p in (".dvcignore",) if os.path.isfile(os.path.join(root, p))]
+    hashes = _measure(root, git_dir, {(d, "md5") for d in deps}, ignores, START_HASH_BUDGET)
+    from repro_hooks.dvc.hashing import DvcIgnore, HashCache
+    from repro_hooks.dvc.worktree import Measurer
+
+    loaded = Measurer(Path(root), DvcIgnore({}), HashCache(None)).measure(
+        set(), set(), set(stage.params)
+    )
+    params: dict[str, Any] = {}
+    for pfile, keys in stage.params.items():
+        config = loaded.params.get(pfile)
+        if config is None:
+            params[pfile] = None  # missing or unreadable
+            continue
+        if keys:
+            values = {}
+            for key in keys:
+                ok, value = _lookup(config, key)
+                if ok:
+                    values[key] = value
+            params[pfile] = values
+        else:
+            params[pfile] = dict(config) if isinstance(config, dict) else {}
+    short = name if yaml_rel == "dvc.yaml" else f"{yaml_rel}:{name}"
+    return {
+        "address": short,
+        "dvc_stage": address,
+        "file": yaml_rel,
+        "name": name,
+        "cmd": stage.cmd,
+        "wdir": stage.wdir,
+        "deps": {d: hashes.get(d, "") for d in deps},
+        "params": params,
+        "outs": [o.path for o in stage.outs],
+    }
+
+
+def notebook_digest(data: bytes) -> str:
+    """A notebook's code, without what running it changes: outputs, execution counts and
+    metadata (papermill writes timings there) are left out; `nb:` + SHA-256 of the cells' types
+    and sources. Bytes that are no notebook JSON digest as they are."""
+    import hashlib
+    import json
+
+    try:
+        nb = json.loads(data)
+        cells = [
+            [
+                c.get("cell_type", ""),
+                "".join(s) if isinstance(s := c.get("source", ""), list) else s,
+            ]
+            for c in nb.get("cells", [])
+        ]
+        text = json.dumps(cells, sort_keys=True).encode("utf-8", "surrogatepass")
+    except Exception:
+        text = b"raw\0" + data
+    return NOTEBOOK_PREFIX + hashlib.sha256(text).hexdigest()
 
 
 def _git(cwd: str, *args: str) -> bytes | None:
@@ -296,7 +510,6 @@ def _code_and_data(
             changed[path] = None
             if xy == b"??":
                 untracked.append(path)
-    code = _hash_code_files(root, changed)
     dvc_paths = [
         p.decode("utf-8", "surrogateescape") for p in (tracked_out or b"").split(b"\0") if p
     ]
@@ -309,6 +522,11 @@ def _code_and_data(
             with contextlib.suppress(OSError):
                 _write_bytes(list_cache, marshal.dumps((index_key, tracked_out, cached_outs)))
     data = data_state(root, git_dir, all_dvc, cached_outs)
+    # a DVC output git tracks (`cache: false` metrics and plots) is data, never code
+    for path in [p for p in changed if p in cached_outs]:
+        del changed[path]
+    code = _hash_code_files(root, changed)
+    untracked = [p for p in untracked if p in changed]
     return code, sorted(untracked), data
 
 
@@ -331,6 +549,12 @@ def _hash_code_files(root: str, changed: dict[str, str | None]) -> dict[str, str
             continue  # deleted: None
         if st.st_size > MAX_CODE_FILE or not (os.path.isfile(os.path.join(root, path))):
             changed[path] = "?"
+        elif path.endswith(".ipynb"):
+            try:
+                with open(os.path.join(root, path), "rb") as fh:
+                    changed[path] = notebook_digest(fh.read())
+            except OSError:
+                changed[path] = "?"
         else:
             todo.append(path)
     for path in sorted(changed)[MAX_CODE_FILES:]:
@@ -573,7 +797,9 @@ def resolve_deferred(start: dict[str, str], end: dict[str, str], root: str) -> d
 # ---- the end of the run -----------------------------------------------------------------------
 
 
-def end_state(root: str, git_dir: str, since: float) -> dict[str, str]:
+def end_state(
+    root: str, git_dir: str, since: float, extra: set[tuple[str, str]] | None = None
+) -> dict[str, str]:
     """The data state as the training process ends: every recorded output, plus every untracked
     file written since `since` and each of its directories that holds no tracked file (an output
     the run created, which `dvc add` records only afterwards)."""
@@ -609,7 +835,7 @@ def end_state(root: str, git_dir: str, since: float) -> dict[str, str]:
         if max(st.st_mtime_ns, st.st_ctime_ns) >= floor_ns or is_data(path):
             written.append(path)  # written by the run, or data it may have read
     outs = recorded_outputs(root, git_dir, dvc_paths)
-    targets = set(outs.items())
+    targets = set(outs.items()) | (extra or set())
     for path in written:
         targets.add((path, outs.get(path, "md5")))
         parent = path
@@ -638,17 +864,20 @@ def _data_matcher(root: str) -> Callable[[str], bool]:
     return policy.is_data
 
 
-def record_end(runs_dir: str, stamps: list[str], root: str, since: float) -> None:
-    """Add the end state to the local records of `stamps` (one snapshot for all of them)."""
+def record_end(
+    runs_dir: str, stamps: list[str], root: str, since: float, *, audited: bool = False
+) -> None:
+    """Add the end state to the local records of `stamps` (one snapshot for all of them): the
+    data, the stage's deps and outs for a stage run, and (from the audit hook, when the process
+    had it) which repository files the process wrote during each run."""
     import json
     import time
 
     facts = _git_facts(root)
     if facts is None:
         return
-    data = end_state(root, facts[1], since)
-    ended = time.time()
-    digest = _store_state(runs_dir, data)
+    records: dict[str, dict[str, Any]] = {}
+    extra: set[tuple[str, str]] = set()
     for stamp in stamps:
         path = os.path.join(runs_dir, f"{stamp}.json")
         try:
@@ -656,12 +885,32 @@ def record_end(runs_dir: str, stamps: list[str], root: str, since: float) -> Non
                 record = json.load(fh)
         except (OSError, ValueError):
             continue
+        if not isinstance(record, dict):
+            continue
+        records[stamp] = record
+        stage = record.get("stage")
+        if isinstance(stage, dict):
+            for key in ("deps", "outs"):
+                extra.update((p, "md5") for p in stage.get(key) or () if isinstance(p, str))
+    data = end_state(root, facts[1], since, extra)
+    ended = time.time()
+    digest = _store_state(runs_dir, data)
+    for stamp, record in records.items():
         record["end"] = digest
         record["ended"] = ended
+        if audited:
+            started = record.get("started")
+            record["written"] = written_since(
+                root, started if isinstance(started, (int, float)) else since
+            )
         start = _load_state(runs_dir, record.get("start"))
         if start is not None and any(v.startswith(DEFER) for v in start.values()):
             record["start"] = _store_state(runs_dir, resolve_deferred(start, data, root))
-        _write_json(path, json.dumps(record, sort_keys=True))
+        stage = record.get("stage")
+        if isinstance(stage, dict) and isinstance(stage.get("deps"), dict):
+            stage["deps"] = resolve_deferred(stage["deps"], data, root)
+        path = os.path.join(runs_dir, f"{stamp}.json")
+        _write_json(path, json.dumps(record, sort_keys=True, default=repr))
 
 
 def _record_end_at_exit() -> None:
@@ -672,7 +921,7 @@ def _record_end_at_exit() -> None:
             ids.append(stamp)
             by_place[(runs, root)] = (ids, min(since, started))
         for (runs, root), (ids, since) in by_place.items():
-            record_end(runs, ids, root, since)
+            record_end(runs, ids, root, since, audited=True)
     except Exception:
         pass
 
