@@ -775,3 +775,35 @@ def test_amend_that_only_adds_documentation_moves_the_link(
     wait_delivered(repo)
     assert head(repo) != original
     assert tags(shared, run_id)["git.commit"] == head(repo), log_text(repo)
+
+
+@pytest.mark.e2e
+def test_dvc_experiment_in_a_temp_copy_links_after_exp_apply(
+    tmp_path: Path, shared: str, stamp_plugin: Path
+) -> None:
+    """`dvc exp run --temp` runs the stage in a copy under .dvc/tmp/exps: the stamp records the
+    run in the parent clone, and after `dvc exp apply` and a commit the experiment's run links
+    (its stage evidence matches the commit's dvc.lock)."""
+    repo = pipeline_repo(tmp_path / "repo")
+    dvc_cli(repo, shared, stamp_plugin, "repro")  # the baseline
+    hook_commit(repo, "baseline")
+    sync(repo)
+    wait_delivered(repo)
+    out = dvc_cli(
+        repo, shared, stamp_plugin, "exp", "run", "--temp", "-n", "lr5", "-S", "train.lr=0.5"
+    )
+    (run_id,) = run_ids(out)
+    got = tags(shared, run_id)
+    assert got["repro_hooks.clone"] == (repo / ".git/repro-hooks/clone-id").read_text().strip()
+    record = load_record(str(repo / ".git"), got["repro_hooks.stamp"])
+    assert record is not None
+    assert record["root"] == str(repo)
+    assert ".dvc/tmp/exps/" in record["workspace"]
+    assert record["experiment"] == "lr5"
+    dvc_cli(repo, shared, stamp_plugin, "exp", "apply", "lr5")
+    hook_commit(repo, "lr 0.5 from the experiment")
+    sync(repo)
+    wait_delivered(repo)
+    got = tags(shared, run_id)
+    assert got.get("git.commit") == head(repo), log_text(repo)
+    assert got["repro_hooks.link"] == "stage"
