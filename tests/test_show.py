@@ -146,6 +146,41 @@ def test_the_commit_tag_is_ours_or_left_alone() -> None:
     assert not owns_short_commit({"commit": "v1.2", "git.commit": sha})
 
 
+def test_text_is_the_chain_a_person_reads() -> None:
+    from repro_hooks.links.core import RunCandidate
+    from repro_hooks.links.show import ModelInfo, Storage, commit_info, render_model_text, run_info
+
+    sha = "f" * 40
+    tags = {
+        "git.commit": sha,
+        "repro_hooks.stage": "train",
+        "repro_hooks.link": "stamp",
+        "dvc.model.pkl": "0" * 32,
+    }
+    run = RunCandidate("r1", "7", 1, sha, None, 2, "FINISHED", tags)
+    info = run_info(run, "textbook", [("data/prepared", PREPARED.hash_value, "{}")])
+    kept = {
+        "data/prepared": Storage("remote", "store", "present"),
+        "metrics.json": Storage("git", None, "present"),
+        "model.pkl": Storage("remote", "store", "missing-everywhere"),
+    }
+    commit = commit_info(sha, True, [PREPARED, MODEL, METRICS], info, tags, kept)
+    text = render_model_text(ModelInfo("m", "3", ("champion",), "r1"), info, "active", commit)
+    assert text.splitlines() == [
+        "models:/m/3 (aliases: champion)",
+        "  run r1: experiment 'textbook', FINISHED, stage train, evidence stamp",
+        "    inputs: data/prepared (bbbbbbbbbbbb)",
+        f"    commit {sha}",
+        "      data:",
+        "        data/prepared: bbbbbbbbbbbb (dvc.lock) [input; in DVC remote 'store']",
+        "        metrics.json: dddddddddddd (dvc.lock) [not an input; in git (cache: false)]",
+        "        model.pkl: cccccccccccc (dvc.lock) [not an input; the run's tag says "
+        "000000000000; NOT in DVC remote 'store', nor in the local DVC cache]",
+    ]
+    unlinked = render_model_text(ModelInfo("m", "4", (), None), None, "none", None)
+    assert unlinked.splitlines() == ["models:/m/4", "  run: none (registered without a run)"]
+
+
 # ---- end to end: a real pipeline, a real server --------------------------------------------------
 
 PREPARE = """\

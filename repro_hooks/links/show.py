@@ -255,8 +255,10 @@ def commit_lines(info: CommitInfo, indent: str = "") -> list[str]:
     lines = [f"{indent}commit {info.sha}"]
     if not info.data:
         lines.append(f"{indent}  data: none recorded by DVC")
+        return lines
+    lines.append(f"{indent}  data:")
     for row in info.data:
-        lines.append(_data_line(row, indent + "  "))
+        lines.append(_data_line(row, indent + "    "))
     return lines
 
 
@@ -264,8 +266,10 @@ def render_commit_text(commit: CommitInfo, runs: Sequence[RunInfo]) -> str:
     lines = commit_lines(commit)
     if not runs:
         lines.append("  runs: none linked")
+        return "\n".join(lines)
+    lines.append("  runs:")
     for run in runs:
-        lines.extend(run_lines(run, "  "))
+        lines.extend(run_lines(run, "    "))
     return "\n".join(lines)
 
 
