@@ -373,6 +373,10 @@ def test_model_chain_and_where_the_data_is(
     assert text.splitlines()[0] == f"models:/{name}/{version} (aliases: champion)"
     assert "metrics.json: " in text and "in git (cache: false)" in text
     assert "in DVC remote 'store'" in text
+    for ref, why in ((f"{name}/99", "has no version 99"), (f"{name}@nope", "has no alias 'nope'")):
+        code, text, err = show(repo, "--model", ref)
+        assert (code, text) == (2, ""), err
+        assert err.count("\n") == 1 and why in err, err
 
 
 @pytest.mark.e2e
