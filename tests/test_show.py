@@ -437,3 +437,29 @@ def test_a_server_down_or_hanging_is_bounded(repo: Path) -> None:
     assert code == 2
     assert err.startswith(f"repro-hooks: {url}: ") and err.count("\n") == 1, err
     assert "Traceback" not in err
+
+
+@pytest.mark.e2e
+def test_a_run_outside_any_stage_lists_what_it_did_not_write(
+    tmp_path: Path, mlflow_server: MlflowServer, stamp_plugin: Path, dvc_repo: Path
+) -> None:
+    """The stamp's audit hook records what the training process wrote: a model rewritten with
+    the very same bytes is still no input (its hash never changed, so only the audit knows)."""
+    uri = mlflow_server.url
+    repo = dvc_repo
+    write(repo / "data.csv", "x\n")
+    write(repo / "model.pkl", "same model\n")
+    dvc(repo, "add", "-q", "data.csv", "model.pkl")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "--no-verify", "-m", "data and model")
+    script = (
+        "import mlflow, pathlib\n"
+        "data = pathlib.Path('data.csv').read_bytes()\n"
+        "with mlflow.start_run() as r:\n"
+        "    pathlib.Path('model.pkl').write_text('same model\\n')\n"
+        "print(r.info.run_id)\n"
+    )
+    run_id = run_script(repo, script, uri, stamp_plugin, "nb.py")
+    link(repo, uri, run_id)
+    used = sorted(i.dataset.name for i in client(uri).get_run(run_id).inputs.dataset_inputs)
+    assert used == ["data.csv"]
