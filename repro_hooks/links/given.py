@@ -16,9 +16,8 @@ from repro_hooks.links.queue import Job
 FORCED = "forced"  # repro_hooks.link value of a link made against the rules
 FORCED_BY_TAG = "repro_hooks.link.forced_by"  # `Name <email>` of whoever forced it
 FORCED_REASON_TAG = "repro_hooks.link.forced_reason"  # what the rules said
-# repro_hooks.link values that carry no checked evidence ("run-id": --run-id before the rules
-# applied to it); no tag at all means the link was written by hand
-UNVERIFIED_LINKS = (FORCED, "run-id")
+# check-model (deploy/gate.py) also treats "run-id" (what --run-id wrote before the rules
+# applied to it) and a link without repro_hooks.link (written by hand) as unverified
 ENDED_BADLY = ("FAILED", "KILLED")
 MAX_REASON = 500
 
