@@ -473,3 +473,27 @@ def test_audit_hook_notes_writes_and_renames_not_reads(tmp_path: Path) -> None:
     finally:
         stamp._WRITES.clear()
         stamp._WRITES.update(saved)
+
+
+def test_latest_after_a_stage_run_takes_the_newest_run_of_each_stage() -> None:
+    """`dvc repro` where train and evaluate both log a run: the commit links both (one per
+    stage), not older runs of the same stages, and not a run outside any stage."""
+    from repro_hooks.links.core import choose_runs
+
+    def stage_run(rid: str, stage: str | None) -> RunCandidate:
+        tags = {"repro_hooks.stage": stage} if stage else {}
+        return RunCandidate(rid, "0", 0, None, None, end_time=1, status="FINISHED", tags=tags)
+
+    runs = [
+        stage_run("evaluate-2", "evaluate"),
+        stage_run("train-2", "train"),
+        stage_run("script", None),
+        stage_run("train-1", "train"),
+        stage_run("prepare-1", "prepare"),
+    ]
+    choice = choose_runs(runs, "C", lambda sha: False, lambda run: None)
+    assert [r.run_id for r in choice.runs] == ["evaluate-2", "train-2", "prepare-1"]
+    tree_first = [stage_run("script", None), *runs]
+    assert [
+        r.run_id for r in choose_runs(tree_first, "C", lambda s: False, lambda r: None).runs
+    ] == ["script"]

@@ -453,6 +453,7 @@ Judge = Callable[[RunCandidate], str | None]  # None: the run qualifies; else wh
 
 
 ENDED_BADLY = ("FAILED", "KILLED")
+STAGE_RUN_TAG = "repro_hooks.stage"  # links.stamp.STAGE_TAG: the stage a run ran as
 
 
 def is_finished(run: RunCandidate) -> bool:
@@ -483,15 +484,20 @@ def choose_runs(
     older run predates a commit that already has its run). Every other run must satisfy `judge`
     (the code and data rules). `latest` takes the newest qualifying FINISHED run; a qualifying
     run without an end (still running, or killed so hard MLflow never heard) is taken only when
-    no finished run qualifies. `all-since-previous-commit` takes every qualifying run down to
+    no finished run qualifies. When the newest is a stage run, the newest qualifying finished
+    run of every other stage is taken too (a pipeline whose train and evaluate stages both log a
+    run links both), down to the same stop. `all-since-previous-commit` takes every qualifying run down to
     that stop.
     """
     passed: list[str] = []
     chosen: list[RunCandidate] = []
     unfinished: RunCandidate | None = None  # the newest qualifying run that has not finished
+    stages: set[str] = set()  # `latest` after a stage run: the newest run of each other stage
     for run in candidates:
         if run.parent_run_id:
             continue
+        if stages and (run.tags.get(STAGE_RUN_TAG) or "") in stages | {""}:
+            continue  # an older run of a stage already chosen, or no stage run
         if run.linked_commit == commit:
             if policy == "latest" and not chosen:
                 return RunChoice((run,), "already linked to this commit", tuple(passed))
@@ -499,9 +505,7 @@ def choose_runs(
             continue
         if run.linked_commit is not None:
             if is_ancestor(run.linked_commit):
-                if chosen:
-                    break
-                if unfinished is not None:
+                if chosen or unfinished is not None:
                     break
                 return RunChoice(
                     (), f"no qualifying run since {run.linked_commit[:12]} (run {run.run_id} "
@@ -514,13 +518,16 @@ def choose_runs(
             passed.append(f"{run.run_id}: {why_not}")
             continue
         if policy == "latest" and not is_finished(run):
-            if unfinished is None:
-                unfinished = run
-            passed.append(f"{run.run_id}: qualifies but has not finished ({run.status or '?'})")
+            if not stages:
+                unfinished = unfinished or run
+                passed.append(f"{run.run_id}: qualifies but has not finished ({run.status or '?'})")
             continue
         chosen.append(run)
         if policy == "latest":
-            break
+            address = run.tags.get(STAGE_RUN_TAG)
+            if not address:
+                break
+            stages.add(address)  # `dvc repro` may log a run in several stages: one each
     if chosen:
         return RunChoice(tuple(chosen), "qualifying run started before the commit", tuple(passed))
     if unfinished is not None:
