@@ -211,7 +211,9 @@ def written_since(root: str, since: float) -> list[str]:
             continue
         real = os.path.realpath(path)
         if real.startswith(real_root + os.sep):
-            found.add(real[len(real_root) + 1 :].replace(os.sep, "/"))
+            rel = real[len(real_root) + 1 :].replace(os.sep, "/")
+            if not rel.startswith((".git/", ".dvc/")):  # git's and DVC's own (our records too)
+                found.add(rel)
     return sorted(found)
 
 
