@@ -4,8 +4,9 @@ A git repository with `dvc init`, a local DVC remote (a directory), `params.yaml
 prepare -> train -> evaluate (`prepare` reads `data/raw.csv`, `dvc add`ed, and writes
 `data/prepared/`; `train` reads the prepared data, `train.py` and its params, writes `model.pkl`
 and logs to MLflow; `evaluate` writes `metrics.json` and a JSON plot with `cache: false`, in git),
-small pure-Python scripts, and the README's hooks installed through real `pre-commit install`
-(plus the pre-push shim). Two clones of it, "alice" and "bob", pushed to a bare "origin".
+small pure-Python scripts, and the README's hooks (their hook types recorded as pre-commit's
+`default_install_hook_types`) installed in each clone by one command, `repro-hooks setup` (real
+`pre-commit install` plus the pre-push shim). Two clones of it, "alice" and "bob", pushed to a bare "origin".
 
 Built once per test run (tests/helpers.built_once, the pipeline reproduced once, its data pushed
 to the DVC remote) and copied per test. repro-hooks is installed in the training environment:
@@ -181,20 +182,24 @@ def hooks_config() -> str:
         hook.pop("minimum_pre_commit_version", None)
         hook.pop("additional_dependencies", None)
         hooks.append(hook)
-    config = {"repos": [{"repo": "local", "hooks": hooks}]}
+    config = {
+        "default_install_hook_types": HOOK_TYPES,  # which hooks a clone needs, recorded
+        "repos": [{"repo": "local", "hooks": hooks}],
+    }
     return yaml.safe_dump(config, sort_keys=False)
 
 
 def install_hooks(clone: Path) -> None:
-    """What a teammate runs in a new clone: `pre-commit install` of every hook type the README
-    names, and the pre-push shim (`repro-hooks install --hook pre-push`)."""
-    types = [arg for t in HOOK_TYPES for arg in ("--hook-type", t)]
-    for cmd in (
-        [str(VENV_BIN / "pre-commit"), "install", *types],
-        [str(VENV_BIN / "repro-hooks"), "install", "--hook", "pre-push"],
-    ):
-        proc = subprocess.run(cmd, cwd=clone, capture_output=True, text=True, check=False)
-        assert proc.returncode == 0, proc.stdout + proc.stderr
+    """What a teammate runs in a new clone, one command: `repro-hooks setup` (pre-commit install
+    of the hook types the config records, and the pre-push shim)."""
+    proc = subprocess.run(
+        [str(VENV_BIN / "repro-hooks"), "setup"], cwd=clone, capture_output=True, text=True,
+        check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    hooks = clone / ".git" / "hooks"
+    for name in [*HOOK_TYPES, "pre-push.legacy"]:
+        assert (hooks / name).is_file(), f"{clone.name}: `repro-hooks setup` installed no {name}"
 
 
 def write_project(repo: Path) -> None:
