@@ -114,6 +114,20 @@ def test_stage_inputs_are_its_data_deps_only() -> None:
         ),
         pytest.param(
             {
+                "start": {"model.pkl": "c" * 32},
+                "end": {
+                    "data/raw.csv": "a" * 32,
+                    "data/prepared": "9" * 32 + ".dir",
+                    "model.pkl": "c" * 32,
+                    "metrics.json": "d" * 32,
+                },
+                "written": ["metrics.json"],
+            },
+            ["data/raw.csv", "model.pkl"],
+            id="dvc-added-after-the-run",
+        ),
+        pytest.param(
+            {
                 "start": {p.path: p.hash_value for p in OUTPUTS},
                 "read": ["data/raw.csv", "data/prepared/train.csv"],
             },
@@ -129,9 +143,9 @@ def test_run_inputs(kwargs: dict[str, Any], expected: list[str]) -> None:
 def test_inputs_of_run_prefers_the_stage_and_falls_back_to_the_record() -> None:
     stage_tags = {"repro_hooks.stage": "train"}
     deps = [out("data/prepared", "b" * 32 + ".dir"), out("train.py", "e" * 32)]
-    record = {"start": {}, "written": []}
+    record: dict[str, Any] = {"start": {}, "end": {}, "written": []}
     assert [o.path for o in inputs_of_run(OUTPUTS, stage_tags, record, deps)] == ["data/prepared"]
-    # the commit's dvc.lock lacks the stage: the record decides (nothing seen at the start)
+    # the commit's dvc.lock lacks the stage: the record decides (nothing seen, start or end)
     assert inputs_of_run(OUTPUTS, stage_tags, record, None) == []
     assert inputs_of_run(OUTPUTS, {}, None, None) == OUTPUTS
 

@@ -6,9 +6,10 @@ it made (a notebook run must not show another stage's `model.pkl` as a dataset i
 
 - a stage run (`repro_hooks.stage`, from DVC_STAGE): the data among its stage's deps, as the
   commit's dvc.lock records them;
-- any other stamped run: each output the commit records that the run did not write, that it saw
-  at its start exactly as the commit records it, and that did not change while it ran; when the
-  stamp knows which files the run opened for reading, only those;
+- any other stamped run: each output the commit records that the run did not write (the stamp's
+  audit record), that it saw at its start exactly as the commit records it (or, for data that
+  became a DVC output only after the run, `dvc add` after training, at its end), and that did not
+  change while it ran; when the stamp knows which files the run opened for reading, only those;
 - a run without a local stamp record (unstamped, or stamped in another clone): every output the
   commit records (nothing better is known).
 
@@ -82,10 +83,15 @@ def run_inputs(
             continue  # it never opened it
         if start is not None:
             at_start = start.get(out.path)
-            if at_start != out.hash_value:
-                continue  # not what it read: it made it, or it read another version
             at_end = end.get(out.path) if end is not None else None
-            if at_end and at_end != at_start:
+            if at_start is None:
+                # no DVC output yet when the run started (`dvc add` after training): there at
+                # the end as the commit records it, and not written by the run (`written`)
+                if end is not None and at_end != out.hash_value:
+                    continue
+            elif at_start != out.hash_value:
+                continue  # not what it read: it made it, or it read another version
+            elif at_end and at_end != at_start:
                 continue  # changed while it ran: written, by it or beside it
         found.append(out)
     return found
