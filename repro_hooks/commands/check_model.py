@@ -53,8 +53,8 @@ if TYPE_CHECKING:
 @click.option(
     "--allow-forced",
     is_flag=True,
-    help="Accept run links the evidence rules did not make: forced (tag-mlflow --run-id "
-    "--force) or written by hand (no repro_hooks.link tag).",
+    help="Accept run links the evidence rules did not make: forced (tag-mlflow's force "
+    "option) or written by hand (no repro_hooks.link tag).",
 )
 @config_option()
 @format_option

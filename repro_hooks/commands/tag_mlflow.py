@@ -47,8 +47,8 @@ def _stdin_lines() -> bytes:
     "--force",
     is_flag=True,
     help="With --run-id: link the run even though the rules refuse it; the link says so "
-    "(repro_hooks.link=forced, who forced it and why), and check-model fails it unless "
-    "--allow-forced.",
+    "(repro_hooks.link=forced, who forced it and why), and check-model fails it unless told "
+    "to allow forced links.",
 )
 @click.option(
     "--timeout", type=click.FloatRange(min=0.1, max=3600), metavar="SECONDS",
