@@ -400,10 +400,18 @@ def test_dvc_experiments_workspace_and_temp_link_their_runs(book: Textbook) -> N
 # ---- the loop, many times in a row, by two clones at once -----------------------------------
 
 
+def printed_dvc_push(text: str) -> str:
+    """The `dvc push ...` command require-dvc-pushed prints as its fix."""
+    commands = [line.strip() for line in text.splitlines() if line.strip().startswith("dvc push")]
+    assert len(commands) == 1, text
+    return commands[0]
+
+
 def test_two_clones_loop_at_once_each_commit_links_its_own_run(book: Textbook) -> None:
     """Alice and Bob each run the textbook loop LOOPS times on a branch of their own, at the
-    same time, against the same server and experiment, then push to the same origin (through
-    the pre-push hooks, after `dvc push`; once per clone, to keep the suite's cost down). Every
+    same time, against the same server and experiment, then push to the same origin through the
+    pre-push hooks (once per clone, to keep the suite's cost down): blocked until the `dvc push`
+    the hook prints is run as printed (it must send every commit's data, not only HEAD's). Every
     commit links its own clone's train run; no run is linked to the other clone's commit."""
     made: dict[str, list[tuple[str, str]]] = {"alice": [], "bob": []}
     errors: list[BaseException] = []
@@ -413,7 +421,12 @@ def test_two_clones_loop_at_once_each_commit_links_its_own_run(book: Textbook) -
             git(clone, "checkout", "-q", "-b", f"{clone.name}-work")
             for n in range(LOOPS):
                 made[clone.name].append(loop_once(book, clone, round(offset + n / 100, 3)))
-            dvc(clone, "push", "-q")
+            # no `dvc push` yet: the push is blocked, and the hint's command, run as printed,
+            # sends the data of every commit of the push
+            blocked = book.push(clone, f"{clone.name}-work")
+            assert blocked.returncode != 0, blocked.stdout + blocked.stderr
+            hint = printed_dvc_push(blocked.stdout + blocked.stderr)
+            dvc(clone, *hint.split()[1:])
             pushed = book.push(clone, f"{clone.name}-work")
             assert pushed.returncode == 0, pushed.stdout + pushed.stderr
         except BaseException as exc:  # reported by the test's thread

@@ -354,6 +354,12 @@ def copy_textbook(built: Path, dest: Path) -> None:
         clone = dest / name
         git(clone, "remote", "set-url", "origin", str(dest / "origin.git"))
         shutil.rmtree(clone / ".git" / "repro-hooks", ignore_errors=True)
+        # the DVC remote by its absolute path, in the clone's own config (DVC resolves a
+        # relative URL read from an older commit's .dvc/config against `/`: `dvc push
+        # --all-commits` wrote to /dvc-remote)
+        (clone / ".dvc" / "config.local").write_text(
+            f"['remote \"local\"']\n    url = {dest / 'dvc-remote'}\n"
+        )
 
 
 def new_textbook(
