@@ -497,3 +497,23 @@ def test_latest_after_a_stage_run_takes_the_newest_run_of_each_stage() -> None:
     assert [
         r.run_id for r in choose_runs(tree_first, "C", lambda s: False, lambda r: None).runs
     ] == ["script"]
+
+
+def test_runs_of_other_stages_stop_at_any_run_linked_to_an_ancestor() -> None:
+    """The search for other stages' runs ends where every search ends: at a run linked to an
+    ancestor (stage run or not), so it never pages through the whole experiment."""
+    from repro_hooks.links.core import choose_runs
+
+    def run(rid: str, stage: str | None, linked: str | None = None) -> RunCandidate:
+        tags = {"repro_hooks.stage": stage} if stage else {}
+        return RunCandidate(rid, "0", 0, linked, None, end_time=1, status="FINISHED", tags=tags)
+
+    runs = [run("train-2", "train"), run("script", None, linked="A"), run("eval-1", "evaluate")]
+    judged: list[str] = []
+
+    def judge(r: RunCandidate) -> None:
+        judged.append(r.run_id)
+
+    choice = choose_runs(runs, "C", lambda sha: sha == "A", judge)
+    assert [r.run_id for r in choice.runs] == ["train-2"]
+    assert judged == ["train-2"]

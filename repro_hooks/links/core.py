@@ -496,8 +496,6 @@ def choose_runs(
     for run in candidates:
         if run.parent_run_id:
             continue
-        if stages and (run.tags.get(STAGE_RUN_TAG) or "") in stages | {""}:
-            continue  # an older run of a stage already chosen, or no stage run
         if run.linked_commit == commit:
             if policy == "latest" and not chosen:
                 return RunChoice((run,), "already linked to this commit", tuple(passed))
@@ -513,6 +511,8 @@ def choose_runs(
                 )  # fmt: skip
             passed.append(f"{run.run_id}: linked to another commit {run.linked_commit[:12]}")
             continue
+        if stages and (run.tags.get(STAGE_RUN_TAG) or "") in stages | {""}:
+            continue  # an older run of a stage already chosen, or no stage run
         why_not = status_verdict(run) or judge(run)
         if why_not is not None:
             passed.append(f"{run.run_id}: {why_not}")
