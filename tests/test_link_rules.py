@@ -517,3 +517,42 @@ def test_runs_of_other_stages_stop_at_any_run_linked_to_an_ancestor() -> None:
     choice = choose_runs(runs, "C", lambda sha: sha == "A", judge)
     assert [r.run_id for r in choice.runs] == ["train-2"]
     assert judged == ["train-2"]
+
+
+def test_stage_evidence_at_start_matches_dvc_lock(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stamp of a stage run (DVC_STAGE, as `dvc repro` sets it, from a nested dvc.yaml)
+    records the stage's deps as DVC hashes them (a .dvcignore above a directory dep honoured)
+    and its params' values: what `dvc repro` then writes to dvc.lock (DVC is the oracle)."""
+    import yaml
+
+    from repro_hooks.links import stamp
+    from tests.dvc_helpers import dvc
+    from tests.helpers import commit, write
+
+    dvc(repo, "init", "-q")
+    write(repo / "sub" / "data" / "a.csv", "x\n1\n")
+    write(repo / "sub" / "data" / "junk.tmp", "scratch")
+    write(repo / "sub" / ".dvcignore", "*.tmp\n")  # DVC refuses one inside a collected dir
+    write(repo / "sub" / "params.yaml", "train:\n  lr: 0.5\n  epochs: 3\n")
+    write(
+        repo / "sub" / "dvc.yaml",
+        "stages:\n  train:\n    cmd: cp data/a.csv out.csv\n"
+        "    deps: [data]\n    params: [train.lr]\n    outs: [out.csv]\n",
+    )
+    commit(repo, "stage")
+    monkeypatch.chdir(repo / "sub")  # the stage's command runs in its wdir
+    monkeypatch.setenv("DVC_STAGE", "sub/dvc.yaml:train")
+    monkeypatch.setenv("DVC_ROOT", str(repo))
+    tags = stamp.take_stamp(str(repo / "sub"), at_exit=False)
+    assert tags["repro_hooks.stage"] == "sub/dvc.yaml:train"
+    assert tags["repro_hooks.evidence"] == "stage"
+    record = stamp.load_record(str(repo / ".git"), tags["repro_hooks.stamp"])
+    assert record is not None
+    dvc(repo, "repro", "-q", "sub/dvc.yaml:train")
+    lock = yaml.safe_load((repo / "sub" / "dvc.lock").read_text())["stages"]["train"]
+    assert record["stage"]["deps"] == {"sub/data": lock["deps"][0]["md5"]}
+    assert record["stage"]["params"] == {"sub/params.yaml": lock["params"]["params.yaml"]}
+    assert record["stage"]["outs"] == ["sub/out.csv"]
+    assert record["stage"]["cmd"] == lock["cmd"]

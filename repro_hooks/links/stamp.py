@@ -290,7 +290,18 @@ def _resolve_stage(
         return None
     yaml_rel, stage = chosen
     deps = [d for d in stage.deps if not is_url(d)]
-    ignores = [p for p in (".dvcignore",) if os.path.isfile(os.path.join(root, p))]
+    # the .dvcignore files that can filter the deps: the root's and their directories' own
+    dirs = {""}
+    for dep in deps:
+        parent = dep
+        while "/" in parent:
+            parent = parent.rsplit("/", 1)[0]
+            dirs.add(parent)
+    ignores = sorted(
+        name
+        for name in (f"{d}/.dvcignore" if d else ".dvcignore" for d in dirs)
+        if os.path.isfile(os.path.join(root, name))
+    )
     hashes = _measure(root, git_dir, {(d, "md5") for d in deps}, ignores, START_HASH_BUDGET)
     from repro_hooks.dvc.hashing import DvcIgnore, HashCache
     from repro_hooks.dvc.worktree import Measurer
