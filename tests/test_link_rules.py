@@ -459,7 +459,7 @@ def test_audit_hook_notes_writes_and_renames_not_reads(tmp_path: Path) -> None:
 
     from repro_hooks.links import stamp
 
-    saved = dict(stamp._WRITES)
+    saved, saved_reads = dict(stamp._WRITES), dict(stamp._READS)
     stamp._WRITES.clear()
     try:
         target = tmp_path / "model.pkl"
@@ -470,9 +470,12 @@ def test_audit_hook_notes_writes_and_renames_not_reads(tmp_path: Path) -> None:
         stamp._audit("compile", (b"", "<x>"))
         assert set(stamp._WRITES) == {str(target), str(tmp_path / "final.bin")}
         assert stamp.written_since(str(tmp_path), 0.0) == ["final.bin", "model.pkl"]
+        assert "data.csv" in stamp.read_paths(str(tmp_path))  # reads: for the dataset inputs
     finally:
         stamp._WRITES.clear()
         stamp._WRITES.update(saved)
+        stamp._READS.clear()
+        stamp._READS.update(saved_reads)
 
 
 def test_latest_after_a_stage_run_takes_the_newest_run_of_each_stage() -> None:

@@ -129,6 +129,8 @@ def test_stamp_records_clone_code_and_data_at_start_and_end(
     }
     assert got["repro_hooks.evidence"] == "tree"  # no DVC stage ran it
     assert record["written"] == ["models/model.pkl"]  # the audit hook saw the process write it
+    assert "data/train.csv" in record["read"]  # and read this (for the run's dataset inputs)
+    assert "models/model.pkl" not in record["read"]
 
 
 def test_stamp_never_raises_into_training(

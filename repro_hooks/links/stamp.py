@@ -46,11 +46,19 @@ DEFER = "defer:"
 
 _STAMPED: list[tuple[str, str, str, float]] = []  # (runs dir, stamp id, root, start) this process
 _WRITES: dict[str, float] = {}  # absolute path -> when this process last opened it for writing
+_READS: dict[str, float] = {}  # absolute path -> when this process first opened it for reading
+_EARLY: list[bool] = [True]  # emptied when the hook was installed only at the first stamp
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 
 
 class RunStamp:
-    """The `mlflow.run_context_provider` plugin (see the module docstring)."""
+    """The `mlflow.run_context_provider` plugin (see the module docstring). MLflow makes one
+    when it is imported: it installs the audit hook then, so that the files a script reads
+    before `mlflow.start_run()` (its data, usually) are known too."""
+
+    def __init__(self) -> None:
+        if os.environ.get(DISABLE_ENV, "1") != "0":
+            _install_audit_hook()
 
     def in_context(self) -> bool:
         try:
@@ -59,6 +67,7 @@ class RunStamp:
             return False
 
     def tags(self) -> dict[str, str]:
+        _PAUSED[0] += 1  # the stamp's own reads (hashing the data) are not the run's
         try:
             start = _start_dir()
             if start is None:
@@ -66,6 +75,8 @@ class RunStamp:
             return take_stamp(start)
         except Exception:
             return {}
+        finally:
+            _PAUSED[0] -= 1
 
 
 def _start_dir() -> str | None:
@@ -141,6 +152,8 @@ def take_stamp(cwd: str, *, at_exit: bool = True) -> dict[str, str]:
             import atexit
 
             atexit.register(_record_end_at_exit)
+            if not _HOOK:
+                _EARLY.clear()  # installed only now: reads before this run are unknown
             _install_audit_hook()
         _STAMPED.append((runs, stamp, root, started))
     tags = {
@@ -172,22 +185,32 @@ def _parent_clone(root: str) -> tuple[str, str, str, str | None] | None:
 # ---- the audit hook: which files the training process wrote ---------------------------------
 
 
+_HOOK: list[str] = []  # "installed" once the audit hook is
+_PAUSED: list[int] = [0]  # > 0 while the stamp itself reads and writes (not the run's doing)
+
+
 def _install_audit_hook() -> None:
     import sys
 
+    if _HOOK:
+        return
     with contextlib.suppress(Exception):
         sys.addaudithook(_audit)
+        _HOOK.append("installed")
 
 
 def _audit(event: str, args: tuple[Any, ...]) -> None:
     """Note a path opened for writing (`open` with write flags) or renamed into place. Every
     other event returns at the first comparison: Python calls this for every audited event."""
     if event == "open":
-        if len(args) < 3 or not (args[2] & _WRITE_FLAGS) or isinstance(args[0], int):
+        if len(args) < 3 or isinstance(args[0], int) or _PAUSED[0]:
+            return
+        if not (args[2] & _WRITE_FLAGS):
+            _note_read(args[0])
             return
         path = args[0]
     elif event == "os.rename":
-        if len(args) < 2 or isinstance(args[1], int):
+        if len(args) < 2 or isinstance(args[1], int) or _PAUSED[0]:
             return
         path = args[1]
     else:
@@ -202,12 +225,36 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
         pass
 
 
+def _note_read(path: Any) -> None:
+    try:
+        if len(_READS) < MAX_WRITES:
+            name = os.fsdecode(path)
+            full = name if os.path.isabs(name) else os.path.join(os.getcwd(), name)
+            if full not in _READS:
+                import time
+
+                _READS[full] = time.time()
+    except Exception:
+        pass
+
+
+def read_paths(root: str) -> list[str]:
+    """Repository-relative paths under `root` this process opened for reading (at any time:
+    a script commonly loads its data before `mlflow.start_run()`)."""
+    return _relative(root, _READS)
+
+
 def written_since(root: str, since: float) -> list[str]:
     """Repository-relative paths under `root` this process opened for writing since `since`."""
+    return _relative(root, {p: w for p, w in list(_WRITES.items()) if w >= since})
+
+
+def _relative(root: str, paths: dict[str, float]) -> list[str]:
     real_root = os.path.realpath(root)
+    prefixes = (os.path.abspath(root) + os.sep, real_root + os.sep)
     found = set()
-    for path, when in list(_WRITES.items()):
-        if when < since:
+    for path in paths:
+        if not path.startswith(prefixes):  # most reads are imports from outside: no realpath
             continue
         real = os.path.realpath(path)
         if real.startswith(real_root + os.sep):
@@ -916,6 +963,8 @@ def record_end(
             record["written"] = written_since(
                 root, started if isinstance(started, (int, float)) else since
             )
+            if _EARLY:  # the hook saw the whole process (it was installed at mlflow's import)
+                record["read"] = read_paths(root)
         start = _load_state(runs_dir, record.get("start"))
         if start is not None and any(v.startswith(DEFER) for v in start.values()):
             record["start"] = _store_state(runs_dir, resolve_deferred(start, data, root))
@@ -927,6 +976,7 @@ def record_end(
 
 
 def _record_end_at_exit() -> None:
+    _PAUSED[0] += 1  # our own reads and writes from here on are not the run's
     try:
         by_place: dict[tuple[str, str], tuple[list[str], float]] = {}
         for runs, stamp, root, started in _STAMPED:
