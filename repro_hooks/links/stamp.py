@@ -3,17 +3,21 @@ clone a run ran in, its code and the state of its DVC-described data.
 
 Registered as the entry point `mlflow.run_context_provider` (pyproject.toml), so MLflow loads
 this module whenever it is imported in an environment where repro-hooks is installed: the module
-imports only `os` at top level, and `RunStamp()` does nothing. `tags()` never raises into the
+imports only `os` at top level, and `RunStamp()` only installs the audit hook that notes which
+repository files the process reads and writes. `tags()` never raises into the
 user's training: any failure returns {} (the run is then simply not stamped).
 
 A stamp is two things:
-- run tags under `repro_hooks.` (never `mlflow.*`): the clone id, a stamp id, HEAD, whether the
-  tracked code was clean, and a digest of the DVC outputs' hashes at the start;
+- run tags under `repro_hooks.` (never `mlflow.*`): the clone id, a stamp id, HEAD, a digest of
+  the DVC outputs' hashes at the start, `evidence` ("stage" or "tree"), and `stage` (the stage
+  `dvc repro` ran it as) or `clean` (whether the tracked code was clean);
 - a local record `<git common dir>/repro-hooks/runs/<stamp id>.json` with what the tags cannot
-  hold: the hash of every DVC output at the start, the blob of every changed code file, and, added
-  when the training process exits, the hash of every DVC output (and of every file written since
-  the start) at the end. The linker reads it on the same machine, in the same clone: a run it
-  links is always one this clone stamped.
+  hold: the hash of every DVC output at the start, the blob of every changed code file, a stage
+  run's stage (cmd, deps' hashes and params' values at the start, outs), and, added when the
+  training process exits, the hash of every DVC output (and of every file written since the
+  start) at the end, and the repository files the process wrote (`written`) and read (`read`).
+  The linker reads it on the same machine, in the same clone: a run it links is always one this
+  clone stamped (a `dvc exp run --temp` copy records into its parent clone).
 """
 
 from __future__ import annotations
