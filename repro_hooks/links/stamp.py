@@ -248,6 +248,19 @@ def read_paths(root: str) -> list[str]:
     return _relative(root, _READS)
 
 
+def _reads_any(read: list[str], outputs: set[str]) -> bool:
+    """Whether any read path is a DVC output or a file inside one."""
+    for path in read:
+        probe = path
+        while True:
+            if probe in outputs:
+                return True
+            if "/" not in probe:
+                break
+            probe = probe.rsplit("/", 1)[0]
+    return False
+
+
 def written_since(root: str, since: float) -> list[str]:
     """Repository-relative paths under `root` this process opened for writing since `since`."""
     return _relative(root, {p: w for p, w in list(_WRITES.items()) if w >= since})
@@ -968,7 +981,13 @@ def record_end(
                 root, started if isinstance(started, (int, float)) else since
             )
             if _EARLY:  # the hook saw the whole process (it was installed at mlflow's import)
-                record["read"] = read_paths(root)
+                outputs = set(data) | set(_load_state(runs_dir, record.get("start")) or ())
+                read = read_paths(root)
+                if _reads_any(read, outputs):
+                    # kept only when it shows the process reading DVC data through Python at
+                    # all: a reader in C (pyarrow, h5py) opens files the hook never sees, and
+                    # an empty list would then claim the run read no data
+                    record["read"] = read
         start = _load_state(runs_dir, record.get("start"))
         if start is not None and any(v.startswith(DEFER) for v in start.values()):
             record["start"] = _store_state(runs_dir, resolve_deferred(start, data, root))
