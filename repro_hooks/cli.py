@@ -25,6 +25,8 @@ COMMANDS: dict[str, str] = {
     "pending": "repro_hooks.commands.tag_mlflow:pending",
     "pre-receive": "repro_hooks.commands.pre_receive:pre_receive",
     "scan": "repro_hooks.commands.scan:scan",
+    "setup": "repro_hooks.commands.install:setup",
+    "show": "repro_hooks.commands.show:show",
     "tag-mlflow": "repro_hooks.commands.tag_mlflow:tag_mlflow",
 }
 

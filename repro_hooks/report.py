@@ -28,10 +28,12 @@ RULES: dict[str, str] = {
     "not-ignored": "A cached DVC output is not ignored by git.",
     "malformed-dvc": "A .dvc, dvc.yaml or dvc.lock file is malformed or unsafe.",
     "dvc-not-pushed": "A DVC object referenced by pushed commits is missing from its remote.",
+    "uncommitted-output": "A cache: false DVC output (kept by git) is not in the commit recording it.",
     "large-message": "A commit or tag message is larger than the message limit.",
     # check-model (the deploy gate, repro_hooks/deploy/gate.py)
     "run-missing": "The model version's run is deleted or gone from the tracking store.",
     "run-unlinked": "The model version's run is linked to no commit (no git.commit tag).",
+    "link-unverified": "The run's link was forced or written by hand, not made by the rules.",
     "commit-missing": "The commit the run is linked to is not in this repository.",
     "commit-unprotected": "The commit the run is linked to is not on the protected branch.",
     "data-mismatch": "The run's DVC hashes differ from what its commit records.",

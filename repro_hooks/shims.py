@@ -113,3 +113,50 @@ def default_hooks(shims: Mapping[str, str], bare: bool) -> list[str]:
     pre-push). The MLflow linking hooks (post-commit, post-rewrite, post-merge) are opt-in: without a
     tracking store they would print a line on every commit."""
     return sorted(n for n in shims if (n in SERVER_HOOKS) == bare and n not in OPT_IN_HOOKS)
+
+
+# ---- one-command clone set-up (`repro-hooks setup`) -------------------------------------------
+
+PRE_COMMIT_CONFIG = ".pre-commit-config.yaml"
+SHIMMED_WITH_PRE_COMMIT = ("pre-push",)  # pre-commit forwards only the first pushed ref
+
+
+def configured_hook_types(root: Path) -> list[str]:
+    """The hook types a clone needs, as the repository records them: `default_install_hook_types`
+    in its `.pre-commit-config.yaml` (pre-commit's own key: `pre-commit install` installs exactly
+    these). ReproHooksError (exit 2) when the file or the key is missing or malformed."""
+    import yaml
+
+    path = root / PRE_COMMIT_CONFIG
+    try:
+        data = yaml.safe_load(path.read_bytes())
+    except FileNotFoundError:
+        raise ReproHooksError(
+            f"{path}: no such file: the repository records no hooks (add a pre-commit config)"
+        ) from None
+    except (OSError, yaml.YAMLError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+        raise ReproHooksError(f"{path}: cannot read it: {reason}") from None
+    types = data.get("default_install_hook_types") if isinstance(data, dict) else None
+    if types is None:
+        raise ReproHooksError(
+            f"{path}: no default_install_hook_types: record the hook types a clone needs, e.g. "
+            "default_install_hook_types: [pre-commit, post-commit, post-rewrite, post-merge, "
+            "pre-push]"
+        )
+    if not isinstance(types, list) or not types or not all(isinstance(t, str) for t in types):
+        raise ReproHooksError(f"{path}: default_install_hook_types: expected a list of hook types")
+    return list(dict.fromkeys(types))
+
+
+def pre_commit_command() -> list[str] | None:
+    """How to run pre-commit: the `pre-commit` on PATH, else this interpreter's module."""
+    import importlib.util
+    import shutil
+
+    found = shutil.which("pre-commit")
+    if found:
+        return [found]
+    if importlib.util.find_spec("pre_commit") is not None:
+        return [sys.executable, "-m", "pre_commit"]
+    return None

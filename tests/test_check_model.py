@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from repro_hooks.cli import cli
 from repro_hooks.git import Git
-from repro_hooks.links.core import commit_record, dvc_tag_key
+from repro_hooks.links.core import EVIDENCE_TAG, commit_record, dvc_tag_key
 from repro_hooks.links.registry import propagate_link
 from tests.dvc_helpers import dvc
 from tests.helpers import built_once, commit, git, write
@@ -78,7 +78,7 @@ def link(
     """Write the run link exactly as tag-mlflow's delivery does (links.core's tags)."""
     from mlflow.entities import RunTag
 
-    tags = commit_record(Git.discover(repo), sha, branch).tags()
+    tags = {**commit_record(Git.discover(repo), sha, branch).tags(), EVIDENCE_TAG: "stamp"}
     client(uri).log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
     return tags
 
@@ -485,7 +485,11 @@ def test_link_delivery_reaches_the_registry(world: World, monkeypatch: pytest.Mo
     name = f"d{next(_counter)}-{time.monotonic_ns()}"
     run_id, version = log_and_register(world.uri, name)
     monkeypatch.chdir(world.dev)
-    queued = run_cli(world.dev, "tag-mlflow", "--run-id", run_id, "--tracking-uri", world.uri)
+    # the run was made here, in the test process (no stamp, MLflow's source commit is not
+    # dev's): the evidence rules refuse it, so the link is forced
+    queued = run_cli(
+        world.dev, "tag-mlflow", "--run-id", run_id, "--force", "--tracking-uri", world.uri
+    )
     assert queued.returncode == 0, queued.stdout + queued.stderr
     CliRunner().invoke(cli, ["tag-mlflow", "--sync", "--tracking-uri", world.uri])
     wait_delivered(world.dev)
@@ -508,3 +512,37 @@ def test_propagation_note_never_fails_the_link(
         assert propagation_note(client(url), run_id, tags) == (
             "; model registry not updated: HTTP 500 from the tracking server"
         )
+
+
+@pytest.mark.e2e
+def test_forced_link_fails_the_gate_unless_allowed(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 19 case 6: `tag-mlflow --run-id` refuses a run its commit does not describe;
+    `--force` links it and says so; check-model fails that link unless --allow-forced."""
+    from tests.helpers import run_cli
+
+    name = f"f{next(_counter)}-{time.monotonic_ns()}"
+    run_id, version = log_and_register(world.uri, name)
+    refused = run_cli(world.dev, "tag-mlflow", "--run-id", run_id, "--tracking-uri", world.uri)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert f"run {run_id} not linked: " in refused.stdout
+    assert "git.commit" not in client(world.uri).get_run(run_id).data.tags
+    forced = run_cli(
+        world.dev, "tag-mlflow", "--run-id", run_id, "--force", "--tracking-uri", world.uri
+    )
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    code, out, err = world.check(f"models:/{name}/{version}")
+    assert code == 1, out + err
+    assert out.startswith(
+        f"models:/{name}/{version}: run {run_id}'s link was forced by Test Committer "
+        "<committer@example.com> against the evidence rules ("
+    )
+    assert "--allow-forced" in out
+    code, out, err = world.check(f"models:/{name}/{version}", "--allow-forced")
+    assert (code, out) == (0, ""), out + err
+    # a link written by hand (no repro_hooks.link tag) fails the same way
+    client(world.uri).delete_tag(run_id, EVIDENCE_TAG)
+    code, out, _ = world.check(f"models:/{name}/{version}")
+    assert code == 1
+    assert "link was not made by tag-mlflow (no repro_hooks.link tag: written by hand?)" in out

@@ -15,6 +15,7 @@ from repro_hooks.deploy.gate import (
     VersionFacts,
     data_findings,
     expected_data_tags,
+    fix_hint,
     judge,
     parse_model_uri,
     valid_alias,
@@ -66,7 +67,7 @@ def test_aliases_and_tag_keys() -> None:
 
 def facts(tags: dict[str, str] | None = None, state: str = "active") -> VersionFacts:
     base = {"git.commit": SHA, "git.branch": "main", "git.repo_url": "https://h/r.git",
-            **expected_data_tags(OUTS)}  # fmt: skip
+            "repro_hooks.link": "stamp", **expected_data_tags(OUTS)}  # fmt: skip
     return VersionFacts("iris", "3", "r1", state, base if tags is None else tags)
 
 
@@ -99,6 +100,48 @@ def test_judge_passes_and_each_rule_fails_alone() -> None:
     )
     bad_sha = judge(facts({"git.commit": "HEAD"}), None)
     assert bad_sha.findings[0].message == "run r1: git.commit 'HEAD' is no sha"
+
+
+@pytest.mark.parametrize(
+    ("evidence", "message"),
+    [
+        pytest.param(
+            {
+                "repro_hooks.link": "forced",
+                "repro_hooks.link.forced_by": "Ann <a@x>",
+                "repro_hooks.link.forced_reason": "params.yaml: changed",
+            },
+            "run r1's link was forced by Ann <a@x> against the evidence rules "
+            "(params.yaml: changed)",
+            id="forced",
+        ),
+        pytest.param(
+            {"repro_hooks.link": "run-id"},
+            "run r1 was linked by an older `tag-mlflow --run-id` that checked no evidence",
+            id="old-run-id",
+        ),
+        pytest.param(
+            {},
+            "run r1's link was not made by tag-mlflow (no repro_hooks.link tag: written by hand?)",
+            id="by-hand",
+        ),
+    ],
+)
+def test_unverified_links_fail_unless_allowed(evidence: dict[str, str], message: str) -> None:
+    tags = {k: v for k, v in facts().run_tags.items() if k != "repro_hooks.link"}
+    verdict = judge(facts({**tags, **evidence}), commit_ok())
+    assert [(f.rule, f.message) for f in verdict.findings] == [("link-unverified", message)]
+    assert "--allow-forced" in fix_hint([verdict], "origin/main")
+    assert judge(facts({**tags, **evidence}), commit_ok(), allow_forced=True).passed
+    # the other checks still run on such a link
+    other = judge(facts({**tags, **evidence}), commit_ok(on_branch=False))
+    assert {f.rule for f in other.findings} == {"link-unverified", "commit-unprotected"}
+
+
+def test_run_unlinked_hint_suggests_no_unchecked_link() -> None:
+    hint = fix_hint([judge(facts({}), None)], "origin/main")
+    assert "--sync" not in hint
+    assert "tag-mlflow --run-id <id>` links a run to HEAD only if HEAD records" in hint
 
 
 def test_data_findings_both_ways() -> None:

@@ -118,12 +118,13 @@ def test_fix_takes_names_literally_through_pre_commit(
 
 
 def _overlapping_stage_output(repo: Path) -> tuple[dict[str, bytes], Path]:
-    """Two large files staged: `sub/good.bin` (movable) and `out/big.bin`, inside the output of
-    a dvc.yaml stage, which `dvc add` refuses. `sub/.gitignore` already has content."""
-    write(repo / "dvc.yaml", "stages:\n  train:\n    cmd: echo\n    outs:\n    - out\n")
+    """Two large files staged: `sub/good.bin` (movable) and `out/big.bin`, which `.dvcignore`
+    hides from DVC, so `dvc add` refuses it. `sub/.gitignore` already has content. (A file
+    inside a dvc.yaml stage output is no failure any more: --fix takes it out of the index.)"""
+    write(repo / ".dvcignore", "out/\n")
     write(repo / "sub/.gitignore", "# mine\n*.tmp\n")
     write(repo / ".gitignore", "/scratch\n")
-    git(repo, "add", "dvc.yaml", "sub/.gitignore", ".gitignore")
+    git(repo, "add", ".dvcignore", "sub/.gitignore", ".gitignore")
     git(repo, "commit", "-q", "--no-verify", "-m", "stage")
     data = {"sub/good.bin": big(600 * KIB, 1), "out/big.bin": big(600 * KIB, 2)}
     for name, content in data.items():
@@ -137,7 +138,8 @@ def test_failed_fix_puts_everything_back(dvc_repo: Path) -> None:
     before = state(repo)
     proc = run_cli(repo, "check-large-files", "--fix")
     assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert "dvc add failed: cannot update" in proc.stderr
+    assert "dvc add failed: " in proc.stderr
+    assert "is ignored by .dvcignore" in proc.stderr
     assert "everything was put back as it was" in proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
     assert state(repo) == before  # index, .gitignore files, no new .dvc file, data intact
@@ -559,3 +561,76 @@ def test_dvc_init_subdir_project(repo: Path, way: str) -> None:
     assert "proj/data/x.bin.dvc" in git(repo, "ls-files")
     assert (repo / "proj/data/x.bin").read_bytes() == data
     dvc_clean(repo / "proj")
+
+
+# ---- issue 19: a staged dvc.yaml stage output is taken out of the index, never `dvc add`ed ----
+
+STAGE = "stages:\n  train:\n    cmd: {py} train.py\n    deps: [train.py]\n    outs: [{out}]\n"
+
+
+def _stage_output_staged(repo: Path, out: str, name: str) -> bytes:
+    """The textbook mistake: a dvc.yaml stage declares `out`, the script is run by hand before
+    any `dvc repro` (so no .gitignore line yet) and `git add -A` stages the large file `name`
+    (the output, or a file inside it)."""
+    import sys
+
+    script = "import os\n"
+    script += f"os.makedirs(os.path.dirname({name!r}) or '.', exist_ok=True)\n"
+    script += f"open({name!r}, 'wb').write(b'model')\n"
+    write(repo / "train.py", script)
+    write(repo / "dvc.yaml", STAGE.format(py=sys.executable, out=out))
+    git(repo, "add", "train.py", "dvc.yaml")
+    git(repo, "commit", "-q", "--no-verify", "-m", "stage")
+    data = big(600 * KIB, 7)
+    write(repo / name, data)
+    git(repo, "add", "-A")
+    return data
+
+
+@pytest.mark.parametrize(
+    ("out", "name"),
+    [
+        pytest.param("model.bin", "model.bin", id="file"),
+        pytest.param("models", "models/m.bin", id="inside-a-directory"),
+    ],
+)
+def test_stage_output_hint_runs_as_printed_through_pre_commit(
+    dvc_repo: Path, out: str, name: str
+) -> None:
+    install_local_hooks(dvc_repo, ["block-large-files"], ["pre-commit"])
+    data = _stage_output_staged(dvc_repo, out, name)
+    proc = git_commit(dvc_repo)
+    assert proc.returncode == 1, proc.stdout
+    assert "dvc add --" not in proc.stdout  # DVC refuses it: the output overlaps the stage
+    lines = hint_commands(proc.stdout)
+    assert lines == [f"git rm --cached -q -- {name}"], proc.stdout
+    run_as_printed(lines, dvc_repo)
+    write(dvc_repo / "notes.txt", "notes\n")
+    git(dvc_repo, "add", "notes.txt")
+    proc = git_commit(dvc_repo)
+    assert proc.returncode == 0, proc.stdout
+    assert name not in git(dvc_repo, "ls-files")
+    assert (dvc_repo / name).read_bytes() == data
+    dvc(dvc_repo, "repro", "-q")  # DVC takes the output over from here
+    assert not git(dvc_repo, "status", "--porcelain", "--untracked-files=all", "--", name)
+
+
+def test_fix_takes_a_stage_output_out_of_the_index(dvc_repo: Path) -> None:
+    install_local_hooks(
+        dvc_repo, ["block-large-files"], ["pre-commit"],
+        extra={"block-large-files": {"args": ["--fix"]}},
+    )  # fmt: skip
+    data = _stage_output_staged(dvc_repo, "model.bin", "model.bin")
+    write(dvc_repo / "sub" / "other.bin", big(600 * KIB, 8))  # plain data: dvc add
+    git(dvc_repo, "add", "-A")
+    proc = git_commit(dvc_repo)
+    assert proc.returncode == 1, proc.stdout
+    assert "model.bin: " in proc.stdout
+    assert "taken out of the index (an output of dvc.yaml:train: " in proc.stdout
+    assert "sub/other.bin: " in proc.stdout and "moved into DVC" in proc.stdout
+    proc = git_commit(dvc_repo)
+    assert proc.returncode == 0, proc.stdout
+    tracked = git(dvc_repo, "ls-files").split()
+    assert "model.bin" not in tracked and "model.bin.dvc" not in tracked
+    assert "sub/other.bin.dvc" in tracked
+    assert (dvc_repo / "model.bin").read_bytes() == data

@@ -91,3 +91,100 @@ def test_require_dvc_pushed_through_pre_commit(dvc_repo: Path, tmp_path: Path) -
     dvc(dvc_repo, "push", "-q")
     proc = push()
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+PIPELINE = """\
+stages:
+  train:
+    cmd: {py} -c "open('model.bin', 'w').write(open('data.txt').read() * 2)"
+    deps: [data.txt]
+    outs: [model.bin]
+  evaluate:
+    cmd: {py} -c "open('metrics.json', 'w').write(str(len(open('model.bin').read())))"
+    deps: [model.bin]
+    metrics:
+    - metrics.json:
+        cache: false
+"""
+
+
+def push_main(repo: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["git", "push", "origin", "main"], cwd=repo, capture_output=True, text=True, check=False
+    )
+
+
+@pytest.mark.e2e
+def test_cache_false_output_is_checked_in_the_commit_not_the_remote(
+    dvc_repo: Path, tmp_path: Path
+) -> None:
+    """Issue 19 case 7: the textbook `evaluate` stage writes metrics.json with `cache: false`
+    (git keeps it). A push through the require-dvc-pushed hook is never blocked by it once the
+    cached data is pushed; a commit whose dvc.lock records it without holding it is refused, at
+    push and at the deploy gate (deploy/evidence.py, which check-model uses)."""
+    from repro_hooks.deploy.evidence import tree_blobs, tree_remote_findings
+    from repro_hooks.git import Git
+
+    install_local_hooks(
+        dvc_repo, ["require-dvc-pushed"], ["pre-push"],
+        {"require-dvc-pushed": {"additional_dependencies": []}},
+    )  # fmt: skip
+    bare = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    git(dvc_repo, "remote", "add", "origin", str(bare))
+    write(dvc_repo / "data.txt", "rows\n")
+    dvc(dvc_repo, "add", "-q", "data.txt")
+    write(dvc_repo / "dvc.yaml", PIPELINE.format(py=sys.executable))
+    dvc(dvc_repo, "repro", "-q")
+    git(dvc_repo, "add", "-A")
+    commit(dvc_repo, "pipeline")
+    assert "metrics.json" in git(dvc_repo, "ls-files")
+    dvc(dvc_repo, "push", "-q")
+    proc = push_main(dvc_repo)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "metrics.json" not in proc.stdout
+    repo_git = Git.discover(dvc_repo)
+    head = git(dvc_repo, "rev-parse", "HEAD").strip()
+    assert tree_remote_findings(repo_git, head, tree_blobs(repo_git, head)) == []
+
+    # the metric left out of the commit that records it: a finding, not a remote question
+    write(dvc_repo / "data.txt", "more rows\n")
+    dvc(dvc_repo, "repro", "-q")
+    git(dvc_repo, "rm", "-q", "--cached", "metrics.json")
+    commit(dvc_repo, "new data, metric not committed", "data.txt.dvc", "dvc.lock")
+    dvc(dvc_repo, "push", "-q")
+    proc = push_main(dvc_repo)
+    assert proc.returncode != 0
+    head = git(dvc_repo, "rev-parse", "HEAD").strip()
+    assert (
+        f"metrics.json: cache: false output recorded in dvc.lock is not in commit {head[:12]} "
+        "(git keeps it, no DVC remote does)"
+    ) in proc.stdout
+    assert "not in DVC remote" not in proc.stdout
+    found = tree_remote_findings(repo_git, head, tree_blobs(repo_git, head))
+    assert [(f.path, f.rule) for f in found] == [("metrics.json", "uncommitted-output")]
+
+
+def test_push_hint_covers_every_commit_of_the_push(dvc_repo: Path) -> None:
+    """Item 3: the hint, run as printed, makes the check pass. Two commits each record a
+    version of the data: `dvc push` would send only the checked-out one."""
+    base = git(dvc_repo, "rev-parse", "HEAD").strip()
+    for n in range(2):
+        write(dvc_repo / "data.txt", f"version {n}\n")
+        dvc(dvc_repo, "add", "-q", "data.txt")
+        commit(dvc_repo, f"data {n}")
+    code, out = invoke("check-dvc-remote", "--range", f"{base}..HEAD")
+    assert code == 1
+    assert "  dvc push --all-commits\n" in out
+    assert "the data of 2 commit(s) is missing" in out
+    dvc(dvc_repo, "push", "-q", "--all-commits")
+    assert invoke("check-dvc-remote", "--range", f"{base}..HEAD") == (0, "")
+    # one commit, the checked-out one: plain `dvc push` is the command
+    write(dvc_repo / "data.txt", "version 3\n")
+    dvc(dvc_repo, "add", "-q", "data.txt")
+    commit(dvc_repo, "data 3")
+    code, out = invoke("check-dvc-remote", "--range", "HEAD~1..HEAD")
+    assert code == 1
+    assert "  dvc push\n" in out
+    dvc(dvc_repo, "push", "-q")
+    assert invoke("check-dvc-remote", "--range", "HEAD~1..HEAD") == (0, "")

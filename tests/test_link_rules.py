@@ -221,3 +221,341 @@ def test_post_merge_links_only_a_merge_commit_made_here(
         lambda: log.exists() and f"{head[:12]}: nothing linked" in log.read_text(),
         lambda: run_cli(repo, "pending").stdout,
     )
+
+
+# ---- issue 19: stage runs, what the run wrote, run status, what is not code -------------------
+
+
+def lock_stage(
+    deps: dict[str, str],
+    outs: dict[str, str],
+    params: dict[str, dict[str, object]],
+    cmd: str = "python train.py",
+) -> object:
+    from repro_hooks.dvc.files import LockStage, Output
+
+    def entry(path: str, value: str) -> Output:
+        return Output(path, value, "md5", source="dvc.lock", stage="train")
+
+    return LockStage(
+        "train",
+        cmd,
+        [entry(p, v) for p, v in deps.items()],
+        [entry(p, v) for p, v in outs.items()],
+        params,
+    )
+
+
+STAGE = {
+    "address": "train",
+    "file": "dvc.yaml",
+    "name": "train",
+    "cmd": "python train.py",
+    "deps": {"data/prepared": "P.dir", "train.py": "T"},
+    "params": {"params.yaml": {"train.lr": 0.1, "train.epochs": 3}},
+    "outs": ["model.pkl"],
+}
+LOCK = {
+    "deps": {"data/prepared": "P.dir", "train.py": "T"},
+    "outs": {"model.pkl": "M"},
+    "params": {"params.yaml": {"train.lr": 0.1, "train.epochs": 3}},
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "end", "verdict"),
+    [
+        pytest.param({}, {"model.pkl": "M", "metrics.json": "other"}, None, id="justified"),
+        pytest.param({"cmd": "python train2.py"}, {"model.pkl": "M"}, "another command", id="cmd"),
+        pytest.param(
+            {"deps": {"data/prepared": "Q.dir", "train.py": "T"}},
+            {"model.pkl": "M"},
+            "data/prepared: stage train started from another version",
+            id="dep",
+        ),
+        pytest.param(
+            {"params": {"params.yaml": {"train.lr": 0.2, "train.epochs": 3}}},
+            {"model.pkl": "M"},
+            "param train.lr: the run started with",
+            id="param",
+        ),
+        pytest.param(
+            {"params": {"params.yaml": {"train.lr": 0.1, "train.epochs": 3.0}}},
+            {"model.pkl": "M"},
+            None,
+            id="param-equal-as-dvc-compares",
+        ),
+        pytest.param(
+            {"deps": {"train.py": "T"}},
+            {"model.pkl": "M"},
+            "data/prepared: a dependency of stage train in the commit",
+            id="dep-added",
+        ),
+        pytest.param({}, {"model.pkl": "N"}, "model.pkl: output of stage train", id="out"),
+        pytest.param({}, None, "end state is not recorded", id="killed"),
+    ],
+)
+def test_stage_verdict(
+    change: dict[str, object], end: dict[str, str] | None, verdict: str | None
+) -> None:
+    """A stage run is justified by its own stage in the commit's dvc.lock: cmd, deps and params
+    at its start, outs at its end; another stage's metrics.json is not its business."""
+    from repro_hooks.links.core import stage_verdict
+
+    lock = lock_stage(LOCK["deps"], LOCK["outs"], LOCK["params"])  # type: ignore[arg-type]
+    got = stage_verdict({**STAGE, **change}, lock, end)  # type: ignore[arg-type]
+    assert (got is None) if verdict is None else (verdict in (got or "")), got
+
+
+def test_stage_verdict_without_the_stage_in_the_commit() -> None:
+    from repro_hooks.links.core import stage_verdict
+
+    got = stage_verdict(STAGE, None, {"model.pkl": "M"})
+    assert got == "dvc.yaml: the commit's dvc.lock does not record stage train"
+
+
+@pytest.mark.parametrize(
+    ("committed", "start", "end", "written", "verdict"),
+    [
+        pytest.param("A", {"d": "A"}, {"d": "B"}, [], None, id="read-at-start-changed-later"),
+        pytest.param(
+            "B",
+            {"d": "A"},
+            {"d": "B"},
+            [],
+            "read another version",
+            id="case3-changed-under-the-run",
+        ),
+        pytest.param("B", {"d": "A"}, {"d": "B"}, ["d"], None, id="wrote-it"),
+        pytest.param("B", {"d": "A"}, {"d": "B"}, ["d/part-0"], None, id="wrote-inside-dir"),
+        pytest.param(
+            "B",
+            {"d": "A"},
+            {"d": "C"},
+            ["d"],
+            "changed after the run wrote it",
+            id="wrote-then-changed",
+        ),
+        pytest.param("B", {}, {"d": "B"}, [], None, id="unknown-at-start-seen-at-end"),
+        pytest.param(
+            "B", {"d": ""}, {"d": "B"}, [], "absent when the run started", id="absent-not-written"
+        ),
+        pytest.param("B", {"d": "A"}, None, ["d"], "end state is not recorded", id="killed"),
+    ],
+)
+def test_data_verdict_with_what_the_run_wrote(
+    committed: str,
+    start: dict[str, str],
+    end: dict[str, str] | None,
+    written: list[str],
+    verdict: str | None,
+) -> None:
+    got = data_verdict([out("d", committed)], start, end, written)
+    assert (got is None) if verdict is None else (verdict in (got or "")), got
+
+
+def finished(rid: str, status: str = "FINISHED", start: int = 0) -> RunCandidate:
+    end = None if status == "RUNNING" else start + 1
+    return RunCandidate(rid, "0", start, None, None, end_time=end, status=status)
+
+
+@pytest.mark.parametrize(
+    ("runs", "policy", "chosen"),
+    [
+        pytest.param(
+            [finished("failed", "FAILED"), finished("good")],
+            "latest",
+            ["good"],
+            id="failed-never-takes-it",
+        ),
+        pytest.param(
+            [finished("killed", "KILLED"), finished("good")],
+            "latest",
+            ["good"],
+            id="killed-never-takes-it",
+        ),
+        pytest.param(
+            [finished("running", "RUNNING"), finished("good")],
+            "latest",
+            ["good"],
+            id="no-end-state-loses-to-finished",
+        ),
+        pytest.param(
+            [finished("running", "RUNNING")], "latest", ["running"], id="no-end-state-alone"
+        ),
+        pytest.param([finished("failed", "FAILED")], "latest", [], id="failed-alone"),
+        pytest.param(
+            [finished("running", "RUNNING"), finished("good")],
+            "all-since-previous-commit",
+            ["running", "good"],
+            id="all-since",
+        ),
+    ],
+)
+def test_run_status_preference(runs: list[RunCandidate], policy: str, chosen: list[str]) -> None:
+    from repro_hooks.links.core import choose_runs
+
+    choice = choose_runs(runs, "C", lambda sha: False, lambda run: None, policy)
+    assert [r.run_id for r in choice.runs] == chosen, choice
+    if "failed" in [r.run_id for r in runs] and not chosen:
+        assert "ended FAILED" in choice.passed_over[0]
+
+
+def test_not_code_leaves_out_dvc_outputs_and_link_ignore() -> None:
+    from repro_hooks.links.core import not_code
+    from repro_hooks.policy.config import DEFAULT_LINK_IGNORE
+
+    changes = {
+        "metrics.json": "m",
+        "README.md": "r",
+        "docs/guide.rst": "g",
+        "LICENSE": "l",
+        ".github/workflows/ci.yml": "c",
+        ".pre-commit-config.yaml": "p",
+        "train.py": "t",
+        "requirements.txt": "q",
+        "src/notes.md": "n",
+    }
+    got = not_code(changes, {"metrics.json"}, DEFAULT_LINK_IGNORE)
+    assert got == {"train.py": "t", "requirements.txt": "q"}
+
+
+def test_link_ignore_key_replaces_the_default() -> None:
+    from repro_hooks.errors import ConfigError
+    from repro_hooks.policy.config import DEFAULT_LINK_IGNORE, parse_config
+
+    assert parse_config({}, "pyproject.toml").mlflow.link_ignore == DEFAULT_LINK_IGNORE
+    table = {"mlflow": {"link-ignore": ["notes/", "*.txt"]}}
+    assert parse_config(table, "pyproject.toml").mlflow.link_ignore == ("notes/", "*.txt")
+    with pytest.raises(ConfigError, match="link-ignore"):
+        parse_config({"mlflow": {"link-ignore": "notes/"}}, "pyproject.toml")
+
+
+def test_notebook_digest_leaves_out_outputs_counts_and_metadata() -> None:
+    import json
+
+    from repro_hooks.links.stamp import notebook_digest
+
+    def nb(source: str, outputs: list[object], count: int | None, meta: dict[str, object]) -> bytes:
+        cell = {
+            "cell_type": "code",
+            "source": [source],
+            "outputs": outputs,
+            "execution_count": count,
+            "metadata": meta,
+        }
+        return json.dumps({"cells": [cell], "metadata": meta, "nbformat": 4}).encode()
+
+    clean = notebook_digest(nb("x = 1\n", [], None, {}))
+    run = nb("x = 1\n", [{"output_type": "stream", "text": "1"}], 7, {"papermill": {"d": 1.5}})
+    assert notebook_digest(run) == clean
+    assert notebook_digest(nb("x = 2\n", [], None, {})) != clean
+    assert notebook_digest(b"not json").startswith("nb:")
+
+
+def test_audit_hook_notes_writes_and_renames_not_reads(tmp_path: Path) -> None:
+    """The hook itself, called as Python calls it: trivial for every other event."""
+    import os
+
+    from repro_hooks.links import stamp
+
+    saved, saved_reads = dict(stamp._WRITES), dict(stamp._READS)
+    stamp._WRITES.clear()
+    try:
+        target = tmp_path / "model.pkl"
+        stamp._audit("open", (str(target), "wb", os.O_WRONLY | os.O_CREAT | os.O_TRUNC))
+        stamp._audit("open", (str(tmp_path / "data.csv"), "r", os.O_RDONLY))
+        stamp._audit("open", (3, "wb", os.O_WRONLY))  # an fd: no path
+        stamp._audit("os.rename", (str(tmp_path / "tmp"), str(tmp_path / "final.bin"), -1, -1))
+        stamp._audit("compile", (b"", "<x>"))
+        assert set(stamp._WRITES) == {str(target), str(tmp_path / "final.bin")}
+        assert stamp.written_since(str(tmp_path), 0.0) == ["final.bin", "model.pkl"]
+        assert "data.csv" in stamp.read_paths(str(tmp_path))  # reads: for the dataset inputs
+    finally:
+        stamp._WRITES.clear()
+        stamp._WRITES.update(saved)
+        stamp._READS.clear()
+        stamp._READS.update(saved_reads)
+
+
+def test_latest_after_a_stage_run_takes_the_newest_run_of_each_stage() -> None:
+    """`dvc repro` where train and evaluate both log a run: the commit links both (one per
+    stage), not older runs of the same stages, and not a run outside any stage."""
+    from repro_hooks.links.core import choose_runs
+
+    def stage_run(rid: str, stage: str | None) -> RunCandidate:
+        tags = {"repro_hooks.stage": stage} if stage else {}
+        return RunCandidate(rid, "0", 0, None, None, end_time=1, status="FINISHED", tags=tags)
+
+    runs = [
+        stage_run("evaluate-2", "evaluate"),
+        stage_run("train-2", "train"),
+        stage_run("script", None),
+        stage_run("train-1", "train"),
+        stage_run("prepare-1", "prepare"),
+    ]
+    choice = choose_runs(runs, "C", lambda sha: False, lambda run: None)
+    assert [r.run_id for r in choice.runs] == ["evaluate-2", "train-2", "prepare-1"]
+    tree_first = [stage_run("script", None), *runs]
+    assert [
+        r.run_id for r in choose_runs(tree_first, "C", lambda s: False, lambda r: None).runs
+    ] == ["script"]
+
+
+def test_runs_of_other_stages_stop_at_any_run_linked_to_an_ancestor() -> None:
+    """The search for other stages' runs ends where every search ends: at a run linked to an
+    ancestor (stage run or not), so it never pages through the whole experiment."""
+    from repro_hooks.links.core import choose_runs
+
+    def run(rid: str, stage: str | None, linked: str | None = None) -> RunCandidate:
+        tags = {"repro_hooks.stage": stage} if stage else {}
+        return RunCandidate(rid, "0", 0, linked, None, end_time=1, status="FINISHED", tags=tags)
+
+    runs = [run("train-2", "train"), run("script", None, linked="A"), run("eval-1", "evaluate")]
+    judged: list[str] = []
+
+    def judge(r: RunCandidate) -> None:
+        judged.append(r.run_id)
+
+    choice = choose_runs(runs, "C", lambda sha: sha == "A", judge)
+    assert [r.run_id for r in choice.runs] == ["train-2"]
+    assert judged == ["train-2"]
+
+
+def test_stage_evidence_at_start_matches_dvc_lock(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stamp of a stage run (DVC_STAGE, as `dvc repro` sets it, from a nested dvc.yaml)
+    records the stage's deps as DVC hashes them (a .dvcignore above a directory dep honoured)
+    and its params' values: what `dvc repro` then writes to dvc.lock (DVC is the oracle)."""
+    import yaml
+
+    from repro_hooks.links import stamp
+    from tests.dvc_helpers import dvc
+    from tests.helpers import commit, write
+
+    dvc(repo, "init", "-q")
+    write(repo / "sub" / "data" / "a.csv", "x\n1\n")
+    write(repo / "sub" / "data" / "junk.tmp", "scratch")
+    write(repo / "sub" / ".dvcignore", "*.tmp\n")  # DVC refuses one inside a collected dir
+    write(repo / "sub" / "params.yaml", "train:\n  lr: 0.5\n  epochs: 3\n")
+    write(
+        repo / "sub" / "dvc.yaml",
+        "stages:\n  train:\n    cmd: cp data/a.csv out.csv\n"
+        "    deps: [data]\n    params: [train.lr]\n    outs: [out.csv]\n",
+    )
+    commit(repo, "stage")
+    monkeypatch.chdir(repo / "sub")  # the stage's command runs in its wdir
+    monkeypatch.setenv("DVC_STAGE", "sub/dvc.yaml:train")
+    monkeypatch.setenv("DVC_ROOT", str(repo))
+    tags = stamp.take_stamp(str(repo / "sub"), at_exit=False)
+    assert tags["repro_hooks.stage"] == "sub/dvc.yaml:train"
+    assert tags["repro_hooks.evidence"] == "stage"
+    record = stamp.load_record(str(repo / ".git"), tags["repro_hooks.stamp"])
+    assert record is not None
+    dvc(repo, "repro", "-q", "sub/dvc.yaml:train")
+    lock = yaml.safe_load((repo / "sub" / "dvc.lock").read_text())["stages"]["train"]
+    assert record["stage"]["deps"] == {"sub/data": lock["deps"][0]["md5"]}
+    assert record["stage"]["params"] == {"sub/params.yaml": lock["params"]["params.yaml"]}
+    assert record["stage"]["outs"] == ["sub/out.csv"]
+    assert record["stage"]["cmd"] == lock["cmd"]

@@ -124,7 +124,13 @@ def test_stamp_records_clone_code_and_data_at_start_and_end(
     assert record["root"] == str(repo)
     # MLflow's own tags are MLflow's: the stamp adds only repro_hooks.* keys
     ours = {k for k in got if not k.startswith("mlflow.")}
-    assert ours == {f"repro_hooks.{k}" for k in ("clone", "stamp", "head", "clean", "data")}
+    assert ours == {
+        f"repro_hooks.{k}" for k in ("clone", "stamp", "head", "clean", "data", "evidence")
+    }
+    assert got["repro_hooks.evidence"] == "tree"  # no DVC stage ran it
+    assert record["written"] == ["models/model.pkl"]  # the audit hook saw the process write it
+    assert "data/train.csv" in record["read"]  # and read this (for the run's dataset inputs)
+    assert "models/model.pkl" not in record["read"]
 
 
 def test_stamp_never_raises_into_training(
@@ -175,11 +181,11 @@ def test_shared_server_two_clones_and_a_notebook_outside(
     # the UI: the DVC dataset input has a context and a source naming the commit
     inputs = client(shared).get_run(my_run).inputs.dataset_inputs
     by_name = {i.dataset.name: i for i in inputs}
-    assert set(by_name) == {"data/train.csv", "models/model.pkl"}
-    source = json.loads(by_name["models/model.pkl"].dataset.source)
+    assert set(by_name) == {"data/train.csv"}  # what it read; the model it made is no input
+    source = json.loads(by_name["data/train.csv"].dataset.source)
     assert source["rev"] == head(mine)
-    assert source["path"] == "models/model.pkl"
-    assert [(t.key, t.value) for t in by_name["models/model.pkl"].tags] == [
+    assert source["path"] == "data/train.csv"
+    assert [(t.key, t.value) for t in by_name["data/train.csv"].tags] == [
         ("mlflow.data.context", "dvc")
     ]
 
@@ -198,7 +204,7 @@ def test_data_changed_after_the_run_is_not_linked(
     assert "git.commit" not in tags(shared, run_id)
     text = out.stdout + log_text(repo)
     assert "nothing linked: no qualifying run" in text
-    assert f"{run_id}: data/train.csv: changed after the run ended" in text
+    assert f"{run_id}: data/train.csv: the run read another version" in text
 
 
 @pytest.mark.e2e
@@ -350,7 +356,7 @@ def test_amend_reword_squash_and_merge(tmp_path: Path, shared: str, stamp_plugin
     wait_delivered(repo)
     assert tags(shared, run_id)["git.commit"] == original
     said = out.stdout + log_text(repo)  # the sync or the detached delivery, whichever went first
-    assert "keeps its link: data/train.csv: changed after the run ended" in said
+    assert "keeps its link: data/train.csv: the run read another version" in said
     subprocess.run(["git", "reset", "-q", "--hard", original], cwd=repo, check=True)
     dvc(repo, "checkout", "-q", "-f")
 
@@ -474,3 +480,332 @@ def test_stamped_run_in_process_helper_is_linked(
     got: dict[str, Any] = tags(sqlite_store, run_id)
     assert got["git.commit"] == head(repo)
     assert got["dvc.d"] == md5_of(data)
+
+
+# ---- issue 19: stage runs, crashed runs, data changed under a run, first commit, notebooks ----
+
+PIPELINE = """\
+stages:
+  train:
+    cmd: {python} train.py
+    deps:
+    - data/train.csv
+    - train.py
+    params:
+    - train.lr
+    outs:
+    - model.pkl
+  evaluate:
+    cmd: {python} evaluate.py
+    deps:
+    - model.pkl
+    - evaluate.py
+    metrics:
+    - metrics.json:
+        cache: false
+"""
+STAGE_TRAIN = """\
+import mlflow, pathlib, yaml
+lr = yaml.safe_load(open("params.yaml"))["train"]["lr"]
+data = pathlib.Path("data/train.csv").read_bytes()
+with mlflow.start_run() as run:
+    mlflow.log_param("lr", lr)
+    pathlib.Path("model.pkl").write_bytes(b"model %r of " % lr + data)
+print("RUN_ID=" + run.info.run_id)
+"""
+EVALUATE = """\
+import json, pathlib
+model = pathlib.Path("model.pkl").read_bytes()
+pathlib.Path("metrics.json").write_text(json.dumps({"size": len(model)}))
+"""
+
+
+def pipeline_repo(path: Path) -> Path:
+    """The textbook pipeline in miniature: train (logs an MLflow run) -> evaluate (writes a
+    git-tracked `cache: false` metrics.json), params in params.yaml, hooks installed."""
+    import sys
+
+    repo = dvc_repo(path)
+    write(repo / "dvc.yaml", PIPELINE.format(python=sys.executable))
+    write(repo / "train.py", STAGE_TRAIN)
+    write(repo / "evaluate.py", EVALUATE)
+    write(repo / "params.yaml", "train:\n  lr: 0.1\n")
+    write(repo / ".gitignore", "")  # train.py is code here
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "--no-verify", "-m", "pipeline")
+    return repo
+
+
+def dvc_cli(repo: Path, uri: str, plugin: Path, *args: str) -> str:
+    """The real `dvc` CLI (the stage commands inherit its environment: the training one)."""
+    import sys
+
+    from tests.stamp_helpers import train_env
+
+    exe = Path(sys.executable).parent / "dvc"
+    proc = subprocess.run(
+        [str(exe), *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=False,
+        env=train_env(uri, plugin),
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def run_ids(output: str) -> list[str]:
+    return [line.split("=", 1)[1].strip() for line in output.splitlines() if "RUN_ID=" in line]
+
+
+@pytest.mark.e2e
+def test_stage_run_of_the_textbook_pipeline_links(
+    tmp_path: Path, shared: str, stamp_plugin: Path
+) -> None:
+    """Case 1: change a param, `dvc repro`, commit: the train run links by its stage, though
+    params.yaml differs from HEAD and evaluate rewrote metrics.json after train exited."""
+    repo = pipeline_repo(tmp_path / "repo")
+    for lr in ("0.1", "0.2"):
+        write(repo / "params.yaml", f"train:\n  lr: {lr}\n")
+        (run_id,) = run_ids(dvc_cli(repo, shared, stamp_plugin, "repro"))
+        got = tags(shared, run_id)
+        assert got["repro_hooks.stage"] == "train"
+        assert got["repro_hooks.evidence"] == "stage"
+        assert "repro_hooks.clean" not in got  # no alarm on every `dvc repro`
+        record = load_record(str(repo / ".git"), got["repro_hooks.stamp"])
+        assert record is not None
+        assert record["stage"]["params"] == {"params.yaml": {"train.lr": float(lr)}}
+        assert record["stage"]["deps"]["data/train.csv"] == md5_of(b"a,b\n1,2\n")
+        hook_commit(repo, f"lr {lr}")
+        sync(repo)
+        wait_delivered(repo)
+        got = tags(shared, run_id)
+        assert got.get("git.commit") == head(repo), log_text(repo)
+        assert got["repro_hooks.link"] == "stage"
+        assert json.loads((repo / "metrics.json").read_text())["size"] > 0
+
+
+@pytest.mark.e2e
+def test_stage_run_whose_params_the_commit_does_not_record_is_not_linked(
+    tmp_path: Path, shared: str, stamp_plugin: Path
+) -> None:
+    """A stage run is justified by its own stage only: params edited after the run, the
+    dvc.lock regenerated by another run that was never logged... here: the lock says lr 0.3."""
+    repo = pipeline_repo(tmp_path / "repo")
+    write(repo / "params.yaml", "train:\n  lr: 0.2\n")
+    (run_id,) = run_ids(dvc_cli(repo, shared, stamp_plugin, "repro"))
+    write(repo / "params.yaml", "train:\n  lr: 0.3\n")
+    dvc_cli(repo, shared, stamp_plugin, "commit", "-f")  # the hook's own hint
+    hook_commit(repo, "lr 0.3, committed by hand")
+    out = sync(repo)
+    wait_delivered(repo)
+    assert "git.commit" not in tags(shared, run_id)
+    said = out.stdout + log_text(repo)
+    assert "params.yaml: param train.lr: the run started with '0.2'" in said, said
+
+
+CRASH = """\
+import mlflow, os, pathlib, signal, sys
+data = pathlib.Path("data/train.csv").read_bytes()
+with mlflow.start_run() as run:
+    print(run.info.run_id, flush=True)
+    if sys.argv[-1] == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)  # no end state, MLflow says RUNNING for ever
+    raise RuntimeError("diverged")  # mlflow ends the run FAILED
+"""
+
+
+@pytest.mark.e2e
+def test_a_crashed_run_never_takes_the_commit_from_a_finished_one(
+    tmp_path: Path, shared: str, stamp_plugin: Path
+) -> None:
+    """Case 2: the finished run made the committed model; later runs of the same code raised
+    (FAILED) or were killed (RUNNING, no end state): the finished run is linked."""
+    import sys
+
+    from tests.stamp_helpers import train_env
+
+    repo = dvc_repo(tmp_path / "repo")
+    good = run_script(repo, TRAIN, shared, stamp_plugin)
+    dvc(repo, "add", "-q", "models/model.pkl")
+    crashed = []
+    for how in ("raise", "kill"):
+        (repo / "crash.py").write_text(CRASH)
+        proc = subprocess.run(
+            [sys.executable, "crash.py", how],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            check=False,
+            env=train_env(shared, stamp_plugin),
+        )
+        assert proc.returncode != 0
+        crashed.append(proc.stdout.split()[0])
+    (repo / "crash.py").unlink()
+    assert client(shared).get_run(crashed[0]).info.status == "FAILED"
+    assert client(shared).get_run(crashed[1]).info.status == "RUNNING"
+    hook_commit(repo, "model")
+    sync(repo)
+    wait_delivered(repo)
+    assert tags(shared, good).get("git.commit") == head(repo), log_text(repo)
+    for run_id in crashed:
+        assert "git.commit" not in tags(shared, run_id)
+
+
+READ_SLOWLY = """\
+import mlflow, pathlib, subprocess, sys
+with mlflow.start_run() as run:
+    data = pathlib.Path("data/train.csv").read_bytes()
+    # the data changes under the run (another process: a colleague, a sync job)
+    subprocess.run([sys.executable, "-c",
+                    "open('data/train.csv', 'w').write('a,b\\\\n5,6\\\\n')"], check=True)
+    pathlib.Path("models").mkdir(exist_ok=True)
+    pathlib.Path("models/model.pkl").write_bytes(b"model of " + data)
+print(run.info.run_id)
+"""
+
+
+@pytest.mark.e2e
+def test_a_run_is_never_credited_with_data_it_never_saw(
+    tmp_path: Path, shared: str, stamp_plugin: Path
+) -> None:
+    """Case 3: the run read the old data; the data changed under it; `dvc commit -f`; commit:
+    the run is not linked (it read another version, and it did not write it)."""
+    repo = dvc_repo(tmp_path / "repo")
+    run_id = run_script(repo, READ_SLOWLY, shared, stamp_plugin)
+    assert (repo / "data" / "train.csv").read_text() == "a,b\n5,6\n"
+    dvc(repo, "add", "-q", "models/model.pkl")
+    dvc(repo, "commit", "-q", "-f")
+    hook_commit(repo, "model and the new data")
+    out = sync(repo)
+    wait_delivered(repo)
+    assert "git.commit" not in tags(shared, run_id)
+    said = out.stdout + log_text(repo)
+    assert f"{run_id}: data/train.csv: the run read another version" in said, said
+
+
+@pytest.mark.e2e
+def test_the_first_commit_links_like_any_other(
+    tmp_path: Path, shared: str, stamp_plugin: Path
+) -> None:
+    """Case 5: a run made before the repository's first commit (no HEAD) links to it."""
+    repo = tmp_path / "repo"
+    git(tmp_path, "init", "-q", "-b", "main", "repo")
+    write(repo / "data" / "train.csv", "a,b\n1,2\n")
+    write(repo / "pyproject.toml", "[tool.repro-hooks.mlflow]\ntimeout = 120\n")
+    install_local_hooks(repo, HOOKS, HOOK_TYPES)
+    git(repo, "update-ref", "-d", "HEAD")  # the helper commits its config: back to no commit
+    script = TRAIN.replace("models/model.pkl", "model.txt")
+    run_id = run_script(repo, script, shared, stamp_plugin)
+    assert tags(shared, run_id)["repro_hooks.head"] == ""
+    # the code and the data, not what the run made (model.txt stays untracked)
+    hook_commit(repo, "first", "train.py", "data/train.csv", "pyproject.toml")
+    sync(repo)
+    wait_delivered(repo)
+    assert tags(shared, run_id).get("git.commit") == head(repo), log_text(repo)
+    assert "None" not in log_text(repo)
+
+
+NOTEBOOK_RUN = """\
+import json, mlflow, pathlib
+nb = pathlib.Path("analysis.ipynb")
+with mlflow.start_run() as run:
+    cells = json.loads(nb.read_text())
+    for i, cell in enumerate(cells["cells"]):  # what papermill writes back, in place
+        cell["execution_count"] = i + 1
+        cell["outputs"] = [{"output_type": "stream", "name": "stdout", "text": ["ran\\n"]}]
+        cell["metadata"]["papermill"] = {"duration": 0.5}
+    cells["metadata"]["papermill"] = {"parameters": {}}
+    nb.write_text(json.dumps(cells))
+print(run.info.run_id)
+"""
+
+
+@pytest.mark.e2e
+def test_notebook_executed_in_place_and_committed_with_outputs_links(
+    tmp_path: Path, shared: str, stamp_plugin: Path
+) -> None:
+    """Case 8: the committed notebook differs from HEAD only by outputs, execution counts and
+    metadata: its code is the code the run ran."""
+    repo = dvc_repo(tmp_path / "repo")
+    cell = {
+        "cell_type": "code",
+        "source": ["x = 1\n"],
+        "outputs": [],
+        "execution_count": None,
+        "metadata": {},
+    }
+    write(
+        repo / "analysis.ipynb",
+        json.dumps({"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}),
+    )
+    git(repo, "add", "analysis.ipynb")
+    git(repo, "commit", "-q", "--no-verify", "-m", "notebook")
+    run_id = run_script(repo, NOTEBOOK_RUN, shared, stamp_plugin)
+    hook_commit(repo, "executed notebook", "analysis.ipynb")
+    sync(repo)
+    wait_delivered(repo)
+    assert tags(shared, run_id).get("git.commit") == head(repo), log_text(repo)
+
+
+@pytest.mark.e2e
+def test_amend_that_only_adds_documentation_moves_the_link(
+    tmp_path: Path, shared: str, stamp_plugin: Path
+) -> None:
+    """Case 4: `--amend` adding one README line changes nothing the run used: the link moves
+    to the new commit (README.md matches the default `link-ignore`)."""
+    repo = dvc_repo(tmp_path / "repo")
+    run_id = run_script(repo, TRAIN, shared, stamp_plugin)
+    dvc(repo, "add", "-q", "models/model.pkl")
+    hook_commit(repo, "model")
+    sync(repo)
+    wait_delivered(repo)
+    original = head(repo)
+    assert tags(shared, run_id)["git.commit"] == original, log_text(repo)
+    write(repo / "README.md", "How to train.\n")
+    git(repo, "add", "README.md")
+    proc = subprocess.run(
+        ["git", "commit", "--amend", "--no-edit"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    sync(repo)
+    wait_delivered(repo)
+    assert head(repo) != original
+    assert tags(shared, run_id)["git.commit"] == head(repo), log_text(repo)
+
+
+@pytest.mark.e2e
+def test_dvc_experiment_in_a_temp_copy_links_after_exp_apply(
+    tmp_path: Path, shared: str, stamp_plugin: Path
+) -> None:
+    """`dvc exp run --temp` runs the stage in a copy under .dvc/tmp/exps: the stamp records the
+    run in the parent clone, and after `dvc exp apply` and a commit the experiment's run links
+    (its stage evidence matches the commit's dvc.lock)."""
+    repo = pipeline_repo(tmp_path / "repo")
+    dvc_cli(repo, shared, stamp_plugin, "repro")  # the baseline
+    hook_commit(repo, "baseline")
+    sync(repo)
+    wait_delivered(repo)
+    out = dvc_cli(
+        repo, shared, stamp_plugin, "exp", "run", "--temp", "-n", "lr5", "-S", "train.lr=0.5"
+    )
+    (run_id,) = run_ids(out)
+    got = tags(shared, run_id)
+    assert got["repro_hooks.clone"] == (repo / ".git/repro-hooks/clone-id").read_text().strip()
+    record = load_record(str(repo / ".git"), got["repro_hooks.stamp"])
+    assert record is not None
+    assert record["root"] == str(repo)
+    assert ".dvc/tmp/exps/" in record["workspace"]
+    assert record["experiment"] == "lr5"
+    dvc_cli(repo, shared, stamp_plugin, "exp", "apply", "lr5")
+    hook_commit(repo, "lr 0.5 from the experiment")
+    sync(repo)
+    wait_delivered(repo)
+    got = tags(shared, run_id)
+    assert got.get("git.commit") == head(repo), log_text(repo)
+    assert got["repro_hooks.link"] == "stage"

@@ -287,10 +287,9 @@ def test_deleted_run_and_foreign_runs_are_passed_over(
     # an explicit run id that is deleted links nothing
     write(repo / "y.txt", "y")
     commit(repo, "y")
-    assert run_cli(repo, "tag-mlflow", "--run-id", deleted).returncode == 0
-    result = sync(repo)
-    assert result.exit_code == 0
-    assert f"run {deleted} is deleted" in result.output
+    refused = run_cli(repo, "tag-mlflow", "--run-id", deleted)
+    assert refused.returncode == 1
+    assert refused.stdout == f"{head(repo)[:12]}: nothing linked: run {deleted} is deleted\n"
 
 
 def test_no_run_changes_nothing(
@@ -335,17 +334,16 @@ def test_150_outputs_and_odd_paths(
     repo: Path, sqlite_store: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_store)
-    run_id = new_run(sqlite_store, head(repo))  # the outputs are fake: linked by --run-id
+    run_id = new_run(sqlite_store, head(repo))  # the outputs are fake: linked by --force
     for i in range(150):
         write(repo / "d" / f"o{i:03d}.dvc", DVC_FILE.format(md5=md5(i), path=f"o{i:03d}"))
     odd = ["we:ird+name@v1", "a..b", "sp ace/ü", "x" * 300]
     for n, name in enumerate(odd):
         write(repo / f"odd{n}.dvc", DVC_FILE.format(md5=md5(n + 1000), path=f'"{name}"'))
     commit(repo, "many outputs")
-    assert run_cli(repo, "tag-mlflow", "--run-id", run_id).returncode == 0
-    result = sync(repo)
-    assert result.exit_code == 0, result.output
-    assert "154 DVC output(s)" in result.output
+    result = run_cli(repo, "tag-mlflow", "--run-id", run_id, "--force")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "154 DVC output(s)" in result.stdout
     got = tags(sqlite_store, run_id)
     assert got["dvc.d/o149"] == md5(149)
     for n, name in enumerate(odd):
@@ -355,8 +353,7 @@ def test_150_outputs_and_odd_paths(
     inputs = client(sqlite_store).get_run(run_id).inputs.dataset_inputs
     assert len(inputs) == 154
     # redelivery is idempotent: same tags, no duplicate inputs
-    assert run_cli(repo, "tag-mlflow", "--run-id", run_id).returncode == 0
-    assert sync(repo).exit_code == 0
+    assert run_cli(repo, "tag-mlflow", "--run-id", run_id, "--force").returncode == 0
     assert len(client(sqlite_store).get_run(run_id).inputs.dataset_inputs) == 154
 
 
@@ -507,3 +504,56 @@ def test_experiment_selection_by_name_and_id(
     # the first commit took the run; the second found no new run since
     assert tags(sqlite_store, wanted)["git.commit"] == git(repo, "rev-parse", "HEAD~1").strip()
     assert "no qualifying run since" in result.output
+
+
+# ---- --run-id judges the run; --force marks the link (issue 19, case 6) ------------------------
+
+
+@pytest.mark.e2e
+def test_run_id_applies_the_evidence_rules_and_force_marks_the_link(
+    repo: Path, mlflow_server: MlflowServer, monkeypatch: pytest.MonkeyPatch, stamp_plugin: Path
+) -> None:
+    """A run trained from an uncommitted tree with other params: `--run-id` refuses it for a
+    commit that records other params (exit 1, the reason, nothing written); `--force` links it
+    and the link says so; a run the rules accept is linked by `--run-id` in the foreground."""
+    uri = mlflow_server.url
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "run-id-rules")
+    if client(uri).get_experiment_by_name("run-id-rules") is None:
+        client(uri).create_experiment("run-id-rules")
+    write(repo / "params.yaml", "lr: 0.1\n")
+    commit(repo, "params")
+    write(repo / "params.yaml", "lr: 0.5\n")  # trained with other params, never committed
+    dirty_run = train(repo, uri, stamp_plugin)
+    write(repo / "params.yaml", "lr: 0.2\n")
+    commit(repo, "params and train.py", "params.yaml", "train.py")
+
+    refused = run_cli(repo, "tag-mlflow", "--run-id", dirty_run)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert refused.stdout.startswith(f"{head(repo)[:12]}: run {dirty_run} not linked: ")
+    assert "--force links it anyway" in refused.stdout
+    assert refused.stdout.count("\n") == 1
+    assert "git.commit" not in tags(uri, dirty_run)
+    assert not queue_files(repo)  # judged in the foreground: nothing queued behind it
+
+    forced = run_cli(repo, "tag-mlflow", "--run-id", dirty_run, "--force")
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    assert f"FORCED link to run {dirty_run}" in forced.stdout
+    got = tags(uri, dirty_run)
+    assert got["git.commit"] == head(repo)
+    assert got["repro_hooks.link"] == "forced"
+    assert got["repro_hooks.link.forced_by"] == "Test Committer <committer@example.com>"
+    assert got["repro_hooks.link.forced_reason"] in refused.stdout
+
+    # a run of the committed tree: --run-id accepts it, and says by which evidence
+    clean_run = train(repo, uri, stamp_plugin)
+    accepted = run_cli(repo, "tag-mlflow", "--run-id", clean_run)
+    assert accepted.returncode == 0, accepted.stdout + accepted.stderr
+    assert f"linked to run {clean_run}" in accepted.stdout
+    assert tags(uri, clean_run)["repro_hooks.link"] in ("stamp", "stage")
+    assert tags(uri, clean_run)["git.commit"] == head(repo)
+
+    # usage: --force alone, and --run-id with --sync
+    alone = run_cli(repo, "tag-mlflow", "--force")
+    assert alone.returncode == 2
+    assert "--force goes with --run-id" in alone.stdout + alone.stderr

@@ -33,18 +33,24 @@ def check_dvc_remote(
 
     Every object the .dvc and dvc.lock files introduced by the checked commits reference (files,
     and each file a directory's `.dir` listing names) must be in the output's remote: the one its
-    `remote:` names, else the default. Uses DVC's own remote code (needs the dvc extra).
+    `remote:` names, else the default. Uses DVC's own remote code (needs the dvc extra). A
+    `cache: false` output (git-tracked metrics, plots) is never asked of a remote: it must be in
+    the commit that records it.
     """
 
     def body() -> None:
         import sys
 
         from repro_hooks.dvc.remote import (
+            CommitStages,
             missing_from_remotes,
             push_hint,
             referenced_outputs,
             remote_findings,
             require_dvc,
+            uncached_outputs,
+            uncommitted_findings,
+            uncommitted_hint,
         )
         from repro_hooks.git import Git
         from repro_hooks.history.refs import commits_to_check
@@ -74,12 +80,24 @@ def check_dvc_remote(
         contents = git.read_blobs(b.sha for b in blobs)
         from repro_hooks.progress import on_terminal, progress_bar
 
-        outputs = referenced_outputs(blobs, contents)
+        stages = CommitStages(git)  # which dvc.lock outputs are cache: false (git keeps them)
+        stages.prefetch(blobs)
+        outputs = referenced_outputs(blobs, contents, stages)
         if on_terminal():  # a bar on stderr; off a terminal, nothing changes
             with progress_bar("checking DVC remote", len(outputs)) as bar:
                 checks = missing_from_remotes(Path(git.root), outputs, bar.advance)
         else:
             checks = missing_from_remotes(Path(git.root), outputs)
-        finish(ctx, remote_findings(checks), fmt, fix_hint=push_hint(checks))
+        uncommitted = uncommitted_findings(git, uncached_outputs(blobs, contents, stages))
+        head = git.try_run("rev-parse", "--verify", "-q", "HEAD")
+        hint = "\n".join(
+            h
+            for h in (
+                push_hint(checks, head.decode().strip() if head else None),
+                uncommitted_hint(uncommitted),
+            )
+            if h
+        )
+        finish(ctx, remote_findings(checks) + uncommitted, fmt, fix_hint=hint)
 
     guarded(ctx, body)

@@ -50,6 +50,12 @@ if TYPE_CHECKING:
     "--promote", metavar="ALIAS",
     help="Move ALIAS to the version, only when every check of every given version passed.",
 )  # fmt: skip
+@click.option(
+    "--allow-forced",
+    is_flag=True,
+    help="Accept run links the evidence rules did not make: forced (tag-mlflow's force "
+    "option) or written by hand (no repro_hooks.link tag).",
+)
 @config_option()
 @format_option
 @click.pass_context
@@ -63,12 +69,14 @@ def check_model(
     record: bool,
     verdict_tag: str,
     promote: str | None,
+    allow_forced: bool,
     config_file: Path | None,
     fmt: str,
 ) -> None:
     """Check model versions before deployment (models:/<name>/<version>, models:/<name>@<alias>).
 
-    Each version passes when: its run is linked to a commit (git.commit); the commit is in this
+    Each version passes when: its run is linked to a commit (git.commit) by tag-mlflow's evidence
+    rules (not forced, not by hand: --allow-forced accepts those); the commit is in this
     repository and on the protected branch; the run's dvc.* tags and dvc.fingerprint equal what
     the commit records; every DVC object the commit references is in its DVC remote; the commit's
     tree passes the repository policy (size limit, LFS, data patterns, DVC files).
@@ -108,7 +116,7 @@ def check_model(
                 raise ReproHooksError(
                     f"--promote {promote}: one alias cannot point at two versions of {twice[0]!r}"
                 )
-        verdicts = _judge(git, facts, protected, config.policy)
+        verdicts = _judge(git, facts, protected, config.policy, allow_forced)
         passed = all(v.passed for v in verdicts)
         if record or promote is not None:
             _write(registry, verdicts, seconds, safe_uri, record, verdict_tag, promote, passed)
@@ -213,7 +221,11 @@ def _read_versions(
 
 
 def _judge(
-    git: Any, facts: list[VersionFacts], protected: tuple[str, str], policy: Any
+    git: Any,
+    facts: list[VersionFacts],
+    protected: tuple[str, str],
+    policy: Any,
+    allow_forced: bool = False,
 ) -> list[Any]:
     from repro_hooks.deploy.evidence import commit_facts
     from repro_hooks.deploy.gate import judge, link_findings
@@ -226,7 +238,7 @@ def _judge(
             if version.commit not in by_commit:
                 by_commit[version.commit] = commit_facts(git, version.commit, protected, policy)
             commit = by_commit[version.commit]
-        verdicts.append(judge(version, commit))
+        verdicts.append(judge(version, commit, allow_forced=allow_forced))
     return verdicts
 
 

@@ -37,7 +37,19 @@ def _stdin_lines() -> bytes:
     help="Experiment to search (repeatable). Default: config experiments, else "
     "MLFLOW_EXPERIMENT_ID / MLFLOW_EXPERIMENT_NAME, else every active experiment.",
 )  # fmt: skip
-@click.option("--run-id", metavar="ID", help="Link this run instead of choosing one.")
+@click.option(
+    "--run-id",
+    metavar="ID",
+    help="Link this run to HEAD now, in the foreground, if the evidence rules accept it (the "
+    "same rules as an automatic link); exit 1 with the reason when they refuse.",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="With --run-id: link the run even though the rules refuse it; the link says so "
+    "(repro_hooks.link=forced, who forced it and why), and check-model fails it unless told "
+    "to allow forced links.",
+)
 @click.option(
     "--timeout", type=click.FloatRange(min=0.1, max=3600), metavar="SECONDS",
     help="Deadline per delivered job, counting the tracking store's answers, not the import of "
@@ -65,6 +77,7 @@ def tag_mlflow(
     tracking_uri: str | None,
     experiments: tuple[str, ...],
     run_id: str | None,
+    force: bool,
     timeout: float | None,
     sync: bool,
     relink_rewritten: bool,
@@ -90,10 +103,12 @@ def tag_mlflow(
         )
         from repro_hooks.policy.config import load_config
 
-        if sum((sync, relink_rewritten, post_merge)) > 1:
+        if sum((sync, relink_rewritten, post_merge, run_id is not None)) > 1:
             raise ReproHooksError(
-                "--sync, --relink-rewritten and --post-merge conflict: give one of them"
+                "--sync, --relink-rewritten, --post-merge and --run-id conflict: give one of them"
             )
+        if force and run_id is None:
+            raise ReproHooksError("--force goes with --run-id ID (the run to link anyway)")
         facts = repo_facts()
         env = dict(os.environ)
         config = load_config(facts.root).mlflow
@@ -101,6 +116,9 @@ def tag_mlflow(
             _sync(ctx, facts.common_dir, tracking_uri, timeout, config.timeout)
             return
         cfg = settings(facts.root, config, env, tracking_uri, experiments, run_id)
+        if run_id is not None:
+            _link_given_run(ctx, facts, cfg, tracking_uri, timeout, force)
+            return
         if relink_rewritten or rewrite_command:
             command = rewrite_command or env.get("PRE_COMMIT_REWRITE_COMMAND", "")
             result = queue_relink(facts, cfg, env, command, _stdin_lines())
@@ -137,6 +155,82 @@ def stuck_warning(common_dir: Path, config: Any, now: float) -> str | None:
         f"attempt(s){error}; your commits are made: `repro-hooks pending` lists them, "
         "`repro-hooks tag-mlflow --sync` retries"
     )
+
+
+def _link_given_run(
+    ctx: click.Context,
+    facts: Any,
+    cfg: Any,
+    tracking_uri: str | None,
+    timeout: float | None,
+    force: bool,
+) -> None:
+    """`--run-id`: judge and link in the foreground; exit 1 with the reason on a refusal."""
+    from repro_hooks.git import Git
+    from repro_hooks.links.core import job_branch
+    from repro_hooks.links.delivery import (
+        HTTP_KNOBS,
+        OPEN_DEADLINE,
+        DeliveryTimeout,
+        StoreOpener,
+        deadline,
+        set_http_bounds,
+    )
+    from repro_hooks.links.given import link_given_run
+    from repro_hooks.links.queue import Job
+
+    if facts.head is None:
+        raise ReproHooksError("tag-mlflow: the repository has no commit yet")
+    if cfg.store is None:
+        raise ReproHooksError(
+            "tag-mlflow --run-id: no MLflow tracking store (give --tracking-uri, set "
+            "MLFLOW_TRACKING_URI, or [tool.repro-hooks.mlflow] tracking-uri)"
+        )
+    job = Job(
+        id="run-id",
+        kind="link",
+        root=str(facts.root),
+        tracking_uri=cfg.store.safe_uri,
+        uri_origin=cfg.store.origin,
+        commit=facts.head,
+        branch=job_branch(facts.git_dir),
+        experiments=cfg.experiments,
+        run_id=cfg.run_id,
+        created=time.time(),
+    )
+    env = dict(os.environ)
+    opener = StoreOpener(env, uri_option=tracking_uri, timeout=timeout)
+    seconds = opener.timeout(job)
+    saved = {k: os.environ.get(k) for k in HTTP_KNOBS}
+    try:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with deadline(OPEN_DEADLINE):
+                store = opener.open(job)
+            set_http_bounds(os.environ, seconds)
+            with deadline(seconds):
+                result = link_given_run(job, Git.discover(facts.root), store, force=force)
+    except DeliveryTimeout:
+        raise ReproHooksError(
+            f"{cfg.store.safe_uri}: no answer within {seconds:g}s (tracking store not answering)"
+        ) from None
+    except ReproHooksError:
+        raise
+    except Exception as exc:
+        from repro_hooks.links.delivery import error_text
+
+        first = (error_text(exc).splitlines() or [type(exc).__name__])[0][:500]
+        raise ReproHooksError(opener.safe(f"{cfg.store.safe_uri}: {first}")) from None
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    click.echo(opener.safe(result.line))
+    ctx.exit(0 if result.linked else 1)
 
 
 def _sync(

@@ -156,18 +156,28 @@ def tree_policy_findings(git: Git, policy: Policy, commit: str, blobs: list[Blob
 def tree_remote_findings(git: Git, commit: str, blobs: list[Blob]) -> list[Finding]:
     """Every DVC object the commit's tree references must be in its DVC remote (the same
     machinery as check-dvc-remote: DVC's own remote code)."""
-    from repro_hooks.dvc.remote import missing_from_remotes, referenced_outputs, remote_findings
+    from repro_hooks.dvc.remote import (
+        CommitStages,
+        missing_from_remotes,
+        referenced_outputs,
+        remote_findings,
+        uncached_outputs,
+        uncommitted_findings,
+    )
 
     dvc_blobs = [b for b in blobs if not b.is_gitlink and _is_dvc_file(display_path(b.path))]
     if not dvc_blobs:
         return []
     contents = git.read_blobs(b.sha for b in dvc_blobs)
-    referenced = referenced_outputs(dvc_blobs, contents)
+    stages = CommitStages(git)  # cache: false outputs are in git, never asked of a remote
+    stages.prefetch(dvc_blobs)
+    uncommitted = uncommitted_findings(git, uncached_outputs(dvc_blobs, contents, stages))
+    referenced = referenced_outputs(dvc_blobs, contents, stages)
     if not referenced:
-        return []
+        return uncommitted
     if git.root is None:
         raise ReproHooksError(f"{git.git_dir}: checking DVC data needs a work tree with .dvc/")
-    return remote_findings(missing_from_remotes(Path(git.root), referenced))
+    return remote_findings(missing_from_remotes(Path(git.root), referenced)) + uncommitted
 
 
 # ---- everything about one commit -------------------------------------------------------------

@@ -18,6 +18,7 @@ from repro_hooks.links.core import (
     BRANCH_TAG,
     COMMIT_TAG,
     DVC_PREFIX,
+    EVIDENCE_TAG,
     FINGERPRINT_TAG,
     REPO_URL_TAG,
     RecordedOutput,
@@ -153,6 +154,32 @@ def link_findings(facts: VersionFacts) -> list[Finding]:
     return []
 
 
+def evidence_findings(facts: VersionFacts) -> list[Finding]:
+    """The link was made by tag-mlflow under its evidence rules: not forced (`tag-mlflow
+    --run-id --force`), not by an older `--run-id` that checked nothing, not written by hand
+    (no `repro_hooks.link` tag). `check-model --allow-forced` skips this check."""
+    from repro_hooks.links.given import FORCED, FORCED_BY_TAG, FORCED_REASON_TAG
+
+    kind = facts.run_tags.get(EVIDENCE_TAG, "").strip()
+    if kind == FORCED:
+        who = facts.run_tags.get(FORCED_BY_TAG) or "someone"
+        why = facts.run_tags.get(FORCED_REASON_TAG) or "no reason recorded"
+        what = f"run {facts.run_id}'s link was forced by {who} against the evidence rules ({why})"
+    elif kind == "run-id":
+        what = (
+            f"run {facts.run_id} was linked by an older `tag-mlflow --run-id` that checked no "
+            "evidence"
+        )
+    elif not kind:
+        what = (
+            f"run {facts.run_id}'s link was not made by tag-mlflow (no {EVIDENCE_TAG} tag: "
+            "written by hand?)"
+        )
+    else:
+        return []
+    return [Finding(facts.uri, "link-unverified", what)]
+
+
 def commit_findings(facts: VersionFacts, commit: CommitFacts) -> list[Finding]:
     """The commit is here and on the protected branch."""
     where = facts.uri
@@ -237,11 +264,17 @@ class Verdict:
         return text[: MAX_REASON - 3] + "..." if len(text) > MAX_REASON else text
 
 
-def judge(facts: VersionFacts, commit: CommitFacts | None) -> Verdict:
-    """Every check for one version; `commit` is None when the link check already failed."""
+def judge(
+    facts: VersionFacts, commit: CommitFacts | None, *, allow_forced: bool = False
+) -> Verdict:
+    """Every check for one version; `commit` is None when the link check already failed.
+    `allow_forced` accepts a link the evidence rules did not make (forced, or by hand)."""
     findings = link_findings(facts)
-    if not findings and commit is not None:
-        findings = commit_findings(facts, commit)
+    linked = not findings
+    if linked and not allow_forced:
+        findings += evidence_findings(facts)
+    if linked and commit is not None:
+        findings += commit_findings(facts, commit)
         if commit.present:
             findings += data_findings(facts, commit)
             findings += commit.remote_findings
@@ -279,8 +312,14 @@ def fix_hint(verdicts: Sequence[Verdict], branch: str) -> str:
     lines = []
     if rules & {"run-missing", "run-unlinked"}:
         lines.append(
-            "Register versions from runs linked to a commit (the tag-mlflow hook, or "
-            "repro-hooks tag-mlflow --run-id <id> then --sync)."
+            "Register versions from runs the tag-mlflow hook linked to their commit (train from "
+            "a committed tree). `repro-hooks tag-mlflow --run-id <id>` links a run to HEAD only "
+            "if HEAD records the code and data the run used, and says why not otherwise."
+        )
+    if "link-unverified" in rules:
+        lines.append(
+            "The link was forced or written by hand: train from a commit and let tag-mlflow "
+            "link the run (or pass --allow-forced to accept such links)."
         )
     if "commit-missing" in rules:
         lines.append(
@@ -290,11 +329,17 @@ def fix_hint(verdicts: Sequence[Verdict], branch: str) -> str:
         lines.append(f"Merge the commit into {branch} (and fetch) before deploying.")
     if "data-mismatch" in rules:
         lines.append(
-            "The run was linked to another commit's data: relink it (tag-mlflow --run-id) or "
-            "register a version from a run of this commit."
+            "The run's tags differ from its commit's records: relink it (repro-hooks tag-mlflow "
+            "--run-id <id>, from a checkout of the commit the run used) or register a version "
+            "from a run of this commit."
         )
     if "dvc-not-pushed" in rules:
         lines.append("Push the data the commit references: dvc push (from a checkout of it).")
+    if "uncommitted-output" in rules:
+        lines.append(
+            "A cache: false output (metrics, plots) lives in git: the commit must hold it; "
+            "commit it with its dvc.lock and train again."
+        )
     if rules & {"large-file", "lfs-pointer", "data-in-git", "malformed-dvc"}:
         lines.append("The commit breaks the repository policy: fix it and train again.")
     return "\n".join(lines)

@@ -35,6 +35,7 @@ from repro_hooks.dvc.hints import (
     gitignore_entry,
     gitignore_for,
     is_notebook,
+    stage_outputs,
 )
 from repro_hooks.dvc.runner import INSTALL_HINT, dvc_command, last_error_line, run_dvc
 from repro_hooks.errors import ReproHooksError
@@ -65,14 +66,72 @@ def move_to_dvc(git: Git, findings: Sequence[Finding]) -> list[Finding]:
             f"--fix needs DVC, which is not installed ({INSTALL_HINT}); nothing was changed"
         )
     paths = [os.fsdecode(f.raw_path) for f in moving if f.raw_path is not None]
-    plan = _plan(git, paths)
-    moved = _apply(git, plan)
-    return [
-        replace(f, message=f"{f.message}: moved into DVC ({display_path(os.fsencode(dvc_file))} "
-                "staged); review and commit again")
-        if f.raw_path is not None and (dvc_file := moved.get(os.fsdecode(f.raw_path))) else f
-        for f in findings
-    ]  # fmt: skip
+    # a dvc.yaml stage output (or a file inside one): `dvc add` refuses it (it overlaps the
+    # stage); it only leaves the index, and `dvc repro` / `dvc commit` record it in dvc.lock
+    outputs = stage_outputs(git.root, paths)
+    to_add = [p for p in paths if p not in outputs]
+    to_untrack = [p for p in paths if p in outputs]
+    _check_untrack(git, to_untrack)
+    moved = _apply(git, _plan(git, to_add)) if to_add else {}
+    untracked = _untrack(git, to_untrack)
+    reworded: list[Finding] = []
+    for f in findings:
+        path = os.fsdecode(f.raw_path) if f.raw_path is not None else None
+        if path is not None and path in moved:
+            dvc_file = display_path(os.fsencode(moved[path]))
+            f = replace(
+                f,
+                message=f"{f.message}: moved into DVC ({dvc_file} staged); review and commit again",
+            )
+        elif path is not None and path in untracked:
+            why = (
+                f"an output of {outputs[path]}: dvc repro or dvc commit records it in dvc.lock"
+                + untracked[path]
+            )
+            f = replace(
+                f, message=f"{f.message}: taken out of the index ({why}); review and commit again"
+            )
+        reworded.append(f)
+    return reworded
+
+
+def _check_untrack(git: Git, paths: Sequence[str]) -> None:
+    """Before anything changes: each stage output to take out of the index is a file on disk
+    (the index entry must not be its only copy), in an index that outlives the hook."""
+    if not paths:
+        return
+    assert git.root is not None
+    if os.environ.get("GIT_INDEX_FILE", "").endswith(".lock"):
+        raise ReproHooksError(
+            "--fix: this commit stages files itself (git commit -a, or with paths) and drops "
+            "what a hook stages; stage with git add, then run git commit without -a or paths; "
+            "nothing was changed"
+        )
+    for path in paths:
+        full = git.root / path
+        if full.is_symlink() or not full.is_file():
+            raise _fail(path, "not a regular file in the working tree")
+
+
+def _untrack(git: Git, paths: Sequence[str]) -> dict[str, str]:
+    """`git rm --cached` the stage outputs (the files stay on disk); per path, a note when git
+    does not ignore it (then `git add -A` would stage it again)."""
+    if not paths:
+        return {}
+    git.run(
+        "rm",
+        "--cached",
+        "-q",
+        "--pathspec-from-file=-",
+        "--pathspec-file-nul",
+        input=_nul(paths),
+        env=LITERAL,
+    )
+    ignored = git.ignored_paths([os.fsencode(p) for p in paths])
+    return {
+        p: "" if os.fsencode(p) in ignored else "; git does not ignore it yet: dvc repro does"
+        for p in paths
+    }
 
 
 @dataclass

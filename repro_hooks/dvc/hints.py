@@ -172,6 +172,48 @@ def dvc_add_commands(
     return lines
 
 
+def stage_outputs(root: Path, paths: Sequence[str]) -> dict[str, str]:
+    """For each path that is the output of a `dvc.yaml` stage, or lies inside one, the stage
+    (`dvc.yaml:train`). `dvc add` refuses such a path (it overlaps the stage's output): the fix
+    is to take it out of the index, and `dvc repro` / `dvc commit` record it in dvc.lock. Reads
+    the `dvc.yaml` of every directory from the root down to each path (templating resolved from
+    the working tree); a malformed one says nothing (check-dvc reports it)."""
+    from repro_hooks.dvc.hashing import DvcIgnore
+    from repro_hooks.dvc.worktree import load_dvc_files
+
+    candidates: set[str] = set()
+    for path in paths:
+        parts = path.split("/")[:-1]
+        for depth in range(len(parts) + 1):
+            candidate = posixpath.join("/".join(parts[:depth]), "dvc.yaml")
+            if (root / candidate).is_file():
+                candidates.add(candidate)
+    if not candidates:
+        return {}
+    real_root = os.path.realpath(root)
+
+    def inside(rel: str) -> bool:
+        full = os.path.realpath(root / rel)
+        return os.path.commonpath([real_root, full]) == real_root
+
+    files = load_dvc_files(root, candidates, DvcIgnore({}), inside)
+    found: dict[str, str] = {}
+    for pipeline in files.pipelines:
+        for name, stage in pipeline.stages.items():
+            for out in stage.outs:
+                for path in paths:
+                    if path not in found and (path == out.path or path.startswith(out.path + "/")):
+                        found[path] = f"{pipeline.yaml_file}:{name}"
+    return found
+
+
+def untrack_commands(paths: Sequence[str]) -> list[str]:
+    """Take stage outputs out of the index (the files stay on disk)."""
+    if not paths:
+        return []
+    return [f"{_git(paths)} rm --cached -q -- {_quote(paths)}"]
+
+
 def notebook_commands(paths: Sequence[str]) -> list[str]:
     """Strip the outputs of large notebooks (what makes them large) and stage them again."""
     if not paths:

@@ -8,6 +8,7 @@ type DVC supports works, with DVC's credentials and configuration.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import posixpath
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -15,10 +16,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from repro_hooks.dvc.files import DvcFileError, Output, load_yaml, parse_dvc_file, parse_dvc_lock
+from repro_hooks.dvc.files import (
+    DvcFileError,
+    Output,
+    Stage,
+    load_yaml,
+    parse_dvc_file,
+    parse_dvc_lock,
+    parse_dvc_yaml,
+)
 from repro_hooks.errors import ReproHooksError
-from repro_hooks.git import SYMLINK_MODE, Blob
+from repro_hooks.git import SYMLINK_MODE, Blob, Git
 from repro_hooks.report import Finding, display_path
+
+# (commit, dvc.lock path) -> the stages of the dvc.yaml beside it in that commit (None: none)
+StageLookup = Callable[[str | None, str], Mapping[str, Stage] | None]
 
 INSTALL_HINT = "pip install 'repro-hooks[dvc]'"
 
@@ -49,33 +61,162 @@ def _is_repo_import(content: bytes, file: str) -> bool:
     return isinstance(deps, list) and any(isinstance(d, Mapping) and "repo" in d for d in deps)
 
 
-def referenced_outputs(blobs: Sequence[Blob], contents: Mapping[str, bytes]) -> list[Referenced]:
+class CommitStages:
+    """The `dvc.yaml` beside each `dvc.lock` of a commit, parsed as DVC resolves it (templating
+    read from that same commit): only `dvc.yaml` says which stage outputs are `cache: false`
+    (git keeps them; `dvc push` never sends them) and which `wdir` a stage's paths are relative
+    to. Read in one `git cat-file --batch` for every lock given to `prefetch`."""
+
+    def __init__(self, git: Git) -> None:
+        from repro_hooks.dvc.commits import CommitFiles
+
+        self.git = git
+        self.files = CommitFiles(git)
+        self.contents: dict[tuple[str, str], bytes | None] = {}
+        self.parsed: dict[tuple[str, str], Mapping[str, Stage] | None] = {}
+
+    @staticmethod
+    def yaml_of(lock_path: str) -> str:
+        return posixpath.join(posixpath.dirname(lock_path), "dvc.yaml")
+
+    def prefetch(self, blobs: Iterable[Blob]) -> None:
+        wanted = [
+            (b.commit, self.yaml_of(display_path(b.path)))
+            for b in blobs
+            if b.commit and posixpath.basename(display_path(b.path)) == "dvc.lock"
+        ]
+        wanted = [k for k in dict.fromkeys(wanted) if k not in self.contents]
+        if not wanted:
+            return
+        found = self.git.read_objects([f"{commit}:{path}" for commit, path in wanted])
+        self.contents.update(zip(wanted, found, strict=True))
+
+    def __call__(self, commit: str | None, lock_path: str) -> Mapping[str, Stage] | None:
+        if commit is None:
+            return None
+        key = (commit, self.yaml_of(lock_path))
+        if key not in self.parsed:
+            if key not in self.contents:
+                self.contents[key] = self.git.read_objects([f"{commit}:{key[1]}"])[0]
+            content = self.contents[key]
+            try:
+                self.parsed[key] = (
+                    None
+                    if content is None
+                    else parse_dvc_yaml(content, key[1], *self.files.sources(commit, key[1]))
+                )
+            except DvcFileError:
+                self.parsed[key] = None  # reported as malformed on its own
+        return self.parsed[key]
+
+
+def _stage_out_cached(out: Output, stages: Mapping[str, Stage] | None) -> bool:
+    """Whether DVC caches a dvc.lock output: its dvc.yaml entry's `cache` (True when unknown)."""
+    stage = stages.get(out.stage or "") if stages else None
+    if stage is None:
+        return True
+    for declared in stage.outs:
+        if declared.path == out.path or declared.def_path == out.def_path:
+            return declared.cache
+    return True
+
+
+def _recorded_outs(
+    blob: Blob, contents: Mapping[str, bytes], stages: StageLookup | None
+) -> list[Output] | None:
+    """The outputs a .dvc or dvc.lock blob records, `cache` set as DVC sees it; None for any
+    other file, a `dvc import` (its source repository has the data) or a malformed file (`scan`
+    reports it)."""
+    if blob.is_gitlink or blob.mode == SYMLINK_MODE or blob.sha not in contents:
+        return None
+    path = display_path(blob.path)
+    name = posixpath.basename(path)
+    content = contents[blob.sha]
+    try:
+        if name == "dvc.lock":
+            declared = stages(blob.commit, path) if stages is not None else None
+            wdirs = {n: st.wdir for n, st in declared.items()} if declared else None
+            outs = [o for st in parse_dvc_lock(content, path, wdirs).values() for o in st.outs]
+            return [
+                o if _stage_out_cached(o, declared) else dataclasses.replace(o, cache=False)
+                for o in outs
+            ]
+        if name.endswith(".dvc") and name != ".dvc":
+            if _is_repo_import(content, path):
+                return None  # `dvc push` never pushes these: their source repository has them
+            return parse_dvc_file(content, path).outs
+    except DvcFileError:
+        return None
+    return None
+
+
+def referenced_outputs(
+    blobs: Sequence[Blob], contents: Mapping[str, bytes], stages: StageLookup | None = None
+) -> list[Referenced]:
     """Outputs whose data DVC pushes (cached, `push` not false, a recorded hash, not a
-    `dvc import` from another repository) recorded by the .dvc and dvc.lock blobs. A malformed
-    file is skipped here: `repro-hooks scan` reports it."""
+    `dvc import` from another repository) recorded by the .dvc and dvc.lock blobs. A dvc.lock
+    output is `cache: false` when its `dvc.yaml` says so: give `stages` (a `CommitStages`), or
+    every dvc.lock output counts as cached. A malformed file is skipped here: `repro-hooks scan`
+    reports it."""
     found: dict[tuple[str, str, str], Referenced] = {}
     for blob in blobs:
-        if blob.is_gitlink or blob.mode == SYMLINK_MODE or blob.sha not in contents:
-            continue
-        path = display_path(blob.path)
-        name = posixpath.basename(path)
-        content = contents[blob.sha]
-        try:
-            if name == "dvc.lock":
-                outs = [o for stage in parse_dvc_lock(content, path).values() for o in stage.outs]
-            elif name.endswith(".dvc") and name != ".dvc":
-                if _is_repo_import(content, path):
-                    continue  # `dvc push` never pushes these: their source repository has them
-                outs = parse_dvc_file(content, path).outs
-            else:
-                continue
-        except DvcFileError:
-            continue
-        for out in outs:
+        for out in _recorded_outs(blob, contents, stages) or ():
             if out.hash_value and out.cache and out.push:
                 key = (out.path, out.hash_value, out.remote or "")
                 found.setdefault(key, Referenced(out, blob.commit))
     return list(found.values())
+
+
+def uncached_outputs(
+    blobs: Sequence[Blob], contents: Mapping[str, bytes], stages: StageLookup
+) -> list[Referenced]:
+    """The `cache: false` outputs (git keeps them, no DVC remote ever does) the .dvc and
+    dvc.lock blobs record, each with the commit that recorded it."""
+    found: dict[tuple[str, str | None], Referenced] = {}
+    for blob in blobs:
+        for out in _recorded_outs(blob, contents, stages) or ():
+            if not out.cache:
+                found.setdefault((out.path, blob.commit), Referenced(out, blob.commit))
+    return list(found.values())
+
+
+def uncommitted_findings(git: Git, uncached: Sequence[Referenced]) -> list[Finding]:
+    """A `cache: false` output must be in the commit that records it (git is its only store):
+    one `git cat-file --batch-check` for all of them."""
+    asked = [r for r in uncached if r.commit and "\n" not in r.output.path]
+    if not asked:
+        return []
+    spec = "".join(f"{r.commit}:{r.output.path}\n" for r in asked)
+    out = git.run(
+        "cat-file",
+        "--batch-check=%(objecttype)",
+        input=spec.encode("utf-8", "surrogateescape"),
+    )
+    answers = out.decode("utf-8", "replace").split("\n")
+    findings = []
+    for ref, answer in zip(asked, answers, strict=False):
+        if answer in ("blob", "tree"):
+            continue
+        assert ref.commit is not None
+        findings.append(
+            Finding(
+                ref.output.path,
+                "uncommitted-output",
+                f"cache: false output recorded in {ref.output.source} is not in commit "
+                f"{ref.commit[:12]} (git keeps it, no DVC remote does)",
+                ref.commit,
+            )
+        )
+    return findings
+
+
+def uncommitted_hint(findings: Sequence[Finding]) -> str:
+    if not any(f.rule == "uncommitted-output" for f in findings):
+        return ""
+    return (
+        "A cache: false output lives in git: commit it with the dvc.lock that records it "
+        "(git add <path> && git commit), or make it cache: true in dvc.yaml and dvc push it."
+    )
 
 
 def _read_listing(odb: Any, oid: str) -> list[str] | None:
@@ -215,12 +356,26 @@ def remote_findings(checks: Sequence[RemoteCheck]) -> list[Finding]:
     return findings
 
 
-def push_hint(checks: Sequence[RemoteCheck]) -> str:
+def push_hint(checks: Sequence[RemoteCheck], head: str | None = None) -> str:
+    """How to push what the checks found missing. `dvc push` sends what the checked-out DVC
+    files reference, so it is enough only when every missing object is recorded by `head` (the
+    checked-out commit); otherwise `dvc push --all-commits` (DVC's CLI has no way to name
+    revisions; it uploads only what the remote lacks)."""
+    if not checks:
+        return ""
     remotes = ", ".join(sorted(repr(c.remote) for c in checks))
+    commits = {r.commit for c in checks for r in (*c.missing, *c.unknown_listing)}
+    only_head = head is not None and commits <= {head}
     lines = [
         f"Push the data to {remotes} before the commits that reference it:",
-        "  dvc push",
-        "(DVC sends each output to its `remote:`, else to the default remote.)",
+        "  dvc push" if only_head else "  dvc push --all-commits",
+        "(DVC sends each output to its `remote:`, else to the default remote"
+        + (
+            ")."
+            if only_head
+            else f"; the data of {len(commits)} commit(s) is missing, and a plain `dvc push` "
+            "sends only the checked-out commit's)."
+        ),
     ]
     if any(c.not_cached or c.unknown_listing for c in checks):
         lines.append(

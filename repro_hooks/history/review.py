@@ -112,6 +112,53 @@ def data_findings(
     return findings
 
 
+def git_kept_outputs(
+    git: Git,
+    blobs: Sequence[Blob],
+    info: Mapping[str, ObjectInfo],
+    lfs: LfsFacts,
+    facts: _PathFacts,
+) -> set[tuple[str, str]]:
+    """(path, blob) pairs at data patterns that their commit's `dvc.yaml` declares a `cache:
+    false` output (metrics, plots a stage writes): DVC keeps them in git, and check-dvc accepts
+    them at commit, so the scan must not call them data stored in git. The `dvc.yaml` of every
+    directory above such a path is read in one `git cat-file --batch` (CommitStages)."""
+    candidates = [
+        (b, path)
+        for b in blobs
+        if b.commit
+        and not b.is_gitlink
+        and b.sha not in lfs.pointer_shas
+        and (o := info.get(b.sha)) is not None
+        and o.size > 0
+        and facts.is_data(path := facts.display(b.path))
+    ]
+    if not candidates:
+        return set()
+    from repro_hooks.dvc.remote import CommitStages  # lazy: only a push with data-like blobs
+
+    def locks(path: str) -> list[str]:  # CommitStages looks up the dvc.yaml beside a dvc.lock
+        parts = path.split("/")[:-1]
+        return ["/".join([*parts[:i], "dvc.lock"]) for i in range(len(parts), -1, -1)]
+
+    stages = CommitStages(git)
+    stages.prefetch(
+        Blob(lock.encode(), "100644", "", b.commit)
+        for b, path in candidates
+        for lock in locks(path)
+    )
+    kept = set()
+    for blob, path in candidates:
+        for lock in locks(path):
+            declared = stages(blob.commit, lock)
+            if declared and any(
+                not out.cache and out.path == path for st in declared.values() for out in st.outs
+            ):
+                kept.add((path, blob.sha))
+                break
+    return kept
+
+
 def link_targets(
     git: Git, blobs: Sequence[Blob], info: Mapping[str, ObjectInfo], policy: Policy
 ) -> dict[str, bytes]:
@@ -280,13 +327,16 @@ def scan_findings(
     lock_wdirs: Mapping[tuple[str | None, str], Mapping[str, str]] | None = None,
     links: Mapping[str, bytes] | None = None,
     parses: DvcParses | None = None,
+    git_kept: Collection[tuple[str, str]] = (),
 ) -> list[Finding]:
     """Every rule over the blobs a set of commits introduces. A (path, blob) breaking the size or
-    LFS rule is not reported again as data-in-git. `links`: see `data_findings`."""
+    LFS rule is not reported again as data-in-git. `links`: see `data_findings`. `git_kept`:
+    (path, blob) pairs that are `cache: false` DVC outputs (see `git_kept_outputs`), which git
+    keeps by design: not data stored in git."""
     large = large_file_findings(blobs, info, policy, lfs)
     if sha_of is None:
         sha_of = blob_index(blobs)
-    skip = {(f.path, sha_of.get((f.path, f.commit), "")) for f in large}
+    skip = {(f.path, sha_of.get((f.path, f.commit), "")) for f in large} | set(git_kept)
     return [
         *large,
         *data_findings(blobs, info, policy, lfs, skip, links),
@@ -387,7 +437,10 @@ def _blob_findings(
     sha_of = blob_index(blobs, facts.display)
     lock_wdirs = _lock_wdirs(git, [b for b in blobs if b.sha in contents], facts.display, parses)
     links = link_targets(git, blobs, info, policy)
-    findings = scan_findings(blobs, info, policy, lfs, contents, sha_of, lock_wdirs, links, parses)
+    kept = git_kept_outputs(git, blobs, info, lfs, facts)
+    findings = scan_findings(
+        blobs, info, policy, lfs, contents, sha_of, lock_wdirs, links, parses, kept
+    )
     if dvc_shas:
         findings += _duplicate_outputs_at_tips(git, rev_args, blobs, facts, parses)
     if over_budget:

@@ -410,6 +410,8 @@ def fix_hint(
         gitignore_entry,
         is_notebook,
         notebook_commands,
+        stage_outputs,
+        untrack_commands,
     )
 
     if in_history:
@@ -434,6 +436,16 @@ def fix_hint(
     notebooks = [f.path for f in large if is_notebook(f.path) and f.path not in odd]
     cd = where.prefix()  # once, in the first block: every path below is root-relative
     blocks = []
+    outputs = stage_outputs(root, data) if root is not None else {}  # dvc add refuses these
+    if outputs:
+        data = [p for p in data if p not in outputs]
+        blocks.append(
+            "dvc.yaml stage outputs: take them out of git (dvc repro or dvc commit records "
+            "them in dvc.lock; dvc add refuses them):\n"
+            + "\n".join("  " + line for line in [*cd, *untrack_commands(list(outputs))])
+            + (f"\nor let repro-hooks do it: {fix_command}" if fix_command and not data else "")
+        )
+        cd = []
     if data:
         lines = dvc_add_commands(data, where, in_git=True)
         after_init = " (after dvc init)" if "dvc init" in lines else ""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import heapq
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from repro_hooks.git import Git
@@ -22,12 +22,22 @@ from repro_hooks.links.core import (
     RunCandidate,
     RunChoice,
     choose_runs,
-    code_changes,
+    code_change_pairs,
     commit_record,
     committed_outputs,
     fallback_verdict,
     first_remote_url,
+    not_code,
     stamp_verdict,
+    status_verdict,
+)
+from repro_hooks.links.inputs import (
+    SHORT_COMMIT_TAG,
+    STAGE_TAG,
+    inputs_of_run,
+    owns_short_commit,
+    short_commit,
+    stage_deps_of,
 )
 from repro_hooks.links.queue import Job
 from repro_hooks.links.registry import propagation_note
@@ -82,8 +92,19 @@ class Ancestry:
         return self.cache[sha]
 
 
+EMPTY_TREES = {
+    40: "4b825dc642cb6eb9a060e54bf8d69288fbee4904",
+    64: "6ef19b41225c5369f1c104d45d8d85efa9b057b53b14b4b9b939dd74decc5321",
+}
+
+
 class Evidence:
-    """What the rules need to judge runs for one commit, asked of git once and cached."""
+    """What the rules need to judge runs for one commit, asked of git once and cached.
+
+    `judge(run)` is the whole rule set for one run against this commit (None: it qualifies,
+    else why not): a FAILED/KILLED run never; a stage run by its stage (core.stage_verdict);
+    another stamped run by the code and data rules; an unstamped run by what MLflow proves.
+    `tag-mlflow --run-id` calls it too (links/given.py)."""
 
     def __init__(self, git: Git, job: Job, commit: str) -> None:
         self.git = git
@@ -92,11 +113,13 @@ class Evidence:
         self.common_dir = str(git.common_dir)
         self.clone = read_clone_id(self.common_dir)
         self._outputs: list[RecordedOutput] | None = None
-        self._diffs: dict[str, dict[str, str | None] | None] = {}
+        self._diffs: dict[str, dict[str, tuple[str | None, str | None]] | None] = {}
         self._data: dict[str, dict[str, str]] = {}
         self._parents: list[str] | None = None
         self._repo_url: str | None = None
         self._user: str | None = None
+        self._ignore: tuple[str, ...] | None = None
+        self._locks: dict[str, Any] = {}
 
     @property
     def parents(self) -> list[str]:
@@ -111,16 +134,89 @@ class Evidence:
             self._outputs = committed_outputs(self.git, self.commit)[0]
         return self._outputs
 
-    def code_diff(self, base: str | None) -> dict[str, str | None] | None:
-        """Code paths where the commit differs from `base`; None if `base` is unknown here."""
-        if not base or not _SHA_RE.match(base):
+    @property
+    def ignore(self) -> tuple[str, ...]:
+        """The `link-ignore` globs of the work tree's configuration (defaults if unreadable)."""
+        if self._ignore is None:
+            from pathlib import Path
+
+            from repro_hooks.errors import ReproHooksError
+            from repro_hooks.policy.config import DEFAULT_LINK_IGNORE, load_config
+
+            try:
+                self._ignore = load_config(Path(self.job.root), None).mlflow.link_ignore
+            except (ReproHooksError, OSError):
+                self._ignore = DEFAULT_LINK_IGNORE
+        return self._ignore
+
+    def _pairs(self, base: str | None) -> dict[str, tuple[str | None, str | None]] | None:
+        if base is None:  # the run started before the first commit: from the empty tree
+            base = EMPTY_TREES.get(len(self.commit), EMPTY_TREES[40])
+        if not _SHA_RE.match(base):
             return None
         if base not in self._diffs:
             raw = self.git.try_run(
                 "diff", "--raw", "-z", "--no-renames", "--no-abbrev", base, self.commit, "--"
             )
-            self._diffs[base] = None if raw is None else code_changes(raw)
+            self._diffs[base] = None if raw is None else code_change_pairs(raw)
         return self._diffs[base]
+
+    def code_diff(self, base: str | None) -> dict[str, str | None] | None:
+        """Code paths where the commit differs from `base` (None: the empty tree); None if
+        `base` is unknown here. Raw: nothing left out (see `code_maps`)."""
+        pairs = self._pairs(base)
+        return None if pairs is None else {p: new for p, (_, new) in pairs.items()}
+
+    def code_maps(
+        self,
+        base: str | None,
+        run_code: Mapping[str, str | None],
+        data_paths: Iterable[str] = (),
+    ) -> tuple[dict[str, str | None], dict[str, str | None]] | None:
+        """(code the commit changed since `base`, code the run had changed) with what is not
+        code left out of both: DVC outputs (the commit's, and `data_paths`), `link-ignore`
+        paths, and notebooks whose cells (outputs, counts and metadata aside) are the same.
+        None if `base` is unknown here."""
+        from repro_hooks.links.stamp import NOTEBOOK_PREFIX, notebook_digest
+
+        pairs = self._pairs(base)
+        if pairs is None:
+            return None
+        commit_map = {p: new for p, (_, new) in pairs.items()}
+        run_map = dict(run_code)
+        notebooks = sorted(p for p in {*commit_map, *run_map} if p.endswith(".ipynb"))
+        if notebooks:
+            shas = {s for p in notebooks for s in pairs.get(p, (None, None)) if s}
+            blobs = self.git.read_blobs(shas) if shas else {}
+            unchanged = [p for p in notebooks if p not in pairs]
+            at_base: dict[str, bytes | None] = {}
+            if unchanged and base is not None:
+                found = self.git.read_objects([f"{base}:{p}" for p in unchanged])
+                at_base = dict(zip(unchanged, found, strict=True))
+
+            def digest(data: bytes | None) -> str | None:
+                return None if data is None else notebook_digest(data)
+
+            for path in notebooks:
+                old, new = pairs.get(path, (None, None))
+                if path in pairs:
+                    base_d = digest(blobs.get(old)) if old else None
+                    commit_d = digest(blobs.get(new)) if new else None
+                else:
+                    base_d = commit_d = digest(at_base.get(path))
+                if commit_d == base_d:
+                    commit_map.pop(path, None)
+                else:
+                    commit_map[path] = commit_d
+                run_d = run_map.get(path, base_d)
+                if isinstance(run_d, str) and not run_d.startswith((NOTEBOOK_PREFIX, "?")):
+                    run_d = digest(self.git.read_blobs([run_d]).get(run_d)) or run_d
+                if run_d == base_d:
+                    run_map.pop(path, None)
+                else:
+                    run_map[path] = run_d
+        data = {o.path for o in self.outputs} | set(data_paths)
+        return not_code(commit_map, data, self.ignore), not_code(run_map, data, self.ignore)
 
     def recorded_data(self, commit: str) -> dict[str, str]:
         if commit not in self._data:
@@ -128,6 +224,14 @@ class Evidence:
                 o.path: o.hash_value for o in committed_outputs(self.git, commit)[0]
             }
         return self._data[commit]
+
+    def lock_stage(self, address: str) -> Any:
+        """The commit's dvc.lock entry for a stage address (None: not recorded)."""
+        if address not in self._locks:
+            from repro_hooks.links.inputs import committed_lock_stage
+
+            self._locks[address] = committed_lock_stage(self.git, self.commit, address)
+        return self._locks[address]
 
     def user(self) -> str | None:
         if self._user is None:
@@ -140,29 +244,52 @@ class Evidence:
         return self._user or None
 
     def judge(self, run: RunCandidate) -> str | None:
+        failed = status_verdict(run)
+        if failed:
+            return failed
         if run.tags.get(CLONE_TAG):
             if run.tags[CLONE_TAG] != self.clone:
                 return "stamped in another clone"
             record = load_record(self.common_dir, run.tags.get(STAMP_TAG, ""))
-            head = record.get("head") if record else None
+            if record is None:
+                return stamp_verdict(run, None, self.job.root, None, self.outputs)
+            stage = record.get("stage")
+            if isinstance(stage, dict):
+                lock = self.lock_stage(str(stage.get("address") or ""))
+                return stamp_verdict(run, record, self.job.root, None, self.outputs, lock=lock)
+            head = record.get("head")
+            code = record.get("code")
+            start = record.get("start")
+            maps = None
+            if head is None or isinstance(head, str):
+                maps = self.code_maps(
+                    head if isinstance(head, str) and head else None,
+                    code if isinstance(code, dict) else {},
+                    start if isinstance(start, dict) else (),
+                )
+            commit_code, run_code = maps if maps else (None, None)
             return stamp_verdict(
-                run, record, self.job.root,
-                self.code_diff(head if isinstance(head, str) else None), self.outputs,
-            )  # fmt: skip
+                run, record, self.job.root, commit_code, self.outputs, run_changes=run_code
+            )
         if self._repo_url is None:
             self._repo_url = first_remote_url(self.git) or ""
         source = run.source_commit
         same_data = bool(source) and self.recorded_data(source or "") == {
             o.path: o.hash_value for o in self.outputs
         }
+        maps = self.code_maps(source, {}) if source else None
         return fallback_verdict(
             run, commit=self.commit, parents=self.parents, user=self.user(), root=self.job.root,
             repo_url=self._repo_url or None,
-            changed_by_commit=self.code_diff(source) if source else None, same_data=same_data,
+            changed_by_commit=maps[0] if maps else None, same_data=same_data,
         )  # fmt: skip
 
     def evidence_kind(self, run: RunCandidate) -> str:
-        return "stamp" if run.tags.get(CLONE_TAG) else "mlflow-source"
+        """How a link to this run is justified: "stage" (its stage in the commit's dvc.lock),
+        "stamp" (the code and data rules over its stamp), "mlflow-source" (unstamped)."""
+        if not run.tags.get(CLONE_TAG):
+            return "mlflow-source"
+        return "stage" if run.tags.get(STAGE_TAG) else "stamp"
 
 
 def _newest_first(*streams: Iterable[RunCandidate]) -> Iterator[RunCandidate]:
@@ -183,13 +310,16 @@ def write_link(
     if evidence:
         tags[EVIDENCE_TAG] = evidence
     existing = store.tags(run_id)
+    if owns_short_commit(existing):  # the commit at a glance (a user's own `commit` tag stays)
+        tags[SHORT_COMMIT_TAG] = short_commit(commit, branch or existing.get(BRANCH_TAG))
     delete: list[str] = []
     if COMMIT_TAG in existing:  # our earlier link: drop our keys the new commit lacks
         delete = [
             k for k in existing
             if (k.startswith(DVC_PREFIX) or (k == BRANCH_TAG and branch)) and k not in tags
         ]  # fmt: skip
-    store.write_link(run_id, tags, record.outputs, delete, record.repo_url)
+    inputs = _run_inputs(git, existing, commit, record.outputs)
+    store.write_link(run_id, tags, inputs, delete, record.repo_url)
     note = "".join(f"; {p}" for p in record.problems)
     # the link follows the run's models into the registry (a detached HEAD keeps the branch)
     carried = dict(tags)
@@ -197,6 +327,20 @@ def write_link(
         carried[BRANCH_TAG] = existing[BRANCH_TAG]
     note += propagation_note(store.client, run_id, carried)
     return f"{len(record.outputs)} DVC output(s){note}"
+
+
+def _run_inputs(
+    git: Git, tags: Mapping[str, str], commit: str, outputs: Sequence[RecordedOutput]
+) -> list[RecordedOutput]:
+    """The committed data the run used (links.inputs): its dataset inputs on the run page."""
+    address = tags.get(STAGE_TAG)
+    deps = stage_deps_of(git, commit, address) if address else None
+    record = None
+    common_dir = str(git.common_dir)
+    clone = tags.get(CLONE_TAG)
+    if clone and clone == read_clone_id(common_dir):
+        record = load_record(common_dir, tags.get(STAMP_TAG, ""))
+    return inputs_of_run(outputs, tags, record, deps)
 
 
 def _write_with_children(
@@ -220,19 +364,16 @@ def _passed(choice: RunChoice, limit: int = 3) -> str:
 
 def link_commit(job: Job, git: Git, store: Any) -> str:
     """A "link" job: choose the commit's run(s) and write the link; one line for the log."""
-    from repro_hooks.links.store import StoreError, tag_equals
+    from repro_hooks.links.store import tag_equals
 
     assert job.commit is not None
     short = job.commit[:12]
     if git.try_run("cat-file", "-e", f"{job.commit}^{{commit}}") is None:
         return f"{short}: nothing linked: the commit no longer exists"
-    if job.run_id:
-        try:
-            run = store.run(job.run_id)
-        except StoreError as exc:
-            return f"{short}: nothing linked: {exc}"
-        detail = _write_with_children(store, git, run, job.commit, job.branch, "run-id")
-        return f"{short}: linked to run {run.run_id} (experiment {run.experiment_id}): {detail}"
+    if job.run_id:  # the same rules as any link (`--force` marks a link made against them)
+        from repro_hooks.links.given import link_given_run
+
+        return link_given_run(job, git, store, force=bool(job.extra.get("force"))).line
     ids, notes = store.experiment_ids(job.experiments)
     if not ids:
         why = "; ".join(notes) or "the tracking store has no experiment"
@@ -276,7 +417,8 @@ def relink_commit(job: Job, git: Git, store: Any) -> str:
                 continue
             if run.parent_run_id and any(r.run_id == run.parent_run_id for r in linked):
                 continue  # its parent stays: so does it
-            why_not = evidence.judge(run) if run.tags.get(EVIDENCE_TAG) != "run-id" else None
+            # a forced link moves as it is: the user linked it against the rules on purpose
+            why_not = evidence.judge(run) if run.tags.get(EVIDENCE_TAG) != "forced" else None
             if why_not is not None:
                 lines.append(
                     f"{old[:12]} -> {new[:12]}: run {run.run_id} keeps its link: {why_not}"

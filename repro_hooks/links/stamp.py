@@ -3,17 +3,21 @@ clone a run ran in, its code and the state of its DVC-described data.
 
 Registered as the entry point `mlflow.run_context_provider` (pyproject.toml), so MLflow loads
 this module whenever it is imported in an environment where repro-hooks is installed: the module
-imports only `os` at top level, and `RunStamp()` does nothing. `tags()` never raises into the
+imports only `os` at top level, and `RunStamp()` only installs the audit hook that notes which
+repository files the process reads and writes. `tags()` never raises into the
 user's training: any failure returns {} (the run is then simply not stamped).
 
 A stamp is two things:
-- run tags under `repro_hooks.` (never `mlflow.*`): the clone id, a stamp id, HEAD, whether the
-  tracked code was clean, and a digest of the DVC outputs' hashes at the start;
+- run tags under `repro_hooks.` (never `mlflow.*`): the clone id, a stamp id, HEAD, a digest of
+  the DVC outputs' hashes at the start, `evidence` ("stage" or "tree"), and `stage` (the stage
+  `dvc repro` ran it as) or `clean` (whether the tracked code was clean);
 - a local record `<git common dir>/repro-hooks/runs/<stamp id>.json` with what the tags cannot
-  hold: the hash of every DVC output at the start, the blob of every changed code file, and, added
-  when the training process exits, the hash of every DVC output (and of every file written since
-  the start) at the end. The linker reads it on the same machine, in the same clone: a run it
-  links is always one this clone stamped.
+  hold: the hash of every DVC output at the start, the blob of every changed code file, a stage
+  run's stage (cmd, deps' hashes and params' values at the start, outs), and, added when the
+  training process exits, the hash of every DVC output (and of every file written since the
+  start) at the end, and the repository files the process wrote (`written`) and read (`read`).
+  The linker reads it on the same machine, in the same clone: a run it links is always one this
+  clone stamped (a `dvc exp run --temp` copy records into its parent clone).
 """
 
 from __future__ import annotations
@@ -32,6 +36,11 @@ STAMP_TAG = "repro_hooks.stamp"
 HEAD_TAG = "repro_hooks.head"
 CLEAN_TAG = "repro_hooks.clean"
 DATA_TAG = "repro_hooks.data"
+STAGE_TAG = "repro_hooks.stage"  # a stage run: its address from the git root (`train`, `sub/dvc.yaml:train`)
+KIND_TAG = "repro_hooks.evidence"  # what will justify the run's link: "stage" or "tree"
+NOTEBOOK_PREFIX = "nb:"  # a notebook's code digest (outputs, counts and metadata left out)
+EXPS_DIR = "/.dvc/tmp/exps/"  # where `dvc exp run --temp/--queue` copies the repository
+MAX_WRITES = 100_000  # paths the audit hook remembers per process
 DISABLE_ENV = "REPRO_HOOKS_STAMP"  # "0": no stamp
 RECORD_VERSION = 1
 MAX_CODE_FILE = 1 << 20  # changed code files larger than this are recorded as unhashed ("?")
@@ -40,10 +49,20 @@ START_HASH_BUDGET = 64 << 20  # bytes hashed at start_run when the hash cache is
 DEFER = "defer:"
 
 _STAMPED: list[tuple[str, str, str, float]] = []  # (runs dir, stamp id, root, start) this process
+_WRITES: dict[str, float] = {}  # absolute path -> when this process last opened it for writing
+_READS: dict[str, float] = {}  # absolute path -> when this process first opened it for reading
+_EARLY: list[bool] = [True]  # emptied when the hook was installed only at the first stamp
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 
 
 class RunStamp:
-    """The `mlflow.run_context_provider` plugin (see the module docstring)."""
+    """The `mlflow.run_context_provider` plugin (see the module docstring). MLflow makes one
+    when it is imported: it installs the audit hook then, so that the files a script reads
+    before `mlflow.start_run()` (its data, usually) are known too."""
+
+    def __init__(self) -> None:
+        if os.environ.get(DISABLE_ENV, "1") != "0":
+            _install_audit_hook()
 
     def in_context(self) -> bool:
         try:
@@ -52,6 +71,7 @@ class RunStamp:
             return False
 
     def tags(self) -> dict[str, str]:
+        _PAUSED[0] += 1  # the stamp's own reads (hashing the data) are not the run's
         try:
             start = _start_dir()
             if start is None:
@@ -59,6 +79,8 @@ class RunStamp:
             return take_stamp(start)
         except Exception:
             return {}
+        finally:
+            _PAUSED[0] -= 1
 
 
 def _start_dir() -> str | None:
@@ -88,7 +110,8 @@ def _start_dir() -> str | None:
 
 def take_stamp(cwd: str, *, at_exit: bool = True) -> dict[str, str]:
     """Stamp a run that starts now in the work tree containing `cwd`: write the local record
-    and return the run tags. Registers (once) the exit handler that records the end state."""
+    and return the run tags. Registers (once) the exit handler that records the end state, and
+    the audit hook that notes which files the process opens for writing."""
     import json
     import time
     import uuid
@@ -98,17 +121,19 @@ def take_stamp(cwd: str, *, at_exit: bool = True) -> dict[str, str]:
     if facts is None:
         return {}
     root, git_dir, common_dir, head = facts
-    clone = clone_id(common_dir)
+    home = _parent_clone(root)  # a `dvc exp run --temp/--queue` copy: its parent clone
+    record_root, record_common = (home[0], home[2]) if home else (root, common_dir)
+    clone = clone_id(record_common)
     code, untracked, data = _code_and_data(root, git_dir)
     from repro_hooks.links.core import fingerprint
 
     stamp = uuid.uuid4().hex
-    runs = os.path.join(common_dir, "repro-hooks", "runs")
-    record = {
+    runs = os.path.join(record_common, "repro-hooks", "runs")
+    record: dict[str, Any] = {
         "version": RECORD_VERSION,
         "stamp": stamp,
         "clone": clone,
-        "root": root,
+        "root": record_root,
         "head": head,
         "started": started,
         "pid": os.getpid(),
@@ -116,21 +141,287 @@ def take_stamp(cwd: str, *, at_exit: bool = True) -> dict[str, str]:
         "untracked": untracked,
         "start": _store_state(runs, data),
     }
+    if home:
+        record["workspace"] = root
+        record["experiment"] = os.environ.get("DVC_EXP_NAME") or None
+    stage = _stage_at_start(root, git_dir, os.environ, home[0] if home else None)
+    if stage is not None:
+        record["stage"] = stage
     os.makedirs(runs, exist_ok=True)
-    _write_json(os.path.join(runs, f"{stamp}.json"), json.dumps(record, sort_keys=True))
+    _write_json(
+        os.path.join(runs, f"{stamp}.json"), json.dumps(record, sort_keys=True, default=repr)
+    )
     if at_exit:
         if not _STAMPED:
             import atexit
 
             atexit.register(_record_end_at_exit)
+            if not _HOOK:
+                _EARLY.clear()  # installed only now: reads before this run are unknown
+            _install_audit_hook()
         _STAMPED.append((runs, stamp, root, started))
-    return {
+    tags = {
         CLONE_TAG: clone,
         STAMP_TAG: stamp,
         HEAD_TAG: head or "",
-        CLEAN_TAG: "true" if set(code) <= set(untracked) else "false",
         DATA_TAG: fingerprint((p, h) for p, h in data.items() if h),
     }
+    if stage is not None:
+        # a stage run is justified by its stage (dvc.lock), not by a clean tree: `dvc repro`
+        # after a params change always runs from a tree that differs from HEAD
+        tags[STAGE_TAG] = stage["address"]
+        tags[KIND_TAG] = "stage"
+    else:
+        tags[CLEAN_TAG] = "true" if set(code) <= set(untracked) else "false"
+        tags[KIND_TAG] = "tree"
+    return tags
+
+
+def _parent_clone(root: str) -> tuple[str, str, str, str | None] | None:
+    """The git facts of the clone a DVC experiment copy (`<clone>/.dvc/tmp/exps/<tmp>`) was made
+    from, or None when `root` is no such copy."""
+    if EXPS_DIR not in root + "/":
+        return None
+    parent = (root + "/").split(EXPS_DIR, 1)[0]
+    return _git_facts(parent) if parent else None
+
+
+# ---- the audit hook: which files the training process wrote ---------------------------------
+
+
+_HOOK: list[str] = []  # "installed" once the audit hook is
+_PAUSED: list[int] = [0]  # > 0 while the stamp itself reads and writes (not the run's doing)
+
+
+def _install_audit_hook() -> None:
+    import sys
+
+    if _HOOK:
+        return
+    with contextlib.suppress(Exception):
+        sys.addaudithook(_audit)
+        _HOOK.append("installed")
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    """Note a path opened for writing (`open` with write flags) or renamed into place. Every
+    other event returns at the first comparison: Python calls this for every audited event."""
+    if event == "open":
+        if len(args) < 3 or isinstance(args[0], int) or _PAUSED[0]:
+            return
+        if not (args[2] & _WRITE_FLAGS):
+            _note_read(args[0])
+            return
+        path = args[0]
+    elif event == "os.rename":
+        if len(args) < 2 or isinstance(args[1], int) or _PAUSED[0]:
+            return
+        path = args[1]
+    else:
+        return
+    try:
+        if len(_WRITES) < MAX_WRITES:
+            import time
+
+            name = os.fsdecode(path)
+            _WRITES[name if os.path.isabs(name) else os.path.join(os.getcwd(), name)] = time.time()
+    except Exception:
+        pass
+
+
+def _note_read(path: Any) -> None:
+    try:
+        if len(_READS) < MAX_WRITES:
+            name = os.fsdecode(path)
+            full = name if os.path.isabs(name) else os.path.join(os.getcwd(), name)
+            if full not in _READS:
+                import time
+
+                _READS[full] = time.time()
+    except Exception:
+        pass
+
+
+def read_paths(root: str) -> list[str]:
+    """Repository-relative paths under `root` this process opened for reading (at any time:
+    a script commonly loads its data before `mlflow.start_run()`)."""
+    return _relative(root, _READS)
+
+
+def _reads_any(read: list[str], outputs: set[str]) -> bool:
+    """Whether any read path is a DVC output or a file inside one."""
+    for path in read:
+        probe = path
+        while True:
+            if probe in outputs:
+                return True
+            if "/" not in probe:
+                break
+            probe = probe.rsplit("/", 1)[0]
+    return False
+
+
+def written_since(root: str, since: float) -> list[str]:
+    """Repository-relative paths under `root` this process opened for writing since `since`."""
+    return _relative(root, {p: w for p, w in list(_WRITES.items()) if w >= since})
+
+
+def _relative(root: str, paths: dict[str, float]) -> list[str]:
+    real_root = os.path.realpath(root)
+    prefixes = (os.path.abspath(root) + os.sep, real_root + os.sep)
+    found = set()
+    for path in paths:
+        if not path.startswith(prefixes):  # most reads are imports from outside: no realpath
+            continue
+        real = os.path.realpath(path)
+        if real.startswith(real_root + os.sep):
+            rel = real[len(real_root) + 1 :].replace(os.sep, "/")
+            if not rel.startswith((".git/", ".dvc/")):  # git's and DVC's own (our records too)
+                found.add(rel)
+    return sorted(found)
+
+
+# ---- stage runs: the stage DVC ran, as the working tree defines it at the start ----------------
+
+
+def _stage_at_start(
+    root: str, git_dir: str, env: Any, parent_root: str | None
+) -> dict[str, Any] | None:
+    """For a command `dvc repro`/`dvc exp run` runs (DVC_STAGE set): the stage, resolved from
+    the working tree's dvc.yaml, with its deps' hashes and params' values now and its cmd."""
+    address = env.get("DVC_STAGE")
+    if not address:
+        return None
+    try:
+        return _resolve_stage(root, git_dir, address, env.get("DVC_ROOT") or "", parent_root)
+    except Exception:
+        return None
+
+
+def _candidate_files(root: str, address: str, dvc_root: str, parent_root: str | None) -> list[str]:
+    """Repository-relative dvc.yaml paths the address may name: DVC writes it relative to the
+    directory `dvc` ran in, which the command does not know (DVC_ROOT, the command's working
+    directory and its parents are tried)."""
+    import posixpath
+
+    file_part, colon, _ = address.rpartition(":")
+    file_part = file_part.replace(os.sep, "/") if colon else "dvc.yaml"
+    bases: list[str] = []
+    for place, base_root in ((dvc_root, parent_root or root), (os.getcwd(), root)):
+        if not place:
+            continue
+        real = os.path.realpath(place)
+        top = os.path.realpath(base_root)
+        if real == top or real.startswith(top + os.sep):
+            rel = os.path.relpath(real, top).replace(os.sep, "/")
+            while True:
+                bases.append("" if rel == "." else rel)
+                if rel in ("", "."):
+                    break
+                rel = posixpath.dirname(rel) or "."
+    found: list[str] = []
+    for base in [*bases, ""]:
+        path = posixpath.normpath(posixpath.join(base, file_part))
+        if not path.startswith("../") and path not in found:
+            found.append(path)
+    return found
+
+
+def _resolve_stage(
+    root: str, git_dir: str, address: str, dvc_root: str, parent_root: str | None
+) -> dict[str, Any] | None:
+    from pathlib import Path
+
+    from repro_hooks.dvc.check import _lookup
+    from repro_hooks.dvc.files import is_url
+
+    name = address.rpartition(":")[2]
+    cwd = os.path.relpath(os.path.realpath(os.getcwd()), os.path.realpath(root))
+    cwd = "." if cwd == "." else cwd.replace(os.sep, "/")
+    chosen = None
+    for yaml_rel in _candidate_files(root, address, dvc_root, parent_root):
+        if not os.path.isfile(os.path.join(root, yaml_rel)):
+            continue
+        stages, _ = _worktree_stages(root, yaml_rel)
+        stage = stages.get(name)
+        if stage is None:
+            continue
+        if chosen is None or stage.wdir == cwd:
+            chosen = (yaml_rel, stage)
+        if stage.wdir == cwd:
+            break
+    if chosen is None:
+        return None
+    yaml_rel, stage = chosen
+    deps = [d for d in stage.deps if not is_url(d)]
+    # the .dvcignore files that can filter the deps: the root's and their directories' own
+    dirs = {""}
+    for dep in deps:
+        parent = dep
+        while "/" in parent:
+            parent = parent.rsplit("/", 1)[0]
+            dirs.add(parent)
+    ignores = sorted(
+        name
+        for name in (f"{d}/.dvcignore" if d else ".dvcignore" for d in dirs)
+        if os.path.isfile(os.path.join(root, name))
+    )
+    hashes = _measure(root, git_dir, {(d, "md5") for d in deps}, ignores, START_HASH_BUDGET)
+    from repro_hooks.dvc.hashing import DvcIgnore, HashCache
+    from repro_hooks.dvc.worktree import Measurer
+
+    loaded = Measurer(Path(root), DvcIgnore({}), HashCache(None)).measure(
+        set(), set(), set(stage.params)
+    )
+    params: dict[str, Any] = {}
+    for pfile, keys in stage.params.items():
+        config = loaded.params.get(pfile)
+        if config is None:
+            params[pfile] = None  # missing or unreadable
+            continue
+        if keys:
+            values = {}
+            for key in keys:
+                ok, value = _lookup(config, key)
+                if ok:
+                    values[key] = value
+            params[pfile] = values
+        else:
+            params[pfile] = dict(config) if isinstance(config, dict) else {}
+    short = name if yaml_rel == "dvc.yaml" else f"{yaml_rel}:{name}"
+    return {
+        "address": short,
+        "dvc_stage": address,
+        "file": yaml_rel,
+        "name": name,
+        "cmd": stage.cmd,
+        "wdir": stage.wdir,
+        "deps": {d: hashes.get(d, "") for d in deps},
+        "params": params,
+        "outs": [o.path for o in stage.outs],
+    }
+
+
+def notebook_digest(data: bytes) -> str:
+    """A notebook's code, without what running it changes: outputs, execution counts and
+    metadata (papermill writes timings there) are left out; `nb:` + SHA-256 of the cells' types
+    and sources. Bytes that are no notebook JSON digest as they are."""
+    import hashlib
+    import json
+
+    try:
+        nb = json.loads(data)
+        cells = [
+            [
+                c.get("cell_type", ""),
+                "".join(s) if isinstance(s := c.get("source", ""), list) else s,
+            ]
+            for c in nb.get("cells", [])
+        ]
+        text = json.dumps(cells, sort_keys=True).encode("utf-8", "surrogatepass")
+    except Exception:
+        text = b"raw\0" + data
+    return NOTEBOOK_PREFIX + hashlib.sha256(text).hexdigest()
 
 
 def _git(cwd: str, *args: str) -> bytes | None:
@@ -296,7 +587,6 @@ def _code_and_data(
             changed[path] = None
             if xy == b"??":
                 untracked.append(path)
-    code = _hash_code_files(root, changed)
     dvc_paths = [
         p.decode("utf-8", "surrogateescape") for p in (tracked_out or b"").split(b"\0") if p
     ]
@@ -309,6 +599,11 @@ def _code_and_data(
             with contextlib.suppress(OSError):
                 _write_bytes(list_cache, marshal.dumps((index_key, tracked_out, cached_outs)))
     data = data_state(root, git_dir, all_dvc, cached_outs)
+    # a DVC output git tracks (`cache: false` metrics and plots) is data, never code
+    for path in [p for p in changed if p in cached_outs]:
+        del changed[path]
+    code = _hash_code_files(root, changed)
+    untracked = [p for p in untracked if p in changed]
     return code, sorted(untracked), data
 
 
@@ -331,6 +626,12 @@ def _hash_code_files(root: str, changed: dict[str, str | None]) -> dict[str, str
             continue  # deleted: None
         if st.st_size > MAX_CODE_FILE or not (os.path.isfile(os.path.join(root, path))):
             changed[path] = "?"
+        elif path.endswith(".ipynb"):
+            try:
+                with open(os.path.join(root, path), "rb") as fh:
+                    changed[path] = notebook_digest(fh.read())
+            except OSError:
+                changed[path] = "?"
         else:
             todo.append(path)
     for path in sorted(changed)[MAX_CODE_FILES:]:
@@ -573,7 +874,9 @@ def resolve_deferred(start: dict[str, str], end: dict[str, str], root: str) -> d
 # ---- the end of the run -----------------------------------------------------------------------
 
 
-def end_state(root: str, git_dir: str, since: float) -> dict[str, str]:
+def end_state(
+    root: str, git_dir: str, since: float, extra: set[tuple[str, str]] | None = None
+) -> dict[str, str]:
     """The data state as the training process ends: every recorded output, plus every untracked
     file written since `since` and each of its directories that holds no tracked file (an output
     the run created, which `dvc add` records only afterwards)."""
@@ -609,7 +912,7 @@ def end_state(root: str, git_dir: str, since: float) -> dict[str, str]:
         if max(st.st_mtime_ns, st.st_ctime_ns) >= floor_ns or is_data(path):
             written.append(path)  # written by the run, or data it may have read
     outs = recorded_outputs(root, git_dir, dvc_paths)
-    targets = set(outs.items())
+    targets = set(outs.items()) | (extra or set())
     for path in written:
         targets.add((path, outs.get(path, "md5")))
         parent = path
@@ -638,17 +941,20 @@ def _data_matcher(root: str) -> Callable[[str], bool]:
     return policy.is_data
 
 
-def record_end(runs_dir: str, stamps: list[str], root: str, since: float) -> None:
-    """Add the end state to the local records of `stamps` (one snapshot for all of them)."""
+def record_end(
+    runs_dir: str, stamps: list[str], root: str, since: float, *, audited: bool = False
+) -> None:
+    """Add the end state to the local records of `stamps` (one snapshot for all of them): the
+    data, the stage's deps and outs for a stage run, and (from the audit hook, when the process
+    had it) which repository files the process wrote during each run."""
     import json
     import time
 
     facts = _git_facts(root)
     if facts is None:
         return
-    data = end_state(root, facts[1], since)
-    ended = time.time()
-    digest = _store_state(runs_dir, data)
+    records: dict[str, dict[str, Any]] = {}
+    extra: set[tuple[str, str]] = set()
     for stamp in stamps:
         path = os.path.join(runs_dir, f"{stamp}.json")
         try:
@@ -656,15 +962,44 @@ def record_end(runs_dir: str, stamps: list[str], root: str, since: float) -> Non
                 record = json.load(fh)
         except (OSError, ValueError):
             continue
+        if not isinstance(record, dict):
+            continue
+        records[stamp] = record
+        stage = record.get("stage")
+        if isinstance(stage, dict):
+            for key in ("deps", "outs"):
+                extra.update((p, "md5") for p in stage.get(key) or () if isinstance(p, str))
+    data = end_state(root, facts[1], since, extra)
+    ended = time.time()
+    digest = _store_state(runs_dir, data)
+    for stamp, record in records.items():
         record["end"] = digest
         record["ended"] = ended
+        if audited:
+            started = record.get("started")
+            record["written"] = written_since(
+                root, started if isinstance(started, (int, float)) else since
+            )
+            if _EARLY:  # the hook saw the whole process (it was installed at mlflow's import)
+                outputs = set(data) | set(_load_state(runs_dir, record.get("start")) or ())
+                read = read_paths(root)
+                if _reads_any(read, outputs):
+                    # kept only when it shows the process reading DVC data through Python at
+                    # all: a reader in C (pyarrow, h5py) opens files the hook never sees, and
+                    # an empty list would then claim the run read no data
+                    record["read"] = read
         start = _load_state(runs_dir, record.get("start"))
         if start is not None and any(v.startswith(DEFER) for v in start.values()):
             record["start"] = _store_state(runs_dir, resolve_deferred(start, data, root))
-        _write_json(path, json.dumps(record, sort_keys=True))
+        stage = record.get("stage")
+        if isinstance(stage, dict) and isinstance(stage.get("deps"), dict):
+            stage["deps"] = resolve_deferred(stage["deps"], data, root)
+        path = os.path.join(runs_dir, f"{stamp}.json")
+        _write_json(path, json.dumps(record, sort_keys=True, default=repr))
 
 
 def _record_end_at_exit() -> None:
+    _PAUSED[0] += 1  # our own reads and writes from here on are not the run's
     try:
         by_place: dict[tuple[str, str], tuple[list[str], float]] = {}
         for runs, stamp, root, started in _STAMPED:
@@ -672,7 +1007,7 @@ def _record_end_at_exit() -> None:
             ids.append(stamp)
             by_place[(runs, root)] = (ids, min(since, started))
         for (runs, root), (ids, since) in by_place.items():
-            record_end(runs, ids, root, since)
+            record_end(runs, ids, root, since, audited=True)
     except Exception:
         pass
 

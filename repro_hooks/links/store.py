@@ -169,6 +169,47 @@ class MlflowStore:
         )
         return [r.info.run_id for r in runs]
 
+    def linked_runs(self, experiment_ids: Sequence[str], commit: str) -> list[RunCandidate]:
+        """Every active run whose `git.commit` is `commit` (nested runs too), newest first."""
+        from mlflow.entities import ViewType
+
+        found: list[RunCandidate] = []
+        token = None
+        for _ in range(MAX_PAGES):
+            page = self.client.search_runs(
+                list(experiment_ids),
+                filter_string=tag_equals(COMMIT_TAG, commit),
+                run_view_type=ViewType.ACTIVE_ONLY,
+                max_results=1000,
+                order_by=["attributes.start_time DESC"],
+                page_token=token,
+            )
+            found.extend(_candidate(r) for r in page)
+            token = page.token
+            if not token:
+                break
+        return found
+
+    def run_inputs(self, run_id: str) -> list[tuple[str, str, str]]:
+        """The run's dataset inputs logged by a link: (name, digest, source), by name."""
+        run = self.client.get_run(run_id)
+        inputs = getattr(run, "inputs", None)
+        found = []
+        for item in getattr(inputs, "dataset_inputs", None) or ():
+            dataset = item.dataset
+            if dataset.source_type == DATASET_SOURCE_TYPE:
+                found.append((dataset.name, dataset.digest, dataset.source))
+        return sorted(found)
+
+    def experiment_name(self, experiment_id: str) -> str:
+        """The experiment's name ("" when it cannot be read)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return str(self.client.get_experiment(experiment_id).name)
+        except MlflowException:
+            return ""
+
     def tags(self, run_id: str) -> dict[str, str]:
         return dict(self.client.get_run(run_id).data.tags)
 
@@ -176,18 +217,19 @@ class MlflowStore:
         self,
         run_id: str,
         tags: Mapping[str, str],
-        outputs: Sequence[RecordedOutput],
+        used: Sequence[RecordedOutput],
         delete: Sequence[str] = (),
         repo_url: str | None = None,
     ) -> None:
-        """Write a link so that it is whole or visibly unfinished: the dataset inputs first,
-        then our tags, then our stale keys are deleted, and `git.commit` goes last as the
-        marker. Every step is an upsert (the store deduplicates inputs by name and digest), so
-        a retry after a failure at any step completes the same link."""
+        """Write a link so that it is whole or visibly unfinished: the dataset inputs (`used`:
+        the committed data the run used, links.inputs) first, then our tags, then our stale
+        keys are deleted, and `git.commit` goes last as the marker. Every step is an upsert
+        (the store deduplicates inputs by name and digest), so a retry after a failure at any
+        step completes the same link."""
         from mlflow.entities import RunTag
 
         commit = tags.get(COMMIT_TAG, "")
-        inputs = dataset_inputs(outputs, repo_url, commit)
+        inputs = dataset_inputs(used, repo_url, commit)
         for start in range(0, len(inputs), INPUTS_PER_CALL):
             self.client.log_inputs(run_id, inputs[start : start + INPUTS_PER_CALL])
         ordered = sorted((k, v) for k, v in tags.items() if k != COMMIT_TAG)

@@ -67,6 +67,27 @@ DEFAULT_DATA_EXCLUDE: tuple[str, ...] = (
 )  # fmt: skip
 # ---- end of data-exclude defaults ----
 
+# Paths a commit may change without changing what any run computed (issue 19): documentation,
+# licences, CI and hook configuration, ignore files. Not `*.txt`: `requirements.txt` is code.
+# Setting `link-ignore` in [tool.repro-hooks.mlflow] replaces this list.
+DEFAULT_LINK_IGNORE: tuple[str, ...] = (
+    "*.md",
+    "*.rst",
+    "docs/",
+    "LICENSE*",
+    "COPYING*",
+    "README*",
+    "CHANGELOG*",
+    "AUTHORS*",
+    "NOTICE*",
+    ".github/",
+    ".gitlab-ci.yml",
+    ".gitignore",
+    ".dvcignore",
+    ".gitattributes",
+    ".pre-commit-config.yaml",
+)
+
 TABLE = "tool.repro-hooks"
 MLFLOW_TABLE = "tool.repro-hooks.mlflow"
 
@@ -119,6 +140,8 @@ class MlflowConfig:
     warn_after_hours: float = 24.0
     # which runs a commit links to (links/core.py LINK_POLICIES)
     link: str = "latest"
+    # paths that cannot change what a run computes: never code for the link rules
+    link_ignore: tuple[str, ...] = DEFAULT_LINK_IGNORE
 
 
 @dataclass(frozen=True)
@@ -221,6 +244,8 @@ _MLFLOW_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
 # which runs a commit links to: the newest qualifying top-level run, or every one since the
 # previous commit (sweeps made of separate top-level runs)
 _MLFLOW_KEYS["link"] = ("link", lambda v: _choice(v, ("latest", "all-since-previous-commit")))
+# globs of paths that are never code for the link rules (replaces DEFAULT_LINK_IGNORE)
+_MLFLOW_KEYS["link-ignore"] = ("link_ignore", _globs)
 
 
 def _choice(value: Any, allowed: tuple[str, ...]) -> str:
