@@ -221,6 +221,14 @@ def test_protected_branch(repo: Path, tmp_path: Path) -> None:
             },
             id="dvc-lock-wdir",
         ),
+        pytest.param(
+            {
+                "dvc.yaml": b"stages:\n  evaluate:\n    cmd: x\n"
+                b"    plots:\n    - plots/errors.csv:\n        cache: false\n",
+                "plots/errors.csv": b"epoch,error\n1,0.5\n",
+            },
+            id="cache-false-plot-in-git",
+        ),
         pytest.param({"clean.txt": b"nothing to see"}, id="clean"),
     ],
 )
@@ -237,6 +245,8 @@ def test_tree_policy_equals_scan_of_a_root_commit(
     oracle, _ = scan_commits(g, Policy(), [sha])
     oracle = [replace(f, ref=None) for f in oracle]  # a scan names the ref; a tree has none
     assert ours == sorted(set(oracle))
+    if "plots/errors.csv" in files:  # a stage's cache: false plot lives in git by design
+        assert ours == []
     # and on a later commit that changes nothing relevant, the tree check still sees it all
     write(empty_repo / "later.txt", "later")
     assert commit(empty_repo, "later").returncode == 0

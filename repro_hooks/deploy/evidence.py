@@ -93,6 +93,7 @@ def tree_policy_findings(git: Git, policy: Policy, commit: str, blobs: list[Blob
         MAX_DVC_FILE_SIZE,
         DvcParses,
         duplicate_output_findings,
+        git_kept_outputs,
         link_targets,
         scan_findings,
     )
@@ -145,7 +146,11 @@ def tree_policy_findings(git: Git, policy: Policy, commit: str, blobs: list[Blob
             continue  # reported as malformed on its own
         lock_wdirs[(commit, sha)] = {name: st.wdir for name, st in stages.items()}
     links = link_targets(git, blobs, info, policy)
-    findings = scan_findings(blobs, info, policy, lfs, contents, None, lock_wdirs, links, parses)
+    # a stage's `cache: false` metrics and plots live in git by design (as at push)
+    kept = git_kept_outputs(git, blobs, info, lfs, policy)
+    findings = scan_findings(
+        blobs, info, policy, lfs, contents, None, lock_wdirs, links, parses, kept
+    )
     entries = [
         (p, s) for p, s in by_path.items() if not p.endswith("dvc.lock")
     ]  # .dvc files and dvc.yaml

@@ -117,12 +117,15 @@ def git_kept_outputs(
     blobs: Sequence[Blob],
     info: Mapping[str, ObjectInfo],
     lfs: LfsFacts,
-    facts: _PathFacts,
+    policy: Policy,
+    facts: _PathFacts | None = None,
 ) -> set[tuple[str, str]]:
     """(path, blob) pairs at data patterns that their commit's `dvc.yaml` declares a `cache:
     false` output (metrics, plots a stage writes): DVC keeps them in git, and check-dvc accepts
-    them at commit, so the scan must not call them data stored in git. The `dvc.yaml` of every
-    directory above such a path is read in one `git cat-file --batch` (CommitStages)."""
+    them at commit, so the scan (and the deploy gate) must not call them data stored in git. The
+    `dvc.yaml` of every directory above such a path is read in one `git cat-file --batch`
+    (CommitStages). `facts`: the caller's per-path memo, if it has one."""
+    facts = facts if facts is not None else _PathFacts(policy)
     candidates = [
         (b, path)
         for b in blobs
@@ -437,7 +440,7 @@ def _blob_findings(
     sha_of = blob_index(blobs, facts.display)
     lock_wdirs = _lock_wdirs(git, [b for b in blobs if b.sha in contents], facts.display, parses)
     links = link_targets(git, blobs, info, policy)
-    kept = git_kept_outputs(git, blobs, info, lfs, facts)
+    kept = git_kept_outputs(git, blobs, info, lfs, policy, facts)
     findings = scan_findings(
         blobs, info, policy, lfs, contents, sha_of, lock_wdirs, links, parses, kept
     )
