@@ -143,20 +143,9 @@ def _open_registry(
 ) -> tuple[Registry, str]:
     import os
 
-    from repro_hooks.links.core import anchored_uri, missing_local_store, resolve_tracking_store
+    from repro_hooks.links.core import store_to_open
 
-    store = resolve_tracking_store(root, option, config.mlflow.tracking_uri, os.environ)
-    if store is None:
-        raise ReproHooksError(
-            "no tracking server: give --tracking-uri, set MLFLOW_TRACKING_URI, or "
-            "[tool.repro-hooks.mlflow] tracking-uri"
-        )
-    why_not = missing_local_store(store.uri, root)
-    if why_not:
-        raise ReproHooksError(why_not)
-    uri = anchored_uri(store.uri, root)
-    if uri.startswith("file:") or "://" not in uri:
-        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    uri, safe_uri = store_to_open(root, option, config.mlflow.tracking_uri, os.environ)
     from repro_hooks.links.registry import Registry
 
     try:
@@ -165,7 +154,7 @@ def _open_registry(
         raise ReproHooksError(
             "check-model needs MLflow, which is not installed (pip install 'repro-hooks[mlflow]')"
         ) from None
-    return registry, store.safe_uri
+    return registry, safe_uri
 
 
 def _guard_registry(safe_uri: str, seconds: float, what: str) -> Any:

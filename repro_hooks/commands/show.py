@@ -109,21 +109,9 @@ def show(
 
 
 def _tracking_uri(root: Path, option: str | None, config: Any) -> tuple[str, str]:
-    from repro_hooks.links.core import anchored_uri, missing_local_store, resolve_tracking_store
+    from repro_hooks.links.core import store_to_open
 
-    store = resolve_tracking_store(root, option, config.mlflow.tracking_uri, os.environ)
-    if store is None:
-        raise ReproHooksError(
-            "no tracking server: give --tracking-uri, set MLFLOW_TRACKING_URI, or "
-            "[tool.repro-hooks.mlflow] tracking-uri"
-        )
-    why_not = missing_local_store(store.uri, root)
-    if why_not:
-        raise ReproHooksError(why_not)
-    uri = anchored_uri(store.uri, root)
-    if uri.startswith("file:") or "://" not in uri:
-        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-    return uri, store.safe_uri
+    return store_to_open(root, option, config.mlflow.tracking_uri, os.environ)
 
 
 def _selection(experiments: tuple[str, ...], config: Any) -> tuple[str, ...]:

@@ -307,6 +307,29 @@ def resolve_tracking_store(
     return None
 
 
+def store_to_open(
+    root: Path, option: str | None, configured: str | None, env: Mapping[str, str]
+) -> tuple[str, str]:
+    """(uri, uri without credentials) of the tracking store a reading command (`check-model`,
+    `show`) opens: resolved as `resolve_tracking_store` does, a relative local store anchored at
+    the repository root, and never one MLflow would create. Raises ReproHooksError otherwise."""
+    from repro_hooks.errors import ReproHooksError
+
+    store = resolve_tracking_store(root, option, configured, env)
+    if store is None:
+        raise ReproHooksError(
+            "no tracking server: give --tracking-uri, set MLFLOW_TRACKING_URI, or "
+            "[tool.repro-hooks.mlflow] tracking-uri"
+        )
+    why_not = missing_local_store(store.uri, root)
+    if why_not:
+        raise ReproHooksError(why_not)
+    uri = anchored_uri(store.uri, root)
+    if uri.startswith("file:") or "://" not in uri:
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    return uri, store.safe_uri
+
+
 def sqlite_path(uri: str) -> Path | None:
     """The database file of a `sqlite:///` URI (None for other stores)."""
     if not uri.startswith("sqlite:"):
