@@ -397,6 +397,21 @@ def test_dvc_experiments_workspace_and_temp_link_their_runs(book: Textbook) -> N
     assert book.linked(temp_run) == book.head(clone), book.delivery_log(clone)
 
 
+def test_dvc_experiment_from_the_queue_links_its_run(book: Textbook) -> None:
+    """`dvc exp run --queue`, run with `--run-all` (a temporary copy, as `--temp`), then
+    `dvc exp apply` and a commit: the queued experiment's run is linked."""
+    clone = book.alice
+    dvc(clone, "exp", "run", "-q", "--queue", "-n", "lr-08", "-S", "train.lr=0.8")
+    assert not book.runs(clone)  # queued, not run
+    dvc(clone, "exp", "run", "-q", "--run-all")
+    (queued_run,) = book.runs(clone)
+    assert ".dvc/tmp/exps" in book.run_log.read_text().splitlines()[-1]
+    dvc(clone, "exp", "apply", "-q", "lr-08")
+    book.commit(clone, "experiment lr-08 applied")
+    book.wait_delivered(clone)
+    assert book.linked(queued_run) == book.head(clone), book.delivery_log(clone)
+
+
 # ---- the loop, many times in a row, by two clones at once -----------------------------------
 
 
