@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from repro_hooks.dvc.files import DvcFile, LockStage, Output, Stage, abbrev, is_url
+from repro_hooks.dvc.params import param_value
 from repro_hooks.policy.config import Policy
 from repro_hooks.policy.globs import compile_any
 from repro_hooks.report import Finding, display_path
@@ -234,19 +235,6 @@ def _dvc_file_findings(name: str, df: DvcFile, tree: WorkTree) -> list[Finding]:
     return findings
 
 
-def _lookup(config: Any, key: str) -> tuple[bool, Any]:
-    """dpath.get(config, key, separator='.'): walk dicts (and lists by index)."""
-    node = config
-    for part in key.split("."):
-        if isinstance(node, Mapping) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        else:
-            return False, None
-    return True, node
-
-
 def _same_param(actual: Any, locked: Any) -> bool:
     if isinstance(actual, tuple):
         actual = list(actual)
@@ -269,7 +257,7 @@ def _params_findings(
     if keys:
         actual = {}
         for key in keys:
-            found, value = _lookup(config, key)
+            found, value = param_value(config, key)
             if found:
                 actual[key] = value
         names = list(dict.fromkeys(keys))

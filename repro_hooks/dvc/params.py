@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import posixpath
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from repro_hooks.dvc.files import MAX_DVC_FILE_SIZE, DvcFileError, bounded, load_yaml
@@ -143,3 +143,17 @@ def project_of(path: str, has_dvc_dir: Any) -> str:
         if not parent:
             return ""
         parent = posixpath.dirname(parent)
+
+
+def param_value(config: Any, key: str) -> tuple[bool, Any]:
+    """A params key's value as DVC looks it up (dpath.get(config, key, separator='.')): walk
+    dicts, and lists by index. (found, value)."""
+    node = config
+    for part in key.split("."):
+        if isinstance(node, Mapping) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return False, None
+    return True, node

@@ -332,8 +332,8 @@ def _resolve_stage(
 ) -> dict[str, Any] | None:
     from pathlib import Path
 
-    from repro_hooks.dvc.check import _lookup
     from repro_hooks.dvc.files import is_url
+    from repro_hooks.dvc.params import param_value
 
     name = address.rpartition(":")[2]
     cwd = os.path.relpath(os.path.realpath(os.getcwd()), os.path.realpath(root))
@@ -382,7 +382,7 @@ def _resolve_stage(
         if keys:
             values = {}
             for key in keys:
-                ok, value = _lookup(config, key)
+                ok, value = param_value(config, key)
                 if ok:
                     values[key] = value
             params[pfile] = values
