@@ -28,6 +28,17 @@ AUTH_USER = "admin"
 AUTH_PASSWORD = "tests-only-pw-4711"  # MLflow ships no default admin password any more
 
 
+# MLflow (and what it imports) warns about its own deprecations and leaves files to the
+# collector: the tests that drive it ignore exactly these, nothing else
+MLFLOW_WARNINGS = [
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore::PendingDeprecationWarning"),
+    pytest.mark.filterwarnings("ignore::FutureWarning"),
+    pytest.mark.filterwarnings("ignore::UserWarning"),
+    pytest.mark.filterwarnings("ignore::ResourceWarning"),
+]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

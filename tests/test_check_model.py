@@ -20,15 +20,15 @@ from repro_hooks.links.core import EVIDENCE_TAG, commit_record, dvc_tag_key
 from repro_hooks.links.registry import propagate_link
 from tests.dvc_helpers import dvc
 from tests.helpers import built_once, commit, git, write
-from tests.mlflow_fixtures import MlflowServer, free_port, silent_server, status_server
+from tests.mlflow_fixtures import (
+    MLFLOW_WARNINGS,
+    MlflowServer,
+    free_port,
+    silent_server,
+    status_server,
+)
 
-pytestmark = [
-    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
-    pytest.mark.filterwarnings("ignore::PendingDeprecationWarning"),
-    pytest.mark.filterwarnings("ignore::FutureWarning"),
-    pytest.mark.filterwarnings("ignore::UserWarning"),
-    pytest.mark.filterwarnings("ignore::ResourceWarning"),
-]
+pytestmark = MLFLOW_WARNINGS
 
 _counter = iter(range(1_000_000))
 

@@ -27,6 +27,7 @@ from tests.helpers import CAP, commit, git, install_local_hooks, wait_until, wri
 from tests.mlflow_fixtures import (
     AUTH_PASSWORD,
     AUTH_USER,
+    MLFLOW_WARNINGS,
     MlflowServer,
     queue_files,
     silent_server,
@@ -44,13 +45,7 @@ from tests.test_reliability_mlflow import (
     tags,
 )
 
-pytestmark = [
-    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
-    pytest.mark.filterwarnings("ignore::PendingDeprecationWarning"),
-    pytest.mark.filterwarnings("ignore::FutureWarning"),
-    pytest.mark.filterwarnings("ignore::UserWarning"),
-    pytest.mark.filterwarnings("ignore::ResourceWarning"),
-]
+pytestmark = MLFLOW_WARNINGS
 
 DVC_FILE = "outs:\n- md5: {md5}\n  size: 3\n  hash: md5\n  path: {path}\n"
 HOOKS = ["mlflow-tag-commit"]

@@ -16,7 +16,7 @@ from repro_hooks.links.core import dvc_tag_key
 from repro_hooks.links.stamp import load_record
 from tests.dvc_helpers import dvc
 from tests.helpers import cli_here, commit, git, install_local_hooks, run_cli, write
-from tests.mlflow_fixtures import MlflowServer, wait_delivered
+from tests.mlflow_fixtures import MLFLOW_WARNINGS, MlflowServer, wait_delivered
 from tests.stamp_helpers import (
     client,
     dvc_file,
@@ -25,13 +25,7 @@ from tests.stamp_helpers import (
     stamped_run,
 )
 
-pytestmark = [
-    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
-    pytest.mark.filterwarnings("ignore::PendingDeprecationWarning"),
-    pytest.mark.filterwarnings("ignore::FutureWarning"),
-    pytest.mark.filterwarnings("ignore::UserWarning"),
-    pytest.mark.filterwarnings("ignore::ResourceWarning"),
-]
+pytestmark = MLFLOW_WARNINGS
 
 HOOKS = ["mlflow-tag-commit", "mlflow-relink-rewritten", "mlflow-tag-merge"]
 HOOK_TYPES = ["post-commit", "post-rewrite", "post-merge"]

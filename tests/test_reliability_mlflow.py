@@ -27,17 +27,17 @@ from typing import Any
 import pytest
 
 from tests.helpers import commit, git, wait_until, write
-from tests.mlflow_fixtures import MlflowServer, queue_files, status_server, store_lock
+from tests.mlflow_fixtures import (
+    MLFLOW_WARNINGS,
+    MlflowServer,
+    queue_files,
+    status_server,
+    store_lock,
+)
 from tests.reliability import REPRO, Outcome, assert_no_crash, cli, unchanged
 from tests.stamp_helpers import dvc_file, md5_of, stamped_run
 
-pytestmark = [
-    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
-    pytest.mark.filterwarnings("ignore::PendingDeprecationWarning"),
-    pytest.mark.filterwarnings("ignore::FutureWarning"),
-    pytest.mark.filterwarnings("ignore::UserWarning"),
-    pytest.mark.filterwarnings("ignore::ResourceWarning"),
-]
+pytestmark = MLFLOW_WARNINGS
 
 DVC_FILE = "outs:\n- md5: {md5}\n  size: 3\n  hash: md5\n  path: {path}\n"
 

@@ -25,16 +25,10 @@ from repro_hooks.links.inputs import (
 )
 from tests.dvc_helpers import dvc
 from tests.helpers import cli_here, git, write
-from tests.mlflow_fixtures import MlflowServer, silent_server
+from tests.mlflow_fixtures import MLFLOW_WARNINGS, MlflowServer, silent_server
 from tests.stamp_helpers import ROOT, client, run_script
 
-pytestmark = [
-    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
-    pytest.mark.filterwarnings("ignore::PendingDeprecationWarning"),
-    pytest.mark.filterwarnings("ignore::FutureWarning"),
-    pytest.mark.filterwarnings("ignore::UserWarning"),
-    pytest.mark.filterwarnings("ignore::ResourceWarning"),
-]
+pytestmark = MLFLOW_WARNINGS
 
 
 def out(path: str, value: str) -> RecordedOutput:

@@ -19,6 +19,7 @@ from repro_hooks.links.core import dvc_tag_key
 from repro_hooks.links.queue import Job
 from tests.helpers import cli_here, commit, git, install_local_hooks, run_cli, wait_until, write
 from tests.mlflow_fixtures import (
+    MLFLOW_WARNINGS,
     MlflowServer,
     queue_files,
     silent_server,
@@ -28,13 +29,7 @@ from tests.mlflow_fixtures import (
 )
 from tests.stamp_helpers import dvc_file, md5_of, stamped_run, train_env
 
-pytestmark = [
-    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
-    pytest.mark.filterwarnings("ignore::PendingDeprecationWarning"),
-    pytest.mark.filterwarnings("ignore::FutureWarning"),
-    pytest.mark.filterwarnings("ignore::UserWarning"),
-    pytest.mark.filterwarnings("ignore::ResourceWarning"),
-]
+pytestmark = MLFLOW_WARNINGS
 
 TRAIN = """\
 import mlflow

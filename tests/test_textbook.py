@@ -20,18 +20,11 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import git, wait_until, write
-from tests.mlflow_fixtures import MlflowServer
+from tests.mlflow_fixtures import MLFLOW_WARNINGS, MlflowServer
 from tests.reliability import cli
 from tests.textbook import Textbook, dvc, install_hooks, new_textbook, write_project
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
-    pytest.mark.filterwarnings("ignore::PendingDeprecationWarning"),
-    pytest.mark.filterwarnings("ignore::FutureWarning"),
-    pytest.mark.filterwarnings("ignore::UserWarning"),
-    pytest.mark.filterwarnings("ignore::ResourceWarning"),
-]
+pytestmark = [pytest.mark.e2e, *MLFLOW_WARNINGS]
 
 LOOPS = int(os.environ.get("TEXTBOOK_LOOPS", "3"))  # textbook loops per clone, at once
 
