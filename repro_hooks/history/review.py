@@ -836,21 +836,9 @@ def range_baseline(git: Git, rev_range: str, file: Path) -> tuple[set[BaselineKe
 
 def _policy_at(git: Git, rev: str) -> Policy:
     """The policy in a revision's pyproject.toml (built-in defaults when it has none)."""
-    import tempfile
+    from repro_hooks.policy.at_revision import config_at
 
-    if rev.startswith("-"):
-        raise ReproHooksError(f"--range: bad revision {rev!r}")
-    content = git.read_objects([f"{rev}:pyproject.toml"])[0]
-    if content is None:
-        if git.try_run("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}") is None:
-            raise ReproHooksError(f"--range: unknown revision {rev!r}")
-        return Config().policy
-    with tempfile.TemporaryDirectory(prefix="repro-hooks-policy-") as tmp:
-        (Path(tmp) / "pyproject.toml").write_bytes(content)
-        try:
-            return load_config(Path(tmp)).policy
-        except ConfigError as exc:
-            raise ConfigError(f"{rev}:pyproject.toml", exc.key, exc.reason) from None
+    return config_at(git, rev, "--range").policy
 
 
 def scan_fix_hint(findings: Sequence[Finding], *, server: bool = False) -> str:

@@ -145,9 +145,22 @@ class MlflowConfig:
 
 
 @dataclass(frozen=True)
+class DeployConfig:
+    """`[tool.repro-hooks.deploy]`: what the deploy gate demands. The gate reads it from the
+    protected branch's own pyproject.toml (repro_hooks.deploy.policy), never from the commit
+    it judges, so a change under review cannot weaken it."""
+
+    branch: str | None = None  # the protected branch, when the remote's default is not it
+    require_attestation: bool = False  # a version without a valid signed link fails
+    allow_push_false: bool = False  # `push: false` DVC outputs pass (and are reported)
+    allowed_signers: str = ".repro-hooks/allowed_signers"  # in the protected branch's tree
+
+
+@dataclass(frozen=True)
 class Config:
     policy: Policy = field(default_factory=Policy)
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)
+    deploy: DeployConfig = field(default_factory=DeployConfig)
     source: str | None = None  # the file it came from, for messages
 
 
@@ -248,6 +261,15 @@ _MLFLOW_KEYS["link"] = ("link", lambda v: _choice(v, ("latest", "all-since-previ
 _MLFLOW_KEYS["link-ignore"] = ("link_ignore", _globs)
 
 
+_DEPLOY_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "branch": ("branch", _opt_str),
+    "require-attestation": ("require_attestation", _bool),
+    "allow-push-false": ("allow_push_false", _bool),
+    "allowed-signers": ("allowed_signers", _opt_str),
+}
+_SUBTABLES = ("mlflow", "deploy")
+
+
 def _choice(value: Any, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise ValueError("expected one of " + ", ".join(repr(a) for a in allowed))
@@ -277,9 +299,11 @@ def _apply(
 
 def parse_config(table: Mapping[str, Any], file: str, prefix: str = TABLE) -> Config:
     """Build a Config from the `[tool.repro-hooks]` table (already parsed TOML)."""
-    policy_table = {k: v for k, v in table.items() if k not in ("mlflow", "extend-data-patterns")}
+    policy_table = {
+        k: v for k, v in table.items() if k not in (*_SUBTABLES, "extend-data-patterns")
+    }
     policy = _apply(
-        Policy(), policy_table, _POLICY_KEYS, file, prefix, ("extend-data-patterns", "mlflow")
+        Policy(), policy_table, _POLICY_KEYS, file, prefix, ("extend-data-patterns", *_SUBTABLES)
     )
     if "extend-data-patterns" in table:
         try:
@@ -292,7 +316,12 @@ def parse_config(table: Mapping[str, Any], file: str, prefix: str = TABLE) -> Co
         if not isinstance(table["mlflow"], Mapping):
             raise ConfigError(file, f"{prefix}.mlflow", "expected a table")
         mlflow = _apply(mlflow, table["mlflow"], _MLFLOW_KEYS, file, f"{prefix}.mlflow")
-    return Config(policy=policy, mlflow=mlflow, source=file)
+    deploy = DeployConfig()
+    if "deploy" in table:
+        if not isinstance(table["deploy"], Mapping):
+            raise ConfigError(file, f"{prefix}.deploy", "expected a table")
+        deploy = _apply(deploy, table["deploy"], _DEPLOY_KEYS, file, f"{prefix}.deploy")
+    return Config(policy=policy, mlflow=mlflow, deploy=deploy, source=file)
 
 
 def load_toml(path: Path, display: str) -> dict[str, Any]:
