@@ -5,7 +5,9 @@ A repository with 1,000 DVC outputs (one `.dvc` file each, written as `dvc add` 
 warm (the hash cache and the parsed-DVC-file cache filled by a first stamp). A sqlite tracking
 store outside the repository, migrated before timing. The plugin is registered exactly as an
 installed repro-hooks registers it (an entry point `mlflow.run_context_provider` in the
-distribution metadata); "without" sets REPRO_HOOKS_STAMP=0, which makes the provider step aside
+distribution metadata; the venv's own when repro-hooks is installed there, and it is then
+not registered a second time: until 2026-12-02 it was, and every figure was of two stamps per
+`start_run`); "without" sets REPRO_HOOKS_STAMP=0, which makes the provider step aside
 (`in_context()` is False), so both sides run MLflow's own providers and the same store calls.
 Target: the stamp adds at most 50 ms (median difference).
 
@@ -60,6 +62,14 @@ def add_stage(repo: Path) -> None:
     git(repo, "commit", "-q", "--no-verify", "-m", "a train stage")
 
 
+def installed_plugin() -> bool:
+    """Whether this interpreter already has repro-hooks' entry point (an installed package)."""
+    from importlib.metadata import entry_points
+
+    group = entry_points(group="mlflow.run_context_provider")
+    return any(ep.value == "repro_hooks.links.stamp:RunStamp" for ep in group)
+
+
 def interleaved(
     runs: int, start: Callable[[bool], tuple[float, float]]
 ) -> tuple[dict[bool, float], dict[bool, float]]:
@@ -99,15 +109,17 @@ def main() -> None:
         repo = base / "repo"
         repo.mkdir()
         build_many(repo, args.files)
-        site = base / "site"
-        info = site / "repro_hooks_bench-0.0.dist-info"
-        info.mkdir(parents=True)
-        (info / "METADATA").write_text("Metadata-Version: 2.1\nName: repro-hooks-bench\n"
-                                       "Version: 0.0\n")  # fmt: skip
-        (info / "entry_points.txt").write_text(
-            "[mlflow.run_context_provider]\nrepro-hooks = repro_hooks.links.stamp:RunStamp\n"
-        )
-        sys.path[:0] = [str(ROOT), str(site)]
+        sys.path[:0] = [str(ROOT)]
+        if not installed_plugin():  # a venv without repro-hooks: register it as pip would
+            site = base / "site"
+            info = site / "repro_hooks_bench-0.0.dist-info"
+            info.mkdir(parents=True)
+            (info / "METADATA").write_text("Metadata-Version: 2.1\nName: repro-hooks-bench\n"
+                                           "Version: 0.0\n")  # fmt: skip
+            (info / "entry_points.txt").write_text(
+                "[mlflow.run_context_provider]\nrepro-hooks = repro_hooks.links.stamp:RunStamp\n"
+            )
+            sys.path.insert(1, str(site))
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{base / 'mlflow.db'}"
         os.chdir(repo)
         sys.argv = [str(repo / "train.py")]  # as if the training script lived in the repository
@@ -116,7 +128,8 @@ def main() -> None:
 
         from repro_hooks.links.stamp import RunStamp
 
-        assert any(isinstance(p, RunStamp) for p in _run_context_provider_registry)
+        stamps = [p for p in _run_context_provider_registry if isinstance(p, RunStamp)]
+        assert [p.in_context() for p in stamps] == [True], "the stamp must be taken once"
         for _ in range(2):  # migrate the store, fill the caches
             with mlflow.start_run() as run:
                 pass

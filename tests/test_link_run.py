@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from tests.stamp_helpers import (
     md5_of,
     run_script,
     stamped_run,
+    train_env,
 )
 
 pytestmark = MLFLOW_WARNINGS
@@ -137,6 +139,42 @@ def test_stamp_never_raises_into_training(
     run_id = run_script(repo, TRAIN.replace('data/train.csv").read_bytes()', 'x").name.encode()'),
                           sqlite_store, stamp_plugin)  # fmt: skip
     assert not any(k.startswith("repro_hooks.") for k in tags(sqlite_store, run_id))
+
+
+ONCE = """\
+import mlflow
+from mlflow.tracking.context.registry import _run_context_provider_registry as registry
+from repro_hooks.links import stamp
+providers = [p for p in registry if isinstance(p, stamp.RunStamp)]
+taken = []
+take = stamp.take_stamp
+stamp.take_stamp = lambda *a, **k: taken.append(1) or take(*a, **k)
+with mlflow.start_run() as run:
+    pass
+print(len(providers), len(taken))
+print(run.info.run_id)
+"""
+
+
+def test_the_stamp_is_taken_once_however_often_the_plugin_is_registered(
+    tmp_path: Path, sqlite_store: str, stamp_plugin: Path
+) -> None:
+    """The entry point registered twice (the installed package's, and the test's plugin
+    directory: as with an editable install beside a wheel): MLflow makes two providers, and
+    only the first one stamps, once per `start_run`."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    write(repo / "README.md", "x\n")
+    commit(repo, "first")
+    proc = subprocess.run(
+        [sys.executable, "-c", ONCE], cwd=repo, capture_output=True, text=True, check=False,
+        env=train_env(sqlite_store, stamp_plugin),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    counts, run_id = proc.stdout.strip().splitlines()[-2:]
+    assert counts == "2 1"
+    assert "repro_hooks.stamp" in tags(sqlite_store, run_id)
 
 
 # ---- which run: other clones, notebooks, data the run never saw --------------------------------

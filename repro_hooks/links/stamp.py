@@ -58,13 +58,24 @@ _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 class RunStamp:
     """The `mlflow.run_context_provider` plugin (see the module docstring). MLflow makes one
     when it is imported: it installs the audit hook then, so that the files a script reads
-    before `mlflow.start_run()` (its data, usually) are known too."""
+    before `mlflow.start_run()` (its data, usually) are known too.
+
+    Only the first one made in a process stamps: the entry point can be registered twice (an
+    editable install beside a wheel, a plugin path added by a test harness), and MLflow then
+    makes two providers, each of which would take the whole stamp again (the second one's tags
+    overwriting the first's) at twice the cost to `start_run`."""
+
+    _first: RunStamp | None = None
 
     def __init__(self) -> None:
+        if RunStamp._first is None:
+            RunStamp._first = self
         if os.environ.get(DISABLE_ENV, "1") != "0":
             _install_audit_hook()
 
     def in_context(self) -> bool:
+        if RunStamp._first is not self:
+            return False
         try:
             return os.environ.get(DISABLE_ENV, "1") != "0" and _start_dir() is not None
         except Exception:
