@@ -405,6 +405,23 @@ def test_dvc_experiment_from_the_queue_links_its_run(book: Textbook) -> None:
     assert book.linked(queued_run) == book.head(clone), book.delivery_log(clone)
 
 
+def test_dvc_exp_branch_then_a_commit_on_it_links_the_experiment_run(book: Textbook) -> None:
+    """`dvc exp run --temp`, then `dvc exp branch` (DVC's own experiment commit, made without
+    hooks, becomes a branch), `git checkout` and `dvc checkout` of it, and a commit of a README line: the experiment's
+    run is linked to that commit (a README cannot change what the run computed)."""
+    clone = book.alice
+    dvc(clone, "exp", "run", "-q", "--temp", "-n", "lr-09", "-S", "train.lr=0.9")
+    (exp_run,) = book.runs(clone)
+    dvc(clone, "exp", "branch", "-q", "lr-09", "exp-lr-09")
+    git(clone, "checkout", "-q", "exp-lr-09")
+    dvc(clone, "checkout", "-q")  # the experiment's outputs, from the cache (DVC's own step)
+    assert "lr: 0.9" in (clone / "params.yaml").read_text()
+    (clone / "README.md").write_text("lr 0.9 looks better\n")
+    book.commit(clone, "note on lr-09")
+    book.wait_delivered(clone)
+    assert book.linked(exp_run) == book.head(clone), book.delivery_log(clone)
+
+
 # ---- the loop, many times in a row, by two clones at once -----------------------------------
 
 
