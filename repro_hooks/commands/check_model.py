@@ -126,7 +126,9 @@ def check_model(
                     f"--promote {promote}: one alias cannot point at two versions of {twice[0]!r}"
                 )
         verdicts = _judge(git, facts, protected, config.policy, allow_forced)
-        verdicts, evidence = _judge_bytes(registry, git, verdicts, protected, seconds, safe_uri)
+        verdicts, evidence = _judge_bytes(
+            registry, git, verdicts, protected, seconds, safe_uri, allow_forced
+        )
         passed = all(v.passed for v in verdicts)
         if record or promote is not None:
             extra = {k: evidence_tags(e, verdict_tag) for k, e in evidence.items()}
@@ -326,11 +328,12 @@ def _judge_bytes(
     protected: tuple[str, str],
     seconds: float,
     safe_uri: str,
+    allow_forced: bool = False,
 ) -> tuple[list[Any], dict[tuple[str, str], Any]]:
     """Each version whose run is active: its source is the run's own artifact, its files are
     what the run recorded, and the attestation policy of the protected branch holds."""
     from repro_hooks.deploy.artifacts import version_bytes
-    from repro_hooks.deploy.gate import judge_bytes
+    from repro_hooks.deploy.gate import judge_bytes, link_findings
     from repro_hooks.links.core import committed_outputs
     from repro_hooks.policy.at_revision import config_at
 
@@ -342,7 +345,7 @@ def _judge_bytes(
     evidence: dict[tuple[str, str], Any] = {}
     for v in verdicts:
         facts = v.facts
-        if facts.run_id is None or facts.run_state != "active":
+        if link_findings(facts):  # no run, or not linked: nothing to compare the bytes with
             judged.append(v)
             continue
         commit = facts.commit
@@ -357,5 +360,5 @@ def _judge_bytes(
                 registry.client, facts, tracking_uri, signers, deploy.require_attestation, pairs
             )
         evidence[(facts.name, facts.version)] = found
-        judged.append(judge_bytes(v, found, recorded or ()))
+        judged.append(judge_bytes(v, found, recorded or (), allow_unrecorded=allow_forced))
     return judged, evidence

@@ -390,10 +390,15 @@ def _within(name: str, prefix: str) -> bool:
 
 
 def bytes_findings(
-    facts: VersionFacts, found: ByteFacts, outputs: Iterable[RecordedOutput] = ()
+    facts: VersionFacts,
+    found: ByteFacts,
+    outputs: Iterable[RecordedOutput] = (),
+    *,
+    allow_unrecorded: bool = False,
 ) -> list[Finding]:
     """The version serves its run's own files, byte for byte what the run recorded (and what
-    the commit records for a served file that is a DVC output); the attestation policy."""
+    the commit records for a served file that is a DVC output); the attestation policy.
+    `allow_unrecorded` (check-model --allow-forced) accepts a run that recorded nothing."""
     from repro_hooks.deploy.artifacts import artifact_path
 
     where = facts.uri
@@ -411,7 +416,7 @@ def bytes_findings(
             )
         )
     recorded = found.recorded
-    if recorded is None and found.attestation != "invalid":
+    if recorded is None and found.attestation != "invalid" and not allow_unrecorded:
         out.append(
             Finding(
                 where,
@@ -471,10 +476,14 @@ def bytes_findings(
 
 
 def judge_bytes(
-    verdict: Verdict, found: ByteFacts, outputs: Iterable[RecordedOutput] = ()
+    verdict: Verdict,
+    found: ByteFacts,
+    outputs: Iterable[RecordedOutput] = (),
+    *,
+    allow_unrecorded: bool = False,
 ) -> Verdict:
     """The verdict with the byte and attestation findings added."""
-    more = bytes_findings(verdict.facts, found, outputs)
+    more = bytes_findings(verdict.facts, found, outputs, allow_unrecorded=allow_unrecorded)
     return Verdict(verdict.facts, tuple(sorted(set(verdict.findings) | set(more))))
 
 
