@@ -389,7 +389,9 @@ def test_required_attestation_and_bad_input(
 ) -> None:
     a = attested
     c = client(a.uri)
-    # a run with an unsigned statement only: the protected branch requires a signed one
+    # a run with an unsigned statement only (linked where no key is configured): the protected
+    # branch requires a signed one
+    git(a.world.dev, "config", "--unset", "gpg.format")
     name, version, _ = a.world.model()
     code, out, _ = a.world.check(f"models:/{name}/{version}", "--format", "json")
     assert code == 1
