@@ -80,7 +80,9 @@ def check_model(
     rules (not forced, not by hand: --allow-forced accepts those); the commit is in this
     repository and on the protected branch; the run's dvc.* tags and dvc.fingerprint equal what
     the commit records; every DVC object the commit references is in its DVC remote; the commit's
-    tree passes the repository policy (size limit, LFS, data patterns, DVC files).
+    tree passes the repository policy (size limit, LFS, data patterns, DVC files); the version
+    serves its run's own files, byte for byte what the run recorded (in a statement signed by a
+    key the protected branch's allowed_signers trusts, when its policy requires attestation).
 
     Exit 0 all passed, 1 a check failed, 2 usage (unknown model, version or alias, no
     repository, tracking server unreachable within the deadline). Nothing is written unless
