@@ -9,6 +9,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +35,7 @@ from repro_hooks.links.core import RecordedOutput
 from repro_hooks.links.stamp import ARTIFACTS_KEY, load_record
 from tests import test_check_model as gate_world
 from tests.helpers import cli_here, commit, git, install_local_hooks, write
-from tests.mlflow_fixtures import MLFLOW_WARNINGS
+from tests.mlflow_fixtures import MLFLOW_WARNINGS, MlflowServer
 from tests.stamp_helpers import train_env
 from tests.test_check_model import World, client
 
@@ -155,6 +156,48 @@ def test_evidence_tags_are_compact() -> None:
     assert compact_digests({"models:/m-1/MLmodel": "ab" * 32}) == f"MLmodel={'ab' * 8}"
     assert Served("model", "m-1", "", "x").prefix == "models:/m-1"
     assert Served("run", "r", "w", "x").prefix == "runs:/r/w"
+
+
+# ---- the link side, against the session's real server ---------------------------------------
+
+
+def test_an_unreadable_signing_key_leaves_the_statement_unsigned(
+    repo: Path, mlflow_server: MlflowServer
+) -> None:
+    from repro_hooks.deploy.attest import publish_statement
+    from repro_hooks.git import Git
+
+    uri = mlflow_server.url
+    c = client(uri)
+    run_id = c.create_run("0").info.run_id
+    write(repo / "pyproject.toml", '[tool.repro-hooks.attest]\nsigning-key = "/no/such/key"\n')
+    files = {ARTIFACTS_KEY: {"run": run_id, "files": {f"runs:/{run_id}/m": "1" * 64}}}
+    tags = {"git.commit": "a" * 40, "repro_hooks.link": "stamp"}
+    note = publish_statement(c, Git.discover(repo), run_id, tags, {}, [], files, uri)
+    assert note == (
+        "; 1 file digest(s) recorded (statement unsigned); the statement is unsigned: "
+        "/no/such/key: signing key not readable"
+    )
+    assert c.get_run(run_id).data.tags["repro_hooks.attestation"] == STATEMENT_PATH
+    sizes = {x.path: x.file_size for x in c.list_artifacts(run_id, "repro_hooks")}
+    assert sizes[SIGNATURE_PATH] == 0 and sizes[STATEMENT_PATH] > 0
+    # no record of this run's files (another run's record, or none): nothing is written
+    other = {ARTIFACTS_KEY: {"run": "someone-else", "files": {}}}
+    assert publish_statement(c, Git.discover(repo), run_id, tags, {}, [], other, uri) == ""
+    assert publish_statement(c, Git.discover(repo), run_id, tags, {}, [], None, uri) == ""
+
+
+def test_a_stamp_on_two_runs_names_neither(mlflow_server: MlflowServer) -> None:
+    from repro_hooks.links.stamp import STAMP_TAG, runs_of_stamps
+
+    c = client(mlflow_server.url)
+    experiment = c.create_experiment(f"stamps-{time.monotonic_ns()}")
+    mine = c.create_run(experiment, tags={STAMP_TAG: "ab" * 16}).info.run_id
+    c.create_run(experiment, tags={STAMP_TAG: "cd" * 16})
+    c.create_run(experiment, tags={STAMP_TAG: "cd" * 16})  # a copied stamp
+    stamps = ["ab" * 16, "cd" * 16, "ef" * 16]
+    assert runs_of_stamps(c, stamps, [mine]) == {"ab" * 16: mine}
+    assert runs_of_stamps(c, stamps, []) == {"ab" * 16: mine}  # found by the search
 
 
 # ---- end to end ------------------------------------------------------------------------------

@@ -1035,7 +1035,8 @@ _ARTIFACT_BOUNDS = {
 def runs_of_stamps(client: Any, stamps: list[str], hints: list[str]) -> dict[str, str]:
     """{stamp: run id} for the runs this process stamped: the `hints` (run ids MLflow still
     holds: the active and the last active run) first, then a search by the stamp tag in their
-    experiments and the current one, then in every experiment."""
+    experiments, then in every experiment (the first 1,000). A stamp found on two runs was
+    copied: it names neither."""
     found: dict[str, str] = {}
     experiments: list[str] = []
     for run_id in hints:
