@@ -1035,8 +1035,8 @@ _ARTIFACT_BOUNDS = {
 def runs_of_stamps(client: Any, stamps: list[str], hints: list[str]) -> dict[str, str]:
     """{stamp: run id} for the runs this process stamped: the `hints` (run ids MLflow still
     holds: the active and the last active run) first, then a search by the stamp tag in their
-    experiments, then in every experiment (the first 1,000). A stamp found on two runs was
-    copied: it names neither."""
+    experiments, then (when none was found there) in every experiment (the first 1,000). A
+    stamp found on two runs was copied: it names neither."""
     found: dict[str, str] = {}
     experiments: list[str] = []
     for run_id in hints:
@@ -1051,7 +1051,10 @@ def runs_of_stamps(client: Any, stamps: list[str], hints: list[str]) -> dict[str
             experiments.append(run.info.experiment_id)
     missing = [s for s in stamps if s not in found and all(c in "0123456789abcdef" for c in s)]
     for wide in (False, True):
-        if not missing:
+        if not missing or (wide and found):
+            # every experiment only when nothing was found nearby: MLflow stamps each logged
+            # model too (it asks the context providers for a logged model's tags), and those
+            # stamps name no run anywhere
             break
         if wide:
             experiments = [e.experiment_id for e in client.search_experiments(max_results=1000)]
