@@ -169,7 +169,8 @@ def test_an_unreadable_signing_key_leaves_the_statement_unsigned(
 
     uri = mlflow_server.url
     c = client(uri)
-    run_id = c.create_run("0").info.run_id
+    # not the Default experiment: the template database put its artifacts under the cwd
+    run_id = c.create_run(c.create_experiment(f"unsigned-{time.monotonic_ns()}")).info.run_id
     write(repo / "pyproject.toml", '[tool.repro-hooks.attest]\nsigning-key = "/no/such/key"\n')
     files = {ARTIFACTS_KEY: {"run": run_id, "files": {f"runs:/{run_id}/m": "1" * 64}}}
     tags = {"git.commit": "a" * 40, "repro_hooks.link": "stamp"}

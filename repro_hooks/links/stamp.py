@@ -76,7 +76,10 @@ class RunStamp:
             start = _start_dir()
             if start is None:
                 return {}
-            return take_stamp(start)
+            tags = take_stamp(start)
+            if tags.get(STAMP_TAG):
+                _note_tracking_uri(tags[STAMP_TAG])
+            return tags
         except Exception:
             return {}
         finally:
@@ -1025,6 +1028,7 @@ def _record_end_at_exit() -> None:
 # ---- the files the run wrote (its artifacts and logged models) --------------------------------
 
 ARTIFACTS_KEY = "artifacts"  # in the record: {"run": run id, "files": {name: sha256}}
+_TRACKING_URIS: dict[str, str] = {}  # stamp -> the tracking URI the run was created with
 _ARTIFACT_BOUNDS = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0",
@@ -1075,35 +1079,53 @@ def runs_of_stamps(client: Any, stamps: list[str], hints: list[str]) -> dict[str
     return found
 
 
+def _note_tracking_uri(stamp: str) -> None:
+    """Remember the tracking URI in force as MLflow creates the stamped run: at exit it may
+    have been reset, and MLflow's default would create a store in the current directory."""
+    import sys
+
+    mlflow = sys.modules.get("mlflow")
+    if mlflow is not None:
+        _TRACKING_URIS[stamp] = str(mlflow.get_tracking_uri())
+
+
 def _artifacts_at_exit(stamps: list[str]) -> dict[str, dict[str, Any]]:
     """For each stamp of this process whose run can be found: the run id and the sha256 of
     every file in its artifact store (artifacts and logged models). Only where the training
-    process imported MLflow (its tracking URI is the run's); bounded HTTP; {} on any failure."""
+    process imported MLflow, in the store each run was created in; bounded HTTP; {} on any
+    failure."""
     import sys
 
     fluent = sys.modules.get("mlflow.tracking.fluent")
-    if fluent is None or not stamps:
+    by_uri: dict[str, list[str]] = {}
+    for stamp in stamps:
+        if stamp in _TRACKING_URIS:
+            by_uri.setdefault(_TRACKING_URIS[stamp], []).append(stamp)
+    if fluent is None or not by_uri:
         return {}
     saved = {k: os.environ.get(k) for k in _ARTIFACT_BOUNDS}
     os.environ.update(_ARTIFACT_BOUNDS)
     try:
-        import mlflow
         from mlflow.tracking import MlflowClient
 
         from repro_hooks.deploy.artifacts import run_digests
 
-        uri = mlflow.get_tracking_uri()
-        client = MlflowClient(tracking_uri=uri)
         hints = [r.info.run_id for r in fluent._active_run_stack.get()]
         last = fluent._last_active_run_id.get()
         if last:
             hints.append(last)
         out: dict[str, dict[str, Any]] = {}
-        for stamp, run_id in runs_of_stamps(client, stamps, hints).items():
+        for uri, group in by_uri.items():
             try:
-                out[stamp] = {"run": run_id, "files": run_digests(client, run_id, uri)}
+                client = MlflowClient(tracking_uri=uri)
+                found = runs_of_stamps(client, group, hints)
             except Exception:
                 continue
+            for stamp, run_id in found.items():
+                try:
+                    out[stamp] = {"run": run_id, "files": run_digests(client, run_id, uri)}
+                except Exception:
+                    continue
         return out
     except Exception:
         return {}
