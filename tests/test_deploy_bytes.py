@@ -69,48 +69,84 @@ def _served(**names: str) -> tuple[ServedFile, ...]:
         ),
         pytest.param(
             ByteFacts("runs:/r1/weights", prefix="runs:/r1/weights", served=_served(w="1" * 64)),
-            [("model-bytes", "run r1 recorded no digests of its files: the bytes served "
-                             "cannot be checked")],
+            [
+                (
+                    "model-bytes",
+                    "run r1 recorded no digests of its files: the bytes served cannot be checked",
+                )
+            ],
             id="nothing-recorded",
         ),
         pytest.param(
             ByteFacts(
-                "runs:/r1/weights", prefix="runs:/r1/weights", served=_served(w="1" * 64),
-                recorded={"runs:/r1/weights/w": "2" * 64, "runs:/r1/weights/v": "3" * 64,
-                          "runs:/r1/other": "4" * 64},
+                "runs:/r1/weights",
+                prefix="runs:/r1/weights",
+                served=_served(w="1" * 64),
+                recorded={
+                    "runs:/r1/weights/w": "2" * 64,
+                    "runs:/r1/weights/v": "3" * 64,
+                    "runs:/r1/other": "4" * 64,
+                },
             ),
             [
                 ("model-bytes", "runs:/r1/weights/v: recorded by run r1, missing from the version"),
-                ("model-bytes", f"runs:/r1/weights/w: the version serves sha256 {'1' * 64}, "
-                                f"run r1 recorded {'2' * 64}"),
+                (
+                    "model-bytes",
+                    f"runs:/r1/weights/w: the version serves sha256 {'1' * 64}, "
+                    f"run r1 recorded {'2' * 64}",
+                ),
             ],
             id="differs-and-missing",
         ),
         pytest.param(
-            ByteFacts("runs:/r1/weights", prefix="runs:/r1/weights", served=_served(w="1" * 64),
-                      recorded={}, required=True, attestation="unsigned", level="recorded"),
+            ByteFacts(
+                "runs:/r1/weights",
+                prefix="runs:/r1/weights",
+                served=_served(w="1" * 64),
+                recorded={},
+                required=True,
+                attestation="unsigned",
+                level="recorded",
+            ),
             [
-                ("attestation-missing", "run r1 has an unsigned statement of its files; the "
-                                        "protected branch requires a signed one"),
-                ("model-bytes", f"runs:/r1/weights/w: served by the version (sha256 {'1' * 64}), "
-                                "not a file run r1 recorded"),
+                (
+                    "attestation-missing",
+                    "run r1 has an unsigned statement of its files; the "
+                    "protected branch requires a signed one",
+                ),
+                (
+                    "model-bytes",
+                    f"runs:/r1/weights/w: served by the version (sha256 {'1' * 64}), "
+                    "not a file run r1 recorded",
+                ),
             ],
             id="unsigned-required",
         ),
         pytest.param(
-            ByteFacts("runs:/r1/weights", prefix="runs:/r1/weights", served=_served(w="1" * 64),
-                      attestation="invalid", problems=("x.sig: signed by a key that is not in b",)),
+            ByteFacts(
+                "runs:/r1/weights",
+                prefix="runs:/r1/weights",
+                served=_served(w="1" * 64),
+                attestation="invalid",
+                problems=("x.sig: signed by a key that is not in b",),
+            ),
             [("attestation-invalid", "x.sig: signed by a key that is not in b")],
             id="bad-signature-alone",
         ),
         pytest.param(
-            ByteFacts("runs:/r1/weights", prefix="runs:/r1/weights", served=_served(w="1" * 64),
-                      recorded={"runs:/r1/weights/w": "1" * 64}, level=ATTESTED, signer="a@x"),
+            ByteFacts(
+                "runs:/r1/weights",
+                prefix="runs:/r1/weights",
+                served=_served(w="1" * 64),
+                recorded={"runs:/r1/weights/w": "1" * 64},
+                level=ATTESTED,
+                signer="a@x",
+            ),
             [],
             id="passes",
         ),
     ],
-)  # fmt: skip
+)
 def test_bytes_findings(found: ByteFacts, expected: list[tuple[str, str]]) -> None:
     got = sorted((f.rule, f.message) for f in bytes_findings(_facts(), found))
     assert got == expected
