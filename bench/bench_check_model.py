@@ -6,9 +6,14 @@ commit that references DVC data (one file and a directory of 200 files) pushed w
 to a local DVC remote, and to the bare git remote. Timed in that repository (so `dvc status
 --cloud` finds the local cache and says "up to date"), interleaved, medians:
 
-- ours: `repro-hooks check-model --tracking-uri URL models:/bench/1`;
+The run's link carries a statement of its files signed with an ed25519 key the protected branch's
+`allowed_signers` trusts, and the branch requires attestation (issue 20).
+
+- ours: `repro-hooks check-model --tracking-uri URL models:/bench/1` (every check, the bytes:
+  the version's files downloaded and digested, the signature verified with ssh-keygen);
 - anchor: one Python process that does the same reads with MlflowClient (the version, its run)
-  and `git merge-base --is-ancestor`, then `dvc status --cloud` (the DVC CLI's own remote check).
+  and `git merge-base --is-ancestor`, then `dvc status --cloud` (the DVC CLI's own remote check),
+  then downloads the version's files (`mlflow.artifacts.download_artifacts(mv.source)`).
 
     .venv/bin/python bench/bench_check_model.py [--runs 7]
 """
@@ -57,13 +62,26 @@ from mlflow.tracking import MlflowClient
 from repro_hooks.git import Git
 from repro_hooks.links.core import commit_record
 
+from repro_hooks.deploy.artifacts import run_digests
+from repro_hooks.deploy.attest import publish_statement
+from repro_hooks.links.core import EVIDENCE_TAG
+
 repo, run_id, sha = sys.argv[1:4]
-tags = commit_record(Git.discover(repo), sha, "main").tags()
-MlflowClient().log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+record = commit_record(Git.discover(repo), sha, "main")
+tags = {**record.tags(), EVIDENCE_TAG: "stamp"}
+client = MlflowClient()
+client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+# what the link delivery writes for a stamped run: the statement of its files, signed with the
+# key git is configured to sign with (gpg.format=ssh, user.signingkey)
+uri = client.tracking_uri
+files = {"artifacts": {"run": run_id, "files": run_digests(client, run_id, uri)}}
+outputs = [(o.path, o.hash_value) for o in record.outputs]
+print(publish_statement(client, Git.discover(repo), run_id, tags, {}, outputs, files, uri))
 """
 
 ANCHOR = """\
-import subprocess, sys
+import subprocess, sys, tempfile
+import mlflow.artifacts
 from mlflow.tracking import MlflowClient
 
 client = MlflowClient()
@@ -72,6 +90,8 @@ run = client.get_run(mv.run_id)
 sha = run.data.tags["git.commit"]
 ok = subprocess.run(["git", "merge-base", "--is-ancestor", sha, "origin/main"]).returncode == 0
 status = subprocess.run([sys.argv[1], "status", "--cloud", "-q"]).returncode
+with tempfile.TemporaryDirectory() as tmp:  # the files the version serves
+    mlflow.artifacts.download_artifacts(artifact_uri=mv.source, dst_path=tmp)
 sys.exit(0 if ok and status == 0 else 1)
 """
 
@@ -138,6 +158,19 @@ def main() -> int:
             for i in range(200):
                 (dev / "data" / "images" / f"{i:03d}.txt").write_text(f"image {i}\n")
             run(dev, "dvc", "add", "-q", "data/train.csv", "data/images")
+            # attested mode: the protected branch trusts one key and requires a signature
+            key = tmp / "key"
+            run(tmp, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key))
+            kind, public = Path(f"{key}.pub").read_text().split()[:2]
+            (dev / ".repro-hooks").mkdir()
+            (dev / ".repro-hooks" / "allowed_signers").write_text(
+                f'bench@example.com namespaces="repro-hooks" {kind} {public}\n'
+            )
+            (dev / "pyproject.toml").write_text(
+                "[tool.repro-hooks.deploy]\nrequire-attestation = true\n"
+            )
+            run(dev, "git", "config", "gpg.format", "ssh")
+            run(dev, "git", "config", "user.signingkey", str(key))
             run(dev, "git", "add", "-A")
             run(dev, "git", "commit", "-q", "-m", "data")
             run(dev, "dvc", "push", "-q")
@@ -147,7 +180,8 @@ def main() -> int:
             (dev / "train.py").write_text(TRAIN)
             run_id, version = run(dev, sys.executable, "train.py").splitlines()[-1].split()
             sha = run(dev, "git", "rev-parse", "HEAD")
-            run(dev, sys.executable, "-c", LINK, str(dev), run_id, sha)
+            linked = run(dev, sys.executable, "-c", LINK, str(dev), run_id, sha)
+            assert "attested (signed)" in linked, linked
             (tmp / "anchor.py").write_text(ANCHOR)
             ours = [str(VENV_BIN / "repro-hooks"), "check-model", "--tracking-uri", url,
                     f"models:/bench/{version}"]  # fmt: skip
@@ -168,8 +202,8 @@ def main() -> int:
     print("| --- | --- | --- |")
     print(f"| `repro-hooks check-model models:/bench/1` | {t_ours:.3f} | {sorted(c_ours)} |")
     print(
-        "| MlflowClient (version, run) + `git merge-base` + `dvc status --cloud` "
-        f"(anchor) | {t_anchor:.3f} | {sorted(c_anchor)} |"
+        "| MlflowClient (version, run) + `git merge-base` + `dvc status --cloud` + artifact "
+        f"download (anchor) | {t_anchor:.3f} | {sorted(c_anchor)} |"
     )
     print(f"| ratio (ours / anchor) | {t_ours / t_anchor:.2f}x | |")
     return 0 if c_ours == c_anchor == {0} else 1

@@ -37,6 +37,10 @@ RULES: dict[str, str] = {
     "commit-missing": "The commit the run is linked to is not in this repository.",
     "commit-unprotected": "The commit the run is linked to is not on the protected branch.",
     "data-mismatch": "The run's DVC hashes differ from what its commit records.",
+    "model-source": "The model version serves files that are not its run's own artifacts.",
+    "model-bytes": "A file the model version serves differs from what its run recorded.",
+    "attestation-missing": "The protected branch requires a signed statement the run lacks.",
+    "attestation-invalid": "The run's signed statement does not verify or disagrees with it.",
     "total-size": "The files of one commit together exceed the total-size limit (bulk data).",
 }
 

@@ -75,11 +75,19 @@ def log_and_register(uri: str, name: str, *more_names: str) -> tuple[str, str]:
 def link(
     uri: str, run_id: str, repo: Path, sha: str, branch: str | None = "main"
 ) -> dict[str, str]:
-    """Write the run link exactly as tag-mlflow's delivery does (links.core's tags)."""
+    """Write the run link exactly as tag-mlflow's delivery does (links.core's tags), and the
+    statement of the run's files (unsigned) it writes for a run whose stamp recorded them."""
     from mlflow.entities import RunTag
 
-    tags = {**commit_record(Git.discover(repo), sha, branch).tags(), EVIDENCE_TAG: "stamp"}
+    from repro_hooks.deploy.artifacts import run_digests
+    from repro_hooks.deploy.attest import publish_statement
+
+    record = commit_record(Git.discover(repo), sha, branch)
+    tags = {**record.tags(), EVIDENCE_TAG: "stamp"}
     client(uri).log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+    files = {"artifacts": {"run": run_id, "files": run_digests(client(uri), run_id, uri)}}
+    outputs = [(o.path, o.hash_value) for o in record.outputs]
+    publish_statement(client(uri), Git.discover(repo), run_id, tags, {}, outputs, files, uri)
     return tags
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -79,7 +80,9 @@ def check_model(
     rules (not forced, not by hand: --allow-forced accepts those); the commit is in this
     repository and on the protected branch; the run's dvc.* tags and dvc.fingerprint equal what
     the commit records; every DVC object the commit references is in its DVC remote; the commit's
-    tree passes the repository policy (size limit, LFS, data patterns, DVC files).
+    tree passes the repository policy (size limit, LFS, data patterns, DVC files); the version
+    serves its run's own files, byte for byte what the run recorded (in a statement signed by a
+    key the protected branch's allowed_signers trusts, when its policy requires attestation).
 
     Exit 0 all passed, 1 a check failed, 2 usage (unknown model, version or alias, no
     repository, tracking server unreachable within the deadline). Nothing is written unless
@@ -87,7 +90,15 @@ def check_model(
     """
 
     def body() -> None:
-        from repro_hooks.deploy.gate import fix_hint, parse_model_uri, valid_alias, valid_tag_key
+        from repro_hooks.deploy.gate import (
+            bytes_hint,
+            evidence_tags,
+            evidence_text,
+            fix_hint,
+            parse_model_uri,
+            valid_alias,
+            valid_tag_key,
+        )
         from repro_hooks.git import Git
         from repro_hooks.policy.config import load_config
 
@@ -117,14 +128,31 @@ def check_model(
                     f"--promote {promote}: one alias cannot point at two versions of {twice[0]!r}"
                 )
         verdicts = _judge(git, facts, protected, config.policy, allow_forced)
+        verdicts, evidence = _judge_bytes(
+            registry, git, verdicts, protected, seconds, safe_uri, allow_forced
+        )
         passed = all(v.passed for v in verdicts)
         if record or promote is not None:
-            _write(registry, verdicts, seconds, safe_uri, record, verdict_tag, promote, passed)
+            extra = {k: evidence_tags(e, verdict_tag) for k, e in evidence.items()}
+            _write(
+                registry,
+                verdicts,
+                seconds,
+                safe_uri,
+                record,
+                verdict_tag,
+                promote,
+                passed,
+                extra=extra,
+            )
         for v in verdicts:
             what = "passed" if v.passed else f"FAILED ({len(v.findings)} finding(s))"
             commit = v.facts.commit[:12] if v.facts.commit else "no commit"
+            found = evidence.get((v.facts.name, v.facts.version))
+            level = f" ({evidence_text(found)})" if found is not None else ""
             click.echo(
-                f"repro-hooks: {v.facts.uri} (run {v.facts.run_id}, {commit}): {what}", err=True
+                f"repro-hooks: {v.facts.uri} (run {v.facts.run_id}, {commit}): {what}{level}",
+                err=True,
             )
         if promote is not None:
             if passed:
@@ -133,7 +161,8 @@ def check_model(
             else:
                 click.echo(f"repro-hooks: alias {promote!r} not moved: a check failed", err=True)
         findings = [f for v in verdicts for f in v.findings]
-        finish(ctx, findings, fmt, fix_hint=fix_hint(verdicts, protected[0]))
+        hint = "\n".join(h for h in (fix_hint(verdicts, protected[0]), bytes_hint(verdicts)) if h)
+        finish(ctx, findings, fmt, fix_hint=hint)
 
     guarded(ctx, body)
 
@@ -205,7 +234,8 @@ def _read_versions(
                 continue
             run = registry.run(version.run_id)
             facts[key] = VersionFacts(version.name, version.version, run.run_id, run.state,
-                                      run.tags)  # fmt: skip
+                                      run.tags, version.source, run.artifact_uri,
+                                      run.experiment_id)  # fmt: skip
     return list(facts.values())
 
 
@@ -240,6 +270,8 @@ def _write(
     key: str,
     promote: str | None,
     passed: bool,
+    *,
+    extra: Mapping[tuple[str, str], Mapping[str, str]] | None = None,
 ) -> None:
     """Propagate each run's link to its versions and logged models, record the verdicts, then
     move the alias if everything passed."""
@@ -254,8 +286,81 @@ def _write(
                 propagate_link(registry.client, facts.run_id, facts.run_tags)
                 done.add(facts.run_id)
             if record:
-                registry.tag_version(facts.name, facts.version, verdict_tags(v, key))
+                more = (extra or {}).get((facts.name, facts.version), {})
+                registry.tag_version(facts.name, facts.version, {**verdict_tags(v, key), **more})
     if promote is not None and passed:
         for v in verdicts:
             with _guard_registry(safe_uri, seconds, f"moving {promote} to {v.facts.uri}"):
                 registry.set_alias(v.facts.name, promote, v.facts.version)
+
+
+# ---- the bytes and the evidence (deploy/artifacts.py, deploy/attest.py) ------------------------
+
+
+def _signers_reader(git: Any, protected: tuple[str, str], path: str) -> Any:
+    """A function giving (content, where) of the allowed_signers file in the protected
+    branch's tree (never the working tree, never the checked commit), or None; read once."""
+    from repro_hooks.deploy.attest import MAX_SIGNERS_FILE
+
+    cache: list[tuple[bytes, str] | None] = []
+
+    def read() -> tuple[bytes, str] | None:
+        if not cache:
+            clean = path.lstrip("/")
+            spec = f"{protected[1]}:{clean}"
+            where = f"{protected[0]}:{clean}"
+            kind = git.try_run("cat-file", "-t", spec)
+            if kind is None or kind.strip() != b"blob":
+                cache.append(None)
+            else:
+                size = int(git.run("cat-file", "-s", spec))
+                if size > MAX_SIGNERS_FILE:
+                    raise ReproHooksError(f"{where}: {size} bytes, more than allowed_signers needs")
+                content = git.read_objects([spec])[0] or b""
+                cache.append((content, where))
+        return cache[0]
+
+    return read
+
+
+def _judge_bytes(
+    registry: Registry,
+    git: Any,
+    verdicts: list[Any],
+    protected: tuple[str, str],
+    seconds: float,
+    safe_uri: str,
+    allow_forced: bool = False,
+) -> tuple[list[Any], dict[tuple[str, str], Any]]:
+    """Each version whose run is active: its source is the run's own artifact, its files are
+    what the run recorded, and the attestation policy of the protected branch holds."""
+    from repro_hooks.deploy.artifacts import version_bytes
+    from repro_hooks.deploy.gate import judge_bytes, link_findings
+    from repro_hooks.links.core import committed_outputs
+    from repro_hooks.policy.at_revision import config_at
+
+    deploy = config_at(git, protected[1], f"protected branch {protected[0]}").deploy
+    signers = _signers_reader(git, protected, deploy.allowed_signers)
+    tracking_uri = str(getattr(registry.client, "tracking_uri", "") or "") or None
+    outputs: dict[str, list[Any] | None] = {}
+    judged: list[Any] = []
+    evidence: dict[tuple[str, str], Any] = {}
+    for v in verdicts:
+        facts = v.facts
+        if link_findings(facts):  # no run, or not linked: nothing to compare the bytes with
+            judged.append(v)
+            continue
+        commit = facts.commit
+        if commit is not None and commit not in outputs:
+            outputs[commit] = None
+            if git.try_run("cat-file", "-e", f"{commit}^{{commit}}") is not None:
+                outputs[commit] = committed_outputs(git, commit)[0]
+        recorded = outputs.get(commit) if commit is not None else None
+        pairs = [(o.path, o.hash_value) for o in recorded] if recorded is not None else None
+        with _guard_registry(safe_uri, seconds, f"reading the files of {facts.uri}"):
+            found = version_bytes(
+                registry.client, facts, tracking_uri, signers, deploy.require_attestation, pairs
+            )
+        evidence[(facts.name, facts.version)] = found
+        judged.append(judge_bytes(v, found, recorded or (), allow_unrecorded=allow_forced))
+    return judged, evidence

@@ -99,6 +99,10 @@ class VersionFacts:
     run_id: str | None
     run_state: str  # active, deleted, missing (or none: registered without a run)
     run_tags: Mapping[str, str] = field(default_factory=dict)
+    # the bytes: what the version serves and where its run keeps its artifacts
+    source: str = ""
+    artifact_uri: str = ""
+    experiment_id: str | None = None
 
     @property
     def uri(self) -> str:
@@ -342,4 +346,184 @@ def fix_hint(verdicts: Sequence[Verdict], branch: str) -> str:
         )
     if rules & {"large-file", "lfs-pointer", "data-in-git", "malformed-dvc"}:
         lines.append("The commit breaks the repository policy: fix it and train again.")
+    return "\n".join(lines)
+
+
+# ---- the bytes and the evidence behind them ---------------------------------------------------
+# Rules: model-source (the version serves something that is not its run's own artifact),
+# model-bytes (a served file differs from what the run recorded, or the run recorded nothing),
+# attestation-missing (required and absent, or unsigned), attestation-invalid (a signature that
+# does not verify against the protected branch's signers, or a statement that disagrees).
+
+ATTESTED = "attested"  # a statement signed by a signer the protected branch trusts
+RECORDED = "recorded"  # the run's statement of its files, unsigned (or signers not configured)
+NO_EVIDENCE = "none"  # the run recorded no digests of its files
+
+
+@dataclass(frozen=True)
+class ServedFile:
+    """One file the version serves: its name (deploy/artifacts.py), sha256 and md5."""
+
+    name: str
+    sha256: str
+    md5: str
+
+
+@dataclass(frozen=True)
+class ByteFacts:
+    """What the version serves and what evidence says the run made."""
+
+    source: str
+    refused: str | None = None  # why the source is not the run's own artifact
+    prefix: str = ""  # the served files' common name prefix (runs:/<run>/<path>, models:/<id>)
+    served: tuple[ServedFile, ...] = ()
+    recorded: Mapping[str, str] | None = None  # name -> sha256, from the statement
+    level: str = NO_EVIDENCE
+    signer: str = ""
+    attestation: str = "missing"  # valid, unsigned, unverifiable, invalid, missing
+    problems: tuple[str, ...] = ()  # attestation-invalid: what did not verify or differed
+    required: bool = False  # the protected branch's policy requires attestation
+
+
+def _within(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + "/")
+
+
+def bytes_findings(
+    facts: VersionFacts,
+    found: ByteFacts,
+    outputs: Iterable[RecordedOutput] = (),
+    *,
+    allow_unrecorded: bool = False,
+) -> list[Finding]:
+    """The version serves its run's own files, byte for byte what the run recorded (and what
+    the commit records for a served file that is a DVC output); the attestation policy.
+    `allow_unrecorded` (check-model --allow-forced) accepts a run that recorded nothing."""
+    from repro_hooks.deploy.artifacts import artifact_path
+
+    where = facts.uri
+    if found.refused is not None:
+        return [Finding(where, "model-source", found.refused)]
+    out = [Finding(where, "attestation-invalid", p) for p in found.problems]
+    if found.required and found.attestation in ("missing", "unsigned"):
+        what = "no statement" if found.attestation == "missing" else "an unsigned statement"
+        out.append(
+            Finding(
+                where,
+                "attestation-missing",
+                f"run {facts.run_id} has {what} of its files; the protected branch requires "
+                "a signed one",
+            )
+        )
+    recorded = found.recorded
+    if recorded is None and found.attestation != "invalid" and not allow_unrecorded:
+        out.append(
+            Finding(
+                where,
+                "model-bytes",
+                f"run {facts.run_id} recorded no digests of its files: the bytes served "
+                "cannot be checked",
+            )
+        )
+    elif recorded is not None:
+        served = {f.name: f for f in found.served}
+        if not served:
+            out.append(Finding(where, "model-bytes", f"{found.source}: the version has no files"))
+        for name, file in sorted(served.items()):
+            have = recorded.get(name)
+            if have is None:
+                out.append(
+                    Finding(
+                        where,
+                        "model-bytes",
+                        f"{name}: served by the version (sha256 {file.sha256}), not a file "
+                        f"run {facts.run_id} recorded",
+                    )
+                )
+            elif have != file.sha256:
+                out.append(
+                    Finding(
+                        where,
+                        "model-bytes",
+                        f"{name}: the version serves sha256 {file.sha256}, run "
+                        f"{facts.run_id} recorded {have}",
+                    )
+                )
+        for name in sorted(recorded):
+            if found.prefix and _within(name, found.prefix) and name not in served:
+                out.append(
+                    Finding(
+                        where,
+                        "model-bytes",
+                        f"{name}: recorded by run {facts.run_id}, missing from the version",
+                    )
+                )
+    by_path = {o.path: o for o in outputs}
+    for file in found.served:
+        output = by_path.get(artifact_path(file.name))
+        if output is None or output.hash_value.endswith(".dir"):
+            continue
+        if output.hash_value != file.md5:
+            out.append(
+                Finding(
+                    where,
+                    "model-bytes",
+                    f"{file.name}: the version serves md5 {file.md5}, {output.source} records "
+                    f"{output.hash_value} for the DVC output {output.path}",
+                )
+            )
+    return out
+
+
+def judge_bytes(
+    verdict: Verdict,
+    found: ByteFacts,
+    outputs: Iterable[RecordedOutput] = (),
+    *,
+    allow_unrecorded: bool = False,
+) -> Verdict:
+    """The verdict with the byte and attestation findings added."""
+    more = bytes_findings(verdict.facts, found, outputs, allow_unrecorded=allow_unrecorded)
+    return Verdict(verdict.facts, tuple(sorted(set(verdict.findings) | set(more))))
+
+
+def evidence_text(found: ByteFacts) -> str:
+    """The evidence level for the verdict line: `attested by <signer>`, `recorded`, `none`."""
+    if found.level == ATTESTED:
+        return f"evidence: attested by {found.signer}"
+    return f"evidence: {found.level}"
+
+
+def evidence_tags(found: ByteFacts, key: str = DEFAULT_VERDICT_TAG) -> dict[str, str]:
+    """What `--record` adds: the evidence level, the files and digests compared, the signer."""
+    from repro_hooks.deploy.artifacts import compact_digests
+
+    tags = {f"{key}.evidence": found.level}
+    if found.served:
+        tags[f"{key}.digests"] = compact_digests({f.name: f.sha256 for f in found.served})
+    if found.signer:
+        tags[f"{key}.signer"] = found.signer[:250]
+    return tags
+
+
+def bytes_hint(verdicts: Sequence[Verdict]) -> str:
+    rules = {f.rule for v in verdicts for f in v.findings}
+    lines = []
+    if "model-source" in rules:
+        lines.append(
+            "Register the version from its run's own files (runs:/<run>/<path> or the run's "
+            "logged model, models:/m-<id>), never from a bucket or another run."
+        )
+    if "model-bytes" in rules:
+        lines.append(
+            "The served files are not what the run made (or the run recorded nothing): train "
+            "with repro-hooks installed (the stamp records the run's files at its end), commit "
+            "so that tag-mlflow links it, and register the run's model as it was logged."
+        )
+    if rules & {"attestation-missing", "attestation-invalid"}:
+        lines.append(
+            "Attested mode: configure a signing key ([tool.repro-hooks.attest] signing-key, or "
+            "git's user.signingkey with gpg.format=ssh) whose public key is in the protected "
+            "branch's allowed_signers, and let tag-mlflow link the run again."
+        )
     return "\n".join(lines)

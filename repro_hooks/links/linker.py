@@ -321,6 +321,7 @@ def write_link(
     inputs = _run_inputs(git, existing, commit, record.outputs)
     store.write_link(run_id, tags, inputs, delete, record.repo_url)
     note = "".join(f"; {p}" for p in record.problems)
+    note += _publish_statement(store, git, run_id, tags, existing, record.outputs)
     # the link follows the run's models into the registry (a detached HEAD keeps the branch)
     carried = dict(tags)
     if BRANCH_TAG not in carried and BRANCH_TAG in existing:
@@ -341,6 +342,42 @@ def _run_inputs(
     if clone and clone == read_clone_id(common_dir):
         record = load_record(common_dir, tags.get(STAMP_TAG, ""))
     return inputs_of_run(outputs, tags, record, deps)
+
+
+def _publish_statement(
+    store: Any,
+    git: Git,
+    run_id: str,
+    tags: Mapping[str, str],
+    existing: Mapping[str, str],
+    outputs: Sequence[RecordedOutput],
+) -> str:
+    """The run's statement of the files it made (deploy/attest.py), signed when a key is
+    configured; written after the link, so a failure here never costs the link itself."""
+    common_dir = str(git.common_dir)
+    clone = existing.get(CLONE_TAG)
+    if not clone or clone != read_clone_id(common_dir):
+        return ""
+    record = load_record(common_dir, existing.get(STAMP_TAG, ""))
+    if record is None:
+        return ""
+    from repro_hooks.deploy.attest import publish_statement
+
+    try:
+        return publish_statement(
+            store.client,
+            git,
+            run_id,
+            tags,
+            existing,
+            [(o.path, o.hash_value) for o in outputs],
+            record,
+            str(getattr(store.client, "tracking_uri", "") or ""),
+        )
+    except Exception as exc:
+        from repro_hooks.links.registry import one_line
+
+        return f"; no statement of the run's files written: {one_line(exc)}"
 
 
 def _write_with_children(

@@ -145,6 +145,7 @@ class VersionRecord:
     run_id: str | None
     tags: Mapping[str, str]
     aliases: tuple[str, ...]
+    source: str = ""  # what the version serves (runs:/..., models:/m-..., s3://...)
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,7 @@ class RunRecord:
     state: str
     experiment_id: str | None
     tags: Mapping[str, str]
+    artifact_uri: str = ""
 
 
 class Registry:
@@ -172,6 +174,7 @@ class Registry:
             run_id=mv.run_id or None,
             tags=dict(mv.tags or {}),
             aliases=tuple(getattr(mv, "aliases", None) or ()),
+            source=str(mv.source or ""),
         )
 
     def _missing_model(self, name: str, uri: str) -> ReproHooksError | None:
@@ -219,7 +222,9 @@ class Registry:
                 return RunRecord(run_id, "missing", None, {})
             raise
         state = "active" if run.info.lifecycle_stage == "active" else "deleted"
-        return RunRecord(run_id, state, run.info.experiment_id, dict(run.data.tags))
+        return RunRecord(
+            run_id, state, run.info.experiment_id, dict(run.data.tags), run.info.artifact_uri or ""
+        )
 
     def tag_version(self, name: str, version: str, tags: Mapping[str, str]) -> None:
         for key, value in sorted(tags.items()):

@@ -87,7 +87,10 @@ class RunStamp:
             start = _start_dir()
             if start is None:
                 return {}
-            return take_stamp(start)
+            tags = take_stamp(start)
+            if tags.get(STAMP_TAG):
+                _note_tracking_uri(tags[STAMP_TAG])
+            return tags
         except Exception:
             return {}
         finally:
@@ -953,11 +956,18 @@ def _data_matcher(root: str) -> Callable[[str], bool]:
 
 
 def record_end(
-    runs_dir: str, stamps: list[str], root: str, since: float, *, audited: bool = False
+    runs_dir: str,
+    stamps: list[str],
+    root: str,
+    since: float,
+    *,
+    audited: bool = False,
+    artifacts: dict[str, dict[str, Any]] | None = None,
 ) -> None:
     """Add the end state to the local records of `stamps` (one snapshot for all of them): the
-    data, the stage's deps and outs for a stage run, and (from the audit hook, when the process
-    had it) which repository files the process wrote during each run."""
+    data, the stage's deps and outs for a stage run, (from the audit hook, when the process
+    had it) which repository files the process wrote during each run, and (`artifacts`, by
+    stamp) the run's id and the sha256 of every file it wrote to its artifact store."""
     import json
     import time
 
@@ -1005,6 +1015,8 @@ def record_end(
         stage = record.get("stage")
         if isinstance(stage, dict) and isinstance(stage.get("deps"), dict):
             stage["deps"] = resolve_deferred(stage["deps"], data, root)
+        if artifacts and stamp in artifacts:
+            record[ARTIFACTS_KEY] = artifacts[stamp]
         path = os.path.join(runs_dir, f"{stamp}.json")
         _write_json(path, json.dumps(record, sort_keys=True, default=repr))
 
@@ -1017,10 +1029,123 @@ def _record_end_at_exit() -> None:
             ids, since = by_place.setdefault((runs, root), ([], started))
             ids.append(stamp)
             by_place[(runs, root)] = (ids, min(since, started))
+        files = _artifacts_at_exit([stamp for _, stamp, _, _ in _STAMPED])
         for (runs, root), (ids, since) in by_place.items():
-            record_end(runs, ids, root, since, audited=True)
+            record_end(runs, ids, root, since, audited=True, artifacts=files)
     except Exception:
         pass
+
+
+# ---- the files the run wrote (its artifacts and logged models) --------------------------------
+
+ARTIFACTS_KEY = "artifacts"  # in the record: {"run": run id, "files": {name: sha256}}
+_TRACKING_URIS: dict[str, str] = {}  # stamp -> the tracking URI the run was created with
+_ARTIFACT_BOUNDS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
+
+
+def runs_of_stamps(client: Any, stamps: list[str], hints: list[str]) -> dict[str, str]:
+    """{stamp: run id} for the runs this process stamped: the `hints` (run ids MLflow still
+    holds: the active and the last active run) first, then a search by the stamp tag in their
+    experiments, then (when none was found there) in every experiment (the first 1,000). A
+    stamp found on two runs was copied: it names neither."""
+    found: dict[str, str] = {}
+    experiments: list[str] = []
+    for run_id in hints:
+        try:
+            run = client.get_run(run_id)
+        except Exception:
+            continue
+        stamp = run.data.tags.get(STAMP_TAG)
+        if stamp in stamps:
+            found[stamp] = run_id
+        if run.info.experiment_id not in experiments:
+            experiments.append(run.info.experiment_id)
+    missing = [s for s in stamps if s not in found and all(c in "0123456789abcdef" for c in s)]
+    for wide in (False, True):
+        if not missing or (wide and found):
+            # every experiment only when nothing was found nearby: MLflow stamps each logged
+            # model too (it asks the context providers for a logged model's tags), and those
+            # stamps name no run anywhere
+            break
+        if wide:
+            experiments = [e.experiment_id for e in client.search_experiments(max_results=1000)]
+        for stamp in list(missing):
+            for start in range(0, len(experiments), 100):
+                runs = client.search_runs(
+                    experiments[start : start + 100],
+                    filter_string=f"tags.`{STAMP_TAG}` = '{stamp}'",
+                    max_results=2,
+                )
+                if len(runs) == 1:  # a stamp on two runs was copied: it proves nothing
+                    found[stamp] = runs[0].info.run_id
+                    missing.remove(stamp)
+                    break
+                if runs:
+                    missing.remove(stamp)
+                    break
+    return found
+
+
+def _note_tracking_uri(stamp: str) -> None:
+    """Remember the tracking URI in force as MLflow creates the stamped run: at exit it may
+    have been reset, and MLflow's default would create a store in the current directory."""
+    import sys
+
+    mlflow = sys.modules.get("mlflow")
+    if mlflow is not None:
+        _TRACKING_URIS[stamp] = str(mlflow.get_tracking_uri())
+
+
+def _artifacts_at_exit(stamps: list[str]) -> dict[str, dict[str, Any]]:
+    """For each stamp of this process whose run can be found: the run id and the sha256 of
+    every file in its artifact store (artifacts and logged models). Only where the training
+    process imported MLflow, in the store each run was created in; bounded HTTP; {} on any
+    failure."""
+    import sys
+
+    fluent = sys.modules.get("mlflow.tracking.fluent")
+    by_uri: dict[str, list[str]] = {}
+    for stamp in stamps:
+        if stamp in _TRACKING_URIS:
+            by_uri.setdefault(_TRACKING_URIS[stamp], []).append(stamp)
+    if fluent is None or not by_uri:
+        return {}
+    saved = {k: os.environ.get(k) for k in _ARTIFACT_BOUNDS}
+    os.environ.update(_ARTIFACT_BOUNDS)
+    try:
+        from mlflow.tracking import MlflowClient
+
+        from repro_hooks.deploy.artifacts import run_digests
+
+        hints = [r.info.run_id for r in fluent._active_run_stack.get()]
+        last = fluent._last_active_run_id.get()
+        if last:
+            hints.append(last)
+        out: dict[str, dict[str, Any]] = {}
+        for uri, group in by_uri.items():
+            try:
+                client = MlflowClient(tracking_uri=uri)
+                found = runs_of_stamps(client, group, hints)
+            except Exception:
+                continue
+            for stamp, run_id in found.items():
+                try:
+                    out[stamp] = {"run": run_id, "files": run_digests(client, run_id, uri)}
+                except Exception:
+                    continue
+        return out
+    except Exception:
+        return {}
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _store_state(runs_dir: str, data: dict[str, str]) -> str:

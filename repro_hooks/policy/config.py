@@ -157,10 +157,20 @@ class DeployConfig:
 
 
 @dataclass(frozen=True)
+class AttestConfig:
+    """`[tool.repro-hooks.attest]`: how the link delivery signs the statement of a run's files
+    (deploy/attest.py). Without a key, git's own SSH signing key (`user.signingkey` with
+    `gpg.format=ssh`) signs; without either, the statement is written unsigned."""
+
+    signing_key: str | None = None  # a private key file (or a public one the ssh-agent holds)
+
+
+@dataclass(frozen=True)
 class Config:
     policy: Policy = field(default_factory=Policy)
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)
     deploy: DeployConfig = field(default_factory=DeployConfig)
+    attest: AttestConfig = field(default_factory=AttestConfig)
     source: str | None = None  # the file it came from, for messages
 
 
@@ -267,7 +277,10 @@ _DEPLOY_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "allow-push-false": ("allow_push_false", _bool),
     "allowed-signers": ("allowed_signers", _opt_str),
 }
-_SUBTABLES = ("mlflow", "deploy")
+_ATTEST_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "signing-key": ("signing_key", _opt_str),
+}
+_SUBTABLES = ("mlflow", "deploy", "attest")
 
 
 def _choice(value: Any, allowed: tuple[str, ...]) -> str:
@@ -321,7 +334,12 @@ def parse_config(table: Mapping[str, Any], file: str, prefix: str = TABLE) -> Co
         if not isinstance(table["deploy"], Mapping):
             raise ConfigError(file, f"{prefix}.deploy", "expected a table")
         deploy = _apply(deploy, table["deploy"], _DEPLOY_KEYS, file, f"{prefix}.deploy")
-    return Config(policy=policy, mlflow=mlflow, deploy=deploy, source=file)
+    attest = AttestConfig()
+    if "attest" in table:
+        if not isinstance(table["attest"], Mapping):
+            raise ConfigError(file, f"{prefix}.attest", "expected a table")
+        attest = _apply(attest, table["attest"], _ATTEST_KEYS, file, f"{prefix}.attest")
+    return Config(policy=policy, mlflow=mlflow, deploy=deploy, attest=attest, source=file)
 
 
 def load_toml(path: Path, display: str) -> dict[str, Any]:
