@@ -75,10 +75,20 @@ def log_and_register(uri: str, name: str, *more_names: str) -> tuple[str, str]:
 def link(
     uri: str, run_id: str, repo: Path, sha: str, branch: str | None = "main"
 ) -> dict[str, str]:
-    """Write the run link exactly as tag-mlflow's delivery does (links.core's tags)."""
+    """Write the run link exactly as tag-mlflow's delivery does (links.core's tags), on a run
+    stamped at `sha` (the stamp's tags as links.stamp writes them)."""
+    import uuid
+
     from mlflow.entities import RunTag
 
+    stamp = {
+        "repro_hooks.clone": "c" * 32,
+        "repro_hooks.stamp": uuid.uuid4().hex,
+        "repro_hooks.head": sha,
+        "repro_hooks.evidence": "tree",
+    }
     tags = {**commit_record(Git.discover(repo), sha, branch).tags(), EVIDENCE_TAG: "stamp"}
+    tags |= stamp
     client(uri).log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
     return tags
 

@@ -65,9 +65,17 @@ def test_aliases_and_tag_keys() -> None:
     assert not valid_tag_key("a..b") and not valid_tag_key("/a") and not valid_tag_key("a:b")
 
 
+STAMP_TAGS = {
+    "repro_hooks.clone": "c" * 32,
+    "repro_hooks.stamp": "5" * 32,
+    "repro_hooks.head": SHA,
+    "repro_hooks.evidence": "tree",
+}
+
+
 def facts(tags: dict[str, str] | None = None, state: str = "active") -> VersionFacts:
     base = {"git.commit": SHA, "git.branch": "main", "git.repo_url": "https://h/r.git",
-            "repro_hooks.link": "stamp", **expected_data_tags(OUTS)}  # fmt: skip
+            "repro_hooks.link": "stamp", **STAMP_TAGS, **expected_data_tags(OUTS)}  # fmt: skip
     return VersionFacts("iris", "3", "r1", state, base if tags is None else tags)
 
 
