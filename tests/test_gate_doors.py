@@ -369,6 +369,10 @@ def test_door6_push_false_data_fails_unless_the_protected_branch_allows_it(world
     dvc_file.write_text(dvc_file.read_text().replace("  path:", "  push: false\n  path:"))
     commit(world.dev, "private data")
     dvc(world.dev, "push", "-q")
+    # the laptop hook only notes it: DVC never pushes such data, by design
+    laptop = cli_here(world.dev, "check-dvc-remote", "--range", "HEAD~1..HEAD")
+    assert laptop.returncode == 0, laptop.stdout + laptop.stderr
+    assert "note: data/private.txt: push: false in data/private.txt.dvc" in laptop.stderr
     git(world.dev, "push", "-q", "origin", "main")
     name, version, _ = world.model()
     world.fetch()
