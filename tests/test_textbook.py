@@ -324,7 +324,9 @@ NOTEBOOK_CELLS = [
 
 # executes a notebook in place, as `papermill nb.ipynb nb.ipynb` does: each code cell in one
 # namespace, its stdout kept as the cell's output, execution counts set; the script's own file
-# is outside the repository (like a kernel's launcher)
+# is installed code outside the repository, like a kernel's launcher (ipykernel_launcher.py in
+# site-packages): the stamp takes an installed launcher's runs as the current directory's, and
+# never a plain script from elsewhere (issue 20, door 5)
 EXECUTE_IN_PLACE = """\
 import contextlib, io, sys
 import nbformat
@@ -352,7 +354,7 @@ def test_case8_notebook_executed_in_place_and_committed_with_outputs_links(
     nbformat.write(nb, str(clone / "explore.ipynb"))
     git(clone, "add", "explore.ipynb")
     git(clone, "commit", "-q", "--no-verify", "-m", "an exploration notebook")
-    runner = write(tmp_path / "kernel" / "execute.py", EXECUTE_IN_PLACE)
+    runner = write(tmp_path / "kernel" / "site-packages" / "execute.py", EXECUTE_IN_PLACE)
     proc = subprocess.run(
         [sys.executable, str(runner), "explore.ipynb"], cwd=clone, capture_output=True,
         text=True, check=False,
