@@ -87,7 +87,7 @@ class RunStamp:
 
 def _start_dir() -> str | None:
     """Where the run's code lives, or None (no stamp): the program's directory when the
-    program (`__main__.__file__`, else `sys.argv[0]`) is a file inside a git work tree (a
+    program (`sys.argv[0]`, else `__main__.__file__`) is a file inside a git work tree (a
     script, `python -m` of the repository's module, a DVC stage's command, a `dvc exp run`
     copy); the current directory when the program is an installed launcher (ipykernel,
     papermill, pytest: the code they run is the current directory's) or no file at all
@@ -107,10 +107,15 @@ def _start_dir() -> str | None:
 
 
 def _program_file(sys: Any) -> str | None:
-    main = getattr(sys.modules.get("__main__"), "__file__", None)
-    if not isinstance(main, str) or not main:
-        main = sys.argv[0] if sys.argv and sys.argv[0] else None
-    return main if main and main not in ("-c", "-m") and os.path.isfile(main) else None
+    """The program's file: `sys.argv[0]` (what MLflow's own git context reads; `python -m`
+    sets it to the module's file), else `__main__.__file__`; None for `-c` and sessions."""
+    for main in (
+        sys.argv[0] if sys.argv else None,
+        getattr(sys.modules.get("__main__"), "__file__", None),
+    ):
+        if isinstance(main, str) and main not in ("", "-c", "-m") and os.path.isfile(main):
+            return main
+    return None
 
 
 def _installed(path: str, sys: Any) -> bool:
