@@ -96,12 +96,10 @@ def _start_dir() -> str | None:
     import sys
 
     main = _program_file(sys)
-    if main is not None:
+    if main is not None and not _installed(main, sys):  # a launcher: even in a repo's .venv
         where = os.path.dirname(os.path.abspath(main))
-        if _in_work_tree(where):
-            return where
-        if not _installed(main, sys):
-            return None  # a script elsewhere: the clone it was started from never held it
+        # a script elsewhere: the clone it was started from never held it
+        return where if _in_work_tree(where) else None
     cwd = os.getcwd()
     return cwd if _in_work_tree(cwd) else None
 
