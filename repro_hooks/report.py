@@ -29,7 +29,9 @@ RULES: dict[str, str] = {
     "malformed-dvc": "A .dvc, dvc.yaml or dvc.lock file is malformed or unsafe.",
     "dvc-not-pushed": "A DVC object referenced by pushed commits is missing from its remote.",
     "uncommitted-output": "A cache: false DVC output (kept by git) is not in the commit recording it.",
+    "dvc-push-false": "A DVC output marked push: false: its data is in no DVC remote.",
     "large-message": "A commit or tag message is larger than the message limit.",
+    "ref-name": "A pushed ref name that misleads other tools (a branch named HEAD).",
     # check-model (the deploy gate, repro_hooks/deploy/gate.py)
     "run-missing": "The model version's run is deleted or gone from the tracking store.",
     "run-unlinked": "The model version's run is linked to no commit (no git.commit tag).",
@@ -41,6 +43,8 @@ RULES: dict[str, str] = {
     "model-bytes": "A file the model version serves differs from what its run recorded.",
     "attestation-missing": "The protected branch requires a signed statement the run lacks.",
     "attestation-invalid": "The run's signed statement does not verify or disagrees with it.",
+    "stamp-invalid": "The run's stamp is missing, malformed or does not fit the linked commit.",
+    "stamp-shared": "Several runs carry the same stamp: it was copied, so none proves the link.",
     "total-size": "The files of one commit together exceed the total-size limit (bulk data).",
 }
 

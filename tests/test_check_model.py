@@ -73,18 +73,36 @@ def log_and_register(uri: str, name: str, *more_names: str) -> tuple[str, str]:
 
 
 def link(
-    uri: str, run_id: str, repo: Path, sha: str, branch: str | None = "main"
+    uri: str,
+    run_id: str,
+    repo: Path,
+    sha: str,
+    branch: str | None = "main",
+    *,
+    statement: bool = True,
 ) -> dict[str, str]:
-    """Write the run link exactly as tag-mlflow's delivery does (links.core's tags), and the
-    statement of the run's files (unsigned) it writes for a run whose stamp recorded them."""
+    """Write the run link exactly as tag-mlflow's delivery does (links.core's tags), on a run
+    stamped at `sha` (the stamp's tags as links.stamp writes them), and the statement of the
+    run's files (unsigned) it writes for a run whose stamp recorded them."""
+    import uuid
+
     from mlflow.entities import RunTag
 
     from repro_hooks.deploy.artifacts import run_digests
     from repro_hooks.deploy.attest import publish_statement
 
+    stamp = {
+        "repro_hooks.clone": "c" * 32,
+        "repro_hooks.stamp": uuid.uuid4().hex,
+        "repro_hooks.head": sha,
+        "repro_hooks.evidence": "tree",
+    }
     record = commit_record(Git.discover(repo), sha, branch)
     tags = {**record.tags(), EVIDENCE_TAG: "stamp"}
+    tags |= stamp
     client(uri).log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+    if not statement:
+        return tags
     files = {"artifacts": {"run": run_id, "files": run_digests(client(uri), run_id, uri)}}
     outputs = [(o.path, o.hash_value) for o in record.outputs]
     publish_statement(client(uri), Git.discover(repo), run_id, tags, {}, outputs, files, uri)

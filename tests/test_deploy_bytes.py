@@ -27,12 +27,15 @@ from repro_hooks.deploy.gate import (
     ATTESTED,
     ByteFacts,
     ServedFile,
+    Verdict,
     VersionFacts,
     bytes_findings,
     evidence_tags,
+    judge_bytes,
 )
 from repro_hooks.links.core import RecordedOutput
 from repro_hooks.links.stamp import ARTIFACTS_KEY, load_record
+from repro_hooks.report import Finding
 from tests import test_check_model as gate_world
 from tests.helpers import cli_here, commit, git, install_local_hooks, write
 from tests.mlflow_fixtures import MLFLOW_WARNINGS, MlflowServer
@@ -181,11 +184,42 @@ def test_a_served_dvc_output_is_checked_against_the_commit(tmp_path: Path) -> No
     assert bytes_findings(_facts(), found, [RecordedOutput("models", "1" * 32 + ".dir", "x")]) == []
 
 
+def test_a_copied_stamp_fails_the_real_run_unless_its_statement_is_attested() -> None:
+    """Without a signature the gate cannot tell the real run from a copy of its stamp and fails
+    both; a trusted signature names the run, so the copy is only reported."""
+    shared = Finding(
+        "models:/iris/3",
+        "stamp-shared",
+        f"run {RUN}'s stamp s1 is also carried by run(s) r9: a copied stamp proves no link",
+    )
+    verdict = Verdict(_facts(), (shared,), level="stamped")
+    files = _served(**{"model.pkl": "a" * 64})
+    recorded = {f.name: f.sha256 for f in files}
+    prefix = f"runs:/{RUN}/weights"
+    unsigned = ByteFacts(prefix, prefix=prefix, served=files, recorded=recorded, level="recorded")
+    assert [f.rule for f in judge_bytes(verdict, unsigned).findings] == ["stamp-shared"]
+    signed = ByteFacts(
+        prefix,
+        prefix=prefix,
+        served=files,
+        recorded=recorded,
+        level=ATTESTED,
+        signer="ann@example.com",
+        attestation="valid",
+    )
+    judged = judge_bytes(verdict, signed)
+    assert judged.passed, judged.findings
+    assert judged.notes == (
+        f"run {RUN}'s stamp s1 is also carried by run(s) r9: the signed statement names this run",
+    )
+
+
 def test_evidence_tags_are_compact() -> None:
     many = tuple(ServedFile(f"runs:/r/w/f{i:05d}", f"{i:064x}", "") for i in range(2000))
     found = ByteFacts("runs:/r/w", served=many, level=ATTESTED, signer="ann@example.com")
-    tags = evidence_tags(found, "gate")
-    assert tags["gate.evidence"] == "attested" and tags["gate.signer"] == "ann@example.com"
+    tags = evidence_tags("stamped", found, "gate")
+    assert tags["gate.evidence"] == "stamped" and tags["gate.bytes"] == "attested"
+    assert tags["gate.signer"] == "ann@example.com"
     assert len(tags["gate.digests"]) <= 5000
     assert tags["gate.digests"].startswith(f"w/f00000={0:016x};w/f00001=")
     assert tags["gate.digests"].endswith("more")
@@ -372,10 +406,11 @@ def test_attested_round_trip(attested: Attested) -> None:
     for version in (a.weights, a.logged):
         code, out, err = a.check(version, "--record", "--promote", "champion")
         assert (code, out) == (0, ""), out + err
-        assert "passed (evidence: attested by dev@example.com)" in err
+        assert "passed (evidence: stamped) (bytes: attested by dev@example.com)" in err
         vtags = a.world.version_tags(a.name, version)
         assert vtags["pre_deploy_checks"] == "PASSED"
-        assert vtags["pre_deploy_checks.evidence"] == "attested"
+        assert vtags["pre_deploy_checks.evidence"] == "stamped"
+        assert vtags["pre_deploy_checks.bytes"] == "attested"
         assert vtags["pre_deploy_checks.signer"] == "dev@example.com"
     digests = a.world.version_tags(a.name, a.weights)["pre_deploy_checks.digests"]
     assert digests.startswith("weights/vocab.txt=") and ";weights/weights.bin=" in digests

@@ -65,9 +65,17 @@ def test_aliases_and_tag_keys() -> None:
     assert not valid_tag_key("a..b") and not valid_tag_key("/a") and not valid_tag_key("a:b")
 
 
+STAMP_TAGS = {
+    "repro_hooks.clone": "c" * 32,
+    "repro_hooks.stamp": "5" * 32,
+    "repro_hooks.head": SHA,
+    "repro_hooks.evidence": "tree",
+}
+
+
 def facts(tags: dict[str, str] | None = None, state: str = "active") -> VersionFacts:
     base = {"git.commit": SHA, "git.branch": "main", "git.repo_url": "https://h/r.git",
-            "repro_hooks.link": "stamp", **expected_data_tags(OUTS)}  # fmt: skip
+            "repro_hooks.link": "stamp", **STAMP_TAGS, **expected_data_tags(OUTS)}  # fmt: skip
     return VersionFacts("iris", "3", "r1", state, base if tags is None else tags)
 
 
@@ -253,3 +261,76 @@ def test_tree_policy_equals_scan_of_a_root_commit(
     later = git(empty_repo, "rev-parse", "HEAD").strip()
     again = tree_policy_findings(g, Policy(), later, tree_blobs(g, later))
     assert sorted((f.path, f.rule) for f in set(again)) == sorted((f.path, f.rule) for f in ours)
+
+
+def test_protected_branch_never_takes_a_plain_head_ref(repo: Path, tmp_path: Path) -> None:
+    bare = tmp_path / "r.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(bare))
+    git(repo, "remote", "add", "origin", str(bare))
+    git(repo, "push", "-q", "origin", "main", "main:master")
+    git(repo, "fetch", "-q", "origin", "+refs/heads/*:refs/remotes/origin/*")
+    tip = git(repo, "rev-parse", "HEAD").strip()
+    g = Git.discover(repo)
+    with pytest.raises(ReproHooksError, match="both main and master and no default branch"):
+        protected_branch(g, None)
+    assert protected_branch(g, None, "main") == ("origin/main", tip)
+    assert protected_branch(g, None, "origin/master") == ("origin/master", tip)
+    git(repo, "update-ref", "refs/remotes/origin/HEAD", tip)  # a pushed branch named HEAD
+    with pytest.raises(ReproHooksError, match="origin/HEAD is a plain ref"):
+        protected_branch(g, None)
+    git(repo, "update-ref", "-d", "refs/remotes/origin/HEAD")
+    git(repo, "symbolic-ref", "refs/remotes/origin/HEAD", "refs/remotes/origin/master")
+    assert protected_branch(g, None) == ("origin/master", tip)
+    git(repo, "update-ref", "-d", "refs/remotes/origin/master")
+    git(repo, "symbolic-ref", "refs/remotes/origin/HEAD", "refs/remotes/origin/main")
+    assert protected_branch(g, None) == ("origin/main", tip)
+
+
+def test_evidence_levels_and_stamp_checks() -> None:
+    from repro_hooks.deploy.gate import StampFacts, evidence_level
+
+    assert evidence_level(facts()) == "stamped"
+    levels = {
+        "stage": "stamped",
+        "mlflow-source": "unstamped",
+        "forced": "forced",
+        "run-id": "by-hand",
+        "auto": "by-hand",
+    }
+    for kind, level in levels.items():
+        assert evidence_level(facts({**facts().run_tags, "repro_hooks.link": kind})) == level
+    ok = StampFacts(head="ancestor", holders=("r1",))
+    assert judge(facts(), commit_ok(), stamp=ok).passed
+    assert judge(facts(), commit_ok(), stamp=ok).level == "stamped"
+    cases = {
+        "missing": "the stamp's HEAD aaaaaaaaaaaa is not in this repository",
+        "unrelated": "is not in the history of commit aaaaaaaaaaaa",
+    }
+    for head_state, message in cases.items():
+        verdict = judge(facts(), commit_ok(), stamp=StampFacts(head=head_state))
+        assert [f.rule for f in verdict.findings] == ["stamp-invalid"]
+        assert message in verdict.findings[0].message
+    shared = judge(facts(), commit_ok(), stamp=StampFacts(head="ancestor", holders=("r1", "r9")))
+    assert [f.rule for f in shared.findings] == ["stamp-shared"]
+    assert "also carried by run(s) r9" in shared.findings[0].message
+    # --allow-forced never skips a stamped link's stamp checks
+    forced = judge(facts(), commit_ok(), allow_forced=True, stamp=StampFacts(head="missing"))
+    assert [f.rule for f in forced.findings] == ["stamp-invalid"]
+    unstamped = {k: v for k, v in facts().run_tags.items() if not k.startswith("repro_hooks.")}
+    source_link = facts({**unstamped, "repro_hooks.link": "mlflow-source"})
+    accepted = judge(source_link, commit_ok(), allow_forced=True)
+    assert accepted.passed and accepted.level == "unstamped"
+    assert accepted.reason == (
+        "all checks passed at commit aaaaaaaaaaaa; unstamped link (MLflow's own tags only), "
+        "accepted by --allow-forced"
+    )
+
+
+def test_push_false_fails_unless_allowed_and_is_then_reported() -> None:
+    unpushed = (Finding("data/p.txt", "dvc-push-false", "push: false in data/p.txt.dvc: …", SHA),)
+    failed = judge(facts(), commit_ok(unpushed=unpushed))
+    assert [f.rule for f in failed.findings] == ["dvc-push-false"]
+    assert "allow-push-false = true" in fix_hint([failed], "origin/main")
+    allowed = judge(facts(), commit_ok(unpushed=unpushed, allow_push_false=True))
+    assert allowed.passed
+    assert allowed.notes == ("data/p.txt: push: false in data/p.txt.dvc: … (allowed by policy)",)

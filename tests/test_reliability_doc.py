@@ -119,3 +119,17 @@ def test_bypass_matrix_rows_cite_tests(title: str) -> None:
     assert rows, title
     assert all(len(r) == 4 for r in rows), [r for r in rows if len(r) != 4]
     assert all(re.search(r"`tests/\w+\.py::\w+`", r[2]) for r in rows)
+
+
+def test_deploy_gate_matrix_has_a_row_per_door_citing_its_test() -> None:
+    """Issue 20: doors 1 to 7, each row citing its end-to-end test (door 2's lives in
+    tests/test_deploy_bytes.py, which the bytes-and-attestation work adds)."""
+    rows = _rows(_table_after("## Bypass matrix: deploy gate"))
+    assert all(len(r) == 4 for r in rows), [r for r in rows if len(r) != 4]
+    doors = {r[0].split(".", 1)[0] for r in rows}
+    assert doors == {str(n) for n in range(1, 8)}
+    for row in rows:
+        if row[0].startswith("2."):
+            assert "`tests/test_deploy_bytes.py`" in row[2]
+        else:
+            assert re.search(r"`tests/test_gate_doors\.py::\w+`", row[2]), row

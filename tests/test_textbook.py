@@ -304,8 +304,12 @@ def test_case6_run_id_is_judged_and_a_forced_link_fails_the_gate(book: Textbook)
     code, report = check_model(clone, model)
     assert code == 1, report
     assert "forced" in report, report
+    # --allow-forced accepts the forced link, not the model: the bytes it serves are not the
+    # model the commit's dvc.lock records (the run trained it from other params)
     code, report = check_model(clone, model, "--allow-forced")
-    assert code == 0, report
+    assert code == 1, report
+    assert "model-bytes" in report and "dvc.lock records" in report, report
+    assert "link-unverified" not in report, report
 
 
 # ---- case 8: a notebook executed in place and committed with its outputs ---------------------
@@ -324,7 +328,9 @@ NOTEBOOK_CELLS = [
 
 # executes a notebook in place, as `papermill nb.ipynb nb.ipynb` does: each code cell in one
 # namespace, its stdout kept as the cell's output, execution counts set; the script's own file
-# is outside the repository (like a kernel's launcher)
+# is installed code outside the repository, like a kernel's launcher (ipykernel_launcher.py in
+# site-packages): the stamp takes an installed launcher's runs as the current directory's, and
+# never a plain script from elsewhere (issue 20, door 5)
 EXECUTE_IN_PLACE = """\
 import contextlib, io, sys
 import nbformat
@@ -352,7 +358,7 @@ def test_case8_notebook_executed_in_place_and_committed_with_outputs_links(
     nbformat.write(nb, str(clone / "explore.ipynb"))
     git(clone, "add", "explore.ipynb")
     git(clone, "commit", "-q", "--no-verify", "-m", "an exploration notebook")
-    runner = write(tmp_path / "kernel" / "execute.py", EXECUTE_IN_PLACE)
+    runner = write(tmp_path / "kernel" / "site-packages" / "execute.py", EXECUTE_IN_PLACE)
     proc = subprocess.run(
         [sys.executable, str(runner), "explore.ipynb"], cwd=clone, capture_output=True,
         text=True, check=False,

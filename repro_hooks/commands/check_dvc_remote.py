@@ -51,6 +51,8 @@ def check_dvc_remote(
             uncached_outputs,
             uncommitted_findings,
             uncommitted_hint,
+            unpushed_findings,
+            unpushed_outputs,
         )
         from repro_hooks.git import Git
         from repro_hooks.history.refs import commits_to_check
@@ -89,6 +91,13 @@ def check_dvc_remote(
         else:
             checks = missing_from_remotes(Path(git.root), outputs)
         uncommitted = uncommitted_findings(git, uncached_outputs(blobs, contents, stages))
+        # push: false data is in no remote by design: a note here (the deploy gate refuses it)
+        for note in unpushed_findings(unpushed_outputs(blobs, contents, stages)):
+            click.echo(
+                f"repro-hooks: note: {note.path}: {note.message} (check-model refuses it unless "
+                "the protected branch allows push: false data)",
+                err=True,
+            )
         head = git.try_run("rev-parse", "--verify", "-q", "HEAD")
         hint = "\n".join(
             h

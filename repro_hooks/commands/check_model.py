@@ -20,8 +20,9 @@ if TYPE_CHECKING:
 @click.argument("model_uris", nargs=-1, required=True, metavar="MODEL_URI...")
 @click.option(
     "--branch", metavar="REF",
-    help="Protected branch the commit must be on. Default: the remote's default branch as last "
-    "fetched (refs/remotes/origin/HEAD, else origin/main, else origin/master).",
+    help="Protected branch the commit must be on. Default: [tool.repro-hooks.deploy] branch, "
+    "else the remote's default branch as last fetched (refs/remotes/origin/HEAD when it is a "
+    "symbolic ref, else origin/main or origin/master when only one exists; else exit 2).",
 )  # fmt: skip
 @click.option(
     "--tracking-uri", metavar="URI",
@@ -54,8 +55,9 @@ if TYPE_CHECKING:
 @click.option(
     "--allow-forced",
     is_flag=True,
-    help="Accept run links the evidence rules did not make: forced (tag-mlflow's force "
-    "option) or written by hand (no repro_hooks.link tag).",
+    help="Accept run links below the stamped evidence level: forced (tag-mlflow's force "
+    "option), written by hand (no or an unknown repro_hooks.link tag), or unstamped (linked on "
+    "MLflow's own tags). The verdict's reason says so.",
 )
 @config_option()
 @format_option
@@ -77,12 +79,15 @@ def check_model(
     """Check model versions before deployment (models:/<name>/<version>, models:/<name>@<alias>).
 
     Each version passes when: its run is linked to a commit (git.commit) by tag-mlflow's evidence
-    rules (not forced, not by hand: --allow-forced accepts those); the commit is in this
-    repository and on the protected branch; the run's dvc.* tags and dvc.fingerprint equal what
-    the commit records; every DVC object the commit references is in its DVC remote; the commit's
-    tree passes the repository policy (size limit, LFS, data patterns, DVC files); the version
-    serves its run's own files, byte for byte what the run recorded (in a statement signed by a
-    key the protected branch's allowed_signers trusts, when its policy requires attestation).
+    rules over the run's stamp (not forced, not by hand, not unstamped: --allow-forced accepts
+    those); the stamp fits the commit (its HEAD is in the commit's history) and no other run
+    carries it; the commit is in this repository and on the protected branch; the run's dvc.*
+    tags and dvc.fingerprint equal what the commit records; every DVC object the commit
+    references is in its DVC remote (push: false data fails unless the protected branch's
+    [tool.repro-hooks.deploy] allow-push-false says otherwise); the commit's tree passes the
+    repository policy (size limit, LFS, data patterns, DVC files); the version serves its run's
+    own files, byte for byte what the run recorded (in a statement signed by a key the protected
+    branch's allowed_signers trusts, when its policy requires attestation).
 
     Exit 0 all passed, 1 a check failed, 2 usage (unknown model, version or alias, no
     repository, tracking server unreachable within the deadline). Nothing is written unless
@@ -116,10 +121,15 @@ def check_model(
         config = load_config(git.root, config_file)
         from repro_hooks.deploy.evidence import protected_branch
 
-        protected = protected_branch(git, branch)
+        protected = protected_branch(git, branch, config.deploy.branch)
+        from repro_hooks.policy.at_revision import config_at
+
+        # the deploy policy in force: the protected branch's, never the commit under review's
+        deploy = config_at(git, protected[1], f"protected branch {protected[0]}").deploy
         seconds = timeout if timeout is not None else float(config.mlflow.timeout)
         registry, safe_uri = _open_registry(git.root, tracking_uri, registry_uri, config)
         facts = _read_versions(registry, refs, seconds, safe_uri)
+        holders = _stamp_holders(registry, facts, seconds, safe_uri)
         if promote is not None:
             names = [f.name for f in facts]
             twice = sorted({n for n in names if names.count(n) > 1})
@@ -127,13 +137,20 @@ def check_model(
                 raise ReproHooksError(
                     f"--promote {promote}: one alias cannot point at two versions of {twice[0]!r}"
                 )
-        verdicts = _judge(git, facts, protected, config.policy, allow_forced)
+        verdicts = _judge(
+            git, facts, protected, config.policy, allow_forced, holders, deploy.allow_push_false
+        )
         verdicts, evidence = _judge_bytes(
-            registry, git, verdicts, protected, seconds, safe_uri, allow_forced
+            registry, git, verdicts, protected, seconds, safe_uri, deploy, allow_forced
         )
         passed = all(v.passed for v in verdicts)
         if record or promote is not None:
-            extra = {k: evidence_tags(e, verdict_tag) for k, e in evidence.items()}
+            extra = {
+                (v.facts.name, v.facts.version): evidence_tags(
+                    v.level, evidence.get((v.facts.name, v.facts.version)), verdict_tag
+                )
+                for v in verdicts
+            }
             _write(
                 registry,
                 verdicts,
@@ -148,12 +165,13 @@ def check_model(
         for v in verdicts:
             what = "passed" if v.passed else f"FAILED ({len(v.findings)} finding(s))"
             commit = v.facts.commit[:12] if v.facts.commit else "no commit"
-            found = evidence.get((v.facts.name, v.facts.version))
-            level = f" ({evidence_text(found)})" if found is not None else ""
+            level = evidence_text(v.level, evidence.get((v.facts.name, v.facts.version)))
             click.echo(
                 f"repro-hooks: {v.facts.uri} (run {v.facts.run_id}, {commit}): {what}{level}",
                 err=True,
             )
+            for note in v.notes:
+                click.echo(f"repro-hooks: {v.facts.uri}: {note}", err=True)
         if promote is not None:
             if passed:
                 for v in verdicts:
@@ -239,25 +257,51 @@ def _read_versions(
     return list(facts.values())
 
 
+def _stamp_holders(
+    registry: Registry, facts: list[VersionFacts], seconds: float, safe_uri: str
+) -> dict[str, tuple[str, ...]]:
+    """{stamp id: ids of the runs carrying it} for the stamped runs among `facts`."""
+    from repro_hooks.deploy.gate import STAMPED, evidence_level
+    from repro_hooks.links.stamp import STAMP_TAG
+
+    holders: dict[str, tuple[str, ...]] = {}
+    for version in facts:
+        stamp = version.run_tags.get(STAMP_TAG, "").strip()
+        if not stamp or stamp in holders or evidence_level(version) != STAMPED:
+            continue
+        with _guard_registry(safe_uri, seconds, f"searching the runs stamped {stamp}"):
+            holders[stamp] = registry.runs_with_stamp(stamp)
+    return holders
+
+
 def _judge(
     git: Any,
     facts: list[VersionFacts],
     protected: tuple[str, str],
     policy: Any,
     allow_forced: bool = False,
+    holders: dict[str, tuple[str, ...]] | None = None,
+    allow_push_false: bool = False,
 ) -> list[Any]:
-    from repro_hooks.deploy.evidence import commit_facts
-    from repro_hooks.deploy.gate import judge, link_findings
+    from repro_hooks.deploy.evidence import commit_facts, stamp_facts
+    from repro_hooks.deploy.gate import STAMPED, evidence_level, judge, link_findings
+    from repro_hooks.links.stamp import STAMP_TAG
 
     by_commit: dict[str, Any] = {}
     verdicts = []
     for version in facts:
         commit = None
+        stamp = None
         if not link_findings(version) and version.commit is not None:
             if version.commit not in by_commit:
-                by_commit[version.commit] = commit_facts(git, version.commit, protected, policy)
+                by_commit[version.commit] = commit_facts(
+                    git, version.commit, protected, policy, allow_push_false=allow_push_false
+                )
             commit = by_commit[version.commit]
-        verdicts.append(judge(version, commit, allow_forced=allow_forced))
+            if evidence_level(version) == STAMPED and commit.present:
+                held = (holders or {}).get(version.run_tags.get(STAMP_TAG, "").strip(), ())
+                stamp = stamp_facts(git, dict(version.run_tags), version.commit, held)
+        verdicts.append(judge(version, commit, allow_forced=allow_forced, stamp=stamp))
     return verdicts
 
 
@@ -330,6 +374,7 @@ def _judge_bytes(
     protected: tuple[str, str],
     seconds: float,
     safe_uri: str,
+    deploy: Any,
     allow_forced: bool = False,
 ) -> tuple[list[Any], dict[tuple[str, str], Any]]:
     """Each version whose run is active: its source is the run's own artifact, its files are
@@ -337,9 +382,7 @@ def _judge_bytes(
     from repro_hooks.deploy.artifacts import version_bytes
     from repro_hooks.deploy.gate import judge_bytes, link_findings
     from repro_hooks.links.core import committed_outputs
-    from repro_hooks.policy.at_revision import config_at
 
-    deploy = config_at(git, protected[1], f"protected branch {protected[0]}").deploy
     signers = _signers_reader(git, protected, deploy.allowed_signers)
     tracking_uri = str(getattr(registry.client, "tracking_uri", "") or "") or None
     outputs: dict[str, list[Any] | None] = {}

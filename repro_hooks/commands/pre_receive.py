@@ -37,7 +37,11 @@ def pre_receive(
 
         from repro_hooks.git import Git
         from repro_hooks.history.baseline import baseline_keys, load_baseline, without_baselined
-        from repro_hooks.history.refs import parse_pre_receive_lines, pre_receive_rev_args
+        from repro_hooks.history.refs import (
+            parse_pre_receive_lines,
+            pre_receive_rev_args,
+            ref_name_findings,
+        )
         from repro_hooks.history.review import (
             BASELINE_GIT_CONFIG,
             scan_commits,
@@ -52,13 +56,14 @@ def pre_receive(
             baseline_file = git.git_dir / Path(configured).expanduser()
         known = load_baseline(baseline_file) if baseline_file is not None else set()
         updates = parse_pre_receive_lines(sys.stdin.read())
+        refused = ref_name_findings(updates)
         rev_args = pre_receive_rev_args(updates)
         if rev_args is None:
-            finish(ctx, [], fmt)
+            finish(ctx, refused, fmt)
             return
         names = {u.new: u.ref for u in reversed(updates) if not u.is_deletion}
         findings, sha_of = scan_commits(git, policy, rev_args, names, push_total=True)
-        findings = without_baselined(baseline_keys(findings, sha_of), known)
+        findings = without_baselined(baseline_keys(findings, sha_of), known) + refused
         if findings and fmt == "text":
             click.echo(
                 f"repro-hooks: push rejected: {len(findings)} problem(s) in the pushed commits"

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import posixpath
 from pathlib import Path
+from typing import Any
 
-from repro_hooks.deploy.gate import CommitFacts
+from repro_hooks.deploy.gate import CommitFacts, StampFacts
 from repro_hooks.errors import ReproHooksError
 from repro_hooks.git import SYMLINK_MODE, Blob, Git
 from repro_hooks.policy.config import Policy
@@ -25,39 +26,78 @@ def _remote_names(git: Git) -> list[str]:
     return sorted(out.decode("utf-8", "replace").split()) if out else []
 
 
-def protected_branch(git: Git, option: str | None) -> tuple[str, str]:
-    """(name, sha) of the protected branch: --branch REF, else the remote's default branch as
-    last fetched (`refs/remotes/<remote>/HEAD`, `origin` first), else its `main` or `master`."""
+BRANCH_HINT = "give --branch REF, or set [tool.repro-hooks.deploy] branch"
+
+
+def protected_branch(
+    git: Git, option: str | None, configured: str | None = None
+) -> tuple[str, str]:
+    """(name, sha) of the protected branch: --branch REF; else the configured name
+    (`[tool.repro-hooks.deploy] branch`: the remote's branch of that name, else that ref);
+    else the remote's default branch as last fetched: `refs/remotes/<remote>/HEAD` only when it
+    is a symbolic ref to one of the remote's branches (`origin` first), else its `main` or
+    `master` when exactly one of them exists. A plain ref named HEAD (a pushed branch called
+    HEAD, fetched by `+refs/heads/*:refs/remotes/origin/*`) is never the protected branch;
+    anything ambiguous is a usage error asking for --branch."""
     if option is not None:
-        if option.startswith("-"):
-            raise ReproHooksError(f"--branch: expected a ref, got {option!r}")
-        sha = git.try_run(
-            "rev-parse", "--verify", "--quiet", "--end-of-options", f"{option}^{{commit}}"
-        )
-        if not sha:
-            raise ReproHooksError(f"--branch {option}: no such branch or commit here")
-        return option, sha.decode().strip()
+        return _named_branch(git, option, "--branch")
     remotes = _remote_names(git)
+    if configured is not None:
+        remote = "origin" if "origin" in remotes else (remotes[0] if remotes else None)
+        if remote is not None and configured != "HEAD":
+            ref = f"refs/remotes/{remote}/{configured}"
+            sha = git.try_run("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+            if sha and git.try_run("symbolic-ref", "--quiet", ref) is None:
+                return f"{remote}/{configured}", sha.decode().strip()
+        return _named_branch(git, configured, "[tool.repro-hooks.deploy] branch")
     if not remotes:
         raise ReproHooksError(
-            "no git remote: cannot tell the protected branch (add the remote, or give --branch REF)"
+            f"no git remote: cannot tell the protected branch (add the remote, or {BRANCH_HINT})"
         )
     remote = "origin" if "origin" in remotes else remotes[0]
-    candidates = [f"refs/remotes/{remote}/HEAD", f"refs/remotes/{remote}/main",
-                  f"refs/remotes/{remote}/master"]  # fmt: skip
-    for ref in candidates:
+    prefix = f"refs/remotes/{remote}/"
+    head_ref = f"{prefix}HEAD"
+    head_sha = git.try_run("rev-parse", "--verify", "--quiet", f"{head_ref}^{{commit}}")
+    if head_sha:
+        target = git.try_run("symbolic-ref", "--quiet", head_ref)
+        if target is None:
+            raise ReproHooksError(
+                f"{head_ref} is a plain ref, not the remote's default branch (was a branch "
+                f"named HEAD pushed?): cannot tell the protected branch; {BRANCH_HINT}"
+            )
+        name = target.decode().strip()
+        if not name.startswith(prefix) or name == head_ref:
+            raise ReproHooksError(
+                f"{head_ref} points at {name}, not at a branch of {remote!r}: cannot tell the "
+                f"protected branch; {BRANCH_HINT}"
+            )
+        return name.removeprefix("refs/remotes/"), head_sha.decode().strip()
+    found = []
+    for branch in ("main", "master"):
+        ref = f"{prefix}{branch}"
         sha = git.try_run("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
-        if sha:
-            name = ref
-            if ref.endswith("/HEAD"):
-                target = git.try_run("symbolic-ref", "--quiet", ref)
-                if target:
-                    name = target.decode().strip()
-            return name.removeprefix("refs/remotes/"), sha.decode().strip()
+        if sha and git.try_run("symbolic-ref", "--quiet", ref) is None:
+            found.append((f"{remote}/{branch}", sha.decode().strip()))
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise ReproHooksError(
+            f"remote {remote!r} has both main and master and no default branch fetched: "
+            f"cannot tell the protected branch; {BRANCH_HINT}"
+        )
     raise ReproHooksError(
         f"remote {remote!r}: no default branch fetched (git fetch {remote}, then "
         f"git remote set-head {remote} --auto; or give --branch REF)"
     )
+
+
+def _named_branch(git: Git, name: str, what: str) -> tuple[str, str]:
+    if name.startswith("-"):
+        raise ReproHooksError(f"{what}: expected a ref, got {name!r}")
+    sha = git.try_run("rev-parse", "--verify", "--quiet", "--end-of-options", f"{name}^{{commit}}")
+    if not sha:
+        raise ReproHooksError(f"{what} {name}: no such branch or commit here")
+    return name, sha.decode().strip()
 
 
 def is_shallow(git: Git) -> bool:
@@ -185,11 +225,58 @@ def tree_remote_findings(git: Git, commit: str, blobs: list[Blob]) -> list[Findi
     return remote_findings(missing_from_remotes(Path(git.root), referenced)) + uncommitted
 
 
+def tree_unpushed_findings(git: Git, blobs: list[Blob]) -> list[Finding]:
+    """The commit's `push: false` outputs (in a .dvc file, or in dvc.yaml for a dvc.lock
+    output): `dvc push` never sends them, so no DVC remote holds them (`dvc-push-false`)."""
+    from repro_hooks.dvc.remote import CommitStages, unpushed_findings, unpushed_outputs
+
+    dvc_blobs = [b for b in blobs if not b.is_gitlink and _is_dvc_file(display_path(b.path))]
+    if not dvc_blobs:
+        return []
+    contents = git.read_blobs(b.sha for b in dvc_blobs)
+    stages = CommitStages(git)
+    stages.prefetch(dvc_blobs)
+    return unpushed_findings(unpushed_outputs(dvc_blobs, contents, stages))
+
+
+# ---- the run's stamp against this repository ------------------------------------------------
+
+
+def stamp_facts(
+    git: Git, run_tags: dict[str, str] | Any, commit: str, holders: tuple[str, ...]
+) -> StampFacts:
+    """What this repository says about a stamped run's stamp: is its HEAD the linked commit
+    or in its history, and (a stage run) does the commit's dvc.lock record its stage."""
+    from repro_hooks.links.inputs import committed_lock_stage
+    from repro_hooks.links.stamp import HEAD_TAG, STAGE_TAG
+
+    head = str(run_tags.get(HEAD_TAG, "")).strip().lower()
+    state = ""
+    if head and all(c in "0123456789abcdef" for c in head) and len(head) in (40, 64):
+        if git.try_run("cat-file", "-e", f"{head}^{{commit}}") is None:
+            state = "missing"
+        elif git.try_run("merge-base", "--is-ancestor", head, commit) is None:
+            state = "unrelated"
+        else:
+            state = "ancestor"
+    recorded = None
+    address = str(run_tags.get(STAGE_TAG, "")).strip()
+    if address:
+        recorded = committed_lock_stage(git, commit, address) is not None
+    return StampFacts(head=state, holders=holders, stage_recorded=recorded)
+
+
 # ---- everything about one commit -------------------------------------------------------------
 
 
 def commit_facts(
-    git: Git, commit: str, branch: tuple[str, str], policy: Policy, *, check_remote: bool = True
+    git: Git,
+    commit: str,
+    branch: tuple[str, str],
+    policy: Policy,
+    *,
+    check_remote: bool = True,
+    allow_push_false: bool = False,
 ) -> CommitFacts:
     """Gather what the gate needs about `commit`. A commit missing from a shallow clone is a
     usage error (the check cannot be made), not a failed check."""
@@ -214,6 +301,13 @@ def commit_facts(
     remote = tree_remote_findings(git, commit, blobs) if check_remote else []
     policy_found = tree_policy_findings(git, policy, commit, blobs)
     return CommitFacts(
-        commit, present=True, on_branch=on_branch, branch=name, outputs=tuple(outputs),
-        remote_findings=tuple(remote), policy_findings=tuple(policy_found),
-    )  # fmt: skip
+        commit,
+        present=True,
+        on_branch=on_branch,
+        branch=name,
+        outputs=tuple(outputs),
+        remote_findings=tuple(remote),
+        policy_findings=tuple(policy_found),
+        unpushed=tuple(tree_unpushed_findings(git, blobs)),
+        allow_push_false=allow_push_false,
+    )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from repro_hooks.errors import ReproHooksError
 from repro_hooks.links.core import (
@@ -125,6 +125,8 @@ class CommitFacts:
     outputs: tuple[RecordedOutput, ...] = ()
     remote_findings: tuple[Finding, ...] = ()
     policy_findings: tuple[Finding, ...] = ()
+    unpushed: tuple[Finding, ...] = ()  # `push: false` outputs: in no DVC remote
+    allow_push_false: bool = False  # the protected branch's policy allows them (reported)
 
 
 # ---- the checks -----------------------------------------------------------------------------------
@@ -179,9 +181,154 @@ def evidence_findings(facts: VersionFacts) -> list[Finding]:
             f"run {facts.run_id}'s link was not made by tag-mlflow (no {EVIDENCE_TAG} tag: "
             "written by hand?)"
         )
+    elif kind == UNSTAMPED_KIND:
+        what = (
+            f"run {facts.run_id} is unstamped: its link rests on tags MLflow sets "
+            "(mlflow.source.*), which anyone who can write a run can set too"
+        )
+    elif kind not in STAMPED_KINDS:
+        what = (
+            f"run {facts.run_id}: {EVIDENCE_TAG}={kind[:40]!r} is no value tag-mlflow writes "
+            "(written by hand?)"
+        )
     else:
         return []
     return [Finding(facts.uri, "link-unverified", what)]
+
+
+# ---- the link's evidence level and its stamp -----------------------------------------------------
+
+STAMPED_KINDS = {"stamp": "tree", "stage": "stage"}  # repro_hooks.link -> the stamp's evidence
+UNSTAMPED_KIND = "mlflow-source"  # linked on what MLflow's own tags say (no stamp)
+STAMPED = "stamped"  # evidence levels, weakest last; part A adds "attested" above "stamped"
+UNSTAMPED = "unstamped"
+FORCED_LEVEL = "forced"
+BY_HAND = "by-hand"
+_STAMP_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+
+
+@dataclass(frozen=True)
+class StampFacts:
+    """What the repository and the tracking store say about a run's stamp.
+
+    `head`: "ancestor" when the stamp's HEAD is the linked commit or in its history, "missing"
+    when this repository lacks it, "unrelated" otherwise, "" when not asked. `holders`: the ids
+    of the runs that carry the same stamp id (the run's own included). `stage_recorded`: for a
+    stage run, whether the linked commit's dvc.lock records that stage (None: not asked)."""
+
+    head: str = ""
+    holders: tuple[str, ...] = ()
+    stage_recorded: bool | None = None
+
+
+def evidence_level(facts: VersionFacts) -> str:
+    """How the run's link is justified, from its tags: `stamped` (tag-mlflow's rules over a
+    stamp), `unstamped` (over MLflow's own tags), `forced`, or `by-hand` (anything else)."""
+    kind = facts.run_tags.get(EVIDENCE_TAG, "").strip()
+    if kind in STAMPED_KINDS:
+        return STAMPED
+    if kind == UNSTAMPED_KIND:
+        return UNSTAMPED
+    return FORCED_LEVEL if kind == "forced" else BY_HAND
+
+
+def stamp_findings(facts: VersionFacts, stamp: StampFacts | None) -> list[Finding]:
+    """A stamped link re-checked from the tags, as the linker checked it: the stamp's tags
+    are there and well formed, of the kind the link names, its HEAD is the linked commit or in
+    its history, a stage run's stage is in the commit's dvc.lock, and no other run carries the
+    same stamp (a copied stamp proves nothing). Tags can be forged by anyone who can write the
+    run: this catches copies and careless forgeries; only an attestation survives a forger."""
+    from repro_hooks.links.stamp import (
+        CLONE_TAG,
+        HEAD_TAG,
+        KIND_TAG,
+        STAGE_TAG,
+        STAMP_TAG,
+    )
+
+    tags = facts.run_tags
+    where = facts.uri
+    kind = tags.get(EVIDENCE_TAG, "").strip()
+    stamp_id = tags.get(STAMP_TAG, "").strip()
+    head = tags.get(HEAD_TAG, "").strip().lower()
+    problems: list[str] = []
+    if not stamp_id or not tags.get(CLONE_TAG, "").strip():
+        problems.append(
+            f"run {facts.run_id} says {EVIDENCE_TAG}={kind} but carries no stamp "
+            f"({STAMP_TAG}, {CLONE_TAG}): the run was not stamped where it trained"
+        )
+    elif not _STAMP_ID_RE.match(stamp_id):
+        problems.append(f"run {facts.run_id}: {STAMP_TAG} {stamp_id[:40]!r} is no stamp id")
+    elif tags.get(KIND_TAG, "").strip() != STAMPED_KINDS.get(kind):
+        problems.append(
+            f"run {facts.run_id}: {KIND_TAG}={tags.get(KIND_TAG, '')[:20]!r} does not fit "
+            f"{EVIDENCE_TAG}={kind}"
+        )
+    elif kind == "stage" and not tags.get(STAGE_TAG, "").strip():
+        problems.append(f"run {facts.run_id}: a stage link without {STAGE_TAG}")
+    elif not _SHA_RE.match(head):
+        problems.append(f"run {facts.run_id}: {HEAD_TAG} {head[:40]!r} is no sha")
+    if problems:
+        return [Finding(where, "stamp-invalid", p) for p in problems]
+    commit = facts.commit or ""
+    found: list[Finding] = []
+    if stamp is not None:
+        if stamp.head == "missing":
+            found.append(
+                Finding(
+                    where,
+                    "stamp-invalid",
+                    f"run {facts.run_id}: the stamp's HEAD {head[:12]} is not in this repository",
+                )
+            )
+        elif stamp.head == "unrelated":
+            found.append(
+                Finding(
+                    where,
+                    "stamp-invalid",
+                    f"run {facts.run_id}: the stamp's HEAD {head[:12]} is not in the history of "
+                    f"commit {commit[:12]}: the run did not start from it",
+                )
+            )
+        if stamp.stage_recorded is False:
+            found.append(
+                Finding(
+                    where,
+                    "stamp-invalid",
+                    f"run {facts.run_id}: stage {tags.get(STAGE_TAG, '')[:80]} is not in commit "
+                    f"{commit[:12]}'s dvc.lock",
+                )
+            )
+        others = sorted(set(stamp.holders) - {facts.run_id or ""})
+        if others:
+            shown = ", ".join(others[:3]) + (
+                f" and {len(others) - 3} more" if len(others) > 3 else ""
+            )
+            found.append(
+                Finding(
+                    where,
+                    "stamp-shared",
+                    f"run {facts.run_id}'s stamp {stamp_id} is also carried by run(s) {shown}: "
+                    "a copied stamp proves no link",
+                )
+            )
+    return found
+
+
+def link_notes(facts: VersionFacts) -> list[str]:
+    """What an accepted link below `stamped` is (for --allow-forced), for the verdict's reason."""
+    from repro_hooks.links.given import FORCED_BY_TAG, FORCED_REASON_TAG
+
+    level = evidence_level(facts)
+    if level == FORCED_LEVEL:
+        who = facts.run_tags.get(FORCED_BY_TAG) or "someone"
+        why = facts.run_tags.get(FORCED_REASON_TAG) or "no reason recorded"
+        return [f"link forced by {who} ({why}), accepted by --allow-forced"]
+    if level == BY_HAND:
+        return ["link written by hand (not by tag-mlflow), accepted by --allow-forced"]
+    if level == UNSTAMPED:
+        return ["unstamped link (MLflow's own tags only), accepted by --allow-forced"]
+    return []
 
 
 def commit_findings(facts: VersionFacts, commit: CommitFacts) -> list[Finding]:
@@ -248,6 +395,8 @@ def data_findings(facts: VersionFacts, commit: CommitFacts) -> list[Finding]:
 class Verdict:
     facts: VersionFacts
     findings: tuple[Finding, ...]
+    level: str = ""  # the link's evidence level (evidence_level)
+    notes: tuple[str, ...] = ()  # what passed only because it was allowed, said in the reason
 
     @property
     def passed(self) -> bool:
@@ -255,10 +404,14 @@ class Verdict:
 
     @property
     def reason(self) -> str:
-        """A short reason: what passed, or the failed rules with their counts."""
+        """A short reason: what passed (and what was allowed), or the failed rules with their
+        counts."""
         if self.passed:
             commit = self.facts.commit or ""
-            return f"all checks passed at commit {commit[:12]}"
+            text = f"all checks passed at commit {commit[:12]}"
+            if self.notes:
+                text += "; " + "; ".join(self.notes)
+            return text[: MAX_REASON - 3] + "..." if len(text) > MAX_REASON else text
         counts: dict[str, int] = {}
         for f in self.findings:
             counts[f.rule] = counts.get(f.rule, 0) + 1
@@ -269,13 +422,25 @@ class Verdict:
 
 
 def judge(
-    facts: VersionFacts, commit: CommitFacts | None, *, allow_forced: bool = False
+    facts: VersionFacts,
+    commit: CommitFacts | None,
+    *,
+    allow_forced: bool = False,
+    stamp: StampFacts | None = None,
 ) -> Verdict:
     """Every check for one version; `commit` is None when the link check already failed.
-    `allow_forced` accepts a link the evidence rules did not make (forced, or by hand)."""
+    `allow_forced` accepts a link below `stamped` (forced, by hand, unstamped), and says so in
+    the reason; a stamped link's stamp is always re-checked (`stamp`: what the repository and
+    the store say about it)."""
     findings = link_findings(facts)
     linked = not findings
-    if linked and not allow_forced:
+    level = evidence_level(facts) if linked else ""
+    notes: list[str] = []
+    if linked and level == STAMPED:
+        findings += stamp_findings(facts, stamp)
+    elif linked and allow_forced:
+        notes += link_notes(facts)
+    elif linked:
         findings += evidence_findings(facts)
     if linked and commit is not None:
         findings += commit_findings(facts, commit)
@@ -283,7 +448,11 @@ def judge(
             findings += data_findings(facts, commit)
             findings += commit.remote_findings
             findings += commit.policy_findings
-    return Verdict(facts, tuple(sorted(set(findings))))
+            if commit.allow_push_false:
+                notes += [f"{f.path}: {f.message} (allowed by policy)" for f in commit.unpushed]
+            else:
+                findings += commit.unpushed
+    return Verdict(facts, tuple(sorted(set(findings))), level, tuple(notes))
 
 
 def verdict_tags(verdict: Verdict, key: str = DEFAULT_VERDICT_TAG) -> dict[str, str]:
@@ -322,8 +491,9 @@ def fix_hint(verdicts: Sequence[Verdict], branch: str) -> str:
         )
     if "link-unverified" in rules:
         lines.append(
-            "The link was forced or written by hand: train from a commit and let tag-mlflow "
-            "link the run (or pass --allow-forced to accept such links)."
+            "The link was forced, written by hand or made without a stamp: train from a "
+            "commit with repro-hooks installed and let tag-mlflow link the run (or pass "
+            "--allow-forced to accept such links; the verdict's reason then says so)."
         )
     if "commit-missing" in rules:
         lines.append(
@@ -336,6 +506,18 @@ def fix_hint(verdicts: Sequence[Verdict], branch: str) -> str:
             "The run's tags differ from its commit's records: relink it (repro-hooks tag-mlflow "
             "--run-id <id>, from a checkout of the commit the run used) or register a version "
             "from a run of this commit."
+        )
+    if rules & {"stamp-invalid", "stamp-shared"}:
+        lines.append(
+            "The run's stamp does not prove its link (missing, malformed, from another history, "
+            "or copied onto several runs): register a version from a run trained with "
+            "repro-hooks installed and linked by tag-mlflow."
+        )
+    if "dvc-push-false" in rules:
+        lines.append(
+            "push: false data is in no DVC remote: push it (drop push: false, dvc push), or "
+            "allow such data in the protected branch's policy ([tool.repro-hooks.deploy] "
+            "allow-push-false = true)."
         )
     if "dvc-not-pushed" in rules:
         lines.append("Push the data the commit references: dvc push (from a checkout of it).")
@@ -482,27 +664,50 @@ def judge_bytes(
     *,
     allow_unrecorded: bool = False,
 ) -> Verdict:
-    """The verdict with the byte and attestation findings added."""
+    """The verdict with the byte and attestation findings added. A statement signed by a
+    trusted key names its run, so a stamp copied onto other runs (`stamp-shared`) no longer
+    leaves the real run unprovable: with an attestation it is reported, not failed (without
+    one the gate cannot tell the real run from a copy, and fails them all)."""
     more = bytes_findings(verdict.facts, found, outputs, allow_unrecorded=allow_unrecorded)
-    return Verdict(verdict.facts, tuple(sorted(set(verdict.findings) | set(more))))
-
-
-def evidence_text(found: ByteFacts) -> str:
-    """The evidence level for the verdict line: `attested by <signer>`, `recorded`, `none`."""
+    findings = set(verdict.findings) | set(more)
+    notes = verdict.notes
     if found.level == ATTESTED:
-        return f"evidence: attested by {found.signer}"
-    return f"evidence: {found.level}"
+        shared = {f for f in findings if f.rule == "stamp-shared"}
+        findings -= shared
+        notes += tuple(
+            f"{f.message.split(': a copied stamp')[0]}: the signed statement names this run"
+            for f in sorted(shared)
+        )
+    return replace(verdict, findings=tuple(sorted(findings)), notes=notes)
 
 
-def evidence_tags(found: ByteFacts, key: str = DEFAULT_VERDICT_TAG) -> dict[str, str]:
-    """What `--record` adds: the evidence level, the files and digests compared, the signer."""
+def evidence_text(level: str, found: ByteFacts | None) -> str:
+    """What the verdict line says the decision rested on: the link's evidence level
+    (`(evidence: stamped)`) and the bytes' (`(bytes: attested by <signer>)`, `recorded`,
+    `none`); '' for a version with neither (no run, or not linked)."""
+    parts = []
+    if level:
+        parts.append(f"(evidence: {level})")
+    if found is not None:
+        signer = f" by {found.signer}" if found.level == ATTESTED else ""
+        parts.append(f"(bytes: {found.level}{signer})")
+    return (" " + " ".join(parts)) if parts else ""
+
+
+def evidence_tags(
+    level: str, found: ByteFacts | None, key: str = DEFAULT_VERDICT_TAG
+) -> dict[str, str]:
+    """What `--record` adds: the link's evidence level, the bytes' level, the files and digests
+    compared, the signer."""
     from repro_hooks.deploy.artifacts import compact_digests
 
-    tags = {f"{key}.evidence": found.level}
-    if found.served:
-        tags[f"{key}.digests"] = compact_digests({f.name: f.sha256 for f in found.served})
-    if found.signer:
-        tags[f"{key}.signer"] = found.signer[:250]
+    tags = {f"{key}.evidence": level} if level else {}
+    if found is not None:
+        tags[f"{key}.bytes"] = found.level
+        if found.served:
+            tags[f"{key}.digests"] = compact_digests({f.name: f.sha256 for f in found.served})
+        if found.signer:
+            tags[f"{key}.signer"] = found.signer[:250]
     return tags
 
 

@@ -80,6 +80,7 @@ class StageOut:
     cache: bool = True
     persist: bool = False
     def_path: str = ""
+    push: bool = True  # `push: false`: `dvc push` never sends it (it is in no DVC remote)
 
 
 @dataclass(frozen=True)
@@ -673,6 +674,7 @@ def _stage(name: str, body: Mapping[str, Any], base: str, file: str) -> Stage:
                     cache=flags.get("cache", True),  # metrics and plots too (DVC)
                     persist=flags.get("persist", False),
                     def_path=path,
+                    push=flags.get("push", True) is not False,
                 )
             )
     params = _stage_params(body.get("params"), wbase, file, name)

@@ -121,6 +121,18 @@ def _stage_out_cached(out: Output, stages: Mapping[str, Stage] | None) -> bool:
     return True
 
 
+def _stage_out_pushed(out: Output, stages: Mapping[str, Stage] | None) -> bool:
+    """Whether `dvc push` sends a dvc.lock output: its dvc.yaml entry's `push` (dvc.lock
+    does not record it; True when unknown)."""
+    stage = stages.get(out.stage or "") if stages else None
+    if stage is None:
+        return True
+    for declared in stage.outs:
+        if declared.path == out.path or declared.def_path == out.def_path:
+            return declared.push
+    return True
+
+
 def _recorded_outs(
     blob: Blob, contents: Mapping[str, bytes], stages: StageLookup | None
 ) -> list[Output] | None:
@@ -137,8 +149,12 @@ def _recorded_outs(
             declared = stages(blob.commit, path) if stages is not None else None
             wdirs = {n: st.wdir for n, st in declared.items()} if declared else None
             outs = [o for st in parse_dvc_lock(content, path, wdirs).values() for o in st.outs]
-            return [
+            outs = [
                 o if _stage_out_cached(o, declared) else dataclasses.replace(o, cache=False)
+                for o in outs
+            ]
+            return [
+                o if _stage_out_pushed(o, declared) else dataclasses.replace(o, push=False)
                 for o in outs
             ]
         if name.endswith(".dvc") and name != ".dvc":
@@ -178,6 +194,35 @@ def uncached_outputs(
             if not out.cache:
                 found.setdefault((out.path, blob.commit), Referenced(out, blob.commit))
     return list(found.values())
+
+
+def unpushed_outputs(
+    blobs: Sequence[Blob], contents: Mapping[str, bytes], stages: StageLookup | None = None
+) -> list[Referenced]:
+    """The cached outputs marked `push: false` (in a .dvc file, or in dvc.yaml for a dvc.lock
+    output): `dvc push` never sends them, so no DVC remote holds them."""
+    found: dict[tuple[str, str], Referenced] = {}
+    for blob in blobs:
+        for out in _recorded_outs(blob, contents, stages) or ():
+            if out.hash_value and out.cache and not out.push:
+                found.setdefault((out.path, out.hash_value), Referenced(out, blob.commit))
+    return list(found.values())
+
+
+def unpushed_findings(unpushed: Sequence[Referenced]) -> list[Finding]:
+    """`push: false` data is in no DVC remote: one `dvc-push-false` finding per output (the
+    deploy gate fails on them unless the protected branch's policy allows such data; the
+    laptop hook check-dvc-remote prints them as notes)."""
+    return [
+        Finding(
+            r.output.path,
+            "dvc-push-false",
+            f"push: false in {r.output.source}: its data ({r.output.hash_value}) is in no DVC "
+            "remote",
+            r.commit,
+        )
+        for r in sorted(unpushed, key=lambda r: (r.output.path, r.output.hash_value or ""))
+    ]
 
 
 def uncommitted_findings(git: Git, uncached: Sequence[Referenced]) -> list[Finding]:

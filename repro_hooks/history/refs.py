@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from repro_hooks.errors import ReproHooksError
 from repro_hooks.git import Git
+from repro_hooks.report import Finding
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,23 @@ def parse_pre_push_lines(text: str) -> list[RefUpdate]:
         _local_ref, local_sha, remote_ref, remote_sha = parts
         updates.append(RefUpdate(remote_ref, remote_sha, local_sha))
     return updates
+
+
+def ref_name_findings(updates: list[RefUpdate]) -> list[Finding]:
+    """A branch named HEAD is refused (deleting one is fine): every clone that fetches all
+    branches (`+refs/heads/*:refs/remotes/origin/*`, as actions/checkout with fetch-depth 0
+    does) gets it as a plain refs/remotes/origin/HEAD, which tools take for the default
+    branch."""
+    return [
+        Finding(
+            u.ref,
+            "ref-name",
+            "a branch named HEAD becomes a plain refs/remotes/origin/HEAD in clones that fetch "
+            "every branch, where it passes for the default branch: use another name",
+        )
+        for u in updates
+        if u.ref == "refs/heads/HEAD" and not u.is_deletion
+    ]
 
 
 def parse_pre_receive_lines(text: str) -> list[RefUpdate]:

@@ -67,7 +67,7 @@ def link_given_run(job: Job, git: Git, store: Any, *, force: bool = False) -> Gi
         run = store.run(job.run_id)
     except StoreError as exc:
         return GivenRunResult(False, f"{short}: nothing linked: {exc}")
-    evidence = Evidence(git, job, job.commit)
+    evidence = Evidence(git, job, job.commit, store)
     why_not = refusal(run, evidence.judge)
     if why_not is not None and not force:
         return GivenRunResult(

@@ -106,10 +106,12 @@ class Evidence:
     another stamped run by the code and data rules; an unstamped run by what MLflow proves.
     `tag-mlflow --run-id` calls it too (links/given.py)."""
 
-    def __init__(self, git: Git, job: Job, commit: str) -> None:
+    def __init__(self, git: Git, job: Job, commit: str, store: Any = None) -> None:
         self.git = git
         self.job = job
         self.commit = commit
+        self.store = store  # asked which runs carry a stamp (a copied stamp never qualifies)
+        self._holders: dict[str, list[str] | None] = {}
         self.common_dir = str(git.common_dir)
         self.clone = read_clone_id(self.common_dir)
         self._outputs: list[RecordedOutput] | None = None
@@ -253,6 +255,9 @@ class Evidence:
             record = load_record(self.common_dir, run.tags.get(STAMP_TAG, ""))
             if record is None:
                 return stamp_verdict(run, None, self.job.root, None, self.outputs)
+            copied = self.copied_stamp(run, record)
+            if copied:
+                return copied
             stage = record.get("stage")
             if isinstance(stage, dict):
                 lock = self.lock_stage(str(stage.get("address") or ""))
@@ -283,6 +288,42 @@ class Evidence:
             repo_url=self._repo_url or None,
             changed_by_commit=maps[0] if maps else None, same_data=same_data,
         )  # fmt: skip
+
+    def stamp_holders(self, stamp: str) -> list[str] | None:
+        """Ids of the runs carrying `stamp` (None: no store to ask, or it failed)."""
+        if stamp not in self._holders:
+            ask = getattr(self.store, "runs_with_stamp", None)
+            found = None
+            if ask is not None:
+                try:
+                    found = list(ask(stamp))
+                except Exception:  # the store is asked elsewhere too: its errors show there
+                    found = None
+            self._holders[stamp] = found
+        return self._holders[stamp]
+
+    def copied_stamp(self, run: RunCandidate, record: Mapping[str, Any]) -> str | None:
+        """Why `run` is not the run its stamp was taken for (None: it is, as far as is known).
+        The clone's record names the run once the training process knew it; a record naming no
+        run (a killed process) qualifies no run when several runs carry the stamp."""
+        stamp = run.tags.get(STAMP_TAG, "")
+        owner = record.get("run")
+        if isinstance(owner, str) and owner:
+            if owner != run.run_id:
+                return (
+                    f"its stamp {stamp[:12]} was taken for run {owner} (this clone's record): "
+                    "a copied stamp never qualifies"
+                )
+            return None
+        holders = self.stamp_holders(stamp)
+        if holders is not None and len(set(holders) | {run.run_id}) > 1:
+            others = sorted(set(holders) - {run.run_id})
+            return (
+                f"its stamp {stamp[:12]} is also carried by run(s) {', '.join(others[:3])} and "
+                "this clone's record names no run (the training process did not exit "
+                "normally): a shared stamp qualifies no run"
+            )
+        return None
 
     def evidence_kind(self, run: RunCandidate) -> str:
         """How a link to this run is justified: "stage" (its stage in the commit's dvc.lock),
@@ -415,7 +456,7 @@ def link_commit(job: Job, git: Git, store: Any) -> str:
     if not ids:
         why = "; ".join(notes) or "the tracking store has no experiment"
         return f"{short}: nothing linked: {why}"
-    evidence = Evidence(git, job, job.commit)
+    evidence = Evidence(git, job, job.commit, store)
     streams = []
     if evidence.clone:
         streams.append(store.candidates(ids, job.before_ms, tag_equals(CLONE_TAG, evidence.clone)))
@@ -447,7 +488,7 @@ def relink_commit(job: Job, git: Git, store: Any) -> str:
             continue
         linked = [store.run(r) for r in store.runs_linked_to(ids, old)]
         moved: set[str] = set()
-        evidence = Evidence(git, job, new)
+        evidence = Evidence(git, job, new, store)
         for run in sorted(linked, key=lambda r: r.parent_run_id is not None):
             if run.parent_run_id in moved:
                 moved.add(run.run_id)  # carried by its parent's link (written with it)

@@ -226,6 +226,37 @@ class Registry:
             run_id, state, run.info.experiment_id, dict(run.data.tags), run.info.artifact_uri or ""
         )
 
+    def runs_with_stamp(self, stamp: str, limit: int = 10) -> tuple[str, ...]:
+        """Ids of the active runs, in any active experiment, that carry the stamp id `stamp`
+        (a stamp belongs to one run: more than one means it was copied)."""
+        from mlflow.entities import ViewType
+
+        from repro_hooks.links.stamp import STAMP_TAG
+        from repro_hooks.links.store import tag_equals
+
+        ids: list[str] = []
+        token = None
+        while True:
+            page = self.client.search_experiments(
+                view_type=ViewType.ACTIVE_ONLY, max_results=1000, page_token=token
+            )
+            ids.extend(e.experiment_id for e in page)
+            token = page.token
+            if not token:
+                break
+        found: list[str] = []
+        for start in range(0, len(ids), 100):  # the server bounds experiments per search
+            runs = self.client.search_runs(
+                ids[start : start + 100],
+                filter_string=tag_equals(STAMP_TAG, stamp),
+                run_view_type=ViewType.ACTIVE_ONLY,
+                max_results=limit,
+            )
+            found.extend(r.info.run_id for r in runs)
+            if len(found) >= limit:
+                break
+        return tuple(sorted(set(found)))
+
     def tag_version(self, name: str, version: str, tags: Mapping[str, str]) -> None:
         for key, value in sorted(tags.items()):
             self.client.set_model_version_tag(name, version, key, value)

@@ -15,9 +15,11 @@ A stamp is two things:
   hold: the hash of every DVC output at the start, the blob of every changed code file, a stage
   run's stage (cmd, deps' hashes and params' values at the start, outs), and, added when the
   training process exits, the hash of every DVC output (and of every file written since the
-  start) at the end, and the repository files the process wrote (`written`) and read (`read`).
-  The linker reads it on the same machine, in the same clone: a run it links is always one this
-  clone stamped (a `dvc exp run --temp` copy records into its parent clone).
+  start) at the end, and the repository files the process wrote (`written`) and read (`read`);
+  and `run`, the id of the run the stamp was taken for, once the process knows it (at its next
+  stamp, or at exit). The linker reads it on the same machine, in the same clone: a run it links
+  is always one this clone stamped (a `dvc exp run --temp` copy records into its parent clone),
+  and never another run carrying a copy of the stamp's tags.
 """
 
 from __future__ import annotations
@@ -98,25 +100,124 @@ class RunStamp:
 
 
 def _start_dir() -> str | None:
-    """Where the run's code lives: the main script's directory (as MLflow's git context), else
-    the current directory; None when neither is inside a git work tree (found by walking up)."""
+    """Where the run's code lives, or None (no stamp): the program's directory when the
+    program (`sys.argv[0]`, else `__main__.__file__`) is a file inside a git work tree (a
+    script, `python -m` of the repository's module, a DVC stage's command, a `dvc exp run`
+    copy); the current directory when the program is an installed launcher (ipykernel,
+    papermill, pytest: the code they run is the current directory's) or no file at all
+    (`python -c`, an interactive session); None for a script outside every work tree, even
+    started from inside one (its code is not this clone's)."""
     import sys
 
-    candidates = []
-    main = sys.argv[0] if sys.argv and sys.argv[0] else ""
-    if main and os.path.isfile(main) and "-packages" not in main:
-        candidates.append(os.path.dirname(os.path.abspath(main)))
-    candidates.append(os.getcwd())
-    for path in candidates:
-        probe = path
-        while True:
-            if os.path.exists(os.path.join(probe, ".git")):
-                return path
-            parent = os.path.dirname(probe)
-            if parent == probe:
-                break
-            probe = parent
+    main = _program_file(sys)
+    if main is not None and not _installed(main, sys):  # a launcher: even in a repo's .venv
+        where = os.path.dirname(os.path.abspath(main))
+        # a script elsewhere: the clone it was started from never held it
+        return where if _in_work_tree(where) else None
+    cwd = os.getcwd()
+    return cwd if _in_work_tree(cwd) else None
+
+
+def _program_file(sys: Any) -> str | None:
+    """The program's file: `sys.argv[0]` (what MLflow's own git context reads; `python -m`
+    sets it to the module's file), else `__main__.__file__`; None for `-c` and sessions."""
+    for main in (
+        sys.argv[0] if sys.argv else None,
+        getattr(sys.modules.get("__main__"), "__file__", None),
+    ):
+        if isinstance(main, str) and main not in ("", "-c", "-m") and os.path.isfile(main):
+            return main
     return None
+
+
+def _installed(path: str, sys: Any) -> bool:
+    """Whether a program file is installed code (a launcher, a tool) rather than a script."""
+    if "-packages" in path:
+        return True
+    full = os.path.realpath(path)
+    homes = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.expanduser("~/.local")}
+    return any(full.startswith(os.path.realpath(h) + os.sep) for h in homes if h)
+
+
+def _in_work_tree(path: str) -> bool:
+    probe = path
+    while True:
+        if os.path.exists(os.path.join(probe, ".git")):
+            return True
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            return False
+        probe = parent
+
+
+# ---- which run a stamp was taken for ----------------------------------------------------------
+
+# stamps taken by `mlflow.start_run()` whose run is not known yet: (runs dir, stamp id, the
+# length of MLflow's active-run stack when the stamp was taken, the last ended run then)
+_PENDING: list[tuple[str, str, int, str | None]] = []
+
+
+def _fluent() -> Any:
+    import sys
+
+    return sys.modules.get("mlflow.tracking.fluent")
+
+
+def _from_start_run() -> bool:
+    """Whether MLflow asks for the tags to create a run (`start_run`), not a logged model."""
+    import sys
+
+    frame: Any = sys._getframe(2)
+    for _ in range(12):
+        if frame is None:
+            return False
+        if frame.f_code.co_name == "start_run" and "mlflow" in frame.f_code.co_filename:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _note_pending(runs: str, stamp: str) -> None:
+    """Remember a stamp MLflow is about to create a run for: the run will be pushed on the
+    active-run stack at its current length."""
+    fluent = _fluent()
+    if fluent is None or not _from_start_run():
+        return
+    stack = fluent._active_run_stack.get()
+    _PENDING.append((runs, stamp, len(stack), fluent._last_active_run_id.get()))
+
+
+def _resolve_pending() -> None:
+    """Write the run id into the local record of each pending stamp whose run can be told
+    for sure: the run at the stamp's place on the active-run stack, or, when exactly that run
+    was ended since, MLflow's last ended run. Called at the next stamp and at exit; between
+    two calls MLflow creates at most one stamped run. Unsure: the record names no run."""
+    import json
+
+    fluent = _fluent()
+    pending = list(_PENDING)
+    _PENDING.clear()
+    if fluent is None:
+        return
+    stack = fluent._active_run_stack.get()
+    last = fluent._last_active_run_id.get()
+    for runs, stamp, depth, last_before in pending:
+        run_id = None
+        if len(stack) > depth:
+            run_id = stack[depth].info.run_id
+        elif len(stack) == depth and last and last != last_before:
+            run_id = last
+        if not run_id:
+            continue
+        path = os.path.join(runs, f"{stamp}.json")
+        try:
+            with open(path, encoding="utf-8") as fh:
+                record = json.load(fh)
+            if isinstance(record, dict) and not record.get("run"):
+                record["run"] = str(run_id)
+                _write_json(path, json.dumps(record, sort_keys=True, default=repr))
+        except (OSError, ValueError):
+            continue
 
 
 # ---- taking a stamp ---------------------------------------------------------------------------
@@ -166,6 +267,9 @@ def take_stamp(cwd: str, *, at_exit: bool = True) -> dict[str, str]:
         os.path.join(runs, f"{stamp}.json"), json.dumps(record, sort_keys=True, default=repr)
     )
     if at_exit:
+        with contextlib.suppress(Exception):
+            _resolve_pending()  # the previous stamp's run exists by now
+            _note_pending(runs, stamp)
         if not _STAMPED:
             import atexit
 
@@ -1024,6 +1128,8 @@ def record_end(
 def _record_end_at_exit() -> None:
     _PAUSED[0] += 1  # our own reads and writes from here on are not the run's
     try:
+        with contextlib.suppress(Exception):
+            _resolve_pending()  # before MLflow's own exit handler ends a run left open
         by_place: dict[tuple[str, str], tuple[list[str], float]] = {}
         for runs, stamp, root, started in _STAMPED:
             ids, since = by_place.setdefault((runs, root), ([], started))

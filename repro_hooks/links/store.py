@@ -119,6 +119,26 @@ class MlflowStore:
             if not token:
                 return
 
+    def runs_with_stamp(self, stamp: str, limit: int = 10) -> list[str]:
+        """Ids of the active runs, in any active experiment, carrying the stamp id `stamp`."""
+        from mlflow.entities import ViewType
+
+        from repro_hooks.links.stamp import STAMP_TAG
+
+        ids, _ = self.experiment_ids(())
+        found: set[str] = set()
+        for start in range(0, len(ids), 100):
+            page = self.client.search_runs(
+                ids[start : start + 100],
+                filter_string=tag_equals(STAMP_TAG, stamp),
+                run_view_type=ViewType.ACTIVE_ONLY,
+                max_results=limit,
+            )
+            found.update(r.info.run_id for r in page)
+            if len(found) >= limit:
+                break
+        return sorted(found)
+
     def run(self, run_id: str) -> RunCandidate:
         """One run by id; StoreError if it does not exist or is deleted."""
         from mlflow.exceptions import MlflowException
