@@ -118,6 +118,24 @@ def test_pointer_detection() -> None:
     assert not is_lfs_pointer(POINTER + b"x" * 2000)
 
 
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param(POINTER.replace(b"size 12345\n", b""), id="no-size-line"),
+        pytest.param(POINTER.replace(b"oid sha256:", b"oid md5:"), id="no-sha256-oid"),
+        pytest.param(POINTER.replace(b"version https", b"ver https"), id="no-version-line"),
+    ],
+)
+def test_a_pointer_needs_version_oid_and_size(repo: Path, content: bytes) -> None:
+    """git-lfs's spec v1 requires the three keys: a blob that lacks one is no pointer, and under
+    filter=lfs it is a raw blob where a pointer belongs."""
+    assert not is_lfs_pointer(content)
+    write(repo / ".gitattributes", "*.bin filter=lfs diff=lfs merge=lfs -text\n")
+    write(repo / "weights.bin", content)
+    git(repo, "add", "-A")
+    assert staged_findings(repo) == {"weights.bin": "lfs-pointer"}
+
+
 def test_symlinks_sized_as_link_text(repo: Path) -> None:
     os.symlink("does/not/exist", repo / "dangling")
     write(repo / "target.bin", "x")

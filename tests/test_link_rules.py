@@ -54,6 +54,8 @@ def test_code_verdict(
         pytest.param("B", {}, {"d": "B"}, None, id="created-it"),
         pytest.param("B", {"d": "A"}, {"d": "A"}, "changed after the run ended", id="after-end"),
         pytest.param("B", {}, {}, "never saw it", id="never-there"),
+        pytest.param("A", {"d": "A"}, {}, None, id="end-state-lacks-it-read-at-start"),
+        pytest.param("B", {"d": "A"}, {}, "changed after the run ended", id="end-lacks-it-changed"),
         pytest.param("A", {"d": "A"}, None, None, id="running-unchanged"),
         pytest.param("B", {"d": "A"}, None, "still running", id="running-changed"),
         pytest.param("B", {}, None, "not present when the run started", id="running-new"),

@@ -221,6 +221,23 @@ def test_baseline(repo: Path, tmp_path: Path) -> None:
     assert load_baseline(baseline)
 
 
+def test_baseline_reports_a_new_version_of_a_baselined_file(repo: Path, tmp_path: Path) -> None:
+    """A baseline is keyed by rule, path and blob: the same large file committed again with
+    other content is a new finding (docs/commands.md, "Baselines")."""
+    write(repo / "big.bin", big(BIG))
+    commit(repo, "old")
+    baseline = tmp_path / "baseline.json"
+    assert invoke("scan", "--all-history", "--write-baseline", str(baseline))[0] == 0
+    old_blob = git(repo, "rev-parse", "HEAD:big.bin").strip()
+    assert [f["blob"] for f in json.loads(baseline.read_text())["findings"]] == [old_blob]
+    write(repo / "big.bin", big(BIG, seed=3))
+    commit(repo, "new version, same path")
+    code, out = invoke("scan", "--all-history", "--baseline", str(baseline))
+    assert code == 1
+    assert out.startswith("big.bin:")
+    assert git(repo, "rev-parse", "HEAD")[:12] in out
+
+
 @pytest.mark.parametrize(
     ("content", "reason"),
     [
