@@ -295,6 +295,7 @@ class QueueRunner:
             return self.safe(_one_line(exc))
         # the whole write returned: only now does the job leave the queue
         self.queue.remove(job)
+        self.queue.mark_delivered()
         line = self.safe(line)
         report.delivered.append(line)
         self.out(line)
@@ -352,20 +353,52 @@ def _one_line(exc: BaseException) -> str:
     return first[:500]
 
 
+COMMAND = "python -m repro_hooks.links.delivery"  # how its crash log entries name it
+
+
+def _crashed(
+    runner: QueueRunner, argv: list[str], exc: BaseException, stack: str | None = None
+) -> None:
+    """An unexpected end (exit 3): a crash log entry (`<git common dir>/repro-hooks/crash.log`,
+    what `repro-hooks pending` points at; secrets redacted) and one line in the delivery log."""
+    from repro_hooks import crash
+
+    queue = runner.queue
+    argv = [*COMMAND.split(), *argv]
+    log = crash.write(exc, argv, queue.crash_log, stack=stack, redact=runner.safe)
+    queue.log(runner.safe(f"delivery stopped: {_one_line(exc)}; {log.line()}"))
+
+
+def _past_hard_deadline(runner: QueueRunner, argv: list[str], main_thread: int) -> None:
+    """The watchdog: where the process was, in the crash log, then exit 3 whatever happens."""
+    try:
+        import traceback
+
+        frame = sys._current_frames().get(main_thread)
+        stack = "".join(traceback.format_stack(frame)) if frame is not None else None
+        limit = f"still delivering after the hard limit of {BACKGROUND_HARD_DEADLINE:g}s"
+        _crashed(runner, argv, TimeoutError(limit), stack)
+    finally:
+        os._exit(3)
+
+
 def main(argv: list[str]) -> int:
     """The detached delivery process: `<git common dir> [<store key>]` (every store when no
-    key is given). Writes only to the delivery log."""
+    key is given). Writes only to the delivery log, and to the crash log when it ends with an
+    unexpected error or past its hard limit (exit 3)."""
     if len(argv) not in (1, 2):
         return 2
     queue = LinkQueue(Path(argv[0]))
-    watchdog = threading.Timer(BACKGROUND_HARD_DEADLINE, os._exit, (3,))
+    runner = QueueRunner(queue, dict(os.environ), out=queue.log)
+    watchdog = threading.Timer(
+        BACKGROUND_HARD_DEADLINE, _past_hard_deadline, (runner, argv, threading.get_ident())
+    )
     watchdog.daemon = True
     watchdog.start()
-    runner = QueueRunner(queue, dict(os.environ), out=queue.log)
     try:
         report = runner.run(BACKGROUND_LOCK_WAIT, argv[1] if len(argv) == 2 else None)
     except BaseException as exc:
-        queue.log(runner.safe(f"delivery stopped: {_one_line(exc)}"))
+        _crashed(runner, argv, exc)
         return 3
     if report.lock_busy:
         queue.log("another delivery held the lock too long; jobs stay queued")
