@@ -193,3 +193,47 @@ def test_a_crashed_delivery_is_pointed_at_by_pending(repo: Path, sqlite_store: s
     assert proc.returncode == 0, queue.log_path.read_text()
     assert queue.jobs() == []
     assert cli_here(repo, "pending").stdout == "pending: no queued run link\n"
+
+
+def test_a_bug_in_one_job_leaves_a_crash_log_and_keeps_the_job(
+    repo: Path, sqlite_store: str
+) -> None:
+    """A job file our code does not expect (a link job whose commit is null) makes the linker
+    fail inside repro-hooks, not in the store: the job stays queued with an "internal error"
+    naming the crash log, and the report holds the traceback. A store's own failure (here:
+    none) would stay a plain last error."""
+    queue = LinkQueue(repo / ".git")
+    queue.put(
+        Job(
+            id=queue.new_id("link"),
+            kind="link",
+            root=str(repo),
+            tracking_uri=sqlite_store,
+            uri_origin="option",
+            commit=None,
+            created=time.time(),
+        )
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "repro_hooks.links.delivery", str(repo / ".git")],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 1, proc.stderr  # a failed job, as any: not a crash of the process
+    [job] = queue.jobs()
+    assert job.attempts == 1
+    assert (job.last_error or "").startswith("internal error: ")
+    assert (job.last_error or "").endswith(
+        f"; the crash log is {queue.crash_log} (attach it to a bug report)"
+    )
+    text = queue.crash_log.read_text()
+    assert f"\ncommand: {COMMAND} {repo / '.git'}\n" in text
+    assert "repro_hooks/links/" in text  # where it failed: our code
+    assert "\nmlflow: " in text  # the delivery had imported MLflow: its version is reported
+    assert (
+        cli_here(repo, "pending")
+        .stdout.splitlines()[-1]
+        .startswith("pending: the link delivery crashed at ")
+    )
