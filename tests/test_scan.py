@@ -259,6 +259,77 @@ def test_bad_baseline(repo: Path, tmp_path: Path, content: str, reason: str) -> 
     assert invoke("scan", "--all-history", "--baseline", str(tmp_path / "missing"))[0] == 2
 
 
+@pytest.mark.parametrize(
+    ("content", "key", "reason"),
+    [
+        pytest.param(
+            "{",
+            "json",
+            "malformed JSON: Expecting property name enclosed in double quotes: line 1 column 2 "
+            "(char 1)",
+            id="json",
+        ),
+        pytest.param(
+            '{"kind": "x"}',
+            "kind",
+            "not a repro-hooks baseline (expected 'repro-hooks-baseline')",
+            id="kind",
+        ),
+        pytest.param(
+            '{"kind": "repro-hooks-baseline", "version": 2}',
+            "version",
+            "unsupported version 2 (expected 1)",
+            id="version",
+        ),
+        pytest.param(
+            '{"kind": "repro-hooks-baseline", "version": 1}',
+            "findings",
+            "expected a list",
+            id="no-findings",
+        ),
+        pytest.param(
+            '{"kind": "repro-hooks-baseline", "version": 1, "findings": [{"rule": "r"}]}',
+            "findings[0]",
+            "expected {rule, path, blob} strings",
+            id="entry",
+        ),
+        pytest.param(None, "file", "No such file or directory", id="missing"),
+    ],
+)
+def test_a_bad_baseline_is_one_line_naming_the_file_the_key_and_the_reason(
+    repo: Path, tmp_path: Path, content: str | None, key: str, reason: str
+) -> None:
+    baseline = tmp_path / "b.json"
+    if content is not None:
+        write(baseline, content)
+    assert invoke("scan", "--all-history", "--baseline", str(baseline)) == (
+        2,
+        f"repro-hooks: {baseline}: {key}: {reason}\n",
+    )
+
+
+def test_a_baseline_file_is_indented_sorted_json_with_names_as_they_are(tmp_path: Path) -> None:
+    """Readable in review and diffs: two-space JSON, one finding per entry, sorted, non-ASCII
+    names written as such, a final newline."""
+    from repro_hooks.history.baseline import write_baseline
+
+    file = tmp_path / "baseline.json"
+    write_baseline(
+        file, [("large-file", "zeta.bin", "b" * 40), ("large-file", "größe.bin", "a" * 40)]
+    )
+    assert file.read_text(encoding="utf-8") == (
+        '{\n  "version": 1,\n  "kind": "repro-hooks-baseline",\n  "findings": [\n'
+        '    {\n      "rule": "large-file",\n      "path": "größe.bin",\n'
+        f'      "blob": "{"a" * 40}"\n    }},\n'
+        '    {\n      "rule": "large-file",\n      "path": "zeta.bin",\n'
+        f'      "blob": "{"b" * 40}"\n    }}\n  ]\n}}\n'
+    )
+    assert load_baseline(file) == {
+        ("large-file", "zeta.bin", "b" * 40),
+        ("large-file", "größe.bin", "a" * 40),
+    }
+
+
 # ---- end to end: real pushes --------------------------------------------------------------------
 
 
