@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from repro_hooks.cli import cli
+from repro_hooks.errors import ReproHooksError
 from repro_hooks.git import Git
 from repro_hooks.history.baseline import load_baseline
 from repro_hooks.history.refs import (
@@ -25,7 +26,7 @@ from repro_hooks.policy.config import Policy
 from tests.helpers import big, commit, git, install_local_hooks, run_cli, write
 
 Z = "0" * 40
-A, B, C = "a" * 40, "b" * 40, "c" * 40
+A, B, C, D = "a" * 40, "b" * 40, "c" * 40, "d" * 40
 BIG = 600 * 1024  # over the default 500 KiB size limit
 
 
@@ -64,10 +65,16 @@ def test_parse_pre_push_lines() -> None:
 
 
 def test_parse_pre_receive_lines() -> None:
-    assert parse_pre_receive_lines(f"{Z} {A} refs/heads/new\n{B} {Z} refs/tags/v1\n") == [
+    assert parse_pre_receive_lines(f"{Z} {A} refs/heads/new\n\n{B} {Z} refs/tags/v1\n") == [
         RefUpdate("refs/heads/new", Z, A),
         RefUpdate("refs/tags/v1", B, Z),
     ]
+    with pytest.raises(ReproHooksError) as raised:
+        parse_pre_receive_lines(f"{Z} {A}\n")
+    assert str(raised.value) == f"pre-receive input: expected 3 fields, got '{Z} {A}'"
+    with pytest.raises(ReproHooksError) as raised:
+        parse_pre_push_lines(f"refs/heads/main {A}\n")
+    assert str(raised.value) == f"pre-push input: expected 4 fields, got 'refs/heads/main {A}'"
 
 
 @pytest.mark.parametrize(
@@ -80,6 +87,20 @@ def test_parse_pre_receive_lines() -> None:
         pytest.param([RefUpdate("m", B, Z)], {B}, None, None, id="deletion"),
         pytest.param(
             [RefUpdate("m", B, A), RefUpdate("d", C, Z)], {B, C}, None, [A, f"^{B}"], id="mixed"
+        ),
+        pytest.param(
+            [RefUpdate("m", B, A), RefUpdate("d", C, Z)],
+            {B},
+            {D},
+            [A, f"^{B}"],
+            id="a-deletion-of-an-unknown-tip-adds-no-base",
+        ),
+        pytest.param(
+            [RefUpdate("m", B, A), RefUpdate("n", Z, C)],
+            {B},
+            {D},
+            [A, C, f"^{B}", f"^{D}"],
+            id="known-base-and-new-branch",
         ),
     ],
 )
