@@ -315,6 +315,18 @@ def test_stage_verdict_without_the_stage_in_the_commit() -> None:
 
     got = stage_verdict(STAGE, None, {"model.pkl": "M"})
     assert got == "dvc.yaml: the commit's dvc.lock does not record stage train"
+    nested = {**STAGE, "address": "sub/dvc.yaml:train", "file": "sub/dvc.yaml"}
+    assert stage_verdict(nested, None, {}) == (
+        "sub/dvc.yaml: the commit's dvc.lock does not record stage sub/dvc.yaml:train"
+    )
+    unnamed = {k: v for k, v in STAGE.items() if k not in ("address", "file")}
+    assert stage_verdict(unnamed, None, {}) == (
+        "dvc.yaml: the commit's dvc.lock does not record stage train"
+    )
+    anonymous = {k: v for k, v in unnamed.items() if k != "name"}
+    assert stage_verdict(anonymous, None, {}) == (
+        "dvc.yaml: the commit's dvc.lock does not record stage ?"
+    )
 
 
 @pytest.mark.parametrize(
@@ -732,7 +744,11 @@ def test_choose_runs_says_exactly_why() -> None:
         "qualifying run started before the commit (no finished run qualifies)",
         ("bad3: code differs",),
     )
-    # all-since-previous-commit: every qualifying run down to the one linked to an ancestor
+    # all-since-previous-commit: every qualifying run down to the one linked to an ancestor,
+    # a run already linked to this commit among them
+    assert choose([again, good, run("old", linked="A" * 40)], "all-since-previous-commit") == (
+        RunChoice((again, good), "qualifying run started before the commit", ())
+    )
     assert choose(
         [good, again, run("old", linked="A" * 40), run("older")], "all-since-previous-commit"
     ).runs == (good, again)
