@@ -116,6 +116,11 @@ def test_pointer_detection() -> None:
     assert is_lfs_pointer(POINTER)
     assert not is_lfs_pointer(b"version https://git-lfs.github.com/spec/v1\n")
     assert not is_lfs_pointer(POINTER + b"x" * 2000)
+    # git-lfs writes pointers under 1024 bytes: one of exactly 1024 is a blob like any other
+    padded = POINTER + b"x" * (1023 - len(POINTER)) + b"\n"
+    assert len(padded) == 1024
+    assert not is_lfs_pointer(padded)
+    assert is_lfs_pointer(padded[:-2] + b"\n")
 
 
 @pytest.mark.parametrize(
