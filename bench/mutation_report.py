@@ -1,8 +1,10 @@
 """The kill rate per module of the last `make mutation` run, and its survivors.
 
 Reads mutmut's results (`mutants/**/*.py.meta`) from the repository root: one table row per
-mutated module (killed, survived, timeouts, no test, not run) and, with --survivors, each
-surviving mutant's name, for bench/RESULTS.md ("Mutation testing")."""
+mutated module and, with --survivors, each surviving mutant's name, for bench/RESULTS.md
+("Mutation testing"). The kill rate counts the mutants some unit test reaches (killed or timed
+out, over killed, survived and timed out); "no test" are mutants of functions no selected unit
+test calls, "not run" those this run left out."""
 
 from __future__ import annotations
 
@@ -26,6 +28,30 @@ def results(root: Path) -> dict[str, int | None]:
     return out
 
 
+def kind_of(code: int | None) -> str:
+    if code is None:
+        return "not run"
+    if code in KILLED:
+        return "killed"
+    if code in SURVIVED:
+        return "survived"
+    if code in TIMEOUT:
+        return "timeout"
+    if code in NO_TESTS:
+        return "no test"
+    return "other"  # suspicious, segfault, interrupted: reached, not a kill
+
+
+def row(label: str, c: Counter[str]) -> str:
+    reached = c["killed"] + c["survived"] + c["timeout"] + c["other"]
+    rate = f"{100 * (c['killed'] + c['timeout']) / reached:.0f}%" if reached else "-"
+    mutants = sum(c.values())
+    return (
+        f"| {label} | {mutants} | {reached} | {c['killed']} | {c['survived']} | {c['timeout']} | "
+        f"{rate} | {c['no test']} | {c['not run']} |"
+    )
+
+
 def module_of(name: str) -> str:
     return name.rsplit(".", 1)[0]
 
@@ -43,37 +69,16 @@ def main() -> None:
     }
     rows: dict[str, Counter[str]] = {}
     for name, code in found.items():
-        kind = (
-            "killed"
-            if code in KILLED
-            else "survived"
-            if code in SURVIVED
-            else "timeout"
-            if code in TIMEOUT
-            else "no test"
-            if code in NO_TESTS
-            else "not run"
-            if code is None
-            else "other"
-        )
-        rows.setdefault(module_of(name), Counter())[kind] += 1
-    print("| module | mutants run | killed | survived | timeout | no test | kill rate | not run |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    total: Counter[str] = Counter()
-    for module, c in sorted(rows.items()):
-        total.update(c)
-        ran = c["killed"] + c["survived"] + c["timeout"] + c["no test"] + c["other"]
-        rate = f"{100 * (c['killed'] + c['timeout']) / ran:.0f}%" if ran else "-"
-        print(
-            f"| `{module}` | {ran} | {c['killed']} | {c['survived']} | {c['timeout']} | "
-            f"{c['no test']} | {rate} | {c['not run']} |"
-        )
-    ran = sum(total.values()) - total["not run"]
-    rate = f"{100 * (total['killed'] + total['timeout']) / ran:.0f}%" if ran else "-"
+        rows.setdefault(module_of(name), Counter())[kind_of(code)] += 1
     print(
-        f"| all | {ran} | {total['killed']} | {total['survived']} | {total['timeout']} | "
-        f"{total['no test']} | {rate} | {total['not run']} |"
+        "| module | mutants | reached by a test | killed | survived | timeout | kill rate | no test | not run |"
     )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    total: Counter[str] = Counter()
+    for module, counts in sorted(rows.items()):
+        total.update(counts)
+        print(row(f"`{module}`", counts))
+    print(row("all", total))
     if args.survivors:
         print()
         for name, code in sorted(found.items()):
