@@ -112,6 +112,19 @@ def test_real_lfs_pointer_is_skipped(repo: Path) -> None:
     assert staged_findings(repo, Policy(max_size=100)) == {}
 
 
+def test_a_skipped_blob_does_not_end_the_check(repo: Path) -> None:
+    """An excluded path or a real LFS pointer is skipped, and the blobs after it are still
+    checked; a raw blob of one byte under filter=lfs is no pointer either."""
+    write(repo / ".gitattributes", "*.bin filter=lfs diff=lfs merge=lfs -text\n")
+    write(repo / "a.bin", POINTER)
+    write(repo / "b-excluded.dat", big(600 * KIB))
+    write(repo / "c.dat", big(600 * KIB, seed=1))
+    write(repo / "d.bin", b"x")
+    git(repo, "add", "-A")
+    policy = Policy(max_size=500 * KIB, exclude=("b-excluded.dat",))
+    assert staged_findings(repo, policy) == {"c.dat": "large-file", "d.bin": "lfs-pointer"}
+
+
 def test_pointer_detection() -> None:
     assert is_lfs_pointer(POINTER)
     assert not is_lfs_pointer(b"version https://git-lfs.github.com/spec/v1\n")
