@@ -403,6 +403,20 @@ def test_frozen_dvc_file_checks_its_outs_not_its_deps(dvc_repo: Path) -> None:
     assert out.startswith("imported.csv: ")
 
 
+def test_always_changed_dvc_file_is_stale_like_dvc_says(dvc_repo: Path) -> None:
+    """`always_changed: true` in a .dvc file: DVC reports it changed on every status."""
+    write(dvc_repo / "data.csv", "a\n1\n")
+    dvc(dvc_repo, "add", "-q", "data.csv")
+    with (dvc_repo / "data.csv.dvc").open("a") as fh:
+        fh.write("always_changed: true\n")
+    assert dvc_status_rc(dvc_repo) == 1
+    code, out = _invoke("--format", "json")
+    assert code == 1
+    assert [(f["path"], f["rule"], f["message"]) for f in json.loads(out)["findings"]] == [
+        ("data.csv.dvc", "stale-dvc", "always_changed: DVC reports it changed on every status")
+    ]
+
+
 def test_bare_repository_is_a_usage_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     git(tmp_path, "init", "-q", "--bare", "b.git")
     monkeypatch.chdir(tmp_path / "b.git")
