@@ -237,3 +237,36 @@ def test_a_bug_in_one_job_leaves_a_crash_log_and_keeps_the_job(
         .stdout.splitlines()[-1]
         .startswith("pending: the link delivery crashed at ")
     )
+
+
+def test_the_delivery_watchdog_reports_where_it_was_stuck(repo: Path) -> None:
+    """Past its hard limit the detached delivery is stopped (exit 3) by its watchdog thread,
+    which first writes the main thread's stack to the crash log. Run here as that thread does,
+    in a real process whose main thread sits in a function of its own."""
+    code = (
+        "import sys, threading, time\n"
+        "from pathlib import Path\n"
+        "from repro_hooks.links import delivery\n"
+        "from repro_hooks.links.queue import LinkQueue\n"
+        "runner = delivery.QueueRunner(LinkQueue(Path(sys.argv[1])), {}, out=print,\n"
+        "                              command=['python', '-m', 'repro_hooks.links.delivery'])\n"
+        "main = threading.get_ident()\n"
+        "threading.Thread(target=delivery._past_hard_deadline, args=(runner, main)).start()\n"
+        "def stuck_in_a_store_call():\n"
+        "    time.sleep(60)\n"
+        "stuck_in_a_store_call()\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(repo / ".git")],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 3, proc.stderr
+    text = (repo / ".git/repro-hooks/crash.log").read_text()
+    assert "\ncommand: python -m repro_hooks.links.delivery\n" in text
+    assert "Stack of the main thread:" in text
+    assert "in stuck_in_a_store_call" in text
+    assert "TimeoutError: still delivering after the hard limit of 600s" in text
+    assert "the crash log is" in (repo / ".git/repro-hooks/delivery.log").read_text()
