@@ -84,10 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if os.environ.get("REPRO_HOOKS_DEBUG"):
             raise
-        click.echo(
-            f"repro-hooks: internal error: {type(exc).__name__}: {exc} "
-            "(set REPRO_HOOKS_DEBUG=1 for the traceback)",
-            err=True,
-        )
+        from repro_hooks import crash
+
+        log = crash.write(exc, ["repro-hooks", *(sys.argv[1:] if argv is None else argv)])
+        click.echo(f"repro-hooks: internal error: {crash.summary(exc)}; {log.line()}", err=True)
         return 3
     return 0  # pragma: no cover - standalone_mode always raises SystemExit

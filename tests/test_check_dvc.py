@@ -383,6 +383,40 @@ def test_non_frozen_import_is_left_to_dvc(dvc_repo: Path, tmp_path: Path) -> Non
     assert dvc_status_rc(dvc_repo) == 1
 
 
+def test_frozen_dvc_file_checks_its_outs_not_its_deps(dvc_repo: Path) -> None:
+    """`dvc import-url` of a path in the repository writes a frozen .dvc file whose dependency
+    records a hash. DVC does not check a frozen stage's dependencies ("its dependencies are not
+    going to be shown"), so a changed source is no finding; a changed output still is."""
+    write(dvc_repo / "src/raw.csv", "a\n1\n")
+    dvc(dvc_repo, "import-url", "-q", "src/raw.csv", "imported.csv")
+    recorded = (dvc_repo / "imported.csv.dvc").read_text()
+    assert "frozen: true" in recorded
+    assert "path: src/raw.csv" in recorded
+    assert _invoke() == (0, "")
+    write(dvc_repo / "src/raw.csv", "a\n2\n")
+    assert dvc_status_rc(dvc_repo) == 0
+    assert _invoke() == (0, "")
+    write(dvc_repo / "imported.csv", "edited\n")
+    assert dvc_status_rc(dvc_repo) == 1
+    code, out = _invoke()
+    assert code == 1
+    assert out.startswith("imported.csv: ")
+
+
+def test_always_changed_dvc_file_is_stale_like_dvc_says(dvc_repo: Path) -> None:
+    """`always_changed: true` in a .dvc file: DVC reports it changed on every status."""
+    write(dvc_repo / "data.csv", "a\n1\n")
+    dvc(dvc_repo, "add", "-q", "data.csv")
+    with (dvc_repo / "data.csv.dvc").open("a") as fh:
+        fh.write("always_changed: true\n")
+    assert dvc_status_rc(dvc_repo) == 1
+    code, out = _invoke("--format", "json")
+    assert code == 1
+    assert [(f["path"], f["rule"], f["message"]) for f in json.loads(out)["findings"]] == [
+        ("data.csv.dvc", "stale-dvc", "always_changed: DVC reports it changed on every status")
+    ]
+
+
 def test_bare_repository_is_a_usage_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     git(tmp_path, "init", "-q", "--bare", "b.git")
     monkeypatch.chdir(tmp_path / "b.git")

@@ -112,10 +112,46 @@ def test_real_lfs_pointer_is_skipped(repo: Path) -> None:
     assert staged_findings(repo, Policy(max_size=100)) == {}
 
 
+def test_a_skipped_blob_does_not_end_the_check(repo: Path) -> None:
+    """An excluded path or a real LFS pointer is skipped, and the blobs after it are still
+    checked; a raw blob of one byte under filter=lfs is no pointer either."""
+    write(repo / ".gitattributes", "*.bin filter=lfs diff=lfs merge=lfs -text\n")
+    write(repo / "a.bin", POINTER)
+    write(repo / "b-excluded.dat", big(600 * KIB))
+    write(repo / "c.dat", big(600 * KIB, seed=1))
+    write(repo / "d.bin", b"x")
+    git(repo, "add", "-A")
+    policy = Policy(max_size=500 * KIB, exclude=("b-excluded.dat",))
+    assert staged_findings(repo, policy) == {"c.dat": "large-file", "d.bin": "lfs-pointer"}
+
+
 def test_pointer_detection() -> None:
     assert is_lfs_pointer(POINTER)
     assert not is_lfs_pointer(b"version https://git-lfs.github.com/spec/v1\n")
     assert not is_lfs_pointer(POINTER + b"x" * 2000)
+    # git-lfs writes pointers under 1024 bytes: one of exactly 1024 is a blob like any other
+    padded = POINTER + b"x" * (1023 - len(POINTER)) + b"\n"
+    assert len(padded) == 1024
+    assert not is_lfs_pointer(padded)
+    assert is_lfs_pointer(padded[:-2] + b"\n")
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param(POINTER.replace(b"size 12345\n", b""), id="no-size-line"),
+        pytest.param(POINTER.replace(b"oid sha256:", b"oid md5:"), id="no-sha256-oid"),
+        pytest.param(POINTER.replace(b"version https", b"ver https"), id="no-version-line"),
+    ],
+)
+def test_a_pointer_needs_version_oid_and_size(repo: Path, content: bytes) -> None:
+    """git-lfs's spec v1 requires the three keys: a blob that lacks one is no pointer, and under
+    filter=lfs it is a raw blob where a pointer belongs."""
+    assert not is_lfs_pointer(content)
+    write(repo / ".gitattributes", "*.bin filter=lfs diff=lfs merge=lfs -text\n")
+    write(repo / "weights.bin", content)
+    git(repo, "add", "-A")
+    assert staged_findings(repo) == {"weights.bin": "lfs-pointer"}
 
 
 def test_symlinks_sized_as_link_text(repo: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,8 @@ def test_code_verdict(
         pytest.param("B", {}, {"d": "B"}, None, id="created-it"),
         pytest.param("B", {"d": "A"}, {"d": "A"}, "changed after the run ended", id="after-end"),
         pytest.param("B", {}, {}, "never saw it", id="never-there"),
+        pytest.param("A", {"d": "A"}, {}, None, id="end-state-lacks-it-read-at-start"),
+        pytest.param("B", {"d": "A"}, {}, "changed after the run ended", id="end-lacks-it-changed"),
         pytest.param("A", {"d": "A"}, None, None, id="running-unchanged"),
         pytest.param("B", {"d": "A"}, None, "still running", id="running-changed"),
         pytest.param("B", {}, None, "not present when the run started", id="running-new"),
@@ -312,6 +315,18 @@ def test_stage_verdict_without_the_stage_in_the_commit() -> None:
 
     got = stage_verdict(STAGE, None, {"model.pkl": "M"})
     assert got == "dvc.yaml: the commit's dvc.lock does not record stage train"
+    nested = {**STAGE, "address": "sub/dvc.yaml:train", "file": "sub/dvc.yaml"}
+    assert stage_verdict(nested, None, {}) == (
+        "sub/dvc.yaml: the commit's dvc.lock does not record stage sub/dvc.yaml:train"
+    )
+    unnamed = {k: v for k, v in STAGE.items() if k not in ("address", "file")}
+    assert stage_verdict(unnamed, None, {}) == (
+        "dvc.yaml: the commit's dvc.lock does not record stage train"
+    )
+    anonymous = {k: v for k, v in unnamed.items() if k != "name"}
+    assert stage_verdict(anonymous, None, {}) == (
+        "dvc.yaml: the commit's dvc.lock does not record stage ?"
+    )
 
 
 @pytest.mark.parametrize(
@@ -559,3 +574,181 @@ def test_stage_evidence_at_start_matches_dvc_lock(
     assert record["stage"]["params"] == {"sub/params.yaml": lock["params"]["params.yaml"]}
     assert record["stage"]["outs"] == ["sub/out.csv"]
     assert record["stage"]["cmd"] == lock["cmd"]
+
+
+# ---- the rules' exact answers (each case kills mutants that survived the tests above) ---------
+
+
+def test_data_verdict_checks_every_output_not_only_the_first() -> None:
+    """A first output that passes must not end the check: the second one is judged too."""
+    outs = [out("a", "A"), out("b", "B")]
+    assert data_verdict(outs, {"a": "A", "b": "X"}, None) == (
+        "b: changed since the run started (X -> B) and the run's end state is not recorded "
+        "(still running?)"
+    )
+    assert data_verdict(outs, {"a": "A", "b": "X"}, {"a": "A", "b": "X"}) == (
+        "b: changed after the run ended (X -> B)"
+    )
+    assert data_verdict(outs, {"a": "A", "b": "X"}, {}) == "b: changed after the run ended (X -> B)"
+    assert data_verdict(outs, {"a": "A", "b": "X"}, {"a": "A", "b": "B"}, []) == (
+        "b: the run read another version (X at its start, B in the commit) and did not write it"
+    )
+    assert data_verdict(outs, {"a": "0", "b": "X"}, {"a": "A", "b": "Y"}, ["a", "b"]) == (
+        "b: changed after the run wrote it (Y -> B)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("run", "finished"),
+    [
+        pytest.param(finished("r"), True, id="finished"),
+        pytest.param(RunCandidate("r", "0", 0, None, None, status="FINISHED"), False, id="no-end"),
+        pytest.param(finished("r", "RUNNING"), False, id="running"),
+    ],
+)
+def test_a_finished_run_has_the_status_and_an_end(run: RunCandidate, finished: bool) -> None:
+    from repro_hooks.links.core import is_finished
+
+    assert is_finished(run) is finished
+
+
+def test_usable_end_at_the_slack_and_without_its_time() -> None:
+    run = RunCandidate("r", "0", 0, None, None, end_time=1_000_000, status="FINISHED")
+    assert usable_end({"end": {"d": "B"}, "ended": 1060.0}, run) == ({"d": "B"}, None)  # 60 s
+    assert usable_end({"end": {"d": "B"}, "ended": 1061.0}, run)[0] is None
+    assert usable_end({"end": {"d": "B"}}, run) == (None, None)  # when it was taken: unknown
+    assert usable_end({"ended": 1000.0}, run) == (None, None)
+    running = RunCandidate("r", "0", 0, None, None, status="RUNNING")
+    assert usable_end({"end": {}, "ended": 1.0}, running) == (None, "the run is still running")
+
+
+@pytest.mark.parametrize(
+    ("run", "verdict"),
+    [
+        pytest.param(unstamped(), None, id="no-url-recorded"),
+        pytest.param(
+            unstamped(**{"mlflow.source.git.repoURL": "https://git/x.git"}),
+            None,
+            id="same-repository",
+        ),
+        pytest.param(
+            unstamped(**{"mlflow.source.git.repoURL": "https://me:tok@git/x.git"}),
+            None,
+            id="same-repository-with-credentials",
+        ),
+        pytest.param(
+            unstamped(**{"mlflow.source.git.repoURL": "https://git/other.git"}),
+            "recorded repository https://git/other.git is not this one",
+            id="another-repository",
+        ),
+        pytest.param(
+            RunCandidate(
+                "r",
+                "0",
+                0,
+                None,
+                "P",
+                end_time=1,
+                status="RUNNING",
+                tags={"mlflow.user": "me", "mlflow.source.name": "/repo/t.py"},
+            ),
+            "no repro-hooks stamp, and it has not finished (RUNNING)",
+            id="running-with-an-end-time",
+        ),
+        pytest.param(
+            RunCandidate(
+                "r",
+                "0",
+                0,
+                None,
+                "P",
+                status="FINISHED",
+                tags={"mlflow.user": "me", "mlflow.source.name": "/repo/t.py"},
+            ),
+            "no repro-hooks stamp, and it has not finished (FINISHED)",
+            id="finished-without-an-end-time",
+        ),
+    ],
+)
+def test_fallback_verdict_checks_the_recorded_repository(
+    run: RunCandidate, verdict: str | None
+) -> None:
+    got = fallback_verdict(
+        run,
+        commit="C",
+        parents=["P"],
+        user="me",
+        root="/repo",
+        repo_url="https://git/x.git",
+        changed_by_commit={},
+        same_data=True,
+    )
+    assert got == verdict
+
+
+def test_stage_verdict_compares_a_list_command_line_by_line() -> None:
+    from repro_hooks.links.core import stage_verdict
+
+    listed = ["python prepare.py", "python train.py"]
+    lock = lock_stage(LOCK["deps"], LOCK["outs"], LOCK["params"])  # type: ignore[arg-type]
+    lock = replace(lock, cmd=listed)  # type: ignore[type-var]
+    assert stage_verdict({**STAGE, "cmd": listed}, lock, {"model.pkl": "M"}) is None
+    assert (
+        stage_verdict(
+            {**STAGE, "cmd": "python prepare.py\npython train.py"}, lock, {"model.pkl": "M"}
+        )
+        is None
+    )  # the same lines
+    assert stage_verdict(
+        {**STAGE, "cmd": [*listed, "python eval.py"]}, lock, {"model.pkl": "M"}
+    ) == ("stage train: the commit's dvc.lock records another command than the run ran")
+
+
+def test_choose_runs_says_exactly_why() -> None:
+    """The reasons and the runs passed over, word for word: they are what the delivery log and
+    `--sync` print."""
+    from repro_hooks.links.core import RunChoice, choose_runs
+
+    def run(rid: str, linked: str | None = None, **tags: str) -> RunCandidate:
+        return RunCandidate(rid, "0", 0, linked, None, end_time=1, status="FINISHED", tags=tags)
+
+    def refuse(r: RunCandidate) -> str | None:
+        return "code differs" if r.run_id.startswith("bad") else None
+
+    def choose(runs: list[RunCandidate], policy: str = "latest") -> RunChoice:
+        return choose_runs(runs, "C" * 40, lambda sha: sha == "A" * 40, refuse, policy)
+
+    assert choose([]) == RunChoice((), "no run started before the commit", ())
+    again = run("again", linked="C" * 40)
+    assert choose([run("bad1"), again, run("good")]) == RunChoice(
+        (again,), "already linked to this commit", ("bad1: code differs",)
+    )
+    assert choose([run("bad1"), run("old", linked="A" * 40), run("good")]) == RunChoice(
+        (), f"no qualifying run since {'A' * 12} (run old is linked to it)", ("bad1: code differs",)
+    )
+    other = run("elsewhere", linked="B" * 40)
+    good = run("good")
+    assert choose([run("nested", **{"mlflow.parentRunId": "x"}), other, good]) == RunChoice(
+        (good,),
+        "qualifying run started before the commit",
+        (f"elsewhere: linked to another commit {'B' * 12}",),
+    )
+    assert choose([other, run("bad2")]) == RunChoice(
+        (),
+        "no qualifying run started before the commit",
+        (f"elsewhere: linked to another commit {'B' * 12}", "bad2: code differs"),
+    )
+    running = finished("running", "RUNNING")
+    assert choose([running, run("bad3")]) == RunChoice(
+        (running,),
+        "qualifying run started before the commit (no finished run qualifies)",
+        ("bad3: code differs",),
+    )
+    # all-since-previous-commit: every qualifying run down to the one linked to an ancestor,
+    # a run already linked to this commit among them
+    assert choose([again, good, run("old", linked="A" * 40)], "all-since-previous-commit") == (
+        RunChoice((again, good), "qualifying run started before the commit", ())
+    )
+    assert choose(
+        [good, again, run("old", linked="A" * 40), run("older")], "all-since-previous-commit"
+    ).runs == (good, again)

@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from repro_hooks.cli import cli
+from repro_hooks.errors import ReproHooksError
 from repro_hooks.git import Git
 from repro_hooks.history.baseline import load_baseline
 from repro_hooks.history.refs import (
@@ -25,7 +26,7 @@ from repro_hooks.policy.config import Policy
 from tests.helpers import big, commit, git, install_local_hooks, run_cli, write
 
 Z = "0" * 40
-A, B, C = "a" * 40, "b" * 40, "c" * 40
+A, B, C, D = "a" * 40, "b" * 40, "c" * 40, "d" * 40
 BIG = 600 * 1024  # over the default 500 KiB size limit
 
 
@@ -64,10 +65,16 @@ def test_parse_pre_push_lines() -> None:
 
 
 def test_parse_pre_receive_lines() -> None:
-    assert parse_pre_receive_lines(f"{Z} {A} refs/heads/new\n{B} {Z} refs/tags/v1\n") == [
+    assert parse_pre_receive_lines(f"{Z} {A} refs/heads/new\n\n{B} {Z} refs/tags/v1\n") == [
         RefUpdate("refs/heads/new", Z, A),
         RefUpdate("refs/tags/v1", B, Z),
     ]
+    with pytest.raises(ReproHooksError) as raised:
+        parse_pre_receive_lines(f"{Z} {A}\n")
+    assert str(raised.value) == f"pre-receive input: expected 3 fields, got '{Z} {A}'"
+    with pytest.raises(ReproHooksError) as raised:
+        parse_pre_push_lines(f"refs/heads/main {A}\n")
+    assert str(raised.value) == f"pre-push input: expected 4 fields, got 'refs/heads/main {A}'"
 
 
 @pytest.mark.parametrize(
@@ -80,6 +87,20 @@ def test_parse_pre_receive_lines() -> None:
         pytest.param([RefUpdate("m", B, Z)], {B}, None, None, id="deletion"),
         pytest.param(
             [RefUpdate("m", B, A), RefUpdate("d", C, Z)], {B, C}, None, [A, f"^{B}"], id="mixed"
+        ),
+        pytest.param(
+            [RefUpdate("m", B, A), RefUpdate("d", C, Z)],
+            {B},
+            {D},
+            [A, f"^{B}"],
+            id="a-deletion-of-an-unknown-tip-adds-no-base",
+        ),
+        pytest.param(
+            [RefUpdate("m", B, A), RefUpdate("n", Z, C)],
+            {B},
+            {D},
+            [A, C, f"^{B}", f"^{D}"],
+            id="known-base-and-new-branch",
         ),
     ],
 )
@@ -221,6 +242,23 @@ def test_baseline(repo: Path, tmp_path: Path) -> None:
     assert load_baseline(baseline)
 
 
+def test_baseline_reports_a_new_version_of_a_baselined_file(repo: Path, tmp_path: Path) -> None:
+    """A baseline is keyed by rule, path and blob: the same large file committed again with
+    other content is a new finding (docs/commands.md, "Baselines")."""
+    write(repo / "big.bin", big(BIG))
+    commit(repo, "old")
+    baseline = tmp_path / "baseline.json"
+    assert invoke("scan", "--all-history", "--write-baseline", str(baseline))[0] == 0
+    old_blob = git(repo, "rev-parse", "HEAD:big.bin").strip()
+    assert [f["blob"] for f in json.loads(baseline.read_text())["findings"]] == [old_blob]
+    write(repo / "big.bin", big(BIG, seed=3))
+    commit(repo, "new version, same path")
+    code, out = invoke("scan", "--all-history", "--baseline", str(baseline))
+    assert code == 1
+    assert out.startswith("big.bin:")
+    assert git(repo, "rev-parse", "HEAD")[:12] in out
+
+
 @pytest.mark.parametrize(
     ("content", "reason"),
     [
@@ -240,6 +278,77 @@ def test_bad_baseline(repo: Path, tmp_path: Path, content: str, reason: str) -> 
     assert code == 2
     assert reason in out
     assert invoke("scan", "--all-history", "--baseline", str(tmp_path / "missing"))[0] == 2
+
+
+@pytest.mark.parametrize(
+    ("content", "key", "reason"),
+    [
+        pytest.param(
+            "{",
+            "json",
+            "malformed JSON: Expecting property name enclosed in double quotes: line 1 column 2 "
+            "(char 1)",
+            id="json",
+        ),
+        pytest.param(
+            '{"kind": "x"}',
+            "kind",
+            "not a repro-hooks baseline (expected 'repro-hooks-baseline')",
+            id="kind",
+        ),
+        pytest.param(
+            '{"kind": "repro-hooks-baseline", "version": 2}',
+            "version",
+            "unsupported version 2 (expected 1)",
+            id="version",
+        ),
+        pytest.param(
+            '{"kind": "repro-hooks-baseline", "version": 1}',
+            "findings",
+            "expected a list",
+            id="no-findings",
+        ),
+        pytest.param(
+            '{"kind": "repro-hooks-baseline", "version": 1, "findings": [{"rule": "r"}]}',
+            "findings[0]",
+            "expected {rule, path, blob} strings",
+            id="entry",
+        ),
+        pytest.param(None, "file", "No such file or directory", id="missing"),
+    ],
+)
+def test_a_bad_baseline_is_one_line_naming_the_file_the_key_and_the_reason(
+    repo: Path, tmp_path: Path, content: str | None, key: str, reason: str
+) -> None:
+    baseline = tmp_path / "b.json"
+    if content is not None:
+        write(baseline, content)
+    assert invoke("scan", "--all-history", "--baseline", str(baseline)) == (
+        2,
+        f"repro-hooks: {baseline}: {key}: {reason}\n",
+    )
+
+
+def test_a_baseline_file_is_indented_sorted_json_with_names_as_they_are(tmp_path: Path) -> None:
+    """Readable in review and diffs: two-space JSON, one finding per entry, sorted, non-ASCII
+    names written as such, a final newline."""
+    from repro_hooks.history.baseline import write_baseline
+
+    file = tmp_path / "baseline.json"
+    write_baseline(
+        file, [("large-file", "zeta.bin", "b" * 40), ("large-file", "größe.bin", "a" * 40)]
+    )
+    assert file.read_text(encoding="utf-8") == (
+        '{\n  "version": 1,\n  "kind": "repro-hooks-baseline",\n  "findings": [\n'
+        '    {\n      "rule": "large-file",\n      "path": "größe.bin",\n'
+        f'      "blob": "{"a" * 40}"\n    }},\n'
+        '    {\n      "rule": "large-file",\n      "path": "zeta.bin",\n'
+        f'      "blob": "{"b" * 40}"\n    }}\n  ]\n}}\n'
+    )
+    assert load_baseline(file) == {
+        ("large-file", "zeta.bin", "b" * 40),
+        ("large-file", "größe.bin", "a" * 40),
+    }
 
 
 # ---- end to end: real pushes --------------------------------------------------------------------

@@ -278,10 +278,16 @@ def _sync(
 @click.option("--drop", "drop", metavar="JOB_ID", help="Remove one queued job (see its id).")
 @click.pass_context
 def pending(ctx: click.Context, drop: str | None) -> None:
-    """List queued run links with their last error (exit 0), or drop one."""
+    """List queued run links with their last error (exit 0), or drop one. Points at the crash
+    log when the background delivery crashed after the last link it delivered."""
 
     def body() -> None:
-        from repro_hooks.links.enqueue import drop_job, pending_lines, repo_facts
+        from repro_hooks.links.enqueue import (
+            delivery_crash_line,
+            drop_job,
+            pending_lines,
+            repo_facts,
+        )
 
         facts = repo_facts()
         if drop is not None:
@@ -294,6 +300,9 @@ def pending(ctx: click.Context, drop: str | None) -> None:
             click.echo(line)
         if not lines:
             click.echo("pending: no queued run link")
+        crashed = delivery_crash_line(facts.common_dir)
+        if crashed:
+            click.echo(crashed)
         ctx.exit(0)
 
     guarded(ctx, body)

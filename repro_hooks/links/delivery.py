@@ -223,11 +223,13 @@ class QueueRunner:
         uri_option: str | None = None,
         timeout: float | None = None,
         out: Callable[[str], None] = print,
+        command: list[str] | None = None,
     ) -> None:
         self.queue = queue
         self.opener = StoreOpener(env, uri_option=uri_option, timeout=timeout)
         self.deliverer = Deliverer(self.opener)
         self.out = out
+        self.command = command or ["repro-hooks", *sys.argv[1:]]  # for the crash log
 
     def safe(self, text: str) -> str:
         return self.opener.safe(text)
@@ -292,9 +294,15 @@ class QueueRunner:
         except ReproHooksError as exc:
             return self.safe(str(exc))
         except Exception as exc:
-            return self.safe(_one_line(exc))
+            if not _a_bug(exc):
+                return self.safe(_one_line(exc))
+            from repro_hooks import crash
+
+            log = crash.write(exc, self.command, self.queue.crash_log, redact=self.safe)
+            return self.safe(f"internal error: {crash.summary(exc)}; {log.line()}")
         # the whole write returned: only now does the job leave the queue
         self.queue.remove(job)
+        self.queue.mark_delivered()
         line = self.safe(line)
         report.delivered.append(line)
         self.out(line)
@@ -339,6 +347,23 @@ def request_failure(text: str, store: str = "tracking store") -> tuple[str, str]
     return None
 
 
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _a_bug(exc: BaseException) -> bool:
+    """Whether a failed job is our bug rather than the store's or the machine's answer: an
+    untyped error (KeyError, TypeError...; not OSError, not one of our own error classes)
+    raised by repro-hooks' own code. It stays queued like any failure, and leaves a crash log."""
+    if isinstance(exc, OSError) or type(exc).__module__.startswith("repro_hooks."):
+        return False
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(_PACKAGE + os.sep)
+
+
 def _one_line(exc: BaseException) -> str:
     text = error_text(exc)
     failed = request_failure(text)
@@ -352,20 +377,49 @@ def _one_line(exc: BaseException) -> str:
     return first[:500]
 
 
+COMMAND = "python -m repro_hooks.links.delivery"  # how its crash log entries name it
+
+
+def _crashed(runner: QueueRunner, exc: BaseException, stack: str | None = None) -> None:
+    """An unexpected end (exit 3): a crash log entry (`<git common dir>/repro-hooks/crash.log`,
+    what `repro-hooks pending` points at; secrets redacted) and one line in the delivery log."""
+    from repro_hooks import crash
+
+    queue = runner.queue
+    log = crash.write(exc, runner.command, queue.crash_log, stack=stack, redact=runner.safe)
+    queue.log(runner.safe(f"delivery stopped: {_one_line(exc)}; {log.line()}"))
+
+
+def _past_hard_deadline(runner: QueueRunner, main_thread: int) -> None:
+    """The watchdog: where the process was, in the crash log, then exit 3 whatever happens."""
+    try:
+        import traceback
+
+        frame = sys._current_frames().get(main_thread)
+        stack = "".join(traceback.format_stack(frame)) if frame is not None else None
+        limit = f"still delivering after the hard limit of {BACKGROUND_HARD_DEADLINE:g}s"
+        _crashed(runner, TimeoutError(limit), stack)
+    finally:
+        os._exit(3)
+
+
 def main(argv: list[str]) -> int:
     """The detached delivery process: `<git common dir> [<store key>]` (every store when no
-    key is given). Writes only to the delivery log."""
+    key is given). Writes only to the delivery log, and to the crash log when it ends with an
+    unexpected error or past its hard limit (exit 3)."""
     if len(argv) not in (1, 2):
         return 2
     queue = LinkQueue(Path(argv[0]))
-    watchdog = threading.Timer(BACKGROUND_HARD_DEADLINE, os._exit, (3,))
+    runner = QueueRunner(queue, dict(os.environ), out=queue.log, command=[*COMMAND.split(), *argv])
+    watchdog = threading.Timer(
+        BACKGROUND_HARD_DEADLINE, _past_hard_deadline, (runner, threading.get_ident())
+    )
     watchdog.daemon = True
     watchdog.start()
-    runner = QueueRunner(queue, dict(os.environ), out=queue.log)
     try:
         report = runner.run(BACKGROUND_LOCK_WAIT, argv[1] if len(argv) == 2 else None)
     except BaseException as exc:
-        queue.log(runner.safe(f"delivery stopped: {_one_line(exc)}"))
+        _crashed(runner, exc)
         return 3
     if report.lock_busy:
         queue.log("another delivery held the lock too long; jobs stay queued")

@@ -338,6 +338,26 @@ def pending_lines(common_dir: Path) -> list[str]:
     return lines
 
 
+def delivery_crash_line(common_dir: Path) -> str | None:
+    """One line pointing at the crash log when the link delivery crashed (exit 3) after the last
+    link it delivered; None otherwise."""
+    from repro_hooks.crash import last_crash
+    from repro_hooks.links.delivery import COMMAND
+
+    queue = LinkQueue(common_dir)
+    crashed = last_crash(queue.crash_log, COMMAND)
+    if crashed is None:
+        return None
+    delivered = queue.last_delivered()
+    if delivered is not None and delivered >= crashed:
+        return None
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(crashed))
+    return (
+        f"pending: the link delivery crashed at {when} (an internal error, not the tracking "
+        f"store); the report is in {queue.crash_log}: please attach it to a bug report"
+    )
+
+
 def env_without_pre_commit(env: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in env.items() if not k.startswith("PRE_COMMIT_")} | {
         "PYTHONUNBUFFERED": "1"

@@ -98,6 +98,8 @@ class LinkQueue:
         self.dir = self.base / "queue"
         self.locks = self.base / "locks"
         self.log_path = self.base / "delivery.log"
+        self.crash_log = self.base / "crash.log"  # repro_hooks/crash.py writes it
+        self.delivered_mark = self.base / "last-delivery"  # its mtime: the last job delivered
 
     # ---- writing -------------------------------------------------------------------------------
 
@@ -132,6 +134,17 @@ class LinkQueue:
     def remove(self, job: Job) -> None:
         with contextlib.suppress(FileNotFoundError):
             (self.dir / f"{job.id}.json").unlink()
+
+    def mark_delivered(self) -> None:
+        """Note that a job was delivered now (a crash log older than that is history)."""
+        with contextlib.suppress(OSError):
+            self.delivered_mark.touch()
+
+    def last_delivered(self) -> float | None:
+        try:
+            return self.delivered_mark.stat().st_mtime
+        except OSError:
+            return None
 
     def record_failure(self, job: Job, error: str) -> Job:
         updated = replace(
