@@ -373,7 +373,7 @@ def scan_commits(
     `on_commits(n)` hears of every n more commits read (progress)."""
     walk = git.walk_history(rev_args, sources=True, commit_sizes=True, on_commits=on_commits)
     blobs = walk.blobs
-    findings, sha_of = _blob_findings(git, policy, rev_args, blobs, push_total)
+    findings, sha_of = _blob_findings(git, policy, rev_args, blobs, push_total, walk.object_info)
     messages = commit_message_findings(git, policy, walk.commit_sizes)
     sha_of.update({(f.path, f.commit): f.commit for f in messages if f.commit})
     names = dict(ref_names or {})
@@ -392,10 +392,17 @@ def _ref_name(source: str, names: Mapping[str, str]) -> str | None:
 
 
 def _blob_findings(
-    git: Git, policy: Policy, rev_args: Sequence[str], blobs: Sequence[Blob], push_total: bool
+    git: Git,
+    policy: Policy,
+    rev_args: Sequence[str],
+    blobs: Sequence[Blob],
+    push_total: bool,
+    info: Mapping[str, ObjectInfo] | None = None,
 ) -> tuple[list[Finding], dict[tuple[str, str | None], str]]:
+    """`info`: the blobs' types and sizes when the walk already asked (else asked here)."""
     lfs_filtered = start_lfs_filtered_paths(git, blobs)
-    info = git.object_info(b.sha for b in blobs if not b.is_gitlink)
+    if info is None:
+        info = git.object_info(b.sha for b in blobs if not b.is_gitlink)
     check_no_missing_objects(git, blobs, info)  # issue 11, item 10
     lfs = lfs_facts(git, blobs, info, policy, lfs_filtered())
     facts = _PathFacts(policy)
