@@ -1,7 +1,7 @@
 """The `repro-hooks` console script.
 
-The commit-stage hook's call, `repro-hooks check-large-files <names...>` with no option (as
-pre-commit makes it, on every commit), runs without importing click: click's import is over half
+The commit-stage hook's call, `repro-hooks check-large-files [NAMES...]` with no option (as
+pre-commit and the plain pre-commit shim make it, on every commit), runs without importing click: click's import is over half
 of the hook's own imports. Everything else, and every run of that call that does not end in
 findings or a clean pass (a usage or configuration error, an internal error, a name the text
 output would show differently), goes through the click CLI (`repro_hooks.cli`), which then says
@@ -16,7 +16,7 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point. Returns the exit code."""
     args = sys.argv[1:] if argv is None else argv
-    if len(args) > 1 and args[0] == "check-large-files":
+    if args[:1] == ["check-large-files"]:
         code = _plain_check_large_files(args[1:])
         if code is not None:
             return code
@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _plain_check_large_files(names: list[str]) -> int | None:
-    """`check-large-files NAMES...` when no name starts with `-` (click would read no option
+    """`check-large-files [NAMES...]` when no name starts with `-` (click would read no option
     either): print the text output and return the exit code; None to leave the call to click."""
     if "\0-" in "\0" + "\0".join(names):
         return None
