@@ -1,8 +1,10 @@
 # Two entry points that work on a fresh machine: `make demo` and `make test`.
-# Each bootstraps its own virtual environment in .venv (python3 -m venv, then uv; pip if uv is missing).
+# Each bootstraps its own virtual environment (python3 -m venv, then uv; pip if uv is missing):
+# the suite and the dev tools in .venv, the demo only what docs/demo.sh runs in .venv-demo.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+DEMO_VENV ?= .venv-demo
 
 .PHONY: demo test lint venv clean conformance
 
@@ -10,12 +12,23 @@ PY := $(VENV)/bin/python
 # uv cannot be had. Both compile bytecode at install: the suite's first processes would otherwise
 # compile the same modules side by side (tried: slower).
 INSTALL := -e '.[dev,dvc,mlflow]'
+# The demo runs repro-hooks, dvc, mlflow (train.py, the check of the link) and pre-commit; not the
+# suite's toolchain (pytest, mypy, ruff, jupyter, build, prek...).
+DEMO_INSTALL := -e '.[dvc,mlflow]' 'pre-commit>=4.0'
+
+# $(call make-venv,DIR,REQUIREMENTS)
+define make-venv
+	$(PYTHON) -m venv $(1)
+	$(1)/bin/python -m pip install -q uv && $(1)/bin/python -m uv pip install -q --compile-bytecode --python $(1)/bin/python $(2) -C editable_mode=compat \
+		|| $(1)/bin/python -m pip install -q $(2) --config-settings editable_mode=compat
+	touch $(1)/.installed
+endef
 
 $(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q uv && $(PY) -m uv pip install -q --compile-bytecode --python $(PY) $(INSTALL) -C editable_mode=compat \
-		|| $(PY) -m pip install -q $(INSTALL) --config-settings editable_mode=compat
-	touch $@
+	$(call make-venv,$(VENV),$(INSTALL))
+
+$(DEMO_VENV)/.installed: pyproject.toml
+	$(call make-venv,$(DEMO_VENV),$(DEMO_INSTALL))
 
 venv: $(VENV)/.installed
 
@@ -49,11 +62,11 @@ conformance: venv
 	$(RUN) CONFORMANCE_REPORT=bench/conformance.json \
 		$(PY) -m pytest -p no:cacheprovider -m conformance -s tests/test_conformance.py
 
-demo: venv
-	$(RUN) bash docs/demo.sh
+demo: $(DEMO_VENV)/.installed
+	PYTHONDONTWRITEBYTECODE= PATH="$(abspath $(DEMO_VENV))/bin:$$PATH" bash docs/demo.sh
 
 clean:
-	rm -rf $(VENV) .coverage* .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DEMO_VENV) .coverage* .mypy_cache .ruff_cache
 
 # Mutation testing of the core rules (mutmut; what is mutated and which unit tests run:
 # [tool.mutmut] in pyproject.toml). Each mutant runs only the tests that call the function it

@@ -7,7 +7,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/repro-hooks-demo.XXXXXX")
-export PRE_COMMIT_HOME="${PRE_COMMIT_HOME:-$here/.venv/pre-commit-home}"
+export PRE_COMMIT_HOME="${PRE_COMMIT_HOME:-$here/.venv-demo/pre-commit-home}"
 export GIT_AUTHOR_NAME="${GIT_AUTHOR_NAME:-Demo User}" GIT_AUTHOR_EMAIL="${GIT_AUTHOR_EMAIL:-demo@example.com}"
 export GIT_COMMITTER_NAME="${GIT_COMMITTER_NAME:-Demo User}" GIT_COMMITTER_EMAIL="${GIT_COMMITTER_EMAIL:-demo@example.com}"
 export DVC_NO_ANALYTICS=1

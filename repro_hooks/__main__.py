@@ -1,3 +1,3 @@
-from repro_hooks.cli import main
+from repro_hooks.entry import main
 
 raise SystemExit(main())

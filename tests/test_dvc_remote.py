@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from repro_hooks.cli import cli
+from repro_hooks.snippets import pip_install
 from tests.dvc_helpers import dvc
 from tests.helpers import commit, git, install_local_hooks, write
 
@@ -60,8 +61,7 @@ def test_no_remote_and_no_dvc(repo: Path, monkeypatch: pytest.MonkeyPatch) -> No
     code, out = invoke("check-dvc-remote", "--all-history")
     assert code == 2
     assert out.strip() == (
-        "repro-hooks: check-dvc-remote needs DVC, which is not installed "
-        "(pip install 'repro-hooks[dvc]')"
+        f"repro-hooks: check-dvc-remote needs DVC, which is not installed ({pip_install('dvc')})"
     )
 
 

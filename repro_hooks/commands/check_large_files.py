@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -56,60 +54,15 @@ def check_large_files(
     """
 
     def body() -> None:
-        from repro_hooks.git import Git
+        from repro_hooks.large_files.run import run
 
-        if max_size is not None and maxkb is not None:
-            raise ReproHooksError("--max-size and --maxkb conflict: give one of them")
-        git = Git.discover()
-        if git.root is None:
-            raise ReproHooksError(f"{git.git_dir}: a bare repository has no index to check")
-        at_push = bool(
-            os.environ.get("PRE_COMMIT_FROM_REF") or os.environ.get("PRE_COMMIT_LOCAL_BRANCH")
+        outcome = run(
+            paths, max_size=max_size, maxkb=maxkb, check_all=check_all, config_file=config_file
         )
-        under_pre_commit = os.environ.get("PRE_COMMIT") == "1" and not check_all and not at_push
-        if paths or check_all or under_pre_commit:
-            git.prefetch_index()  # overlaps git's index read with the imports below
-        if under_pre_commit:
-            git.prefetch_staged_paths()
-
-        from repro_hooks.large_files.check import (
-            check_large_files as run_check,
-        )
-        from repro_hooks.large_files.check import (
-            collect_blobs,
-            fix_hint,
-            pre_commit_selection,
-            push_range_from_env,
-            user_path_selection,
-        )
-        from repro_hooks.policy.config import load_config
-        from repro_hooks.policy.sizes import parse_size
-
-        policy = load_config(git.root, config_file).policy
-        if max_size is not None:
-            try:
-                policy = replace(policy, max_size=parse_size(max_size))
-            except ValueError as exc:
-                raise ReproHooksError(f"--max-size: {exc}") from None
-        elif maxkb is not None:
-            policy = replace(policy, max_size=maxkb * 1024)
-        rev_args = push_range_from_env(os.environ)
-        staged = None  # the commit's staged blobs, for its total-size limit
-        if rev_args is None and under_pre_commit:
-            selection = pre_commit_selection(git, paths, Path.cwd())
-            blobs, staged = selection.blobs, selection.staged
-        elif rev_args is None and paths and not check_all:
-            blobs = user_path_selection(git, paths, Path.cwd()).blobs
-        else:
-            blobs = collect_blobs(git, check_all=check_all, rev_args=rev_args)
-            staged = blobs if rev_args is None and not check_all else None
-        findings = run_check(git, policy, blobs, staged)
-        hint = fix_hint(
-            findings, in_history=rev_args is not None, root=git.root, cwd=Path.cwd(),
-            fix_command=_fix_command(paths, max_size, maxkb, check_all, config_file),
-        )  # fmt: skip
-        if fix and findings and rev_args is None:
+        git, findings, hint = outcome.git, outcome.findings, outcome.hint
+        if fix and findings and outcome.rev_args is None:
             from repro_hooks.dvc.fix import movable, move_to_dvc
+            from repro_hooks.large_files.check import fix_hint
 
             try:
                 left = [f for f in findings if f not in movable(findings)]
@@ -125,22 +78,3 @@ def check_large_files(
         finish(ctx, findings, fmt, fix_hint=hint)
 
     guarded(ctx, body)
-
-
-def _fix_command(
-    paths: tuple[str, ...], max_size: str | None, maxkb: int | None, check_all: bool,
-    config_file: Path | None,
-) -> str | None:  # fmt: skip
-    """This very check with `--fix`, as a command line; None under pre-commit, where the
-    `repro-hooks` of the hook's environment is not on the user's PATH."""
-    if os.environ.get("PRE_COMMIT") == "1":
-        return None
-    import shlex
-
-    args = ["repro-hooks", "check-large-files", "--fix"]
-    args += ["--all"] if check_all else []
-    args += ["--max-size", max_size] if max_size is not None else []
-    args += ["--maxkb", str(maxkb)] if maxkb is not None else []
-    args += ["--config", str(config_file)] if config_file is not None else []
-    args += ["--", *paths] if paths else []
-    return " ".join(shlex.quote(a) for a in args)

@@ -198,8 +198,10 @@ def _open_registry(
     try:
         registry = Registry(uri, registry_uri)
     except ImportError:
+        from repro_hooks.snippets import pip_install
+
         raise ReproHooksError(
-            "check-model needs MLflow, which is not installed (pip install 'repro-hooks[mlflow]')"
+            f"check-model needs MLflow, which is not installed ({pip_install('mlflow')})"
         ) from None
     return registry, safe_uri
 

@@ -139,8 +139,10 @@ def _asking(safe_uri: str, seconds: float, what: str) -> Iterator[None]:
     except ReproHooksError:
         raise
     except ImportError:
+        from repro_hooks.snippets import pip_install
+
         raise ReproHooksError(
-            "show needs MLflow, which is not installed (pip install 'repro-hooks[mlflow]')"
+            f"show needs MLflow, which is not installed ({pip_install('mlflow')})"
         ) from None
     except Exception as exc:
         raise ReproHooksError(f"{safe_uri}: {one_line(exc)} (while {what})") from None

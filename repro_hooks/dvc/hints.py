@@ -178,9 +178,6 @@ def stage_outputs(root: Path, paths: Sequence[str]) -> dict[str, str]:
     is to take it out of the index, and `dvc repro` / `dvc commit` record it in dvc.lock. Reads
     the `dvc.yaml` of every directory from the root down to each path (templating resolved from
     the working tree); a malformed one says nothing (check-dvc reports it)."""
-    from repro_hooks.dvc.hashing import DvcIgnore
-    from repro_hooks.dvc.worktree import load_dvc_files
-
     candidates: set[str] = set()
     for path in paths:
         parts = path.split("/")[:-1]
@@ -190,6 +187,11 @@ def stage_outputs(root: Path, paths: Sequence[str]) -> dict[str, str]:
                 candidates.add(candidate)
     if not candidates:
         return {}
+    # imported only when there is a dvc.yaml to read: they cost the commit-stage hook ~15% of
+    # its run when it reports large files
+    from repro_hooks.dvc.hashing import DvcIgnore
+    from repro_hooks.dvc.worktree import load_dvc_files
+
     real_root = os.path.realpath(root)
 
     def inside(rel: str) -> bool:

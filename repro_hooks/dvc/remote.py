@@ -28,11 +28,12 @@ from repro_hooks.dvc.files import (
 from repro_hooks.errors import ReproHooksError
 from repro_hooks.git import SYMLINK_MODE, Blob, Git
 from repro_hooks.report import Finding, display_path
+from repro_hooks.snippets import pip_install
 
 # (commit, dvc.lock path) -> the stages of the dvc.yaml beside it in that commit (None: none)
 StageLookup = Callable[[str | None, str], Mapping[str, Stage] | None]
 
-INSTALL_HINT = "pip install 'repro-hooks[dvc]'"
+INSTALL_HINT = pip_install("dvc")
 
 
 @dataclass(frozen=True)

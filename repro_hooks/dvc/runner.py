@@ -10,8 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from repro_hooks.errors import ReproHooksError
+from repro_hooks.snippets import pip_install
 
-INSTALL_HINT = "pip install 'repro-hooks[dvc]'"
+INSTALL_HINT = pip_install("dvc")
 
 
 def dvc_command() -> list[str] | None:

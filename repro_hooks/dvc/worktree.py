@@ -536,8 +536,10 @@ def collect(git: Git, scope: Scope, *, use_cache: bool = True) -> Collected:
     try:
         ignore = DvcIgnore(ignore_files)
     except ImportError:
+        from repro_hooks.snippets import pip_install
+
         raise ReproHooksError(
-            ".dvcignore: reading it needs the pathspec package (pip install 'repro-hooks[dvc]')"
+            f".dvcignore: reading it needs the pathspec package ({pip_install('dvc')})"
         ) from None
     cache = HashCache(git.git_dir / CACHE_FILE if use_cache else None)
     measurer = Measurer(root, ignore, cache)

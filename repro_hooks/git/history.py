@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 
 from repro_hooks.errors import GitError
-from repro_hooks.git.objects import Blob, git_lines
+from repro_hooks.git.objects import Blob, ObjectInfo, parse_batch_check
 from repro_hooks.git.process import GitProcess, anonymous_file, git_env
 
 
@@ -18,11 +18,13 @@ from repro_hooks.git.process import GitProcess, anonymous_file, git_env
 class HistoryWalk:
     """What one walk over a range found: the blobs each commit introduces (oldest commit
     first), the tip each commit was reached from (the ref name or revision given to git), and,
-    when asked, each commit object's size (a bound on its message's size)."""
+    when asked, each commit object's size (a bound on its message's size) and the type and size
+    of every blob found (`object_info`, as `Git.object_info` answers it; None when not asked)."""
 
     blobs: list[Blob]
     sources: dict[str, str] = dataclass_field(default_factory=dict)
     commit_sizes: dict[str, int] = dataclass_field(default_factory=dict)
+    object_info: dict[str, ObjectInfo] | None = None
 
 
 # Every setting user configuration could use to change what `git log --raw` reports, pinned.
@@ -61,8 +63,9 @@ class HistoryQueries(GitProcess):
         first-parent` would hide or reshape what a merge adds; `-m` alone follows that
         setting), renames, relative paths, root diffs, signatures, external diff drivers,
         colour, the output encoding (docs/RELIABILITY.md lists each setting tried). `sources` adds `--source`;
-        `commit_sizes` streams the commit ids, as they arrive, into a `cat-file --batch-check`
-        running beside the walk. `on_commits(n)` hears of every n more commits read (progress)."""
+        `commit_sizes` streams the commit and blob ids, as they arrive, into a `cat-file
+        --batch-check` running beside the walk (the blobs are sized by the time the walk ends,
+        not after it). `on_commits(n)` hears of every n more commits read (progress)."""
         parser = RawDiffParser(with_commits=True)
         fmt = "--format=%H %S" if sources else "--format=%H"
         # --diff-filter would drop every commit without such a change from the output (and so
@@ -92,21 +95,21 @@ class HistoryQueries(GitProcess):
                     "first: git fetch --unshallow (in CI: a full-depth checkout)"
                 ) from None
             raise
-        return HistoryWalk(
-            [b for b in parser.blobs if b.sha.strip("0")],
-            parser.sources,
-            sizer.close() if sizer is not None else {},
-        )
+        blobs = [b for b in parser.blobs if b.sha.strip("0")]
+        if sizer is None:
+            return HistoryWalk(blobs, parser.sources)
+        sizes, info = sizer.close()
+        return HistoryWalk(blobs, parser.sources, sizes, info)
 
 
 class _StreamingSizer:
-    """`git cat-file --batch-check` fed commit ids while `git log` still runs (in batches,
-    through a pipe made large enough that the walk rarely waits), its output in an anonymous
-    file (so neither side can block the other)."""
+    """`git cat-file --batch-check` fed commit and blob ids while `git log` still runs (in
+    batches, through a pipe made large enough that the walk rarely waits), its output in an
+    anonymous file (so neither side can block the other)."""
 
     BATCH = 2048  # commit ids per write
 
-    FORMAT = "--batch-check=%(objectname) %(objectsize)"
+    FORMAT = "--batch-check=%(objectname) %(objecttype) %(objectsize)"
 
     def __init__(self, git: GitProcess) -> None:
         self._git = git
@@ -123,10 +126,14 @@ class _StreamingSizer:
             with contextlib.suppress(OSError):
                 fcntl.fcntl(stdin.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)
         self._commits: list[str] = []
+        self._blobs: list[Blob] = []
         self._sent = 0
+        self._sent_blobs = 0
+        self._blob_ids: dict[str, None] = {}  # every blob id sent, once each
 
     def consumer(self, parser: RawDiffParser) -> Callable[[list[bytes]], None]:
         self._commits = parser.commits
+        self._blobs = parser.blobs
 
         def consume(fields: list[bytes]) -> None:
             parser.feed(fields)
@@ -136,36 +143,37 @@ class _StreamingSizer:
         return consume
 
     def _send(self) -> None:
-        commits = self._commits
-        if len(commits) > self._sent:
+        commits, blobs, sent = self._commits, self._blobs, self._blob_ids
+        new_blobs = [
+            sha
+            for b in blobs[self._sent_blobs :]
+            if (sha := b.sha) not in sent and not b.is_gitlink and sha.strip("0")
+        ]
+        sent.update(dict.fromkeys(new_blobs))
+        self._sent_blobs = len(blobs)
+        ids = [*commits[self._sent :], *new_blobs]
+        if ids:
             with contextlib.suppress(BrokenPipeError):  # sized again in close()
-                self._stdin.write(("\n".join(commits[self._sent :]) + "\n").encode())
-            self._sent = len(commits)
+                self._stdin.write(("\n".join(ids) + "\n").encode())
+        self._sent = len(commits)
 
-    def close(self) -> dict[str, int]:
+    def close(self) -> tuple[dict[str, int], dict[str, ObjectInfo]]:
+        """(commit id -> size, blob id -> type and size); an object git lacks is left out."""
         self._send()
         with contextlib.suppress(BrokenPipeError):
             self._stdin.close()
         self._proc.wait()
         self._out.seek(0)
-        sizes = _parse_sizes(self._out.read())
+        info = parse_batch_check(self._out.read())
         self._out.close()
-        missing = [c for c in self._commits if c not in sizes]
-        if missing:  # the streaming process failed: ask again rather than judge less
+        missing = [i for i in (*self._commits, *self._blob_ids) if i not in info]
+        if missing:  # the streaming process failed (or an object is missing): ask again
             answer = self._git.run(
                 "cat-file", self.FORMAT, input=("\n".join(missing) + "\n").encode()
             )
-            sizes.update(_parse_sizes(answer))
-        return sizes
-
-
-def _parse_sizes(out: bytes) -> dict[str, int]:
-    sizes = {}
-    for line in git_lines(out):
-        sha, _, size = line.decode("ascii", "replace").partition(" ")
-        if size.isdigit():
-            sizes[sha] = int(size)
-    return sizes
+            info.update(parse_batch_check(answer))
+        sizes = {c: o.size for c in self._commits if (o := info.get(c)) is not None}
+        return sizes, {i: o for i in self._blob_ids if (o := info.get(i)) is not None}
 
 
 def parse_raw_diff(raw: bytes, with_commits: bool = False) -> list[Blob]:

@@ -20,17 +20,34 @@ class IndexQueries(GitProcess):
 
     def prefetch_index(self) -> None:
         """Start `git ls-files -s -z` now, in a thread, for a later `index_blobs`: git reads the
-        index while Python goes on importing and reading configuration."""
-        from concurrent.futures import ThreadPoolExecutor
+        index while Python goes on importing and reading configuration. A plain thread (joined
+        at exit, like an executor's): concurrent.futures would cost the hook a tenth of its
+        imports."""
+        import threading
 
-        pool = ThreadPoolExecutor(max_workers=1)
-        self._index_listing = pool.submit(self.run, "ls-files", "-s", "-z")
-        pool.shutdown(wait=False)
+        answer: list[bytes | BaseException] = []
+
+        def listing() -> None:
+            try:
+                answer.append(self.run("ls-files", "-s", "-z"))
+            except BaseException as exc:  # handed to the caller, as a future would
+                answer.append(exc)
+
+        thread = threading.Thread(target=listing, name="repro-hooks ls-files")
+        thread.start()
+
+        def result() -> bytes:
+            thread.join()
+            if isinstance(answer[0], BaseException):
+                raise answer[0]
+            return answer[0]
+
+        self._index_listing = result
 
     def index_blobs(self, only: Collection[bytes] | None = None) -> list[Blob]:
         """Every stage-0 entry of the index (`git ls-files -s -z`), or those at `only` paths."""
         listing, self._index_listing = self._index_listing, None
-        out = listing.result() if listing is not None else self.run("ls-files", "-s", "-z")
+        out = listing() if listing is not None else self.run("ls-files", "-s", "-z")
         entries = _LS_FILES_RE.findall(out)
         return [
             Blob(path, mode.decode(), sha.decode())

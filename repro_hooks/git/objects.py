@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from repro_hooks.git.process import GitProcess
@@ -51,10 +50,23 @@ def git_lines(out: bytes) -> list[bytes]:
     return lines
 
 
-@dataclass(frozen=True)
-class ObjectInfo:
+class ObjectInfo(NamedTuple):
+    """An object's type and size, as `cat-file --batch-check` gives them (a NamedTuple: a
+    history scan builds one per blob, and it is 3x cheaper than a frozen dataclass)."""
+
     type: str
     size: int
+
+
+def parse_batch_check(out: bytes) -> dict[str, ObjectInfo]:
+    """`cat-file --batch-check=%(objectname) %(objecttype) %(objectsize)` output: object id ->
+    type and size; a `<id> missing` line (or anything else) is left out."""
+    info = {}
+    for line in git_lines(out):
+        parts = line.decode("ascii", "replace").split(" ")
+        if len(parts) == 3 and parts[2].isdigit():
+            info[parts[0]] = ObjectInfo(parts[1], int(parts[2]))
+    return info
 
 
 class ObjectQueries(GitProcess):
@@ -74,12 +86,7 @@ class ObjectQueries(GitProcess):
             ),
             chunks,
         )
-        info = {}
-        for line in git_lines(b"".join(outputs)):
-            parts = line.decode("ascii", "replace").split(" ")
-            if len(parts) == 3 and parts[2].isdigit():
-                info[parts[0]] = ObjectInfo(parts[1], int(parts[2]))
-        return info
+        return parse_batch_check(b"".join(outputs))
 
     def loose_size_bounds(self, shas: Iterable[str]) -> dict[str, int]:
         """An upper bound on the size of each *loose* object, from its compressed file's size.

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, BinaryIO
 from repro_hooks.errors import GitError
 
 if TYPE_CHECKING:
-    from concurrent.futures import Future
     from typing import Self
 
 EMPTY_TREE = {
@@ -77,7 +76,7 @@ class GitProcess:
         self.root = root
         self.object_format = object_format
         self.common_dir = common_dir or git_dir
-        self._index_listing: Future[bytes] | None = None  # see prefetch_index
+        self._index_listing: Callable[[], bytes] | None = None  # see prefetch_index
 
     @classmethod
     def discover(cls, cwd: Path | str | None = None) -> Self:

@@ -83,15 +83,16 @@ def data_findings(
     lfs: LfsFacts,
     skip: Iterable[tuple[str, str]] = (),
     links: Mapping[str, bytes] | None = None,
+    facts: _PathFacts | None = None,
 ) -> list[Finding]:
     """A non-empty blob at a data pattern (not an LFS pointer) is data stored in git.
     `skip` holds (path, sha) pairs already reported under another rule. A symbolic link is
     exempt only when its blob is a link target a system could create (`links`: the contents of
     the small symlink blobs at data patterns, see `link_targets`); a symlink blob that is not
     one (a CSV stored with mode 120000) is checked out as a regular file where symlinks are
-    off, so it is judged as the file it is."""
+    off, so it is judged as the file it is. `facts`: the caller's per-path memo, if it has one."""
     seen = set(skip)
-    facts = _PathFacts(policy)
+    facts = facts if facts is not None else _PathFacts(policy)
     findings = []
     for blob in blobs:
         if blob.is_gitlink or blob.sha in lfs.pointer_shas:
@@ -331,18 +332,19 @@ def scan_findings(
     links: Mapping[str, bytes] | None = None,
     parses: DvcParses | None = None,
     git_kept: Collection[tuple[str, str]] = (),
+    facts: _PathFacts | None = None,
 ) -> list[Finding]:
     """Every rule over the blobs a set of commits introduces. A (path, blob) breaking the size or
     LFS rule is not reported again as data-in-git. `links`: see `data_findings`. `git_kept`:
     (path, blob) pairs that are `cache: false` DVC outputs (see `git_kept_outputs`), which git
-    keeps by design: not data stored in git."""
+    keeps by design: not data stored in git. `facts`: the caller's per-path memo."""
     large = large_file_findings(blobs, info, policy, lfs)
     if sha_of is None:
         sha_of = blob_index(blobs)
     skip = {(f.path, sha_of.get((f.path, f.commit), "")) for f in large} | set(git_kept)
     return [
         *large,
-        *data_findings(blobs, info, policy, lfs, skip, links),
+        *data_findings(blobs, info, policy, lfs, skip, links, facts),
         *dvc_file_findings(blobs, dvc_contents, info, lock_wdirs, parses),
     ]
 
@@ -373,7 +375,7 @@ def scan_commits(
     `on_commits(n)` hears of every n more commits read (progress)."""
     walk = git.walk_history(rev_args, sources=True, commit_sizes=True, on_commits=on_commits)
     blobs = walk.blobs
-    findings, sha_of = _blob_findings(git, policy, rev_args, blobs, push_total)
+    findings, sha_of = _blob_findings(git, policy, rev_args, blobs, push_total, walk.object_info)
     messages = commit_message_findings(git, policy, walk.commit_sizes)
     sha_of.update({(f.path, f.commit): f.commit for f in messages if f.commit})
     names = dict(ref_names or {})
@@ -392,10 +394,17 @@ def _ref_name(source: str, names: Mapping[str, str]) -> str | None:
 
 
 def _blob_findings(
-    git: Git, policy: Policy, rev_args: Sequence[str], blobs: Sequence[Blob], push_total: bool
+    git: Git,
+    policy: Policy,
+    rev_args: Sequence[str],
+    blobs: Sequence[Blob],
+    push_total: bool,
+    info: Mapping[str, ObjectInfo] | None = None,
 ) -> tuple[list[Finding], dict[tuple[str, str | None], str]]:
+    """`info`: the blobs' types and sizes when the walk already asked (else asked here)."""
     lfs_filtered = start_lfs_filtered_paths(git, blobs)
-    info = git.object_info(b.sha for b in blobs if not b.is_gitlink)
+    if info is None:
+        info = git.object_info(b.sha for b in blobs if not b.is_gitlink)
     check_no_missing_objects(git, blobs, info)  # issue 11, item 10
     lfs = lfs_facts(git, blobs, info, policy, lfs_filtered())
     facts = _PathFacts(policy)
@@ -442,7 +451,7 @@ def _blob_findings(
     links = link_targets(git, blobs, info, policy)
     kept = git_kept_outputs(git, blobs, info, lfs, policy, facts)
     findings = scan_findings(
-        blobs, info, policy, lfs, contents, sha_of, lock_wdirs, links, parses, kept
+        blobs, info, policy, lfs, contents, sha_of, lock_wdirs, links, parses, kept, facts
     )
     if dvc_shas:
         findings += _duplicate_outputs_at_tips(git, rev_args, blobs, facts, parses)

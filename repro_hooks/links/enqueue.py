@@ -143,10 +143,12 @@ def _queue_and_spawn(
             1,
         )  # fmt: skip
     if not (mlflow_available() if has_mlflow is None else has_mlflow):
+        from repro_hooks.snippets import MLFLOW_HOOK_DEPENDENCIES_SQL, pip_install
+
         return QueueResult(
             [f"tag-mlflow: {what}: queued, but mlflow is not installed next to repro-hooks "
-             f"({sys.executable}): add `additional_dependencies: ['repro-hooks[mlflow]']` to the "
-             "hook (pre-commit) or `pip install 'repro-hooks[mlflow]'`, then run "
+             f"({sys.executable}): add `additional_dependencies: {MLFLOW_HOOK_DEPENDENCIES_SQL}` "
+             f"to the hook (pre-commit; docs/install.md) or `{pip_install('mlflow')}`, then run "
              "`repro-hooks tag-mlflow --sync`"],
             1,
         )  # fmt: skip

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from repro_hooks.errors import ConfigError
-from repro_hooks.policy.globs import first_match, validate_glob
+from repro_hooks.policy.globs import first_match, matches_any, validate_glob
 from repro_hooks.policy.sizes import parse_size
 
 DEFAULT_MAX_SIZE = 500 * 1024  # the same default as pre-commit-hooks' check-added-large-files
@@ -109,7 +109,7 @@ class Policy:
     max_push_dvc_total: int = DEFAULT_MAX_PUSH_DVC_TOTAL
 
     def is_excluded(self, path: str) -> bool:
-        return first_match(self.exclude, path) is not None
+        return matches_any(self.exclude, path)
 
     def size_limit_for(self, path: str) -> int:
         """The first matching per-glob limit, else the default size limit."""
@@ -122,11 +122,9 @@ class Policy:
         """Whether a path is a data or model file that belongs in DVC. Data patterns match
         case-insensitively unless `data-patterns-case-sensitive` (`train.CSV` is data);
         `data-exclude` and `exclude` match exactly as written (an exemption is never widened)."""
-        if first_match(self.data_exclude, path) is not None or self.is_excluded(path):
+        if matches_any(self.data_exclude, path) or self.is_excluded(path):
             return False
-        return (
-            first_match(self.data_patterns, path, not self.data_patterns_case_sensitive) is not None
-        )
+        return matches_any(self.data_patterns, path, not self.data_patterns_case_sensitive)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,65 @@
+"""The `repro-hooks` console script.
+
+The commit-stage hook's call, `repro-hooks check-large-files [NAMES...]` with no option (as
+pre-commit and the plain pre-commit shim make it, on every commit), runs without importing click: click's import is over half
+of the hook's own imports. Everything else, and every run of that call that does not end in
+findings or a clean pass (a usage or configuration error, an internal error, a name the text
+output would show differently), goes through the click CLI (`repro_hooks.cli`), which then says
+it exactly as ever. That is sound because the check only reads: running it again changes nothing.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point. Returns the exit code."""
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["check-large-files"]:
+        code = _plain_check_large_files(args[1:])
+        if code is not None:
+            return code
+    from repro_hooks.cli import main as cli_main
+
+    return cli_main(argv)
+
+
+def _plain_check_large_files(names: list[str]) -> int | None:
+    """`check-large-files [NAMES...]` when no name starts with `-` (click would read no option
+    either): print the text output and return the exit code; None to leave the call to click."""
+    if "\0-" in "\0" + "\0".join(names):
+        return None
+    try:
+        from repro_hooks.large_files.run import run
+        from repro_hooks.report import render
+
+        outcome = run(tuple(names))
+        out = render(outcome.findings, "text", command="check-large-files", fix_hint=outcome.hint)
+    except KeyboardInterrupt:
+        make_streams_safe()
+        sys.stderr.write("repro-hooks: interrupted\n")
+        return 130
+    except Exception:  # click's path reports it as ever (one line, or the crash log)
+        return None
+    # click.echo strips ANSI sequences off a terminal and may re-encode a misconfigured stream:
+    # plain ASCII text is written the same either way
+    if not out.isascii() or "\x1b" in out:
+        return None
+    if out:
+        make_streams_safe()
+        try:
+            sys.stdout.write(out + "\n")
+            sys.stdout.flush()
+        except Exception:  # a closed pipe: click's path meets it too, and says it as ever
+            return None
+    return 1 if outcome.findings else 0
+
+
+def make_streams_safe() -> None:
+    """Hooks often run under LANG=C; a non-ASCII path must never turn into a
+    UnicodeEncodeError. (What `cli.main` does first, without importing click.)"""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
