@@ -57,17 +57,11 @@ def cli() -> None:
     """
 
 
-def _make_streams_safe() -> None:
-    # Hooks often run under LANG=C; a non-ASCII path must never turn into a UnicodeEncodeError.
-    for stream in (sys.stdout, sys.stderr):
-        reconfigure = getattr(stream, "reconfigure", None)
-        if reconfigure is not None:
-            reconfigure(errors="backslashreplace")
-
-
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point. Returns the exit code instead of raising SystemExit."""
-    _make_streams_safe()
+    from repro_hooks.entry import make_streams_safe
+
+    make_streams_safe()
     try:
         cli.main(args=argv, prog_name="repro-hooks", standalone_mode=True)
     except SystemExit as exc:

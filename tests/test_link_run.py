@@ -177,6 +177,47 @@ def test_the_stamp_is_taken_once_however_often_the_plugin_is_registered(
     assert "repro_hooks.stamp" in tags(sqlite_store, run_id)
 
 
+LOGGED_MODEL = """\
+import mlflow
+from repro_hooks.links import stamp
+taken = []
+take = stamp.take_stamp
+stamp.take_stamp = lambda *a, **k: taken.append(1) or take(*a, **k)
+class Echo(mlflow.pyfunc.PythonModel):
+    def predict(self, context, model_input):
+        return model_input
+with mlflow.start_run() as run:
+    info = mlflow.pyfunc.log_model(name="model", python_model=Echo(), pip_requirements=["mlflow"])
+model_tags = mlflow.get_logged_model(info.model_id).tags
+print(len(taken), sorted(k for k in model_tags if k.startswith("repro_hooks.")))
+print(run.info.run_id)
+"""
+
+
+def test_a_logged_model_takes_no_stamp_of_its_own(
+    tmp_path: Path, sqlite_store: str, stamp_plugin: Path
+) -> None:
+    """MLflow 3 asks the run-context providers for a logged model's tags too: the model is not
+    a run (it names its run as source_run_id), so it costs no second stamp."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    write(repo / "README.md", "x\n")
+    commit(repo, "first")
+    proc = subprocess.run(
+        [sys.executable, "-c", LOGGED_MODEL],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=False,
+        env=train_env(sqlite_store, stamp_plugin),
+    )
+    assert proc.returncode == 0, proc.stderr
+    counts, run_id = proc.stdout.strip().splitlines()[-2:]
+    assert counts == "1 []"
+    assert "repro_hooks.stamp" in tags(sqlite_store, run_id)
+
+
 # ---- which run: other clones, notebooks, data the run never saw --------------------------------
 
 

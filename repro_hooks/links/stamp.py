@@ -76,7 +76,7 @@ class RunStamp:
             _install_audit_hook()
 
     def in_context(self) -> bool:
-        if RunStamp._first is not self:
+        if RunStamp._first is not self or _for_logged_model():
             return False
         try:
             return os.environ.get(DISABLE_ENV, "1") != "0" and _start_dir() is not None
@@ -97,6 +97,23 @@ class RunStamp:
             return {}
         finally:
             _PAUSED[0] -= 1
+
+
+def _for_logged_model() -> bool:
+    """Whether MLflow asks the run context for a logged model (`log_model` in MLflow 3 calls
+    the providers from `_create_logged_model`), not for a run: a model is not a run, carries
+    its run as `source_run_id`, and must not cost a second stamp at the end of training."""
+    import sys
+    from types import FrameType
+
+    frame: FrameType | None = sys._getframe(1)
+    for _ in range(4):  # in_context <- resolve_tags <- its caller (<- a wrapper)
+        if frame is None:
+            return False
+        if "logged_model" in frame.f_code.co_name:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _start_dir() -> str | None:
