@@ -48,10 +48,13 @@ class CrashLog:
 
 
 def _git(args: Sequence[str], cwd: Path | None = None) -> str | None:
+    from repro_hooks.git.process import git_env
+
     try:
         proc = subprocess.run(
             ["git", *args],
             cwd=cwd,
+            env=git_env(),
             capture_output=True,
             timeout=GIT_TIMEOUT,
             check=False,

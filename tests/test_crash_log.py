@@ -251,8 +251,9 @@ def test_the_delivery_watchdog_reports_where_it_was_stuck(repo: Path) -> None:
         "runner = delivery.QueueRunner(LinkQueue(Path(sys.argv[1])), {}, out=print,\n"
         "                              command=['python', '-m', 'repro_hooks.links.delivery'])\n"
         "main = threading.get_ident()\n"
-        "threading.Thread(target=delivery._past_hard_deadline, args=(runner, main)).start()\n"
         "def stuck_in_a_store_call():\n"
+        "    # the watchdog starts from in here, so this frame is on every stack it can see\n"
+        "    threading.Thread(target=delivery._past_hard_deadline, args=(runner, main)).start()\n"
         "    time.sleep(60)\n"
         "stuck_in_a_store_call()\n"
     )
