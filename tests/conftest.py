@@ -23,6 +23,24 @@ settings.register_profile(
 settings.load_profile("repro-hooks")
 
 
+# What a test could leave in the checkout it runs from (MLflow's default local stores): none
+# may appear during the session. Checked once every test has run (by xdist's controller too).
+CHECKOUT = Path(__file__).resolve().parent.parent
+LEFT_BEHIND = ("mlruns", "mlflow.db", "mlartifacts")
+_PRESENT_AT_START: set[str] = set()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    _PRESENT_AT_START.update(n for n in LEFT_BEHIND if (CHECKOUT / n).exists())
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    left = [n for n in LEFT_BEHIND if n not in _PRESENT_AT_START and (CHECKOUT / n).exists()]
+    if left and not hasattr(session.config, "workerinput"):
+        sys.stderr.write(f"\ntests left {', '.join(left)} in the checkout {CHECKOUT}\n")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 @pytest.fixture(scope="session", autouse=True)
 def hermetic_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     home = tmp_path_factory.mktemp("home")

@@ -51,7 +51,14 @@ def _migrate(db: Path) -> None:
         "import sys; from mlflow.tracking import MlflowClient; "
         "MlflowClient(tracking_uri=sys.argv[1]).search_experiments()"
     )
-    subprocess.run([sys.executable, "-c", code, f"sqlite:///{db}"], check=True, capture_output=True)
+    # MLflow records the Default experiment's artifact root as <cwd>/mlruns when it creates the
+    # database: created beside it, never in the checkout pytest runs from
+    subprocess.run(
+        [sys.executable, "-c", code, f"sqlite:///{db}"],
+        cwd=db.parent,
+        check=True,
+        capture_output=True,
+    )
 
 
 class MlflowServer:
