@@ -137,11 +137,11 @@ def check_model(
                 raise ReproHooksError(
                     f"--promote {promote}: one alias cannot point at two versions of {twice[0]!r}"
                 )
-        verdicts = _judge(
+        verdicts, commits = _judge(
             git, facts, protected, config.policy, allow_forced, holders, deploy.allow_push_false
         )
         verdicts, evidence = _judge_bytes(
-            registry, git, verdicts, protected, seconds, safe_uri, deploy, allow_forced
+            registry, git, verdicts, protected, seconds, safe_uri, deploy, commits, allow_forced
         )
         passed = all(v.passed for v in verdicts)
         if record or promote is not None:
@@ -284,7 +284,8 @@ def _judge(
     allow_forced: bool = False,
     holders: dict[str, tuple[str, ...]] | None = None,
     allow_push_false: bool = False,
-) -> list[Any]:
+) -> tuple[list[Any], dict[str, Any]]:
+    """The verdicts, and the facts of each linked commit ({sha: CommitFacts}, read once)."""
     from repro_hooks.deploy.evidence import commit_facts, stamp_facts
     from repro_hooks.deploy.gate import STAMPED, evidence_level, judge, link_findings
     from repro_hooks.links.stamp import STAMP_TAG
@@ -304,7 +305,7 @@ def _judge(
                 held = (holders or {}).get(version.run_tags.get(STAMP_TAG, "").strip(), ())
                 stamp = stamp_facts(git, dict(version.run_tags), version.commit, held)
         verdicts.append(judge(version, commit, allow_forced=allow_forced, stamp=stamp))
-    return verdicts
+    return verdicts, by_commit
 
 
 def _write(
@@ -355,15 +356,10 @@ def _signers_reader(git: Any, protected: tuple[str, str], path: str) -> Any:
             clean = path.lstrip("/")
             spec = f"{protected[1]}:{clean}"
             where = f"{protected[0]}:{clean}"
-            kind = git.try_run("cat-file", "-t", spec)
-            if kind is None or kind.strip() != b"blob":
-                cache.append(None)
-            else:
-                size = int(git.run("cat-file", "-s", spec))
-                if size > MAX_SIGNERS_FILE:
-                    raise ReproHooksError(f"{where}: {size} bytes, more than allowed_signers needs")
-                content = git.read_objects([spec])[0] or b""
-                cache.append((content, where))
+            content, size = git.small_blob(spec, MAX_SIGNERS_FILE)
+            if content is None and size:
+                raise ReproHooksError(f"{where}: {size} bytes, more than allowed_signers needs")
+            cache.append(None if content is None else (content, where))
         return cache[0]
 
     return read
@@ -377,17 +373,16 @@ def _judge_bytes(
     seconds: float,
     safe_uri: str,
     deploy: Any,
+    commits: Mapping[str, Any],
     allow_forced: bool = False,
 ) -> tuple[list[Any], dict[tuple[str, str], Any]]:
     """Each version whose run is active: its source is the run's own artifact, its files are
     what the run recorded, and the attestation policy of the protected branch holds."""
     from repro_hooks.deploy.artifacts import version_bytes
     from repro_hooks.deploy.gate import judge_bytes, link_findings
-    from repro_hooks.links.core import committed_outputs
 
     signers = _signers_reader(git, protected, deploy.allowed_signers)
     tracking_uri = str(getattr(registry.client, "tracking_uri", "") or "") or None
-    outputs: dict[str, list[Any] | None] = {}
     judged: list[Any] = []
     evidence: dict[tuple[str, str], Any] = {}
     for v in verdicts:
@@ -395,12 +390,9 @@ def _judge_bytes(
         if link_findings(facts):  # no run, or not linked: nothing to compare the bytes with
             judged.append(v)
             continue
-        commit = facts.commit
-        if commit is not None and commit not in outputs:
-            outputs[commit] = None
-            if git.try_run("cat-file", "-e", f"{commit}^{{commit}}") is not None:
-                outputs[commit] = committed_outputs(git, commit)[0]
-        recorded = outputs.get(commit) if commit is not None else None
+        # the commit's DVC outputs as _judge read them (None: the commit is not here)
+        known = commits.get(facts.commit or "")
+        recorded = list(known.outputs) if known is not None and known.present else None
         pairs = [(o.path, o.hash_value) for o in recorded] if recorded is not None else None
         with _guard_registry(safe_uri, seconds, f"reading the files of {facts.uri}"):
             found = version_bytes(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -79,7 +78,6 @@ def scan(
             scan_fix_hint,
             server_policy,
         )
-        from repro_hooks.policy.sizes import parse_size
 
         if hook_args and not pre_push:
             raise ReproHooksError(
@@ -97,11 +95,9 @@ def scan(
             from repro_hooks.policy.config import load_config
 
             policy = load_config(git.root, config_file).policy
-        if max_size is not None:
-            try:
-                policy = replace(policy, max_size=parse_size(max_size))
-            except ValueError as exc:
-                raise ReproHooksError(f"--max-size: {exc}") from None
+        from repro_hooks.policy.config import with_max_size
+
+        policy = with_max_size(policy, max_size)
         if baseline is not None and rev_range is not None and git.root is not None:
             # a baseline inside the repository is the base's too: a change cannot baseline
             # its own findings

@@ -111,27 +111,16 @@ class CommitStages:
         return self.parsed[key]
 
 
-def _stage_out_cached(out: Output, stages: Mapping[str, Stage] | None) -> bool:
-    """Whether DVC caches a dvc.lock output: its dvc.yaml entry's `cache` (True when unknown)."""
+def _as_declared(out: Output, stages: Mapping[str, Stage] | None) -> Output:
+    """A dvc.lock output with `cache` and `push` as its dvc.yaml entry declares them (dvc.lock
+    records neither); unchanged (both True) when the entry is unknown."""
     stage = stages.get(out.stage or "") if stages else None
-    if stage is None:
-        return True
-    for declared in stage.outs:
+    for declared in stage.outs if stage is not None else ():
         if declared.path == out.path or declared.def_path == out.def_path:
-            return declared.cache
-    return True
-
-
-def _stage_out_pushed(out: Output, stages: Mapping[str, Stage] | None) -> bool:
-    """Whether `dvc push` sends a dvc.lock output: its dvc.yaml entry's `push` (dvc.lock
-    does not record it; True when unknown)."""
-    stage = stages.get(out.stage or "") if stages else None
-    if stage is None:
-        return True
-    for declared in stage.outs:
-        if declared.path == out.path or declared.def_path == out.def_path:
-            return declared.push
-    return True
+            if (declared.cache, declared.push) == (out.cache, out.push):
+                return out
+            return dataclasses.replace(out, cache=declared.cache, push=declared.push)
+    return out
 
 
 def _recorded_outs(
@@ -149,15 +138,8 @@ def _recorded_outs(
         if name == "dvc.lock":
             declared = stages(blob.commit, path) if stages is not None else None
             wdirs = {n: st.wdir for n, st in declared.items()} if declared else None
-            outs = [o for st in parse_dvc_lock(content, path, wdirs).values() for o in st.outs]
-            outs = [
-                o if _stage_out_cached(o, declared) else dataclasses.replace(o, cache=False)
-                for o in outs
-            ]
-            return [
-                o if _stage_out_pushed(o, declared) else dataclasses.replace(o, push=False)
-                for o in outs
-            ]
+            locked = parse_dvc_lock(content, path, wdirs).values()
+            return [_as_declared(o, declared) for st in locked for o in st.outs]
         if name.endswith(".dvc") and name != ".dvc":
             if _is_repo_import(content, path):
                 return None  # `dvc push` never pushes these: their source repository has them

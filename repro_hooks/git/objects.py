@@ -116,6 +116,17 @@ class ObjectQueries(GitProcess):
                 os.close(fd)
         return bounds
 
+    def small_blob(self, name: str, limit: int) -> tuple[bytes | None, int]:
+        """The blob named `name` (a sha or `<rev>:<path>`) when it is at most `limit` bytes:
+        (content, size). (None, 0) when no blob has that name; (None, size) when it is larger,
+        and then it is never read into memory."""
+        found = list(self.object_info([name]).values()) if "\n" not in name else []
+        if len(found) != 1 or found[0].type != "blob":
+            return None, 0
+        if found[0].size > limit:
+            return None, found[0].size
+        return self.read_objects([name])[0], found[0].size
+
     def read_blobs(self, shas: Iterable[str]) -> dict[str, bytes]:
         """Contents of many objects in one `git cat-file --batch`. Missing objects are left out."""
         unique = list(dict.fromkeys(shas))

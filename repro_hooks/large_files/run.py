@@ -62,16 +62,10 @@ def run(
         push_range_from_env,
         user_path_selection,
     )
-    from repro_hooks.policy.config import load_config
-    from repro_hooks.policy.sizes import parse_size
+    from repro_hooks.policy.config import load_config, with_max_size
 
-    policy = load_config(git.root, config_file).policy
-    if max_size is not None:
-        try:
-            policy = replace(policy, max_size=parse_size(max_size))
-        except ValueError as exc:
-            raise ReproHooksError(f"--max-size: {exc}") from None
-    elif maxkb is not None:
+    policy = with_max_size(load_config(git.root, config_file).policy, max_size)
+    if max_size is None and maxkb is not None:
         policy = replace(policy, max_size=maxkb * 1024)
     rev_args = push_range_from_env(env)
     staged = None  # the commit's staged blobs, for its total-size limit

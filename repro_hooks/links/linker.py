@@ -359,10 +359,11 @@ def write_link(
             k for k in existing
             if (k.startswith(DVC_PREFIX) or (k == BRANCH_TAG and branch)) and k not in tags
         ]  # fmt: skip
-    inputs = _run_inputs(git, existing, commit, record.outputs)
+    own = _own_record(git, existing)
+    inputs = _run_inputs(git, existing, commit, record.outputs, own)
     store.write_link(run_id, tags, inputs, delete, record.repo_url)
     note = "".join(f"; {p}" for p in record.problems)
-    note += _publish_statement(store, git, run_id, tags, existing, record.outputs)
+    note += _publish_statement(store, git, run_id, tags, existing, record.outputs, own)
     # the link follows the run's models into the registry (a detached HEAD keeps the branch)
     carried = dict(tags)
     if BRANCH_TAG not in carried and BRANCH_TAG in existing:
@@ -371,17 +372,26 @@ def write_link(
     return f"{len(record.outputs)} DVC output(s){note}"
 
 
+def _own_record(git: Git, tags: Mapping[str, str]) -> dict[str, Any] | None:
+    """This clone's local record of the run's stamp (None when another clone, or nobody,
+    stamped the run)."""
+    common_dir = str(git.common_dir)
+    clone = tags.get(CLONE_TAG)
+    if not clone or clone != read_clone_id(common_dir):
+        return None
+    return load_record(common_dir, tags.get(STAMP_TAG, ""))
+
+
 def _run_inputs(
-    git: Git, tags: Mapping[str, str], commit: str, outputs: Sequence[RecordedOutput]
+    git: Git,
+    tags: Mapping[str, str],
+    commit: str,
+    outputs: Sequence[RecordedOutput],
+    record: Mapping[str, Any] | None,
 ) -> list[RecordedOutput]:
     """The committed data the run used (links.inputs): its dataset inputs on the run page."""
     address = tags.get(STAGE_TAG)
     deps = stage_deps_of(git, commit, address) if address else None
-    record = None
-    common_dir = str(git.common_dir)
-    clone = tags.get(CLONE_TAG)
-    if clone and clone == read_clone_id(common_dir):
-        record = load_record(common_dir, tags.get(STAMP_TAG, ""))
     return inputs_of_run(outputs, tags, record, deps)
 
 
@@ -392,14 +402,10 @@ def _publish_statement(
     tags: Mapping[str, str],
     existing: Mapping[str, str],
     outputs: Sequence[RecordedOutput],
+    record: Mapping[str, Any] | None,
 ) -> str:
     """The run's statement of the files it made (deploy/attest.py), signed when a key is
     configured; written after the link, so a failure here never costs the link itself."""
-    common_dir = str(git.common_dir)
-    clone = existing.get(CLONE_TAG)
-    if not clone or clone != read_clone_id(common_dir):
-        return ""
-    record = load_record(common_dir, existing.get(STAMP_TAG, ""))
     if record is None:
         return ""
     from repro_hooks.deploy.attest import publish_statement

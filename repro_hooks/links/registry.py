@@ -227,35 +227,10 @@ class Registry:
         )
 
     def runs_with_stamp(self, stamp: str, limit: int = 10) -> tuple[str, ...]:
-        """Ids of the active runs, in any active experiment, that carry the stamp id `stamp`
-        (a stamp belongs to one run: more than one means it was copied)."""
-        from mlflow.entities import ViewType
+        """Ids of the active runs that carry the stamp id `stamp` (links.store.runs_with_stamp)."""
+        from repro_hooks.links.store import runs_with_stamp
 
-        from repro_hooks.links.stamp import STAMP_TAG
-        from repro_hooks.links.store import tag_equals
-
-        ids: list[str] = []
-        token = None
-        while True:
-            page = self.client.search_experiments(
-                view_type=ViewType.ACTIVE_ONLY, max_results=1000, page_token=token
-            )
-            ids.extend(e.experiment_id for e in page)
-            token = page.token
-            if not token:
-                break
-        found: list[str] = []
-        for start in range(0, len(ids), 100):  # the server bounds experiments per search
-            runs = self.client.search_runs(
-                ids[start : start + 100],
-                filter_string=tag_equals(STAMP_TAG, stamp),
-                run_view_type=ViewType.ACTIVE_ONLY,
-                max_results=limit,
-            )
-            found.extend(r.info.run_id for r in runs)
-            if len(found) >= limit:
-                break
-        return tuple(sorted(set(found)))
+        return tuple(runs_with_stamp(self.client, stamp, limit))
 
     def tag_version(self, name: str, version: str, tags: Mapping[str, str]) -> None:
         for key, value in sorted(tags.items()):

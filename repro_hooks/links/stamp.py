@@ -76,7 +76,7 @@ class RunStamp:
             _install_audit_hook()
 
     def in_context(self) -> bool:
-        if RunStamp._first is not self or _for_logged_model():
+        if RunStamp._first is not self or _asker() in _NOT_RUNS:
             return False
         try:
             return os.environ.get(DISABLE_ENV, "1") != "0" and _start_dir() is not None
@@ -99,21 +99,31 @@ class RunStamp:
             _PAUSED[0] -= 1
 
 
-def _for_logged_model() -> bool:
-    """Whether MLflow asks the run context for a logged model (`log_model` in MLflow 3 calls
-    the providers from `_create_logged_model`), not for a run: a model is not a run, carries
-    its run as `source_run_id`, and must not cost a second stamp at the end of training."""
+_CONTEXT_DIR = os.path.join("mlflow", "tracking", "context", "")
+
+
+def _asker() -> str:
+    """The name of the MLflow function asking the run context for tags: the first frame
+    outside this module and MLflow's context registry (`start_run` for a run,
+    `_create_logged_model` for an MLflow 3 logged model, `resolve_env_metadata` for a trace's
+    metadata, an autologging helper for its child runs); '' when none is near."""
     import sys
     from types import FrameType
 
     frame: FrameType | None = sys._getframe(1)
-    for _ in range(4):  # in_context <- resolve_tags <- its caller (<- a wrapper)
+    for _ in range(20):
         if frame is None:
-            return False
-        if "logged_model" in frame.f_code.co_name:
-            return True
+            return ""
+        where = frame.f_code.co_filename
+        if where != __file__ and _CONTEXT_DIR not in where:
+            return frame.f_code.co_name
         frame = frame.f_back
-    return False
+    return ""
+
+
+# MLflow asks the run context for things that are not runs: a logged model (it names its run as
+# source_run_id) and a trace's environment; a stamp there costs a whole stamp and proves nothing
+_NOT_RUNS = ("_create_logged_model", "resolve_env_metadata")
 
 
 def _start_dir() -> str | None:
@@ -180,25 +190,11 @@ def _fluent() -> Any:
     return sys.modules.get("mlflow.tracking.fluent")
 
 
-def _from_start_run() -> bool:
-    """Whether MLflow asks for the tags to create a run (`start_run`), not a logged model."""
-    import sys
-
-    frame: Any = sys._getframe(2)
-    for _ in range(12):
-        if frame is None:
-            return False
-        if frame.f_code.co_name == "start_run" and "mlflow" in frame.f_code.co_filename:
-            return True
-        frame = frame.f_back
-    return False
-
-
 def _note_pending(runs: str, stamp: str) -> None:
     """Remember a stamp MLflow is about to create a run for: the run will be pushed on the
     active-run stack at its current length."""
     fluent = _fluent()
-    if fluent is None or not _from_start_run():
+    if fluent is None or _asker() != "start_run":
         return
     stack = fluent._active_run_stack.get()
     _PENDING.append((runs, stamp, len(stack), fluent._last_active_run_id.get()))

@@ -54,6 +54,44 @@ def tag_equals(key: str, value: str) -> str:
     return f"tags.`{key}` = '{safe}'"
 
 
+def active_experiment_ids(client: Any) -> list[str]:
+    """Ids of every active experiment of the store, all pages."""
+    from mlflow.entities import ViewType
+
+    ids: list[str] = []
+    token = None
+    while True:
+        page = client.search_experiments(
+            view_type=ViewType.ACTIVE_ONLY, max_results=1000, page_token=token
+        )
+        ids.extend(e.experiment_id for e in page)
+        token = page.token
+        if not token:
+            return ids
+
+
+def runs_with_stamp(client: Any, stamp: str, limit: int = 10) -> list[str]:
+    """Ids of the active runs, in any active experiment, that carry the stamp id `stamp` (at
+    most about `limit`); a stamp belongs to one run, so more than one means it was copied."""
+    from mlflow.entities import ViewType
+
+    from repro_hooks.links.stamp import STAMP_TAG
+
+    ids = active_experiment_ids(client)
+    found: set[str] = set()
+    for start in range(0, len(ids), 100):  # the server bounds experiments per search
+        page = client.search_runs(
+            ids[start : start + 100],
+            filter_string=tag_equals(STAMP_TAG, stamp),
+            run_view_type=ViewType.ACTIVE_ONLY,
+            max_results=limit,
+        )
+        found.update(r.info.run_id for r in page)
+        if len(found) >= limit:
+            break
+    return sorted(found)
+
+
 class MlflowStore:
     def __init__(self, uri: str) -> None:
         from mlflow.tracking import MlflowClient
@@ -63,21 +101,12 @@ class MlflowStore:
     def experiment_ids(self, selection: Sequence[str]) -> tuple[list[str], list[str]]:
         """Ids of the selected experiments (names or ids; all active ones when empty), and a note
         per selected experiment that does not exist. Nothing is ever created."""
-        from mlflow.entities import ViewType
         from mlflow.exceptions import MlflowException
 
         if not selection:
-            ids: list[str] = []
-            token = None
-            while True:
-                page = self.client.search_experiments(
-                    view_type=ViewType.ACTIVE_ONLY, max_results=1000, page_token=token
-                )
-                ids.extend(e.experiment_id for e in page)
-                token = page.token
-                if not token:
-                    return ids, []
-        ids, notes = [], []
+            return active_experiment_ids(self.client), []
+        ids: list[str] = []
+        notes: list[str] = []
         for name in selection:
             experiment = None
             if name.isdigit():
@@ -121,23 +150,7 @@ class MlflowStore:
 
     def runs_with_stamp(self, stamp: str, limit: int = 10) -> list[str]:
         """Ids of the active runs, in any active experiment, carrying the stamp id `stamp`."""
-        from mlflow.entities import ViewType
-
-        from repro_hooks.links.stamp import STAMP_TAG
-
-        ids, _ = self.experiment_ids(())
-        found: set[str] = set()
-        for start in range(0, len(ids), 100):
-            page = self.client.search_runs(
-                ids[start : start + 100],
-                filter_string=tag_equals(STAMP_TAG, stamp),
-                run_view_type=ViewType.ACTIVE_ONLY,
-                max_results=limit,
-            )
-            found.update(r.info.run_id for r in page)
-            if len(found) >= limit:
-                break
-        return sorted(found)
+        return runs_with_stamp(self.client, stamp, limit)
 
     def run(self, run_id: str) -> RunCandidate:
         """One run by id; StoreError if it does not exist or is deleted."""

@@ -7,12 +7,9 @@ weaken the rules that judge it.
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 from repro_hooks.errors import ConfigError, ReproHooksError
 from repro_hooks.git import Git
-from repro_hooks.policy.config import Config, load_config
+from repro_hooks.policy.config import Config, parse_pyproject
 
 # A pyproject.toml is a few KiB; a larger blob is refused before it is read into memory.
 MAX_PYPROJECT = 1 << 20
@@ -31,17 +28,7 @@ def config_at(git: Git, rev: str, what: str = "revision") -> Config:
     ):
         raise ReproHooksError(f"{what}: unknown revision {rev!r}")
     display = f"{rev}:pyproject.toml"
-    size = git.try_run("cat-file", "-s", display)
-    if size is None:
-        return Config()
-    if int(size) > MAX_PYPROJECT:
-        raise ConfigError(display, "file", f"{int(size)} bytes, more than a pyproject.toml needs")
-    content = git.read_objects([display])[0]
-    if content is None:
-        return Config()
-    with tempfile.TemporaryDirectory(prefix="repro-hooks-policy-") as tmp:
-        (Path(tmp) / "pyproject.toml").write_bytes(content)
-        try:
-            return load_config(Path(tmp))
-        except ConfigError as exc:
-            raise ConfigError(display, exc.key, exc.reason) from None
+    content, size = git.small_blob(display, MAX_PYPROJECT)
+    if content is None and size:
+        raise ConfigError(display, "file", f"{size} bytes, more than a pyproject.toml needs")
+    return Config() if content is None else parse_pyproject(content, display)

@@ -127,6 +127,19 @@ class Policy:
         return matches_any(self.data_patterns, path, not self.data_patterns_case_sensitive)
 
 
+def with_max_size(policy: Policy, option: str | None) -> Policy:
+    """The policy with `--max-size SIZE` in force (unchanged without one); a bad size is a
+    usage error naming the option."""
+    if option is None:
+        return policy
+    from repro_hooks.errors import ReproHooksError
+
+    try:
+        return replace(policy, max_size=parse_size(option))
+    except ValueError as exc:
+        raise ReproHooksError(f"--max-size: {exc}") from None
+
+
 @dataclass(frozen=True)
 class MlflowConfig:
     tracking_uri: str | None = None
@@ -322,21 +335,19 @@ def parse_config(table: Mapping[str, Any], file: str, prefix: str = TABLE) -> Co
         except ValueError as exc:
             raise ConfigError(file, f"{prefix}.extend-data-patterns", str(exc)) from None
         policy = replace(policy, data_patterns=policy.data_patterns + extra)
-    mlflow = MlflowConfig()
-    if "mlflow" in table:
-        if not isinstance(table["mlflow"], Mapping):
-            raise ConfigError(file, f"{prefix}.mlflow", "expected a table")
-        mlflow = _apply(mlflow, table["mlflow"], _MLFLOW_KEYS, file, f"{prefix}.mlflow")
-    deploy = DeployConfig()
-    if "deploy" in table:
-        if not isinstance(table["deploy"], Mapping):
-            raise ConfigError(file, f"{prefix}.deploy", "expected a table")
-        deploy = _apply(deploy, table["deploy"], _DEPLOY_KEYS, file, f"{prefix}.deploy")
-    attest = AttestConfig()
-    if "attest" in table:
-        if not isinstance(table["attest"], Mapping):
-            raise ConfigError(file, f"{prefix}.attest", "expected a table")
-        attest = _apply(attest, table["attest"], _ATTEST_KEYS, file, f"{prefix}.attest")
+
+    def subtable(
+        name: str, default: Any, keys: Mapping[str, tuple[str, Callable[[Any], Any]]]
+    ) -> Any:
+        if name not in table:
+            return default
+        if not isinstance(table[name], Mapping):
+            raise ConfigError(file, f"{prefix}.{name}", "expected a table")
+        return _apply(default, table[name], keys, file, f"{prefix}.{name}")
+
+    mlflow = subtable("mlflow", MlflowConfig(), _MLFLOW_KEYS)
+    deploy = subtable("deploy", DeployConfig(), _DEPLOY_KEYS)
+    attest = subtable("attest", AttestConfig(), _ATTEST_KEYS)
     return Config(policy=policy, mlflow=mlflow, deploy=deploy, attest=attest, source=file)
 
 
@@ -404,12 +415,29 @@ def load_config(repo_root: Path, config_file: Path | None = None) -> Config:
     pyproject = repo_root / "pyproject.toml"
     if not pyproject.is_file():
         return Config()
-    data = load_toml(pyproject, "pyproject.toml")
-    _check_spelling(data, "pyproject.toml")
+    return _from_pyproject(load_toml(pyproject, "pyproject.toml"), "pyproject.toml")
+
+
+def parse_pyproject(content: bytes, display: str) -> Config:
+    """`[tool.repro-hooks]` of a pyproject.toml given as bytes (a blob of some revision),
+    errors naming `display`."""
+    import tomllib
+
+    try:
+        data = tomllib.loads(content.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(display, "toml", "not valid UTF-8") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(display, "toml", f"malformed TOML: {exc}") from None
+    return _from_pyproject(data, display)
+
+
+def _from_pyproject(data: Mapping[str, Any], display: str) -> Config:
+    _check_spelling(data, display)
     tool = data.get("tool", {})
     if not isinstance(tool, Mapping):
-        return Config(source="pyproject.toml")
+        return Config(source=display)
     table = tool.get("repro-hooks", {})
     if not isinstance(table, Mapping):
-        raise ConfigError("pyproject.toml", TABLE, "expected a table")
-    return parse_config(table, "pyproject.toml")
+        raise ConfigError(display, TABLE, "expected a table")
+    return parse_config(table, display)
