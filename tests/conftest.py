@@ -155,6 +155,22 @@ LONG_DEADLINE_MODULES = frozenset({"tests.test_tag_mlflow", "tests.test_reliabil
 
 
 @pytest.fixture(autouse=True)
+def dvc_logs_to_a_live_stream() -> None:
+    """`import dvc` binds DVC's log handlers to the sys.stdout/stderr of that moment; when a test
+    under capsys made the first import, those streams are closed by the next test and any in-process
+    DVC call would fail on logging. Point such handlers at the streams current now."""
+    if "dvc.logger" not in sys.modules:
+        return
+    import logging
+
+    for handler in logging.getLogger("dvc").handlers:
+        stream = getattr(handler, "stream", None)
+        if stream is not None and getattr(stream, "closed", False):
+            live = sys.stderr if handler.level >= logging.WARNING else sys.stdout
+            handler.stream = live  # type: ignore[attr-defined]  # setStream would flush the closed one
+
+
+@pytest.fixture(autouse=True)
 def long_delivery_deadline(request: pytest.FixtureRequest) -> None:
     if request.module.__name__ not in LONG_DEADLINE_MODULES:
         return
