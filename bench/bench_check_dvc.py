@@ -113,21 +113,43 @@ def main() -> None:
         # the last 2 s. (The same happens once to a user with cache.type = hardlink.)
         time.sleep(2.1)
         assert timed(ours, root, env)[1] == 0  # warms our hash cache
-        res = alternate(args.runs, {
-            "ours": lambda: timed(ours, root, env), "dvc": lambda: timed(anchor, root, env),
-        })  # fmt: skip
+        res = alternate(
+            args.runs,
+            {
+                "ours": lambda: timed(ours, root, env),
+                "dvc": lambda: timed(anchor, root, env),
+            },
+        )
         assert (res["ours"][1], res["dvc"][1]) == ({0}, {0}), res
-        rows.append((f"(a) {args.files} .dvc files, unchanged, warm", "repro-hooks check-dvc",
-                     res["ours"][0], "dvc status -q", res["dvc"][0]))  # fmt: skip
+        rows.append(
+            (
+                f"(a) {args.files} .dvc files, unchanged, warm",
+                "repro-hooks check-dvc",
+                res["ours"][0],
+                "dvc status -q",
+                res["dvc"][0],
+            )
+        )
 
         victim = root / names[len(names) // 2]
         victim.write_bytes(victim.read_bytes()[::-1] + b"!")
-        res = alternate(args.runs, {
-            "ours": lambda: timed(ours, root, env), "dvc": lambda: timed(anchor, root, env),
-        })  # fmt: skip
+        res = alternate(
+            args.runs,
+            {
+                "ours": lambda: timed(ours, root, env),
+                "dvc": lambda: timed(anchor, root, env),
+            },
+        )
         assert (res["ours"][1], res["dvc"][1]) == ({1}, {1}), res
-        rows.append((f"(b) {args.files} .dvc files, one modified", "repro-hooks check-dvc",
-                     res["ours"][0], "dvc status -q", res["dvc"][0]))  # fmt: skip
+        rows.append(
+            (
+                f"(b) {args.files} .dvc files, one modified",
+                "repro-hooks check-dvc",
+                res["ours"][0],
+                "dvc status -q",
+                res["dvc"][0],
+            )
+        )
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "big"
@@ -135,24 +157,47 @@ def main() -> None:
         big = build_big(root, args.gib)
         md5sum = ["md5sum", big]
         runs = max(3, args.runs // 2)
-        res = alternate(runs, {
-            "ours": lambda: timed(ours_cold, root, env), "md5sum": lambda: timed(md5sum, root, env),
-        })  # fmt: skip
+        res = alternate(
+            runs,
+            {
+                "ours": lambda: timed(ours_cold, root, env),
+                "md5sum": lambda: timed(md5sum, root, env),
+            },
+        )
         assert res["ours"][1] == {0}, res
-        rows.append((f"(c) one {args.gib:g} GiB file, cold", "repro-hooks check-dvc --no-cache",
-                     res["ours"][0], "md5sum", res["md5sum"][0]))  # fmt: skip
+        rows.append(
+            (
+                f"(c) one {args.gib:g} GiB file, cold",
+                "repro-hooks check-dvc --no-cache",
+                res["ours"][0],
+                "md5sum",
+                res["md5sum"][0],
+            )
+        )
         assert timed(anchor, root, env)[1] == 0
         time.sleep(2.1)  # past the racy window after DVC's chmod of the hardlinked object
         assert timed(ours, root, env)[1] == 0
-        res = alternate(args.runs, {
-            "ours": lambda: timed(ours, root, env), "dvc": lambda: timed(anchor, root, env),
-        })  # fmt: skip
+        res = alternate(
+            args.runs,
+            {
+                "ours": lambda: timed(ours, root, env),
+                "dvc": lambda: timed(anchor, root, env),
+            },
+        )
         assert (res["ours"][1], res["dvc"][1]) == ({0}, {0}), res
-        rows.append((f"(c) one {args.gib:g} GiB file, warm", "repro-hooks check-dvc",
-                     res["ours"][0], "dvc status -q", res["dvc"][0]))  # fmt: skip
+        rows.append(
+            (
+                f"(c) one {args.gib:g} GiB file, warm",
+                "repro-hooks check-dvc",
+                res["ours"][0],
+                "dvc status -q",
+                res["dvc"][0],
+            )
+        )
 
-    dvc_version = subprocess.run([str(VENV_BIN / "dvc"), "--version"], capture_output=True,
-                                 text=True, check=False).stdout.strip()  # fmt: skip
+    dvc_version = subprocess.run(
+        [str(VENV_BIN / "dvc"), "--version"], capture_output=True, text=True, check=False
+    ).stdout.strip()
     print(f"machine: {machine()}; DVC {dvc_version}; medians of {args.runs} alternating runs")
     print("| case | ours | median (s) | anchor | median (s) | ours / anchor |")
     print("| --- | --- | --- | --- | --- | --- |")

@@ -98,9 +98,13 @@ sys.exit(0 if ok and status == 0 else 1)
 
 def run(cwd: Path, *cmd: str, env: dict[str, str] | None = None) -> str:
     proc = subprocess.run(
-        list(cmd), cwd=cwd, capture_output=True, text=True, check=False,
+        list(cmd),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
         env={**os.environ, **(env or {})},
-    )  # fmt: skip
+    )
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc.stdout.strip()
@@ -131,12 +135,25 @@ def main() -> int:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         server = subprocess.Popen(
-            [str(VENV_BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{tmp}/db",
-             "--default-artifact-root", str(tmp / "art"), "--host", "127.0.0.1",
-             "--port", str(port), "--workers", "1"],
+            [
+                str(VENV_BIN / "mlflow"),
+                "server",
+                "--backend-store-uri",
+                f"sqlite:///{tmp}/db",
+                "--default-artifact-root",
+                str(tmp / "art"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+            ],
             env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         try:
             for _ in range(1200):
                 with (
@@ -183,8 +200,13 @@ def main() -> int:
             linked = run(dev, sys.executable, "-c", LINK, str(dev), run_id, sha)
             assert "attested (signed)" in linked, linked
             (tmp / "anchor.py").write_text(ANCHOR)
-            ours = [str(VENV_BIN / "repro-hooks"), "check-model", "--tracking-uri", url,
-                    f"models:/bench/{version}"]  # fmt: skip
+            ours = [
+                str(VENV_BIN / "repro-hooks"),
+                "check-model",
+                "--tracking-uri",
+                url,
+                f"models:/bench/{version}",
+            ]
             anchor = [sys.executable, str(tmp / "anchor.py"), str(VENV_BIN / "dvc")]
             results = alternate(
                 args.runs,

@@ -58,15 +58,19 @@ def main() -> None:
         time.sleep(2.1)  # past the hash cache's racy window (see bench_check_dvc.py)
         for root in (plain, crowded):
             assert timed(ours, root, env)[1] == 0  # warm
-        res = alternate(args.runs, {
-            "plain": lambda: timed(ours, plain, env),
-            "crowded": lambda: timed(ours, crowded, env),
-            "dvc": lambda: timed(anchor, plain, env),
-        })  # fmt: skip
+        res = alternate(
+            args.runs,
+            {
+                "plain": lambda: timed(ours, plain, env),
+                "crowded": lambda: timed(ours, crowded, env),
+                "dvc": lambda: timed(anchor, plain, env),
+            },
+        )
     assert {k: v[1] for k, v in res.items()} == {"plain": {0}, "crowded": {0}, "dvc": {0}}, res
     o0, o1, d0 = res["plain"][0], res["crowded"][0], res["dvc"][0]
-    dvc_version = subprocess.run([str(VENV_BIN / "dvc"), "--version"], capture_output=True,
-                                 text=True, check=False).stdout.strip()  # fmt: skip
+    dvc_version = subprocess.run(
+        [str(VENV_BIN / "dvc"), "--version"], capture_output=True, text=True, check=False
+    ).stdout.strip()
     print(f"machine: {machine()}; DVC {dvc_version}; medians of {args.runs} alternating runs")
     print("| case | median (s) |")
     print("| --- | --- |")

@@ -114,8 +114,9 @@ def main() -> None:
             site = base / "site"
             info = site / "repro_hooks_bench-0.0.dist-info"
             info.mkdir(parents=True)
-            (info / "METADATA").write_text("Metadata-Version: 2.1\nName: repro-hooks-bench\n"
-                                           "Version: 0.0\n")  # fmt: skip
+            (info / "METADATA").write_text(
+                "Metadata-Version: 2.1\nName: repro-hooks-bench\nVersion: 0.0\n"
+            )
             (info / "entry_points.txt").write_text(
                 "[mlflow.run_context_provider]\nrepro-hooks = repro_hooks.links.stamp:RunStamp\n"
             )
@@ -170,8 +171,10 @@ def main() -> None:
         report("a run outside any stage (python train.py)", *tree)
         report("a stage run (DVC_STAGE=train, as under dvc repro)", *stage)
         print(f"  stage recorded: repro_hooks.stage = {stage_tags.get('repro_hooks.stage')!r}")
-        print(f"RunStamp().tags() alone, outside a stage:      "
-              f"{statistics.median(stamp_only) * 1000:.1f} ms")  # fmt: skip
+        print(
+            f"RunStamp().tags() alone, outside a stage:      "
+            f"{statistics.median(stamp_only) * 1000:.1f} ms"
+        )
 
 
 if __name__ == "__main__":

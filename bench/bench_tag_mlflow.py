@@ -85,9 +85,11 @@ def free_port() -> int:
 def api(url: str, endpoint: str, body: dict[str, object] | None = None) -> dict[str, object]:
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(
-        f"{url}/api/2.0/mlflow/{endpoint}", data=data,
-        headers={"Content-Type": "application/json"}, method="POST" if body is not None else "GET",
-    )  # fmt: skip
+        f"{url}/api/2.0/mlflow/{endpoint}",
+        data=data,
+        headers={"Content-Type": "application/json"},
+        method="POST" if body is not None else "GET",
+    )
     with urllib.request.urlopen(req, timeout=10) as resp:
         result: dict[str, object] = json.loads(resp.read() or b"{}")
         return result
@@ -154,8 +156,11 @@ def new_run(url: str, repo: Path, stage: bool = False) -> str:
     run = api(url, "runs/create", body)
     info = run["run"]["info"]  # type: ignore[index]
     run_id = str(info["run_id"])  # type: ignore[index]
-    api(url, "runs/update", {"run_id": run_id, "status": "FINISHED",
-                             "end_time": int(time.time() * 1000)})  # fmt: skip
+    api(
+        url,
+        "runs/update",
+        {"run_id": run_id, "status": "FINISHED", "end_time": int(time.time() * 1000)},
+    )
     runs = repo / ".git" / "repro-hooks" / "runs"
     stamp.record_end(str(runs), [tags[stamp.STAMP_TAG]], str(repo), started)
     return run_id
@@ -224,12 +229,25 @@ def main() -> int:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         server = subprocess.Popen(
-            [str(VENV_BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{tmp}/db",
-             "--default-artifact-root", str(tmp / "art"), "--host", "127.0.0.1",
-             "--port", str(port), "--workers", "1"],
+            [
+                str(VENV_BIN / "mlflow"),
+                "server",
+                "--backend-store-uri",
+                f"sqlite:///{tmp}/db",
+                "--default-artifact-root",
+                str(tmp / "art"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+            ],
             env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         try:
             for _ in range(600):
                 with (
@@ -258,8 +276,10 @@ def main() -> int:
             git(hooked, "commit", "-q", "--no-verify", "-m", "config")
             subprocess.run(
                 [str(VENV_BIN / "pre-commit"), "install", "--hook-type", "post-commit"],
-                cwd=hooked, check=True, capture_output=True,
-            )  # fmt: skip
+                cwd=hooked,
+                check=True,
+                capture_output=True,
+            )
             naive_hook = naive / ".git" / "hooks" / "post-commit"
             naive_hook.parent.mkdir(exist_ok=True)
             naive_hook.write_text(NAIVE_HOOK.format(python=sys.executable))

@@ -32,12 +32,32 @@ from typing import Any
 _HEADER = struct.Struct("!I")
 _CODE = struct.Struct("!i")
 _WARM_UP = [
-    ["init", "-q"], ["config", "core.autostage", "false"], ["add", "-q", "data"],
-    ["status", "-q"], ["status", "--json"], ["stage", "add", "-q", "-n", "s", "-d", "data",
-    "-p", "seed", "-o", "out.txt", "echo done > out.txt"], ["repro", "-q"], ["status", "-q"],
-    ["commit", "-f", "-q"], ["remote", "add", "-d", "r", "../remote"], ["push", "-q"],
+    ["init", "-q"],
+    ["config", "core.autostage", "false"],
+    ["add", "-q", "data"],
+    ["status", "-q"],
+    ["status", "--json"],
+    [
+        "stage",
+        "add",
+        "-q",
+        "-n",
+        "s",
+        "-d",
+        "data",
+        "-p",
+        "seed",
+        "-o",
+        "out.txt",
+        "echo done > out.txt",
+    ],
+    ["repro", "-q"],
+    ["status", "-q"],
+    ["commit", "-f", "-q"],
+    ["remote", "add", "-d", "r", "../remote"],
+    ["push", "-q"],
     ["status", "-c", "-q"],
-]  # fmt: skip
+]
 
 
 # ---- the server (a process of its own) -------------------------------------------------------
@@ -177,9 +197,11 @@ def _start() -> str:
         path = os.path.join(tempfile.mkdtemp(prefix="dvc-server-"), "sock")
         env = {k: v for k, v in os.environ.items() if k != "REPRO_HOOKS_TEST_COVERAGE"}
         proc = subprocess.Popen(
-            [sys.executable, __file__, path], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            [sys.executable, __file__, path],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
             env=env,
-        )  # fmt: skip
+        )
         assert proc.stdout is not None
         line = proc.stdout.readline()
         if line.strip() != b"ready":
@@ -219,9 +241,11 @@ def run(argv: list[str], cwd: Path | str, stdin: bytes = b"") -> subprocess.Comp
         out.seek(0)
         err.seek(0)
         return subprocess.CompletedProcess(
-            ["dvc", *argv], code,
-            out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace"),
-        )  # fmt: skip
+            ["dvc", *argv],
+            code,
+            out.read().decode("utf-8", "replace"),
+            err.read().decode("utf-8", "replace"),
+        )
 
 
 if __name__ == "__main__":

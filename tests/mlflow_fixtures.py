@@ -91,12 +91,26 @@ class MlflowServer:
             app = ["--app-name", "basic-auth"]
         log = (self.workdir / f"server-{self.port}.log").open("ab")
         self.proc = subprocess.Popen(
-            [str(VENV_BIN / "mlflow"), "server", *app,
-             "--backend-store-uri", f"sqlite:///{self.db}",
-             "--default-artifact-root", str(self.workdir / "art"),
-             "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            [
+                str(VENV_BIN / "mlflow"),
+                "server",
+                *app,
+                "--backend-store-uri",
+                f"sqlite:///{self.db}",
+                "--default-artifact-root",
+                str(self.workdir / "art"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                "1",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         log.close()
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:

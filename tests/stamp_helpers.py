@@ -35,8 +35,9 @@ def stamp_plugin(tmp_path_factory: pytest.TempPathFactory) -> Path:
     site = tmp_path_factory.mktemp("plugin-site")
     info = site / "repro_hooks_stamp_test-0.0.dist-info"
     info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: repro-hooks-stamp-test\n"
-                                   "Version: 0.0\n")  # fmt: skip
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: repro-hooks-stamp-test\nVersion: 0.0\n"
+    )
     (info / "entry_points.txt").write_text(ENTRY_POINTS)
     return site
 
@@ -61,9 +62,13 @@ def run_script(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(script)
     proc = subprocess.run(
-        [sys.executable, str(path) if extra.pop("absolute", "") else name], cwd=cwd,
-        capture_output=True, text=True, check=False, env=train_env(uri, plugin, **extra),
-    )  # fmt: skip
+        [sys.executable, str(path) if extra.pop("absolute", "") else name],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+        env=train_env(uri, plugin, **extra),
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout.strip().splitlines()[-1]
 
@@ -94,9 +99,12 @@ def stamped_run(uri: str, repo: Path, experiment: str | None = None, finish: boo
     if finish:
         c.set_terminated(run.info.run_id)
         common = subprocess.run(
-            ["git", "rev-parse", "--path-format=absolute", "--git-common-dir"], cwd=repo,
-            capture_output=True, text=True, check=True,
-        ).stdout.strip()  # fmt: skip
+            ["git", "rev-parse", "--path-format=absolute", "--git-common-dir"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
         runs = os.path.join(common, "repro-hooks", "runs")
         stamp_mod.record_end(runs, [tags[stamp_mod.STAMP_TAG]], str(repo), started)
     time.sleep(0.005)  # distinct start times

@@ -90,11 +90,20 @@ IGNORE_FILES = {
     "data/.dvcignore": b"raw/*.bin\n!raw/ok.bin\n",
 }
 IGNORE_PROBES = [
-    ("data/x.tmp", False), ("data/keep.tmp", False), ("data/logs", True), ("logs/a", False),
-    ("data/logs/a", False), ("rooted.txt", False), ("data/rooted.txt", False),
-    ("data/raw/a.bin", False), ("data/raw/ok.bin", False), ("other/raw/a.bin", False),
-    (".git/config", False), (".dvc/config", False), ("data/a.csv", False),
-]  # fmt: skip
+    ("data/x.tmp", False),
+    ("data/keep.tmp", False),
+    ("data/logs", True),
+    ("logs/a", False),
+    ("data/logs/a", False),
+    ("rooted.txt", False),
+    ("data/rooted.txt", False),
+    ("data/raw/a.bin", False),
+    ("data/raw/ok.bin", False),
+    ("other/raw/a.bin", False),
+    (".git/config", False),
+    (".dvc/config", False),
+    ("data/a.csv", False),
+]
 
 
 @pytest.mark.parametrize(("path", "is_dir"), IGNORE_PROBES)
@@ -106,11 +115,13 @@ def test_dvcignore_matches_dvc(tmp_path: Path, path: str, is_dir: bool) -> None:
         write(tmp_path / name, content)
     (tmp_path / "data").mkdir(exist_ok=True)
     fs = LocalFileSystem()
-    theirs = DvcIgnoreFilter(fs, str(tmp_path)).is_ignored(
-        fs, os.path.join(str(tmp_path), path), ignore_subrepos=False
-    ) if not is_dir else DvcIgnoreFilter(fs, str(tmp_path)).is_ignored_dir(
-        os.path.join(str(tmp_path), path)
-    )  # fmt: skip
+    theirs = (
+        DvcIgnoreFilter(fs, str(tmp_path)).is_ignored(
+            fs, os.path.join(str(tmp_path), path), ignore_subrepos=False
+        )
+        if not is_dir
+        else DvcIgnoreFilter(fs, str(tmp_path)).is_ignored_dir(os.path.join(str(tmp_path), path))
+    )
     assert DvcIgnore(IGNORE_FILES).is_ignored(path, is_dir) == theirs
 
 
@@ -178,15 +189,20 @@ def test_core_reports_each_rule_without_io() -> None:
     )
     files = DvcFiles({"a.csv.dvc": dvc_file}, (), {"bad.dvc": "malformed YAML"})
     facts = GitFacts(
-        tracked=["raw.parquet", "a.csv/inner"], untracked=["new.csv"], ignored=["old.pt"],
+        tracked=["raw.parquet", "a.csv/inner"],
+        untracked=["new.csv"],
+        ignored=["old.pt"],
         not_ignored_outputs=["a.csv"],
-    )  # fmt: skip
+    )
     tree = WorkTree({("a.csv", "md5"): "1" * 32}, {"a.csv": True})
     found = dvc_findings(files, facts, tree, Policy())
     assert sorted((f.path, f.rule) for f in found) == [
-        ("a.csv", "not-ignored"), ("a.csv", "stale-dvc"), ("a.csv/inner", "data-in-git"),
-        ("bad.dvc", "malformed-dvc"), ("raw.parquet", "data-in-git"),
-    ]  # fmt: skip
+        ("a.csv", "not-ignored"),
+        ("a.csv", "stale-dvc"),
+        ("a.csv/inner", "data-in-git"),
+        ("bad.dvc", "malformed-dvc"),
+        ("raw.parquet", "data-in-git"),
+    ]
     scoped = dvc_findings(files, facts, tree, Policy(), Scope(("raw.parquet",)))
     assert [f.rule for f in scoped] == ["data-in-git"]
     assert "dvc add" in fix_hint(found)
@@ -230,23 +246,41 @@ def test_data_in_git_and_a_dvc_output(dvc_repo: Path) -> None:
 
 def test_cache_false_output_may_be_in_git(dvc_repo: Path) -> None:
     write(dvc_repo / "in.txt", "i\n")
-    dvc(dvc_repo, "stage", "add", "-q", "-n", "m", "-d", "in.txt", "-M", "metrics.json",
-        "echo '{\"acc\": 1}' > metrics.json")  # fmt: skip
+    dvc(
+        dvc_repo,
+        "stage",
+        "add",
+        "-q",
+        "-n",
+        "m",
+        "-d",
+        "in.txt",
+        "-M",
+        "metrics.json",
+        "echo '{\"acc\": 1}' > metrics.json",
+    )
     dvc(dvc_repo, "repro", "-q")
     git(dvc_repo, "add", "-A")
     assert _invoke() == (0, "")
 
 
 def test_untracked_data_never_blocks_a_commit(dvc_repo: Path) -> None:
-    """Issue 11, item 18: what the commit does not contain cannot make it irreproducible:
+    """What the commit does not contain cannot make it irreproducible:
     untracked data (git-ignored or not) and ML tools' output folders pass; staged data does not."""
     write(dvc_repo / "loose.csv", "a\n")
     write(dvc_repo / "hidden/model.pt", b"w")
-    for folder in ("outputs/2024-01-01/10-00-00", "multirun/0", "lightning_logs/version_0",
-                   "wandb/run-1/files", "checkpoints"):  # fmt: skip
+    for folder in (
+        "outputs/2024-01-01/10-00-00",
+        "multirun/0",
+        "lightning_logs/version_0",
+        "wandb/run-1/files",
+        "checkpoints",
+    ):
         write(dvc_repo / folder / "metrics.csv", "step,loss\n1,0.5\n")
-    write(dvc_repo / ".gitignore", "hidden/\noutputs/\nmultirun/\nlightning_logs/\nwandb/\n"
-          "checkpoints/\n")  # fmt: skip
+    write(
+        dvc_repo / ".gitignore",
+        "hidden/\noutputs/\nmultirun/\nlightning_logs/\nwandb/\ncheckpoints/\n",
+    )
     assert _invoke() == (0, "")
     git(dvc_repo, "add", "loose.csv")
     code, out = _invoke()
@@ -317,8 +351,10 @@ def test_symlink_leading_outside_is_never_read(dvc_repo: Path, tmp_path: Path) -
     dvc(dvc_repo, "add", "-q", "data")
     (dvc_repo / "data/link.bin").symlink_to(secret)
     (dvc_repo / "direct.bin").symlink_to(secret)
-    write(dvc_repo / "direct.bin.dvc", "outs:\n- md5: d41d8cd98f00b204e9800998ecf8427e\n"
-          "  hash: md5\n  path: direct.bin\n")  # fmt: skip
+    write(
+        dvc_repo / "direct.bin.dvc",
+        "outs:\n- md5: d41d8cd98f00b204e9800998ecf8427e\n  hash: md5\n  path: direct.bin\n",
+    )
     (dvc_repo / "linked.dvc").symlink_to(write(tmp_path / "elsewhere.dvc", "outs: []\n"))
     code, out = _invoke()
     assert code == 1
@@ -347,19 +383,26 @@ def test_json_format(dvc_repo: Path) -> None:
     assert code == 1
     doc = json.loads(out)
     assert doc["findings"] == [
-        {"path": "m.pkl", "rule": "data-in-git", "commit": None,
-         "message": "data file stored in git"}
-    ]  # fmt: skip
+        {
+            "path": "m.pkl",
+            "rule": "data-in-git",
+            "commit": None,
+            "message": "data file stored in git",
+        }
+    ]
 
 
 def test_templated_stages_are_checked_like_any_other(dvc_repo: Path) -> None:
-    """Issue 21: resolved here as DVC resolves them (no `dvc status`), verdicts at the path
+    """Resolved here as DVC resolves them (no `dvc status`), verdicts at the path
     and generated stage (`copy@a`) DVC names."""
     write(dvc_repo / "params.yaml", "items: [a, b]\n")
-    write(dvc_repo / "dvc.yaml", (
-        "stages:\n  copy:\n    foreach: ${items}\n    do:\n"
-        "      cmd: echo ${item} > out-${item}.txt\n      outs:\n      - out-${item}.txt\n"
-    ))  # fmt: skip
+    write(
+        dvc_repo / "dvc.yaml",
+        (
+            "stages:\n  copy:\n    foreach: ${items}\n    do:\n"
+            "      cmd: echo ${item} > out-${item}.txt\n      outs:\n      - out-${item}.txt\n"
+        ),
+    )
     dvc(dvc_repo, "repro", "-q")
     assert _invoke() == (0, "")
     write(dvc_repo / "out-a.txt", "changed\n")
@@ -430,24 +473,49 @@ def test_fast_path_never_imports_dvc_or_mlflow(dvc_repo: Path) -> None:
     write(dvc_repo / "data/a.csv", "a\n")
     write(dvc_repo / "params.yaml", "lr: 1\n")
     dvc(dvc_repo, "add", "-q", "data")
-    dvc(dvc_repo, "stage", "add", "-q", "-n", "s", "-d", "data", "-p", "lr", "-o", "o.txt",
-        "cp data/a.csv o.txt")  # fmt: skip
+    dvc(
+        dvc_repo,
+        "stage",
+        "add",
+        "-q",
+        "-n",
+        "s",
+        "-d",
+        "data",
+        "-p",
+        "lr",
+        "-o",
+        "o.txt",
+        "cp data/a.csv o.txt",
+    )
     dvc(dvc_repo, "repro", "-q")
     probe = (
         "import sys\nfrom repro_hooks.cli import main\nrc = main(['check-dvc'])\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
         "('dvc', 'dvc_data', 'dvc_objects', 'mlflow'))\nprint(rc, bad)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", probe], cwd=dvc_repo, capture_output=True,
-                          text=True, check=False)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], cwd=dvc_repo, capture_output=True, text=True, check=False
+    )
     assert proc.stdout.strip().splitlines()[-1] == "0 []", proc.stdout + proc.stderr
     assert ours(dvc_repo) == (0, [])
 
 
 def test_cached_metrics_are_outputs_like_any_other(dvc_repo: Path) -> None:
     write(dvc_repo / "in.txt", "i\n")
-    dvc(dvc_repo, "stage", "add", "-q", "-n", "m", "-d", "in.txt", "-m", "m.json",
-        "echo '{\"acc\": 1}' > m.json")  # fmt: skip
+    dvc(
+        dvc_repo,
+        "stage",
+        "add",
+        "-q",
+        "-n",
+        "m",
+        "-d",
+        "in.txt",
+        "-m",
+        "m.json",
+        "echo '{\"acc\": 1}' > m.json",
+    )
     dvc(dvc_repo, "repro", "-q")
     assert _invoke() == (0, "")  # dvc repro wrote /m.json into .gitignore: DVC caches metrics
     git(dvc_repo, "add", "-f", "m.json")
@@ -489,27 +557,49 @@ stages:
 @pytest.mark.parametrize(
     ("yaml_text", "lock_text", "tree", "expected"),
     [
-        pytest.param("stages:\n  s:\n    cmd: run\n", None, WorkTree(),
-                     [("dvc.yaml", "has no deps or outs: DVC always runs it")], id="callback"),
-        pytest.param("stages:\n  s:\n    cmd: run\n    params: [lr]\n    outs: [o.bin]\n", LOCK,
-                     WorkTree(exists={"o.bin": True, "params.yaml": True},
-                              hashes={("o.bin", "md5"): "d41d8cd98f00b204e9800998ecf8427e"},
-                              params_errors={"params.yaml": "ParserError: bad"}),
-                     [("params.yaml", "params file unreadable: ParserError: bad")], id="unreadable"),
-        pytest.param("stages:\n  s:\n    cmd: run\n    params: [lr]\n    outs: [o.bin]\n",
-                     LOCK.replace("    params:\n      params.yaml:\n        lr: 0.1\n", ""),
-                     WorkTree(exists={"o.bin": True, "params.yaml": True},
-                              hashes={("o.bin", "md5"): "d41d8cd98f00b204e9800998ecf8427e"},
-                              params={"params.yaml": {"lr": 0.1}}),
-                     [("params.yaml", "params not in dvc.lock")], id="params-not-locked"),
-        pytest.param("stages:\n  s:\n    cmd: run\n    params: [lr]\n    outs: [o.bin]\n", LOCK,
-                     WorkTree(exists={"o.bin": True, "params.yaml": True},
-                              hashes={("o.bin", "md5"): "d41d8cd98f00b204e9800998ecf8427e"},
-                              params={"params.yaml": {"lr": (0.1,)}}, in_cache={}),
-                     [("o.bin", "not in the DVC cache"),
-                      ("params.yaml", "lr 0.1 locked, (0.1,) now")], id="tuple-and-cache"),
+        pytest.param(
+            "stages:\n  s:\n    cmd: run\n",
+            None,
+            WorkTree(),
+            [("dvc.yaml", "has no deps or outs: DVC always runs it")],
+            id="callback",
+        ),
+        pytest.param(
+            "stages:\n  s:\n    cmd: run\n    params: [lr]\n    outs: [o.bin]\n",
+            LOCK,
+            WorkTree(
+                exists={"o.bin": True, "params.yaml": True},
+                hashes={("o.bin", "md5"): "d41d8cd98f00b204e9800998ecf8427e"},
+                params_errors={"params.yaml": "ParserError: bad"},
+            ),
+            [("params.yaml", "params file unreadable: ParserError: bad")],
+            id="unreadable",
+        ),
+        pytest.param(
+            "stages:\n  s:\n    cmd: run\n    params: [lr]\n    outs: [o.bin]\n",
+            LOCK.replace("    params:\n      params.yaml:\n        lr: 0.1\n", ""),
+            WorkTree(
+                exists={"o.bin": True, "params.yaml": True},
+                hashes={("o.bin", "md5"): "d41d8cd98f00b204e9800998ecf8427e"},
+                params={"params.yaml": {"lr": 0.1}},
+            ),
+            [("params.yaml", "params not in dvc.lock")],
+            id="params-not-locked",
+        ),
+        pytest.param(
+            "stages:\n  s:\n    cmd: run\n    params: [lr]\n    outs: [o.bin]\n",
+            LOCK,
+            WorkTree(
+                exists={"o.bin": True, "params.yaml": True},
+                hashes={("o.bin", "md5"): "d41d8cd98f00b204e9800998ecf8427e"},
+                params={"params.yaml": {"lr": (0.1,)}},
+                in_cache={},
+            ),
+            [("o.bin", "not in the DVC cache"), ("params.yaml", "lr 0.1 locked, (0.1,) now")],
+            id="tuple-and-cache",
+        ),
     ],
-)  # fmt: skip
+)
 def test_core_stage_edge_cases(
     yaml_text: str, lock_text: str | None, tree: WorkTree, expected: list[tuple[str, str]]
 ) -> None:

@@ -54,8 +54,7 @@ def _fix_missing(r: Path) -> None:
 
 def _break_stale_lock(r: Path) -> None:
     write(r / "in.txt", "1\n")
-    dvc(r, "stage", "add", "-q", "-n", "copy", "-d", "in.txt", "-o", "out.txt",
-        "cp in.txt out.txt")  # fmt: skip
+    dvc(r, "stage", "add", "-q", "-n", "copy", "-d", "in.txt", "-o", "out.txt", "cp in.txt out.txt")
     dvc(r, "repro", "-q")
     git(r, "add", "dvc.yaml", "dvc.lock", ".gitignore", "in.txt")
     git(r, "commit", "-q", "--no-verify", "-m", "pipeline")

@@ -62,14 +62,20 @@ DATA_CASES: list[tuple[str, Mutation, int]] = [
     ("modified-in-dir", lambda r: write(r / "data/images/1.bin", big(3000, 9)), 1),
     ("added-in-dir", lambda r: write(r / "data/images/3.bin", b"new"), 1),
     ("removed-in-dir", lambda r: (r / "data/images/sub/2.bin").unlink(), 1),
-    ("dvcignored-changed", lambda r: (write(r / "data/images/scratch.tmp", "other"),
-                                      write(r / "data/images/new.tmp", "n")), 0),
+    (
+        "dvcignored-changed",
+        lambda r: (
+            write(r / "data/images/scratch.tmp", "other"),
+            write(r / "data/images/new.tmp", "n"),
+        ),
+        0,
+    ),
     ("missing-file", lambda r: (r / "data/a.csv").unlink(), 1),
     ("missing-dir", lambda r: shutil.rmtree(r / "data/images"), 1),
     ("cache-emptied", lambda r: shutil.rmtree(r / ".dvc/cache/files"), 1),
     ("dir-entry-not-in-cache", lambda r: _drop_from_cache(r, r / "data/images/sub/2.bin"), 1),
     ("file-not-in-cache", lambda r: _drop_from_cache(r, r / "data/a.csv"), 1),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(
@@ -139,10 +145,38 @@ def _setup_pipeline(repo: Path) -> None:
     write(repo / "in.txt", "input\n")
     write(repo / "sub/a.txt", "a\n")
     write(repo / "conf.json", '{"seed": 1, "unused": 2}\n')
-    dvc(repo, "stage", "add", "-q", "-n", "train", "-d", "in.txt", "-p", "lr,train.epochs",
-        "-p", "conf.json:seed", "-o", "out.txt", "cp in.txt out.txt")  # fmt: skip
-    dvc(repo, "stage", "add", "-q", "-n", "sub", "-w", "sub", "-d", "a.txt", "-o", "b.txt",
-        "cp a.txt b.txt")  # fmt: skip
+    dvc(
+        repo,
+        "stage",
+        "add",
+        "-q",
+        "-n",
+        "train",
+        "-d",
+        "in.txt",
+        "-p",
+        "lr,train.epochs",
+        "-p",
+        "conf.json:seed",
+        "-o",
+        "out.txt",
+        "cp in.txt out.txt",
+    )
+    dvc(
+        repo,
+        "stage",
+        "add",
+        "-q",
+        "-n",
+        "sub",
+        "-w",
+        "sub",
+        "-d",
+        "a.txt",
+        "-o",
+        "b.txt",
+        "cp a.txt b.txt",
+    )
     dvc(repo, "repro", "-q")
 
 
@@ -164,12 +198,31 @@ PIPELINE_CASES: list[tuple[str, Mutation, int]] = [
     ("json-param-changed", lambda r: write(r / "conf.json", '{"seed": 2, "unused": 2}\n'), 1),
     ("json-other-key-changed", lambda r: write(r / "conf.json", '{"seed": 1, "unused": 3}\n'), 0),
     ("param-deleted", lambda r: _edit(r / "params.yaml", "lr: 0.1\n", ""), 1),
-    ("cmd-changed", lambda r: _edit(r / "dvc.yaml", "cp in.txt out.txt", "cp -f in.txt out.txt"), 1),
+    (
+        "cmd-changed",
+        lambda r: _edit(r / "dvc.yaml", "cp in.txt out.txt", "cp -f in.txt out.txt"),
+        1,
+    ),
     ("wdir-dep-changed", lambda r: write(r / "sub/a.txt", "b\n"), 1),
     ("wdir-out-changed", lambda r: write(r / "sub/b.txt", "c\n"), 1),
-    ("stage-not-in-lock", lambda r: dvc(r, "stage", "add", "-q", "-n", "new", "-d", "in.txt",
-                                        "-o", "new.txt", "cp in.txt new.txt"), 1),
-]  # fmt: skip
+    (
+        "stage-not-in-lock",
+        lambda r: dvc(
+            r,
+            "stage",
+            "add",
+            "-q",
+            "-n",
+            "new",
+            "-d",
+            "in.txt",
+            "-o",
+            "new.txt",
+            "cp in.txt new.txt",
+        ),
+        1,
+    ),
+]
 
 
 @pytest.mark.parametrize(
@@ -216,14 +269,17 @@ _edits = st.lists(
 
 
 @settings(
-    max_examples=15, deadline=None,
+    max_examples=15,
+    deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)  # fmt: skip
+)
 @given(tree=_trees, edits=_edits, with_ignore=st.booleans())
 def test_property_directory_outputs_agree_with_dvc(
-    dvc_template: Path, tree: dict[str, bytes], edits: list[tuple[str, str, bytes]],
+    dvc_template: Path,
+    tree: dict[str, bytes],
+    edits: list[tuple[str, str, bytes]],
     with_ignore: bool,
-) -> None:  # fmt: skip
+) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         repo = clone_template(dvc_template, Path(tmp) / "repo")
         if with_ignore:
@@ -254,9 +310,25 @@ def _setup_params(repo: Path) -> None:
     write(repo / "whole.yaml", "a: 1\nb: {c: 2}\n")
     write(repo / "conf.toml", "[train]\nlr = 0.1\nother = 1\n")
     write(repo / "conf.py", "LR = 0.1\n\n\nclass Model:\n    depth = 3\n")
-    dvc(repo, "stage", "add", "-q", "-n", "p", "-p", "layers.1", "-p", "whole.yaml:",
-        "-p", "conf.toml:train.lr", "-p", "conf.py:LR,Model.depth", "-o", "o.txt",
-        "echo done > o.txt")  # fmt: skip
+    dvc(
+        repo,
+        "stage",
+        "add",
+        "-q",
+        "-n",
+        "p",
+        "-p",
+        "layers.1",
+        "-p",
+        "whole.yaml:",
+        "-p",
+        "conf.toml:train.lr",
+        "-p",
+        "conf.py:LR,Model.depth",
+        "-o",
+        "o.txt",
+        "echo done > o.txt",
+    )
     dvc(repo, "repro", "-q")
 
 

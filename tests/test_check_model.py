@@ -62,9 +62,11 @@ def log_and_register(uri: str, name: str, *more_names: str) -> tuple[str, str]:
         experiment = found.experiment_id if found else client(uri).create_experiment("check-model")
         with mlflow.start_run(experiment_id=experiment) as run:
             info = mlflow.pyfunc.log_model(
-                name="model", python_model=trivial_model(), registered_model_name=name,
+                name="model",
+                python_model=trivial_model(),
+                registered_model_name=name,
                 pip_requirements=["mlflow"],
-            )  # fmt: skip
+            )
         for other in more_names:
             mlflow.register_model(info.model_uri, other)
     finally:
@@ -170,9 +172,11 @@ def world_template(dvc_template: Path, tmp_path_factory: pytest.TempPathFactory)
 
 @pytest.fixture
 def world(
-    world_template: Path, tmp_path: Path, mlflow_server: MlflowServer,
+    world_template: Path,
+    tmp_path: Path,
+    mlflow_server: MlflowServer,
     monkeypatch: pytest.MonkeyPatch,
-) -> World:  # fmt: skip
+) -> World:
     base = tmp_path / "world"
     shutil.copytree(world_template, base, symlinks=True)
     for name in ("dev", "ci"):
@@ -344,14 +348,23 @@ def test_data_mismatch_and_unlinked_and_deleted_runs(world: World) -> None:
 def test_unknown_model_version_alias(world: World) -> None:
     name, version, _ = world.model()
     cases = [
-        (f"models:/nope-{name}/1", f"models:/nope-{name}/1: no registered model named 'nope-{name}'"),
+        (
+            f"models:/nope-{name}/1",
+            f"models:/nope-{name}/1: no registered model named 'nope-{name}'",
+        ),
         (f"models:/{name}/99", f"models:/{name}/99: model {name!r} has no version 99"),
         (f"models:/{name}@ghost", f"models:/{name}@ghost: model {name!r} has no alias 'ghost'"),
-        ("runs:/abc/model", "runs:/abc/model: not a model URI (expected models:/<name>/<version> "
-         "or models:/<name>@<alias>)"),
-        (f"models:/{name}/Production", f"models:/{name}/Production: version 'Production' is not a "
-         "number (stages are deprecated in MLflow: use an alias, models:/<name>@<alias>)"),
-    ]  # fmt: skip
+        (
+            "runs:/abc/model",
+            "runs:/abc/model: not a model URI (expected models:/<name>/<version> "
+            "or models:/<name>@<alias>)",
+        ),
+        (
+            f"models:/{name}/Production",
+            f"models:/{name}/Production: version 'Production' is not a "
+            "number (stages are deprecated in MLflow: use an alias, models:/<name>@<alias>)",
+        ),
+    ]
     for uri, message in cases:
         # a good version first: nothing may be written for it either
         code, out, err = world.check(f"models:/{name}/{version}", uri, "--record", "--promote", "x")
@@ -435,9 +448,17 @@ def test_server_down_or_hanging(world: World, tmp_path: Path) -> None:
     )
     with silent_server() as hung:
         result = CliRunner().invoke(
-            cli, ["check-model", "--tracking-uri", hung, "--timeout", "2", "--record",
-                  f"models:/{name}/{version}"],
-        )  # fmt: skip
+            cli,
+            [
+                "check-model",
+                "--tracking-uri",
+                hung,
+                "--timeout",
+                "2",
+                "--record",
+                f"models:/{name}/{version}",
+            ],
+        )
     assert result.exit_code == 2
     assert result.stderr.startswith(f"repro-hooks: {hung}: ")
     assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.output
@@ -544,7 +565,7 @@ def test_propagation_note_never_fails_the_link(
 def test_forced_link_fails_the_gate_unless_allowed(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Issue 19 case 6: `tag-mlflow --run-id` refuses a run its commit does not describe;
+    """`tag-mlflow --run-id` refuses a run its commit does not describe;
     `--force` links it and says so; check-model fails that link unless --allow-forced."""
     from tests.helpers import run_cli
 

@@ -22,8 +22,10 @@ PAGE = (ROOT / "docs" / "ci-and-server.md").read_text(encoding="utf-8")
 def check_jsonschema(schema: str, path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(VENV_BIN / "check-jsonschema"), "--builtin-schema", schema, str(path)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 @pytest.mark.parametrize("name", sorted(SCHEMAS))

@@ -1,7 +1,7 @@
 """The CI spelling of the push hooks, and one finding printed once, through the real pre-commit.
 
 `pre-commit run --all-files --hook-stage pre-push` sets no PRE_COMMIT_FROM_REF/TO_REF: the push
-hooks then check HEAD's whole history (issue 13, item 5). Each finding is printed by exactly one
+hooks then check HEAD's whole history. Each finding is printed by exactly one
 hook in the recommended configuration (item 6).
 """
 
@@ -22,16 +22,21 @@ pytestmark = pytest.mark.e2e
 def pre_commit_run(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(VENV_BIN / "pre-commit"), "run", *args],
-        cwd=repo, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 def test_ci_spelling_of_the_push_stage_checks_head_history(dvc_repo: Path, tmp_path: Path) -> None:
     dvc(dvc_repo, "remote", "add", "-d", "store", str(tmp_path / "store"))
     install_local_hooks(
-        dvc_repo, ["scan-pushed-commits", "require-dvc-pushed"], ["pre-push"],
+        dvc_repo,
+        ["scan-pushed-commits", "require-dvc-pushed"],
+        ["pre-push"],
         {"require-dvc-pushed": {"additional_dependencies": []}},
-    )  # fmt: skip
+    )
     write(dvc_repo / "data/a.txt", "hello\n")
     dvc(dvc_repo, "add", "-q", "data/a.txt")
     commit(dvc_repo, "data")
@@ -77,9 +82,13 @@ def test_each_finding_printed_once_at_commit_and_at_push(dvc_repo: Path, tmp_pat
     assert "data/tiny.csv: data file stored in git" in out
     # skipped by the user: require-dvc-files no longer leaves the large file to it
     proc = subprocess.run(
-        ["git", "commit", "-m", "x"], cwd=dvc_repo, capture_output=True, text=True,
-        env={**os.environ, "SKIP": "block-large-files"}, check=False,
-    )  # fmt: skip
+        ["git", "commit", "-m", "x"],
+        cwd=dvc_repo,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SKIP": "block-large-files"},
+        check=False,
+    )
     assert proc.returncode == 1
     assert "data/train.csv: data file stored in git" in proc.stdout + proc.stderr
     # at push: committed past the hooks, then pushed
@@ -88,8 +97,9 @@ def test_each_finding_printed_once_at_commit_and_at_push(dvc_repo: Path, tmp_pat
     remote = tmp_path / "remote.git"
     git(tmp_path, "init", "-q", "--bare", str(remote))
     git(dvc_repo, "remote", "add", "origin", str(remote))
-    proc = subprocess.run(["git", "push", "origin", "main"], cwd=dvc_repo, capture_output=True,
-                          text=True, check=False)  # fmt: skip
+    proc = subprocess.run(
+        ["git", "push", "origin", "main"], cwd=dvc_repo, capture_output=True, text=True, check=False
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out
     assert out.count("data/train.csv:") == 1, out
@@ -111,31 +121,73 @@ def test_without_block_large_files_require_dvc_files_reports_large_data(dvc_repo
         pytest.param("repos: [", {"PRE_COMMIT": "1"}, None, id="malformed-yaml"),
         pytest.param("- a list", {"PRE_COMMIT": "1"}, None, id="not-a-mapping"),
         pytest.param("{hooks}", {"PRE_COMMIT": "1"}, 500 * 1024, id="default-limit"),
-        pytest.param("{hooks}", {"PRE_COMMIT": "1", "PRE_COMMIT_FROM_REF": "a"}, None, id="at-push"),
-        pytest.param("{hooks}", {"PRE_COMMIT": "1", "SKIP": "x,block-large-files"}, None, id="skipped"),
-        pytest.param("{hooks}\n    alias: blf", {"PRE_COMMIT": "1", "SKIP": "blf"}, None, id="skipped-alias"),
-        pytest.param("{hooks}", {"PRE_COMMIT": "1", "PREK_SKIP": "block-large-files"}, None, id="prek-skip"),
+        pytest.param(
+            "{hooks}", {"PRE_COMMIT": "1", "PRE_COMMIT_FROM_REF": "a"}, None, id="at-push"
+        ),
+        pytest.param(
+            "{hooks}", {"PRE_COMMIT": "1", "SKIP": "x,block-large-files"}, None, id="skipped"
+        ),
+        pytest.param(
+            "{hooks}\n    alias: blf", {"PRE_COMMIT": "1", "SKIP": "blf"}, None, id="skipped-alias"
+        ),
+        pytest.param(
+            "{hooks}", {"PRE_COMMIT": "1", "PREK_SKIP": "block-large-files"}, None, id="prek-skip"
+        ),
         pytest.param("{hooks}\n    stages: [pre-push]", {"PRE_COMMIT": "1"}, None, id="push-only"),
-        pytest.param("{hooks}\n    stages: [commit]", {"PRE_COMMIT": "1"}, 500 * 1024, id="legacy-stage"),
-        pytest.param("default_stages: [pre-push]\n{hooks}", {"PRE_COMMIT": "1"}, None, id="default-stages"),
-        pytest.param("{hooks}\n    pass_filenames: false", {"PRE_COMMIT": "1"}, None, id="no-filenames"),
+        pytest.param(
+            "{hooks}\n    stages: [commit]", {"PRE_COMMIT": "1"}, 500 * 1024, id="legacy-stage"
+        ),
+        pytest.param(
+            "default_stages: [pre-push]\n{hooks}", {"PRE_COMMIT": "1"}, None, id="default-stages"
+        ),
+        pytest.param(
+            "{hooks}\n    pass_filenames: false", {"PRE_COMMIT": "1"}, None, id="no-filenames"
+        ),
         pytest.param("{hooks}\n    files: '['", {"PRE_COMMIT": "1"}, None, id="bad-regex"),
         pytest.param("files: '('\n{hooks}", {"PRE_COMMIT": "1"}, None, id="bad-top-regex"),
         pytest.param("{hooks}\n    types: text", {"PRE_COMMIT": "1"}, None, id="types-not-a-list"),
         pytest.param("{hooks}\n    entry: echo", {"PRE_COMMIT": "1"}, None, id="not-our-entry"),
-        pytest.param("repos:\n- repo: https://x/other-hooks\n  hooks:\n  - id: block-large-files", {"PRE_COMMIT": "1"}, None, id="other-repo"),
-        pytest.param("repos:\n- repo: https://x/repro-hooks.git\n  hooks:\n  - id: block-large-files", {"PRE_COMMIT": "1"}, 500 * 1024, id="our-repo"),
-        pytest.param("{hooks}\n    args: [--max-size, 2MB]", {"PRE_COMMIT": "1"}, 2_000_000, id="max-size"),
+        pytest.param(
+            "repos:\n- repo: https://x/other-hooks\n  hooks:\n  - id: block-large-files",
+            {"PRE_COMMIT": "1"},
+            None,
+            id="other-repo",
+        ),
+        pytest.param(
+            "repos:\n- repo: https://x/repro-hooks.git\n  hooks:\n  - id: block-large-files",
+            {"PRE_COMMIT": "1"},
+            500 * 1024,
+            id="our-repo",
+        ),
+        pytest.param(
+            "{hooks}\n    args: [--max-size, 2MB]", {"PRE_COMMIT": "1"}, 2_000_000, id="max-size"
+        ),
         pytest.param("{hooks}\n    args: [--maxkb=100]", {"PRE_COMMIT": "1"}, 102_400, id="maxkb"),
-        pytest.param("{hooks}\n    args: [--config, p.toml]", {"PRE_COMMIT": "1"}, 3_000_000, id="config"),
-        pytest.param("{hooks}\n    args: [--max-size=1KB, --config=p.toml]", {"PRE_COMMIT": "1"}, 1000, id="both"),
-        pytest.param("{hooks}\n    args: [--maxkb, 1, --max-size, 1]", {"PRE_COMMIT": "1"}, None, id="conflict"),
+        pytest.param(
+            "{hooks}\n    args: [--config, p.toml]", {"PRE_COMMIT": "1"}, 3_000_000, id="config"
+        ),
+        pytest.param(
+            "{hooks}\n    args: [--max-size=1KB, --config=p.toml]",
+            {"PRE_COMMIT": "1"},
+            1000,
+            id="both",
+        ),
+        pytest.param(
+            "{hooks}\n    args: [--maxkb, 1, --max-size, 1]",
+            {"PRE_COMMIT": "1"},
+            None,
+            id="conflict",
+        ),
         pytest.param("{hooks}\n    args: [--all]", {"PRE_COMMIT": "1"}, None, id="other-arg"),
-        pytest.param("{hooks}\n    args: [--max-size]", {"PRE_COMMIT": "1"}, None, id="missing-value"),
-        pytest.param("{hooks}\n    args: [--max-size, huge]", {"PRE_COMMIT": "1"}, None, id="bad-size"),
+        pytest.param(
+            "{hooks}\n    args: [--max-size]", {"PRE_COMMIT": "1"}, None, id="missing-value"
+        ),
+        pytest.param(
+            "{hooks}\n    args: [--max-size, huge]", {"PRE_COMMIT": "1"}, None, id="bad-size"
+        ),
         pytest.param("{hooks}\n    args: --all", {"PRE_COMMIT": "1"}, None, id="args-not-a-list"),
     ],
-)  # fmt: skip
+)
 def test_sibling_block_large_files_policy(
     tmp_path: Path, config: str | None, env: dict[str, str], limit: int | None
 ) -> None:
@@ -256,7 +308,7 @@ def push(repo: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int
 
 
 def test_push_through_both_hooks_prints_each_finding_once(repo: Path, tmp_path: Path) -> None:
-    """Issue 22: the README's set-up at push, pre-commit's scan-pushed-commits plus the plain
+    """The README's set-up at push, pre-commit's scan-pushed-commits plus the plain
     shim (`repro-hooks install --hook pre-push`, run first as pre-push.legacy, every ref)
     printed every finding twice. One finding, once; no ref unchecked, with or without the
     shim, with scan-pushed-commits skipped."""

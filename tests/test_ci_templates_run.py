@@ -1,4 +1,4 @@
-"""The CI jobs users copy (docs/ci/), run as a CI runner runs them (issue 22, door 7).
+"""The CI jobs users copy (docs/ci/), run as a CI runner runs them.
 
 A pull request that sets its own policy (`exclude = ["**"]` in pyproject.toml) and adds a 2 MiB
 `model.pt` and a `train.csv` turned the documented jobs green (here it also adds a hook of its

@@ -205,11 +205,18 @@ def test_non_ascii_output_under_c_locale(repo: Path) -> None:
     git(repo, "add", "-A")
     script = Path(sys.executable).parent / "repro-hooks"
     proc = subprocess.run(
-        [str(script), "check-large-files"], cwd=repo, capture_output=True,
-        env={"PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin", "LC_ALL": "C", "LANG": "C",
-             "PYTHONIOENCODING": "ascii", "HOME": str(repo)},
+        [str(script), "check-large-files"],
+        cwd=repo,
+        capture_output=True,
+        env={
+            "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin",
+            "LC_ALL": "C",
+            "LANG": "C",
+            "PYTHONIOENCODING": "ascii",
+            "HOME": str(repo),
+        },
         check=False,
-    )  # fmt: skip
+    )
     assert proc.returncode == 1, proc.stderr
     assert b"Traceback" not in proc.stderr
     assert proc.stdout.startswith((b"\\xe9.bin: 600 KiB", "é.bin: 600 KiB".encode()))

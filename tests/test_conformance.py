@@ -52,7 +52,7 @@ def bases(dvc_template: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[
 def test_bases_are_clean(base: str, bases: dict[str, Path], tmp_path: Path) -> None:
     """Nothing at all to report in a freshly built project: no `data-in-git` for a templated
     stage's `cache: false` metric in git, no `not-ignored` for outputs below a `wdir: ..`,
-    nothing "not in the DVC cache" in a `dvc init --subdir` project (issue 11, items 1, 6, 7)."""
+    nothing "not in the DVC cache" in a `dvc init --subdir` project."""
     repo = tmp_path / "repo"
     shutil.copytree(bases[base], repo, symlinks=True)
     proc = cli_here(repo, "check-dvc")

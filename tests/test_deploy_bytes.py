@@ -1,4 +1,4 @@
-"""check-model checks the BYTES a version serves, and attested mode (issue 20, part A), against
+"""check-model checks the BYTES a version serves, and attested mode, against
 real components: a real `mlflow server` with its registry and artifact store, a stamped training
 process (the real run-context plugin), the post-commit link delivery signing with a key made by
 ssh-keygen, a bare git remote and a DVC remote (the check_model tests' world)."""

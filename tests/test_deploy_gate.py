@@ -31,8 +31,10 @@ from repro_hooks.report import Finding
 from tests.helpers import big, commit, git, write
 
 SHA = "a" * 40
-OUTS = (RecordedOutput("data/x.csv", "1" * 32, "data/x.csv.dvc"),
-        RecordedOutput("data/imgs", "2" * 32 + ".dir", "data/imgs.dvc"))  # fmt: skip
+OUTS = (
+    RecordedOutput("data/x.csv", "1" * 32, "data/x.csv.dvc"),
+    RecordedOutput("data/imgs", "2" * 32 + ".dir", "data/imgs.dvc"),
+)
 
 
 @pytest.mark.parametrize(
@@ -50,9 +52,19 @@ def test_parse_model_uri(text: str, ref: ModelRef) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["runs:/abc/model", "models:/iris", "models:/iris/0", "models:/iris/", "models:/@x",
-     "models:/a/b/1", "models:/iris@", "models:/iris@bad alias", "models:/iris/Staging", "iris"],
-)  # fmt: skip
+    [
+        "runs:/abc/model",
+        "models:/iris",
+        "models:/iris/0",
+        "models:/iris/",
+        "models:/@x",
+        "models:/a/b/1",
+        "models:/iris@",
+        "models:/iris@bad alias",
+        "models:/iris/Staging",
+        "iris",
+    ],
+)
 def test_parse_model_uri_rejects(text: str) -> None:
     with pytest.raises(ReproHooksError, match=r"^" + text.replace("/", "/")[:6]):
         parse_model_uri(text)
@@ -74,14 +86,24 @@ STAMP_TAGS = {
 
 
 def facts(tags: dict[str, str] | None = None, state: str = "active") -> VersionFacts:
-    base = {"git.commit": SHA, "git.branch": "main", "git.repo_url": "https://h/r.git",
-            "repro_hooks.link": "stamp", **STAMP_TAGS, **expected_data_tags(OUTS)}  # fmt: skip
+    base = {
+        "git.commit": SHA,
+        "git.branch": "main",
+        "git.repo_url": "https://h/r.git",
+        "repro_hooks.link": "stamp",
+        **STAMP_TAGS,
+        **expected_data_tags(OUTS),
+    }
     return VersionFacts("iris", "3", "r1", state, base if tags is None else tags)
 
 
 def commit_ok(**kw: object) -> CommitFacts:
-    args: dict[str, object] = {"present": True, "on_branch": True, "branch": "origin/main",
-                               "outputs": OUTS}  # fmt: skip
+    args: dict[str, object] = {
+        "present": True,
+        "on_branch": True,
+        "branch": "origin/main",
+        "outputs": OUTS,
+    }
     args.update(kw)
     return CommitFacts(SHA, **args)  # type: ignore[arg-type]
 

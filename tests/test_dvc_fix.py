@@ -45,9 +45,13 @@ def state(repo: Path) -> dict[str, object]:
 def git_commit(repo: Path, message: str = "x") -> subprocess.CompletedProcess[str]:
     """`git commit` of what is staged, hooks running; all output in stdout."""
     return subprocess.run(
-        ["git", "commit", "-m", message], cwd=repo, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True, check=False,
-    )  # fmt: skip
+        ["git", "commit", "-m", message],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        check=False,
+    )
 
 
 def hint_commands(output: str) -> list[str]:
@@ -94,9 +98,11 @@ def test_fix_takes_names_literally_through_pre_commit(
     git(dvc_repo, "add", "--", *neighbours)
     git(dvc_repo, "commit", "-q", "--no-verify", "-m", "neighbours")
     install_local_hooks(
-        dvc_repo, ["block-large-files"], ["pre-commit"],
+        dvc_repo,
+        ["block-large-files"],
+        ["pre-commit"],
         extra={"block-large-files": {"args": ["--fix"]}},
-    )  # fmt: skip
+    )
     data = big(600 * KIB)
     write(dvc_repo / name, data)
     git(dvc_repo, "--literal-pathspecs", "add", "--", name)
@@ -149,9 +155,11 @@ def test_failed_fix_puts_everything_back(dvc_repo: Path) -> None:
 
 def test_failed_fix_through_pre_commit_puts_everything_back(dvc_repo: Path) -> None:
     install_local_hooks(
-        dvc_repo, ["block-large-files"], ["pre-commit"],
+        dvc_repo,
+        ["block-large-files"],
+        ["pre-commit"],
         extra={"block-large-files": {"args": ["--fix"]}},
-    )  # fmt: skip
+    )
     data, repo = _overlapping_stage_output(dvc_repo)
     before = state(repo)
     proc = git_commit(repo)
@@ -246,11 +254,16 @@ def test_notebook_is_not_moved_and_the_hint_says_strip_outputs(dvc_repo: Path) -
 
 
 def test_notebook_hint_runs_as_printed_through_pre_commit(dvc_repo: Path) -> None:
-    cells = [{
-        "cell_type": "code", "execution_count": 1, "id": "c1", "metadata": {},
-        "source": "print('hello')",
-        "outputs": [{"output_type": "stream", "name": "stdout", "text": big(400 * KIB).hex()}],
-    }]  # fmt: skip
+    cells = [
+        {
+            "cell_type": "code",
+            "execution_count": 1,
+            "id": "c1",
+            "metadata": {},
+            "source": "print('hello')",
+            "outputs": [{"output_type": "stream", "name": "stdout", "text": big(400 * KIB).hex()}],
+        }
+    ]
     notebook = {"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
     write(dvc_repo / "notes/my nb.ipynb", json.dumps(notebook))
     install_local_hooks(dvc_repo, ["block-large-files"], ["pre-commit"])
@@ -314,9 +327,12 @@ def test_cli_hint_from_a_subdirectory_runs_as_printed(dvc_repo: Path) -> None:
     git(dvc_repo, "add", "sub/deep/x.bin")
     cwd = dvc_repo / "sub/deep"
     proc = subprocess.run(
-        [str(VENV_BIN / "repro-hooks"), "check-large-files"], cwd=cwd, capture_output=True,
-        text=True, check=False,
-    )  # fmt: skip
+        [str(VENV_BIN / "repro-hooks"), "check-large-files"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     lines = hint_commands(proc.stdout)
     assert lines[0] == "cd ../.."
@@ -332,17 +348,23 @@ def test_cli_fix_command_in_the_hint_runs_as_printed(dvc_repo: Path) -> None:
     cwd = dvc_repo / "sub"
     proc = subprocess.run(
         [str(VENV_BIN / "repro-hooks"), "check-large-files", "--max-size", "100KiB", "x.bin"],
-        cwd=cwd, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     prefix = "or let repro-hooks do it: "
     line = next(ln for ln in proc.stdout.splitlines() if ln.startswith(prefix))
     assert line == prefix + "repro-hooks check-large-files --fix --max-size 100KiB -- x.bin"
     argv = shlex.split(line.removeprefix(prefix))
     fixed = subprocess.run(
-        [str(VENV_BIN / argv[0]), *argv[1:]], cwd=cwd, capture_output=True, text=True,
+        [str(VENV_BIN / argv[0]), *argv[1:]],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
         check=False,
-    )  # fmt: skip
+    )
     assert fixed.returncode == 1 and "moved into DVC" in fixed.stdout, fixed.stdout
     assert git_commit(dvc_repo).returncode == 0
     dvc_clean(dvc_repo)
@@ -361,7 +383,7 @@ def test_check_dvc_hint_runs_as_printed(dvc_repo: Path) -> None:
     proc = cli_here(dvc_repo, "check-dvc")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "<path>" not in proc.stdout and "<file>" not in proc.stdout
-    assert {"data-in-git", "stale-dvc"} <= {  # untracked data never blocks (issue 11, item 18)
+    assert {"data-in-git", "stale-dvc"} <= {  # untracked data never blocks
         f["rule"]
         for f in json.loads(cli_here(dvc_repo, "check-dvc", "--format", "json").stdout)["findings"]
     }
@@ -391,8 +413,12 @@ def test_manual_stage_alias_runs_the_fixer_as_documented(dvc_repo: Path) -> None
     assert git(dvc_repo, "ls-files", "data/x.bin") == "data/x.bin\n"
     proc = subprocess.run(
         [str(VENV_BIN / "pre-commit"), "run", "move-to-dvc", "--hook-stage", "manual"],
-        cwd=dvc_repo, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False,
-    )  # fmt: skip
+        cwd=dvc_repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 1 and "moved into DVC" in proc.stdout, proc.stdout
     proc = git_commit(dvc_repo)
     assert proc.returncode == 0, proc.stdout
@@ -404,9 +430,11 @@ def test_unstaged_changes_survive_a_fix_through_pre_commit(dvc_repo: Path) -> No
     """pre-commit stashes the unstaged part, the fixer moves the staged content into DVC, and
     pre-commit puts the unstaged part back: both versions survive."""
     install_local_hooks(
-        dvc_repo, ["block-large-files"], ["pre-commit"],
+        dvc_repo,
+        ["block-large-files"],
+        ["pre-commit"],
         extra={"block-large-files": {"args": ["--fix"]}},
-    )  # fmt: skip
+    )
     staged = big(600 * KIB)
     write(dvc_repo / "w.bin", staged)
     git(dvc_repo, "add", "w.bin")
@@ -483,18 +511,24 @@ def test_fix_refuses_a_commit_that_stages_by_itself(dvc_repo: Path, how: list[st
     """`git commit -a` / `git commit <paths>` commit a temporary index that git drops when the
     hook fails: what --fix staged there would be lost, half done. It refuses instead."""
     install_local_hooks(
-        dvc_repo, ["block-large-files"], ["pre-commit"],
+        dvc_repo,
+        ["block-large-files"],
+        ["pre-commit"],
         extra={"block-large-files": {"args": ["--fix"]}},
-    )  # fmt: skip
+    )
     write(dvc_repo / "w.bin", "small\n")
     git(dvc_repo, "add", "w.bin")
     git(dvc_repo, "commit", "-q", "--no-verify", "-m", "small")
     write(dvc_repo / "w.bin", big(600 * KIB))
     before = state(dvc_repo)
     proc = subprocess.run(
-        ["git", "commit", "-m", "x", *how], cwd=dvc_repo, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True, check=False,
-    )  # fmt: skip
+        ["git", "commit", "-m", "x", *how],
+        cwd=dvc_repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 1, proc.stdout
     assert "--fix: this commit stages files itself (git commit -a, or with paths)" in proc.stdout
     assert "nothing was changed" in proc.stdout
@@ -523,9 +557,10 @@ def test_check_dvc_pipeline_hints_run_as_printed(dvc_repo: Path) -> None:
     }
     assert {"stale-lock", "not-ignored"} <= rules, rules
     lines = [
-        ln.strip() for ln in proc.stdout.splitlines()
+        ln.strip()
+        for ln in proc.stdout.splitlines()
         if ln.startswith("    ") and ln.split()[0] in {"dvc", "git", "printf", "cd"}
-    ]  # fmt: skip
+    ]
     assert any(ln.startswith("printf") for ln in lines), proc.stdout
     for line in lines:  # pasted into a shell, as printed
         done = subprocess.run(
@@ -563,7 +598,7 @@ def test_dvc_init_subdir_project(repo: Path, way: str) -> None:
     dvc_clean(repo / "proj")
 
 
-# ---- issue 19: a staged dvc.yaml stage output is taken out of the index, never `dvc add`ed ----
+# ---- a staged dvc.yaml stage output is taken out of the index, never `dvc add`ed ----
 
 STAGE = "stages:\n  train:\n    cmd: {py} train.py\n    deps: [train.py]\n    outs: [{out}]\n"
 
@@ -617,9 +652,11 @@ def test_stage_output_hint_runs_as_printed_through_pre_commit(
 
 def test_fix_takes_a_stage_output_out_of_the_index(dvc_repo: Path) -> None:
     install_local_hooks(
-        dvc_repo, ["block-large-files"], ["pre-commit"],
+        dvc_repo,
+        ["block-large-files"],
+        ["pre-commit"],
         extra={"block-large-files": {"args": ["--fix"]}},
-    )  # fmt: skip
+    )
     data = _stage_output_staged(dvc_repo, "model.bin", "model.bin")
     write(dvc_repo / "sub" / "other.bin", big(600 * KIB, 8))  # plain data: dvc add
     git(dvc_repo, "add", "-A")

@@ -68,9 +68,11 @@ def test_no_remote_and_no_dvc(repo: Path, monkeypatch: pytest.MonkeyPatch) -> No
 @pytest.mark.e2e
 def test_require_dvc_pushed_through_pre_commit(dvc_repo: Path, tmp_path: Path) -> None:
     install_local_hooks(
-        dvc_repo, ["require-dvc-pushed"], ["pre-push"],
+        dvc_repo,
+        ["require-dvc-pushed"],
+        ["pre-push"],
         {"require-dvc-pushed": {"additional_dependencies": []}},
-    )  # fmt: skip
+    )
     remote = tmp_path / "remote.git"
     git(tmp_path, "init", "-q", "--bare", str(remote))
     git(dvc_repo, "remote", "add", "origin", str(remote))
@@ -80,9 +82,12 @@ def test_require_dvc_pushed_through_pre_commit(dvc_repo: Path, tmp_path: Path) -
 
     def push() -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            ["git", "push", "origin", "main"], cwd=dvc_repo, capture_output=True, text=True,
+            ["git", "push", "origin", "main"],
+            cwd=dvc_repo,
+            capture_output=True,
+            text=True,
             check=False,
-        )  # fmt: skip
+        )
 
     proc = push()
     assert proc.returncode != 0
@@ -118,7 +123,7 @@ def push_main(repo: Path) -> subprocess.CompletedProcess[str]:
 def test_cache_false_output_is_checked_in_the_commit_not_the_remote(
     dvc_repo: Path, tmp_path: Path
 ) -> None:
-    """Issue 19 case 7: the textbook `evaluate` stage writes metrics.json with `cache: false`
+    """The textbook `evaluate` stage writes metrics.json with `cache: false`
     (git keeps it). A push through the require-dvc-pushed hook is never blocked by it once the
     cached data is pushed; a commit whose dvc.lock records it without holding it is refused, at
     push and at the deploy gate (deploy/evidence.py, which check-model uses)."""
@@ -126,9 +131,11 @@ def test_cache_false_output_is_checked_in_the_commit_not_the_remote(
     from repro_hooks.git import Git
 
     install_local_hooks(
-        dvc_repo, ["require-dvc-pushed"], ["pre-push"],
+        dvc_repo,
+        ["require-dvc-pushed"],
+        ["pre-push"],
         {"require-dvc-pushed": {"additional_dependencies": []}},
-    )  # fmt: skip
+    )
     bare = tmp_path / "remote.git"
     git(tmp_path, "init", "-q", "--bare", str(bare))
     git(dvc_repo, "remote", "add", "origin", str(bare))

@@ -1,4 +1,4 @@
-"""Issue 11: verdicts as DVC gives them, and bounded cost, on the shapes the conformance harness
+"""Verdicts as DVC gives them, and bounded cost, on the shapes the conformance harness
 does not cover on its own (corrupt repositories, bombs, huge values, Python params)."""
 
 from __future__ import annotations
@@ -43,8 +43,11 @@ def _bomb(levels: int = 30) -> str:
 def _pipeline(repo: Path, params: str, locked: str) -> None:
     write(repo / "params.yaml", params)
     write(repo / "dvc.yaml", "stages:\n  train:\n    cmd: python t.py\n    params: [lr]\n")
-    write(repo / "dvc.lock", f"schema: '2.0'\nstages:\n  train:\n    cmd: python t.py\n"
-          f"    params:\n      params.yaml:\n        lr: {locked}\n")  # fmt: skip
+    write(
+        repo / "dvc.lock",
+        f"schema: '2.0'\nstages:\n  train:\n    cmd: python t.py\n"
+        f"    params:\n      params.yaml:\n        lr: {locked}\n",
+    )
 
 
 @pytest.mark.parametrize("where", ["params", "lock"])
@@ -90,9 +93,12 @@ def test_python_params_as_dvc_reads_them() -> None:
         "        self.path = os.sep\n        local = 3\n"
     )
     assert python_params(source) == {
-        "LR": 0.1, "NAME": "x", "D": {"a": 1}, "T": (1, 2),
+        "LR": 0.1,
+        "NAME": "x",
+        "D": {"a": 1},
+        "T": (1, 2),
         "Train": {"batch": 32, "dropout": 0.5},
-    }  # fmt: skip
+    }
 
 
 def test_templated_stage_outputs_keep_wdir_and_cache_flags(tmp_path: Path) -> None:
@@ -103,23 +109,32 @@ def test_templated_stage_outputs_keep_wdir_and_cache_flags(tmp_path: Path) -> No
     from repro_hooks.dvc.worktree import load_dvc_files
     from repro_hooks.policy.config import Policy
 
-    write(tmp_path / "dvc.yaml", (
-        "stages:\n  train:\n    foreach: [a, b]\n    do:\n      cmd: t ${item}\n      wdir: sub\n"
-        "      outs:\n      - model_${item}.pkl\n      metrics:\n      - m_${item}.csv:\n"
-        "          cache: false\n"
-    ))  # fmt: skip
+    write(
+        tmp_path / "dvc.yaml",
+        (
+            "stages:\n  train:\n    foreach: [a, b]\n    do:\n      cmd: t ${item}\n      wdir: sub\n"
+            "      outs:\n      - model_${item}.pkl\n      metrics:\n      - m_${item}.csv:\n"
+            "          cache: false\n"
+        ),
+    )
     entry = "      - path: {}\n        hash: md5\n        md5: 0123456789abcdef0123456789abcdef\n"
-    write(tmp_path / "dvc.lock", "schema: '2.0'\nstages:\n" + "".join(
-        f"  train@{k}:\n    cmd: t {k}\n    outs:\n" + entry.format(f"model_{k}.pkl")
-        + entry.format(f"m_{k}.csv") for k in "ab"
-    ))  # fmt: skip
+    write(
+        tmp_path / "dvc.lock",
+        "schema: '2.0'\nstages:\n"
+        + "".join(
+            f"  train@{k}:\n    cmd: t {k}\n    outs:\n"
+            + entry.format(f"model_{k}.pkl")
+            + entry.format(f"m_{k}.csv")
+            for k in "ab"
+        ),
+    )
     files: DvcFiles = load_dvc_files(
         tmp_path, ["dvc.yaml", "dvc.lock"], DvcIgnore({}), lambda p: True
     )
     index = OutputIndex.build(files)
     assert index.covering("sub/model_a.pkl") == ("sub/model_a.pkl", True, "dvc.yaml")
     assert index.covering("sub/m_b.csv") == ("sub/m_b.csv", False, "dvc.yaml")
-    # issue 21: outputs are the resolved paths, never patterns: `m_c.csv` is no output of
+    # Outputs are the resolved paths, never patterns: `m_c.csv` is no output of
     # the stage (it is data in git like any other csv), `m_a.csv` is one that git may keep
     facts = GitFacts(tracked=["sub/m_a.csv", "sub/m_c.csv"])
     found = dvc_findings(files, facts, WorkTree(), Policy())

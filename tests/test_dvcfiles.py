@@ -34,10 +34,21 @@ def test_files_written_by_real_dvc(dvc_repo: Path) -> None:
     write(dvc_repo / "params.yaml", "lr: 0.1\nmodel:\n  depth: 3\n")
     write(dvc_repo / "train.py", "print(1)\n")
     dvc(
-        dvc_repo, "stage", "add", "-n", "train", "-d", "train.py", "-d", "data/raw.csv",
-        "-p", "lr,model.depth", "-o", "models/model.pkl",
+        dvc_repo,
+        "stage",
+        "add",
+        "-n",
+        "train",
+        "-d",
+        "train.py",
+        "-d",
+        "data/raw.csv",
+        "-p",
+        "lr,model.depth",
+        "-o",
+        "models/model.pkl",
         "mkdir -p models && cp data/raw.csv models/model.pkl",
-    )  # fmt: skip
+    )
     dvc(dvc_repo, "repro", "-q")
 
     raw = parse_dvc_file((dvc_repo / "data/raw.csv.dvc").read_bytes(), "data/raw.csv.dvc")
@@ -119,7 +130,7 @@ stages:
         "pipe/src/metrics.json": (True, False),  # DVC caches metrics unless cache: false
     }
     assert prep.params == {"pipe/src/conf/params.json": None, "pipe/src/params.yaml": ["alpha"]}
-    # templated stages resolved as DVC names them (issue 21)
+    # templated stages resolved as DVC names them
     assert sorted(stages) == ["loop@1", "loop@2", "prep"]
     assert stages["loop@2"].cmd == "echo 2" and stages["loop@2"].wdir == "pipe"
 
@@ -259,7 +270,7 @@ stages:
         hash: md5
         md5: 0123456789abcdef0123456789abcdef
 """
-    # generated stages are matched by their full name: each has its own wdir (issue 21)
+    # generated stages are matched by their full name: each has its own wdir
     stages = parse_dvc_lock(content, "dvc.lock", {"fetch@1": "sub", "fetch@2": "other"})
     assert [d.path for d in stages["fetch@1"].deps] == ["sub/local.txt"]
     assert [o.path for o in stages["fetch@1"].outs] == ["sub/out.csv"]
@@ -305,13 +316,47 @@ def test_parsers_never_crash(content: bytes) -> None:
             pass
 
 
-# ---- read as DVC reads (issue 11) ---------------------------------------------------------------
+# ---- read as DVC reads ---------------------------------------------------------------
 
 _SCALARS = [
-    "010", "0o17", "0x1F", "0b11", "1e3", "1E-3", "1.", ".5", "-.inf", ".NaN", "+1", "1_000",
-    "on", "off", "yes", "No", "y", "true", "False", "TRUE", "null", "~", "Null", "", "12:30",
-    "2001-12-14", ".1e3", "0.1", "-0", "007", "1.5e+3", "=", "<<", "0o", "abc", "1e", "0x",
-]  # fmt: skip
+    "010",
+    "0o17",
+    "0x1F",
+    "0b11",
+    "1e3",
+    "1E-3",
+    "1.",
+    ".5",
+    "-.inf",
+    ".NaN",
+    "+1",
+    "1_000",
+    "on",
+    "off",
+    "yes",
+    "No",
+    "y",
+    "true",
+    "False",
+    "TRUE",
+    "null",
+    "~",
+    "Null",
+    "",
+    "12:30",
+    "2001-12-14",
+    ".1e3",
+    "0.1",
+    "-0",
+    "007",
+    "1.5e+3",
+    "=",
+    "<<",
+    "0o",
+    "abc",
+    "1e",
+    "0x",
+]
 
 
 def _ruamel(text: str) -> object:
@@ -365,8 +410,9 @@ def test_what_dvc_accepts_is_accepted() -> None:
 def test_wdir_may_be_the_repository_root() -> None:
     (out,) = parse_dvc_file(b"wdir: ..\nouts:\n- path: data/x.csv\n", "sub/x.dvc").outs
     assert out.path == "data/x.csv"
-    stage = parse_dvc_yaml(b"stages:\n  s:\n    cmd: c\n    wdir: ..\n    outs: [o]\n",
-                           "sub/dvc.yaml")["s"]  # fmt: skip
+    stage = parse_dvc_yaml(
+        b"stages:\n  s:\n    cmd: c\n    wdir: ..\n    outs: [o]\n", "sub/dvc.yaml"
+    )["s"]
     assert stage.wdir == "." and [o.path for o in stage.outs] == ["o"]
 
 
@@ -382,7 +428,7 @@ def test_always_changed_and_raw_paths_are_kept() -> None:
 
 
 def test_templated_stage_keeps_cache_flags_and_wdir() -> None:
-    """Issue 21: generated stages are ordinary stages with exact output paths (no patterns)."""
+    """Generated stages are ordinary stages with exact output paths (no patterns)."""
     stages = parse_dvc_yaml(
         b"vars: [{n: 1}]\nstages:\n  s:\n    foreach: [a, b]\n    do:\n      cmd: c ${item} ${n}\n"
         b"      wdir: sub\n      outs:\n        - m_${item}.csv:\n            cache: false\n"
@@ -469,10 +515,11 @@ def test_dvc_add_fast_path_equals_yaml(outs: list[tuple[str, int, int | None, st
     from repro_hooks.dvc.files import _dvc_add_data, load_yaml
 
     text = "outs:\n" + "".join(
-        f"- md5: {md5}\n  size: {size}\n" + (f"  nfiles: {n}\n" if n is not None else "")
+        f"- md5: {md5}\n  size: {size}\n"
+        + (f"  nfiles: {n}\n" if n is not None else "")
         + f"  hash: md5\n  path: {path}\n"
         for md5, size, n, path in outs
-    )  # fmt: skip
+    )
     fast = _dvc_add_data(text.encode())
     if fast is not None:
         assert fast == load_yaml(text.encode(), "x.dvc")

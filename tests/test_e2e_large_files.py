@@ -90,8 +90,11 @@ def test_all_files_in_ci(hooked: Path) -> None:
     commit(hooked, "sneaked in with --no-verify")
     proc = subprocess.run(
         [str(VENV_BIN / "pre-commit"), "run", "--all-files", "block-large-files"],
-        cwd=hooked, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        cwd=hooked,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     blocked(proc, "old.bin")
 
 

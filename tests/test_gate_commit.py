@@ -1,4 +1,4 @@
-"""Gate integrity at the commit stage and in the configuration (issue 9, items 7-10, 12, 13).
+"""Gate integrity at the commit stage and in the configuration.
 
 Each door is tried end to end as a user or an attacker would: the real pre-commit framework
 installed in a real repository, then a real `git commit`. docs/RELIABILITY.md ("Bypass matrix:
@@ -95,9 +95,11 @@ def test_plain_shim_blocks_a_staged_blob_without_a_file(repo: Path) -> None:
 
 def test_hook_exclude_holds_alone_and_with_others(repo: Path) -> None:
     install_local_hooks(
-        repo, ["block-large-files"], ["pre-commit"],
+        repo,
+        ["block-large-files"],
+        ["pre-commit"],
         extra={"block-large-files": {"exclude": "^fixtures/"}},
-    )  # fmt: skip
+    )
     write(repo / "fixtures/golden.bin", big(600 * KIB))
     passed(commit(repo, "alone", "fixtures/golden.bin", verify=True))
     write(repo / "fixtures/golden2.bin", big(600 * KIB, seed=2))
@@ -111,9 +113,11 @@ def test_hook_exclude_holds_alone_and_with_others(repo: Path) -> None:
 
 def test_hook_files_filter_holds(repo: Path) -> None:
     install_local_hooks(
-        repo, ["block-large-files"], ["pre-commit"],
+        repo,
+        ["block-large-files"],
+        ["pre-commit"],
         extra={"block-large-files": {"files": "^data/"}},
-    )  # fmt: skip
+    )
     write(repo / "assets/video.bin", big(600 * KIB))
     passed(commit(repo, "outside data/", "assets/video.bin", verify=True))
     write(repo / "data/big.bin", big(600 * KIB, seed=1))
@@ -123,9 +127,11 @@ def test_hook_files_filter_holds(repo: Path) -> None:
 def test_hook_exclude_cannot_hide_a_blob_missing_on_disk(repo: Path) -> None:
     """The documented residual: pre-commit could never pass it, so no filter decides it."""
     install_local_hooks(
-        repo, ["block-large-files"], ["pre-commit"],
+        repo,
+        ["block-large-files"],
+        ["pre-commit"],
         extra={"block-large-files": {"exclude": "^fixtures/"}},
-    )  # fmt: skip
+    )
     write(repo / "fixtures/golden.bin", big(600 * KIB))
     git(repo, "add", "fixtures/golden.bin")
     git(repo, "update-index", "--skip-worktree", "fixtures/golden.bin")
@@ -135,9 +141,11 @@ def test_hook_exclude_cannot_hide_a_blob_missing_on_disk(repo: Path) -> None:
 
 def test_pass_filenames_false_checks_everything_staged(repo: Path) -> None:
     install_local_hooks(
-        repo, ["block-large-files"], ["pre-commit"],
+        repo,
+        ["block-large-files"],
+        ["pre-commit"],
         extra={"block-large-files": {"pass_filenames": False}},
-    )  # fmt: skip
+    )
     write(repo / "big.bin", big(600 * KIB))
     blocked(commit(repo, "x", "big.bin", verify=True), "big.bin")
 
@@ -194,9 +202,26 @@ def test_commit_total_counts_distinct_blobs_as_stored() -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["a.zip", "a.tar", "a.csv.gz", "a.npy", "a.npz", "a.ckpt", "a.pt", "a.pth", "a.safetensors", "a.onnx",
-     "a.h5", "a.tflite", "a.parquet", "a.feather", "a.arrow", "a.tfrecord", "a.7z"],
-)  # fmt: skip
+    [
+        "a.zip",
+        "a.tar",
+        "a.csv.gz",
+        "a.npy",
+        "a.npz",
+        "a.ckpt",
+        "a.pt",
+        "a.pth",
+        "a.safetensors",
+        "a.onnx",
+        "a.h5",
+        "a.tflite",
+        "a.parquet",
+        "a.feather",
+        "a.arrow",
+        "a.tfrecord",
+        "a.7z",
+    ],
+)
 def test_default_data_patterns_cover_ml_formats(name: str) -> None:
     assert Policy().is_data(f"dir/{name.upper()}")
     assert Policy().is_data(name)
@@ -206,8 +231,14 @@ def test_default_data_patterns_cover_ml_formats(name: str) -> None:
 
 # ---- item 12: a misspelled table ------------------------------------------------------------
 
-MISSPELLED = ["tool.repro_hooks", "tool.reprohooks", "tool.Repro-Hooks", "tool.repro.hooks",
-              "tool.repro-hook", "repro-hooks"]  # fmt: skip
+MISSPELLED = [
+    "tool.repro_hooks",
+    "tool.reprohooks",
+    "tool.Repro-Hooks",
+    "tool.repro.hooks",
+    "tool.repro-hook",
+    "repro-hooks",
+]
 
 
 @pytest.mark.parametrize("table", MISSPELLED)
@@ -236,9 +267,16 @@ def test_misspelled_table_stops_the_commit(repo: Path) -> None:
 
 @pytest.mark.parametrize(
     ("arg", "code"),
-    [("data", 1), ("data/", 1), ("./data/../data", 1), (".", 1), ("data/*.bin", 2),
-     ("missing.bin", 2), (":(glob)data/*", 2)],
-)  # fmt: skip
+    [
+        ("data", 1),
+        ("data/", 1),
+        ("./data/../data", 1),
+        (".", 1),
+        ("data/*.bin", 2),
+        ("missing.bin", 2),
+        (":(glob)data/*", 2),
+    ],
+)
 def test_user_paths_are_literal_and_must_match(repo: Path, arg: str, code: int) -> None:
     write(repo / "data/big.bin", big(600 * KIB))
     git(repo, "add", "-A")
@@ -255,9 +293,11 @@ def test_user_paths_are_literal_and_must_match(repo: Path, arg: str, code: int) 
 
 def test_hook_args_naming_a_directory(repo: Path) -> None:
     install_local_hooks(
-        repo, ["block-large-files"], ["pre-commit"],
+        repo,
+        ["block-large-files"],
+        ["pre-commit"],
         extra={"block-large-files": {"args": ["data/"], "pass_filenames": False}},
-    )  # fmt: skip
+    )
     write(repo / "data/big.bin", big(600 * KIB))
     blocked(commit(repo, "x", "data/big.bin", verify=True), "data/big.bin")
 
@@ -278,9 +318,13 @@ def test_plain_shim_ignores_leaked_pre_commit_variables(repo: Path) -> None:
         "PRE_COMMIT_TO_REF": "HEAD",
     }
     proc = subprocess.run(
-        ["git", "commit", "-m", "x"], cwd=repo, capture_output=True, text=True, check=False,
+        ["git", "commit", "-m", "x"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=False,
         env=leaked,
-    )  # fmt: skip
+    )
     blocked(proc, "big.bin")
 
 
@@ -292,9 +336,12 @@ def test_partial_commit_and_commit_all_are_checked(repo: Path) -> None:
     write(repo / "notes.txt", big(600 * KIB))
     for args in (["notes.txt"], ["-a"]):
         proc = subprocess.run(
-            ["git", "commit", "-m", "grow", *args], cwd=repo, capture_output=True, text=True,
+            ["git", "commit", "-m", "grow", *args],
+            cwd=repo,
+            capture_output=True,
+            text=True,
             check=False,
-        )  # fmt: skip
+        )
         blocked(proc, "notes.txt")
 
 
@@ -303,9 +350,12 @@ def test_partial_commit_and_commit_all_are_checked(repo: Path) -> None:
     [
         ('max-commit-total = "lots"', "tool.repro-hooks.max-commit-total: not a size"),
         ("max-push-total = true", "tool.repro-hooks.max-push-total: expected a size"),
-        ('data-patterns-case-sensitive = "no"', "data-patterns-case-sensitive: expected true or false"),
+        (
+            'data-patterns-case-sensitive = "no"',
+            "data-patterns-case-sensitive: expected true or false",
+        ),
     ],
-)  # fmt: skip
+)
 def test_new_keys_are_validated(repo: Path, line: str, reason: str) -> None:
     write(repo / "pyproject.toml", f"[tool.repro-hooks]\n{line}\n")
     proc = run_cli(repo, "check-large-files")
@@ -313,7 +363,7 @@ def test_new_keys_are_validated(repo: Path, line: str, reason: str) -> None:
     assert reason in proc.stderr and proc.stderr.count("\n") == 1
 
 
-# ---- issue 22, door 3: every way pre-commit filters block-large-files' files -----------------
+# ---- every way pre-commit filters block-large-files' files -----------------
 
 PAIR = ["block-large-files", "require-dvc-files"]
 TRAIN_CSV = "a,b,c\n" + "0.5,1.25,label\n" * 180_000  # 2.7 MB of text: identify tags it csv, text
@@ -336,7 +386,7 @@ TRAIN_CSV = "a,b,c\n" + "0.5,1.25,label\n" * 180_000  # 2.7 MB of text: identify
 def test_large_data_hidden_from_block_large_files_is_reported(
     repo: Path, top: dict[str, object], hook: dict[str, object]
 ) -> None:
-    """Issue 22, door 3: check-dvc left large data files to block-large-files, which the config
+    """Check-dvc left large data files to block-large-files, which the config
     kept from seeing them: neither hook reported a 2.7 MB data/train.csv. Both report now,
     never neither."""
     install_local_hooks(repo, PAIR, ["pre-commit"], {"block-large-files": hook}, top)

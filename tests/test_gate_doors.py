@@ -1,4 +1,4 @@
-"""The deploy gate's doors (issue 20): each one an insider with ordinary MLflow write access
+"""The deploy gate's doors: each one an insider with ordinary MLflow write access
 tried, end to end, against a real `mlflow server` with its registry, a bare git remote, a CI
 clone of it and a real DVC remote. Door 2 (the version's bytes) is tests/test_deploy_bytes.py.
 """

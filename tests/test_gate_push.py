@@ -1,4 +1,4 @@
-"""Gate integrity at push, in CI and on the server (issue 9, items 1-6 and 11): each door that
+"""Gate integrity at push, in CI and on the server: each door that
 let policy-breaking content in, tried end to end with real git, a bare server whose
 hooks/pre-receive was installed by `repro-hooks install`, the plain pre-push shim and the real
 pre-commit framework. docs/RELIABILITY.md, "Bypass matrix: push, CI and server", cites these."""
@@ -113,8 +113,14 @@ def _annotated(repo: Path, name: str, target: str, message: str = "t") -> str:
     return sha(repo, f"refs/tags/{name}")
 
 
-DOORS = ["lightweight-tag-to-blob", "annotated-tag-to-blob", "tag-to-tree", "raw-blob-ref",
-         "tag-to-tag-to-tree", "notes"]  # fmt: skip
+DOORS = [
+    "lightweight-tag-to-blob",
+    "annotated-tag-to-blob",
+    "tag-to-tree",
+    "raw-blob-ref",
+    "tag-to-tag-to-tree",
+    "notes",
+]
 
 
 @pytest.mark.e2e
@@ -232,8 +238,12 @@ def test_porcelain_settings_never_change_the_verdict(
     line = f"refs/heads/evil {evil} refs/heads/evil {Z}\n"
     shim = subprocess.run(
         ["repro-hooks", "scan", "--pre-push", "origin", str(server)],
-        cwd=repo, input=line, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        cwd=repo,
+        input=line,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert shim.returncode == 1
     assert "merge.bin: 2 MiB in git" in shim.stdout
     assert "root.bin: 2 MiB in git" in shim.stdout
@@ -268,8 +278,9 @@ def test_huge_commit_and_tag_messages(repo: Path, server: Path, tmp_path: Path) 
     git(repo, "commit", "-q", "--allow-empty", "--no-verify", "-F", str(message))
     huge = sha(repo, "HEAD")
     proc = push(repo, "main")
-    assert refused(proc, "refs/heads/main", huge[:12], "(commit message): 4 MiB, over the 64 KiB"
-                   " message limit"), proc.stdout  # fmt: skip
+    assert refused(
+        proc, "refs/heads/main", huge[:12], "(commit message): 4 MiB, over the 64 KiB message limit"
+    ), proc.stdout
     scan = cli_here(repo, "scan", "--range", "HEAD~1..HEAD")
     assert scan.returncode == 1
     assert "(commit message): 4 MiB, over the 64 KiB message limit" in scan.stdout

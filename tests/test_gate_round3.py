@@ -1,4 +1,4 @@
-"""Gate integrity, round three (issue 22: doors 1, 2, 4, 5, 6 and the `--fix` refusals).
+"""Gate integrity, round three.
 
 Each door is tried end to end as an attacker or a hurried user would: a real bare server whose
 `hooks/pre-receive` was installed by `repro-hooks install` (doors 1, 4, 6), the real pre-commit

@@ -115,7 +115,7 @@ def test_sarif_output_matches_sarif_2_1_0(repo: Path) -> None:
 
 
 def test_install_help_says_what_it_installs(repo: Path, tmp_path: Path) -> None:
-    """Issue 22: `install --help` said "every client hook"; it installs pre-commit and pre-push
+    """`install --help` once said "every client hook"; it installs pre-commit and pre-push
     (pre-receive in a bare repository). The help names the defaults as the code computes
     them, every shim, the opt-in ones, and a run installs exactly what it names."""
     from repro_hooks.shims import OPT_IN_HOOKS, default_hooks
@@ -144,7 +144,7 @@ def test_install_help_says_what_it_installs(repo: Path, tmp_path: Path) -> None:
     assert sorted(Path(line.split(" ", 1)[1]).name for line in out.splitlines()) == bare
 
 
-# ---- issue 19: setting up a clone is one command ----------------------------------------------
+# ---- setting up a clone is one command ----------------------------------------------
 
 
 @pytest.mark.e2e

@@ -182,8 +182,16 @@ def test_each_store_has_its_own_lock_and_deliverer(repo: Path, tmp_path: Path) -
     assert store_key("sqlite:///m.db", str(repo)) != store_key("sqlite:///m.db", str(tmp_path))
     queue = LinkQueue(repo / ".git")
     for n, uri in enumerate(["http://a.invalid", "http://b.invalid", "http://a.invalid"]):
-        queue.put(Job(id=f"{n:020d}-1-link", kind="link", root=str(repo), tracking_uri=uri,
-                      uri_origin="option", commit="0" * 40))  # fmt: skip
+        queue.put(
+            Job(
+                id=f"{n:020d}-1-link",
+                kind="link",
+                root=str(repo),
+                tracking_uri=uri,
+                uri_origin="option",
+                commit="0" * 40,
+            )
+        )
     assert queue.stores() == [
         store_key("http://a.invalid", str(repo)),
         store_key("http://b.invalid", str(repo)),
@@ -227,8 +235,9 @@ def test_deadline_starts_after_the_store_is_opened(
 def test_timeout_from_the_environment_and_config(
     repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    job = Job(id="1", kind="link", root=str(repo), tracking_uri="http://x.invalid",
-              uri_origin="option")  # fmt: skip
+    job = Job(
+        id="1", kind="link", root=str(repo), tracking_uri="http://x.invalid", uri_origin="option"
+    )
     write(repo / "pyproject.toml", "[tool.repro-hooks.mlflow]\ntimeout = 45\n")
     assert delivery.StoreOpener({}).timeout(job) == 45
     env = {delivery.TIMEOUT_ENV: "12.5"}

@@ -38,11 +38,13 @@ def out(path: str, value: str) -> RecordedOutput:
         pytest.param({"gone.py": None}, {"gone.py": None}, [], None, id="deleted-both"),
         pytest.param({"big.py": "b1"}, {"big.py": "?"}, [], "another version", id="unhashed"),
     ],
-)  # fmt: skip
+)
 def test_code_verdict(
-    commit: dict[str, str | None], run: dict[str, str | None], untracked: list[str],
+    commit: dict[str, str | None],
+    run: dict[str, str | None],
+    untracked: list[str],
     verdict: str | None,
-) -> None:  # fmt: skip
+) -> None:
     got = code_verdict(commit, run, untracked)
     assert (got is None) if verdict is None else (verdict in (got or ""))
 
@@ -61,7 +63,7 @@ def test_code_verdict(
         pytest.param("B", {"d": "A"}, None, "still running", id="running-changed"),
         pytest.param("B", {}, None, "not present when the run started", id="running-new"),
     ],
-)  # fmt: skip
+)
 def test_data_verdict(
     committed: str, start: dict[str, str], end: dict[str, str] | None, verdict: str | None
 ) -> None:
@@ -82,9 +84,15 @@ def test_end_state_taken_long_after_the_run_is_not_used() -> None:
 def unstamped(**tags: str) -> RunCandidate:
     base = {"mlflow.user": "me", "mlflow.source.name": "/repo/train.py"}
     return RunCandidate(
-        "r", "0", 0, None, tags.pop("source", "P"), end_time=1, status="FINISHED",
+        "r",
+        "0",
+        0,
+        None,
+        tags.pop("source", "P"),
+        end_time=1,
+        status="FINISHED",
         tags={**base, **tags},
-    )  # fmt: skip
+    )
 
 
 @pytest.mark.parametrize(
@@ -93,29 +101,44 @@ def unstamped(**tags: str) -> RunCandidate:
         pytest.param(unstamped(), {}, True, None, id="proven"),
         pytest.param(unstamped(**{"mlflow.user": "you"}), {}, True, "started by user", id="user"),
         pytest.param(
-            unstamped(**{"mlflow.source.name": "train.py"}), {}, True, "does not prove",
+            unstamped(**{"mlflow.source.name": "train.py"}),
+            {},
+            True,
+            "does not prove",
             id="relative-source",
         ),
         pytest.param(
-            unstamped(**{"mlflow.source.name": "/elsewhere/train.py"}), {}, True,
-            "outside this work tree", id="other-clone",
+            unstamped(**{"mlflow.source.name": "/elsewhere/train.py"}),
+            {},
+            True,
+            "outside this work tree",
+            id="other-clone",
         ),
         pytest.param(unstamped(source="X"), {}, True, "commit's parent", id="other-start"),
         pytest.param(unstamped(), {"t.py": "b"}, True, "changes code", id="code-changed"),
         pytest.param(unstamped(), {}, False, "which data the run saw", id="data-changed"),
         pytest.param(
-            unstamped(**{"repro_hooks.clone": "other"}), {}, True, "another clone",
+            unstamped(**{"repro_hooks.clone": "other"}),
+            {},
+            True,
+            "another clone",
             id="other-clone-stamp",
         ),
     ],
-)  # fmt: skip
+)
 def test_fallback_verdict(
     run: RunCandidate, changed: dict[str, str | None], same_data: bool, verdict: str | None
 ) -> None:
     got = fallback_verdict(
-        run, commit="C", parents=["P"], user="me", root="/repo", repo_url=None,
-        changed_by_commit=changed, same_data=same_data,
-    )  # fmt: skip
+        run,
+        commit="C",
+        parents=["P"],
+        user="me",
+        root="/repo",
+        repo_url=None,
+        changed_by_commit=changed,
+        same_data=same_data,
+    )
     assert (got is None) if verdict is None else (verdict in (got or ""))
 
 
@@ -226,7 +249,7 @@ def test_post_merge_links_only_a_merge_commit_made_here(
     )
 
 
-# ---- issue 19: stage runs, what the run wrote, run status, what is not code -------------------
+# ---- stage runs, what the run wrote, run status, what is not code -------------------
 
 
 def lock_stage(

@@ -136,8 +136,12 @@ def test_stamp_never_raises_into_training(
     repo = tmp_path / "broken"
     repo.mkdir()
     write(repo / ".git", "gitdir: /nonexistent/place\n")
-    run_id = run_script(repo, TRAIN.replace('data/train.csv").read_bytes()', 'x").name.encode()'),
-                          sqlite_store, stamp_plugin)  # fmt: skip
+    run_id = run_script(
+        repo,
+        TRAIN.replace('data/train.csv").read_bytes()', 'x").name.encode()'),
+        sqlite_store,
+        stamp_plugin,
+    )
     assert not any(k.startswith("repro_hooks.") for k in tags(sqlite_store, run_id))
 
 
@@ -168,9 +172,13 @@ def test_the_stamp_is_taken_once_however_often_the_plugin_is_registered(
     write(repo / "README.md", "x\n")
     commit(repo, "first")
     proc = subprocess.run(
-        [sys.executable, "-c", ONCE], cwd=repo, capture_output=True, text=True, check=False,
+        [sys.executable, "-c", ONCE],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=False,
         env=train_env(sqlite_store, stamp_plugin),
-    )  # fmt: skip
+    )
     assert proc.returncode == 0, proc.stderr
     counts, run_id = proc.stdout.strip().splitlines()[-2:]
     assert counts == "2 1"
@@ -236,9 +244,12 @@ def test_shared_server_two_clones_and_a_notebook_outside(
     outside = tmp_path / "notebooks"
     outside.mkdir()
     nb_run = run_script(
-        outside, "import mlflow\nwith mlflow.start_run() as r: pass\nprint(r.info.run_id)\n",
-        shared, stamp_plugin, "nb.py",
-    )  # fmt: skip
+        outside,
+        "import mlflow\nwith mlflow.start_run() as r: pass\nprint(r.info.run_id)\n",
+        shared,
+        stamp_plugin,
+        "nb.py",
+    )
     dvc(mine, "add", "-q", "models/model.pkl")
     hook_commit(mine, "model")
     out = sync(mine)
@@ -422,8 +433,13 @@ def test_amend_reword_squash_and_merge(tmp_path: Path, shared: str, stamp_plugin
     write(repo / "data" / "train.csv", "a,b\n7,8\n")
     dvc(repo, "add", "-q", "data/train.csv")
     git(repo, "add", "-A")
-    proc = subprocess.run(["git", "commit", "--amend", "-m", "model, new data"], cwd=repo,
-                          capture_output=True, text=True, check=False)  # fmt: skip
+    proc = subprocess.run(
+        ["git", "commit", "--amend", "-m", "model, new data"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     out = sync(repo)
     wait_delivered(repo)
@@ -434,10 +450,19 @@ def test_amend_reword_squash_and_merge(tmp_path: Path, shared: str, stamp_plugin
     dvc(repo, "checkout", "-q", "-f")
 
     # reword through `rebase -i`: same code and data, the link moves and keeps git.branch
-    env = {**os.environ, "GIT_SEQUENCE_EDITOR": "sed -i 's/^pick/reword/'",
-           "GIT_EDITOR": "sed -i '1s/.*/model, reworded/'"}  # fmt: skip
-    proc = subprocess.run(["git", "rebase", "-i", "HEAD~1"], cwd=repo, env=env,
-                          capture_output=True, text=True, check=False)  # fmt: skip
+    env = {
+        **os.environ,
+        "GIT_SEQUENCE_EDITOR": "sed -i 's/^pick/reword/'",
+        "GIT_EDITOR": "sed -i '1s/.*/model, reworded/'",
+    }
+    proc = subprocess.run(
+        ["git", "rebase", "-i", "HEAD~1"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     sync(repo)
     wait_delivered(repo)
@@ -454,8 +479,13 @@ def test_amend_reword_squash_and_merge(tmp_path: Path, shared: str, stamp_plugin
     git(repo, "commit", "-q", "--no-verify", "-m", "lib on main")
     git(repo, "checkout", "-q", "feature")
     later = stamped_run(shared, repo, os.environ["MLFLOW_EXPERIMENT_NAME"])  # clean, at feature
-    proc = subprocess.run(["git", "merge", "--no-ff", "-q", "-m", "merge main", "main"],
-                          cwd=repo, capture_output=True, text=True, check=False)  # fmt: skip
+    proc = subprocess.run(
+        ["git", "merge", "--no-ff", "-q", "-m", "merge main", "main"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = sync(repo)
     wait_delivered(repo)
@@ -468,8 +498,13 @@ def test_amend_reword_squash_and_merge(tmp_path: Path, shared: str, stamp_plugin
     git(repo, "commit", "-q", "--no-verify", "-am", "ignore tmp")
     git(repo, "checkout", "-q", "feature")
     merged_run = stamped_run(shared, repo, os.environ["MLFLOW_EXPERIMENT_NAME"])
-    proc = subprocess.run(["git", "merge", "--no-ff", "-q", "-m", "merge side", "side"],
-                          cwd=repo, capture_output=True, text=True, check=False)  # fmt: skip
+    proc = subprocess.run(
+        ["git", "merge", "--no-ff", "-q", "-m", "merge side", "side"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     sync(repo)
     wait_delivered(repo)
@@ -486,8 +521,14 @@ def test_amend_reword_squash_and_merge(tmp_path: Path, shared: str, stamp_plugin
     wait_delivered(repo)
     assert tags(shared, squashed_run)["git.commit"] == head(repo), log_text(repo)
     env = {**os.environ, "GIT_SEQUENCE_EDITOR": "sed -i '2s/^pick/fixup/'"}
-    proc = subprocess.run(["git", "rebase", "-i", "HEAD~2"], cwd=repo, env=env,
-                          capture_output=True, text=True, check=False)  # fmt: skip
+    proc = subprocess.run(
+        ["git", "rebase", "-i", "HEAD~2"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     sync(repo)
     wait_delivered(repo)
@@ -555,7 +596,7 @@ def test_stamped_run_in_process_helper_is_linked(
     assert got["dvc.d"] == md5_of(data)
 
 
-# ---- issue 19: stage runs, crashed runs, data changed under a run, first commit, notebooks ----
+# ---- stage runs, crashed runs, data changed under a run, first commit, notebooks ----
 
 PIPELINE = """\
 stages:

@@ -25,8 +25,10 @@ HOOKS = yaml.safe_load(MANIFEST.read_text())
 def test_manifest_validates() -> None:
     proc = subprocess.run(
         [str(VENV_BIN / "pre-commit"), "validate-manifest", str(MANIFEST)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -73,9 +75,13 @@ def test_plain_pre_commit_shim_blocks(repo: Path) -> None:
 
 def test_plain_shim_without_cli_says_so(repo: Path) -> None:
     proc = subprocess.run(
-        ["sh", str(ROOT / "hooks/pre-commit")], cwd=repo, capture_output=True, text=True,
-        env={"PATH": "/usr/bin:/bin"}, check=False,
-    )  # fmt: skip
+        ["sh", str(ROOT / "hooks/pre-commit")],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+        check=False,
+    )
     assert proc.returncode == 1
     assert "repro-hooks: not installed" in proc.stderr
 
@@ -85,8 +91,10 @@ def test_own_pre_commit_config_dogfoods_the_manifest() -> None:
     config = ROOT / ".pre-commit-config.yaml"
     proc = subprocess.run(
         [str(VENV_BIN / "pre-commit"), "validate-config", str(config)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     manifest = {h["id"]: h for h in HOOKS}
     local = {h["id"]: h for r in yaml.safe_load(config.read_text())["repos"] for h in r["hooks"]}
@@ -104,9 +112,12 @@ def test_own_repository_passes_its_own_commit_stage_hooks() -> None:
         pytest.skip("not a git checkout")
     for args in (["check-large-files", "--all"], ["check-dvc"]):
         proc = subprocess.run(
-            [str(VENV_BIN / "repro-hooks"), *args], cwd=ROOT, capture_output=True, text=True,
+            [str(VENV_BIN / "repro-hooks"), *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
             check=False,
-        )  # fmt: skip
+        )
         assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

@@ -120,11 +120,18 @@ def test_pre_receive_cli_in_bare_repo(repo: Path, tmp_path: Path) -> None:
     # simulate the pre-receive input for a ref update while `incoming` already exists
     git(bare, "update-ref", "-d", "refs/heads/incoming")
     proc = subprocess.run(
-        [str(Path(run_cli.__globals__["VENV_BIN"]) / "repro-hooks"), "pre-receive",
-         "--format", "json"],
-        cwd=bare, input=f"{old} {new} refs/heads/main\n", capture_output=True, text=True,
+        [
+            str(Path(run_cli.__globals__["VENV_BIN"]) / "repro-hooks"),
+            "pre-receive",
+            "--format",
+            "json",
+        ],
+        cwd=bare,
+        input=f"{old} {new} refs/heads/main\n",
+        capture_output=True,
+        text=True,
         check=False,
-    )  # fmt: skip
+    )
     assert proc.returncode == 1
     assert '"rule": "large-file"' in proc.stdout
     proc = cli_here(bare, "scan", "--all-history")

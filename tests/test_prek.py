@@ -39,9 +39,13 @@ def prek_config(repo: Path) -> list[str]:
 
 def run(repo: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
     proc = subprocess.run(
-        list(args), cwd=repo, capture_output=True, text=True, check=False,
+        list(args),
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=False,
         env={**os.environ, **(env or {})},
-    )  # fmt: skip
+    )
     return proc.returncode, proc.stdout + proc.stderr
 
 

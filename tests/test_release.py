@@ -31,9 +31,13 @@ CHANGELOG = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
 
 def run(*args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
     proc = subprocess.run(
-        [str(a) for a in args], cwd=cwd, capture_output=True, text=True, check=False,
+        [str(a) for a in args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
         env=env if env is not None else os.environ.copy(),
-    )  # fmt: skip
+    )
     assert proc.returncode == 0, f"{args}: {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
     return proc.stdout + proc.stderr
 
@@ -84,12 +88,24 @@ def fresh_venv(dist: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     run(sys.executable, "-m", "venv", "--without-pip", venv)
     (wheel,) = dist.glob("*.whl")
     clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # nothing of ROOT
-    run(sys.executable, "-m", "pip", "--python", venv / "bin" / "python", "install", "-q",
-        "--no-deps", "--no-index", wheel, env=clean)  # fmt: skip
+    run(
+        sys.executable,
+        "-m",
+        "pip",
+        "--python",
+        venv / "bin" / "python",
+        "install",
+        "-q",
+        "--no-deps",
+        "--no-index",
+        wheel,
+        env=clean,
+    )
     purelib = Path(
-        run(venv / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_path('purelib'))")
-        .strip()
-    )  # fmt: skip
+        run(
+            venv / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"
+        ).strip()
+    )
     (purelib / "zz_test_deps.pth").write_text(sysconfig.get_path("purelib") + "\n")
     return venv
 
@@ -104,8 +120,13 @@ def fresh_env(venv: Path, home: Path) -> dict[str, str]:
 
 def test_wheel_installs_and_runs_the_hooks(fresh_venv: Path, tmp_path: Path) -> None:
     env = fresh_env(fresh_venv, tmp_path)
-    where = run(fresh_venv / "bin" / "python", "-c",
-                "import repro_hooks; print(repro_hooks.__file__)", cwd=tmp_path, env=env)  # fmt: skip
+    where = run(
+        fresh_venv / "bin" / "python",
+        "-c",
+        "import repro_hooks; print(repro_hooks.__file__)",
+        cwd=tmp_path,
+        env=env,
+    )
     assert Path(where.strip()).is_relative_to(fresh_venv), where
     version = run(fresh_venv / "bin" / "repro-hooks", "--version", env=env)
     assert version.strip().endswith(repro_hooks.__version__)
@@ -123,8 +144,14 @@ def test_wheel_installs_and_runs_the_hooks(fresh_venv: Path, tmp_path: Path) -> 
     # a real commit through the installed shim: blocked, then accepted
     write(repo / "big.bin", big(600 * 1024))
     git(repo, "add", "big.bin")
-    proc = subprocess.run(["git", "commit", "-q", "-m", "big"], cwd=repo, env=env,
-                          capture_output=True, text=True, check=False)  # fmt: skip
+    proc = subprocess.run(
+        ["git", "commit", "-q", "-m", "big"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 1
     assert "big.bin: 600 KiB in git" in proc.stdout + proc.stderr
     git(repo, "rm", "-q", "--cached", "big.bin")
@@ -178,8 +205,9 @@ def test_readme_snippet_works_against_this_checkout(tmp_path: Path, plugin_snaps
     run(pre_commit, "install", "--hook-type", "pre-commit", cwd=repo)
     write(repo / "big.bin", big(600 * 1024))
     git(repo, "add", "big.bin")
-    proc = subprocess.run(["git", "commit", "-m", "big"], cwd=repo, capture_output=True,
-                          text=True, check=False)  # fmt: skip
+    proc = subprocess.run(
+        ["git", "commit", "-m", "big"], cwd=repo, capture_output=True, text=True, check=False
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out
     assert "big.bin: 600 KiB in git" in out

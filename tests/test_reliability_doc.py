@@ -104,7 +104,7 @@ def test_fix_section_rows_cite_tests_and_are_counted() -> None:
     assert f"**`--fix`: {len(rows)} failure and edge cases, 0 files lost**" in DOC
 
 
-# ---- bypass matrices (issue 9): one row per door, each citing its end-to-end test ----------
+# ---- bypass matrices: one row per door, each citing its end-to-end test ----------
 
 
 @pytest.mark.parametrize(

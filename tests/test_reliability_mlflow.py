@@ -211,9 +211,11 @@ class Proxy:
 
     def forward(self, method: str, path: str, body: bytes | None) -> tuple[int, bytes]:
         request = urllib.request.Request(
-            self.upstream + path, data=body, method=method,
+            self.upstream + path,
+            data=body,
+            method=method,
             headers={"Content-Type": "application/json"},
-        )  # fmt: skip
+        )
         try:
             with urllib.request.urlopen(request, timeout=30) as resp:
                 return resp.status, resp.read()
@@ -471,8 +473,9 @@ def test_full_filesystem_keeps_the_commit(repo: Path, sqlite_store: str) -> None
     base.mkdir(parents=True)
     mounted = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(base)],
-        capture_output=True, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        check=False,
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
     try:

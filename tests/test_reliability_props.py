@@ -30,9 +30,29 @@ PATHY = st.sampled_from(
 )
 SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.text(max_size=8), PATHY)
 KEYS = st.sampled_from(
-    ["outs", "deps", "path", "md5", "hash", "size", "nfiles", "cache", "push", "remote", "wdir",
-     "stages", "cmd", "params", "frozen", "schema", "metrics", "plots", "foreach", "x"]
-)  # fmt: skip
+    [
+        "outs",
+        "deps",
+        "path",
+        "md5",
+        "hash",
+        "size",
+        "nfiles",
+        "cache",
+        "push",
+        "remote",
+        "wdir",
+        "stages",
+        "cmd",
+        "params",
+        "frozen",
+        "schema",
+        "metrics",
+        "plots",
+        "foreach",
+        "x",
+    ]
+)
 VALUES = st.recursive(
     SCALARS,
     lambda children: st.one_of(

@@ -31,7 +31,7 @@ DVC_CASES: dict[str, tuple[str, bytes, str]] = {
     "not-a-mapping": ("a.dvc", b"- just\n- a list\n", "must be a mapping"),
     "outs-wrong-type": ("a.dvc", b"outs: 5\n", "outs must be a list"),
     "missing-path": ("a.dvc", f"outs:\n- md5: {MD5}\n".encode(), "path is required"),
-    # DVC accepts a .dvc file without outs (issue 11, item 8): an out without a path it refuses
+    # DVC accepts a .dvc file without outs: an out without a path it refuses
     "missing-outs": ("a.dvc", b"frozen: true\nouts:\n- {}\n", "path is required"),
     "md5-wrong-type": ("a.dvc", b"outs:\n- path: x\n  md5: 12\n", "md5 must be a hash"),
     "size-negative": ("a.dvc", b"outs:\n- path: x\n  size: -1.5\n", "size must be an integer"),

@@ -105,9 +105,11 @@ def test_parse_pre_receive_lines() -> None:
     ],
 )
 def test_pre_push_rev_args(
-    updates: list[RefUpdate], known: set[str], remote_has: set[str] | None,
+    updates: list[RefUpdate],
+    known: set[str],
+    remote_has: set[str] | None,
     expected: list[str] | None,
-) -> None:  # fmt: skip
+) -> None:
     """The remote's tips come from the remote (`git ls-remote`), never from local
     remote-tracking refs; when the remote cannot be asked, nothing more is excluded."""
     assert pre_push_rev_args(updates, known, remote_has) == expected
@@ -116,8 +118,10 @@ def test_pre_push_rev_args(
 def test_pre_receive_rev_args() -> None:
     assert pre_receive_rev_args([RefUpdate("m", B, Z)]) is None
     assert pre_receive_rev_args([RefUpdate("m", B, A), RefUpdate("t", Z, A)]) == [
-        A, "--not", "--all",
-    ]  # fmt: skip
+        A,
+        "--not",
+        "--all",
+    ]
 
 
 def test_scan_commits_sees_a_file_added_then_deleted(repo: Path) -> None:
@@ -140,8 +144,10 @@ def test_data_and_malformed_dvc_and_lfs_pointer(repo: Path) -> None:
     )
     write(repo / "sub/dvc.yaml", "stages: [1]\n")
     write(repo / "dvc.lock", "schema: '9'\n")
-    write(repo / "model.pt", "version https://git-lfs.github.com/spec/v1\noid sha256:"
-          + "1" * 64 + "\nsize 123\n")  # fmt: skip
+    write(
+        repo / "model.pt",
+        "version https://git-lfs.github.com/spec/v1\noid sha256:" + "1" * 64 + "\nsize 123\n",
+    )
     commit(repo, "files")
     findings, _ = scan_commits(Git.discover(repo), Policy(), ["HEAD~1..HEAD"])
     assert sorted((f.path, f.rule) for f in findings) == [

@@ -76,9 +76,13 @@ def train(repo: Path, uri: str, plugin: Path) -> str:
     (its run stamp plugin) installed in the training environment."""
     write(repo / "train.py", TRAIN)
     proc = subprocess.run(
-        [sys.executable, "train.py"], cwd=repo, capture_output=True, text=True, check=True,
+        [sys.executable, "train.py"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
         env=train_env(uri, plugin),
-    )  # fmt: skip
+    )
     return proc.stdout.strip().splitlines()[-1]
 
 
@@ -149,8 +153,9 @@ def test_commit_links_the_run_it_produced_sqlite(
     assert [r.info.run_id for r in found] == [run_id]
     inputs = client(sqlite_store).get_run(run_id).inputs.dataset_inputs
     assert sorted((i.dataset.name, i.dataset.source_type) for i in inputs) == [
-        ("data", "dvc"), ("models/m.pt", "dvc"),
-    ]  # fmt: skip
+        ("data", "dvc"),
+        ("models/m.pt", "dvc"),
+    ]
 
     # a second commit without a new run relinks nothing
     first = head(repo)
@@ -220,8 +225,11 @@ def test_amend_and_rebase_move_links(
     # an amend of the message only: same code and data, the link moves
     proc = subprocess.run(
         ["git", "commit", "--amend", "-m", "feature work, reworded"],
-        cwd=repo, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     wait_delivered(repo)
     amended = head(repo)
@@ -236,8 +244,11 @@ def test_amend_and_rebase_move_links(
     git(repo, "add", "-A")
     proc = subprocess.run(
         ["git", "commit", "--amend", "-m", "feature work, new data"],
-        cwd=repo, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     wait_delivered(repo)
     assert tags(sqlite_store, run_id)["git.commit"] == amended
@@ -395,8 +406,9 @@ def test_server_that_never_answers_is_bounded(repo: Path) -> None:
     # it goes first: a sync started beside it could find the store's lock held by it (seen with
     # a second suite running beside this one).
     with silent_server() as url:
-        proc = run_cli(repo, "tag-mlflow", "--tracking-uri", url,
-                       env={"REPRO_HOOKS_MLFLOW_TIMEOUT": "2"})  # fmt: skip
+        proc = run_cli(
+            repo, "tag-mlflow", "--tracking-uri", url, env={"REPRO_HOOKS_MLFLOW_TIMEOUT": "2"}
+        )
         assert proc.returncode == 0
         wait_attempted(repo)
         assert "timed out after 2s" in log_text(repo)
@@ -501,7 +513,7 @@ def test_experiment_selection_by_name_and_id(
     assert "no qualifying run since" in result.output
 
 
-# ---- --run-id judges the run; --force marks the link (issue 19, case 6) ------------------------
+# ---- --run-id judges the run; --force marks the link ------------------------
 
 
 @pytest.mark.e2e

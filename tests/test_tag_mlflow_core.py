@@ -136,11 +136,17 @@ def judge(run: RunCandidate) -> str | None:
             [run("r2", linked="C")], "latest", ["r2"], "already linked to this", id="idempotent"
         ),
         pytest.param(
-            [run("r2", linked="A"), run("r1")], "latest", [], "no qualifying run since",
+            [run("r2", linked="A"), run("r1")],
+            "latest",
+            [],
+            "no qualifying run since",
             id="second-commit",
         ),
         pytest.param(
-            [run("r2", linked="X"), run("r1")], "latest", ["r1"], "qualifying",
+            [run("r2", linked="X"), run("r1")],
+            "latest",
+            ["r1"],
+            "qualifying",
             id="other-branch-link",
         ),
         pytest.param(
@@ -148,10 +154,13 @@ def judge(run: RunCandidate) -> str | None:
         ),
         pytest.param(
             [run("r3"), run("bad"), run("r2"), run("r1", linked="A"), run("r0")],
-            "all-since-previous-commit", ["r3", "r2"], "qualifying", id="all-since-previous",
+            "all-since-previous-commit",
+            ["r3", "r2"],
+            "qualifying",
+            id="all-since-previous",
         ),
     ],
-)  # fmt: skip
+)
 def test_choose_runs(
     runs: list[RunCandidate], policy: str, expected: list[str], reason: str
 ) -> None:
@@ -228,10 +237,16 @@ def test_committed_outputs_come_from_the_commit(repo: Path) -> None:
 def test_queue_roundtrip_and_order(tmp_path: Path) -> None:
     queue = LinkQueue(tmp_path)
     jobs = [
-        Job(id=queue.new_id("link"), kind="link", root="/r", tracking_uri="http://h",
-            uri_origin="option", commit=c * 40)
+        Job(
+            id=queue.new_id("link"),
+            kind="link",
+            root="/r",
+            tracking_uri="http://h",
+            uri_origin="option",
+            commit=c * 40,
+        )
         for c in "ab"
-    ]  # fmt: skip
+    ]
     for job in jobs:
         queue.put(job)
     assert [j.commit for j in queue.jobs()] == ["a" * 40, "b" * 40]
@@ -252,9 +267,13 @@ def test_commit_stage_command_never_imports_mlflow(repo: Path, tmp_path: Path) -
         "print(rc, bad)\n"
     )
     proc = subprocess.run(
-        [sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, check=False,
+        [sys.executable, "-c", code],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=False,
         env={**__import__("os").environ, "MLFLOW_TRACKING_URI": "http://127.0.0.1:9"},
-    )  # fmt: skip
+    )
     assert proc.stdout.strip().splitlines()[-1] == "0 []", proc.stdout + proc.stderr
 
 
@@ -381,9 +400,17 @@ def test_sync_from_a_subdirectory_never_creates_a_database(
 
     queue = Queue(repo / ".git")
     head = git(repo, "rev-parse", "HEAD").strip()
-    queue.put(Job(id=queue.new_id("link"), kind="link", root=str(repo),
-                  tracking_uri="sqlite:///mlflow.db", uri_origin="environment",
-                  commit=head, before_ms=1))  # fmt: skip
+    queue.put(
+        Job(
+            id=queue.new_id("link"),
+            kind="link",
+            root=str(repo),
+            tracking_uri="sqlite:///mlflow.db",
+            uri_origin="environment",
+            commit=head,
+            before_ms=1,
+        )
+    )
     (repo / "sub").mkdir()
     monkeypatch.chdir(repo / "sub")
     result = CliRunner().invoke(cli, ["tag-mlflow", "--sync"])

@@ -1,4 +1,4 @@
-"""Issue 21: templated `dvc.yaml` files (`vars`, `${...}`, `foreach`, `matrix`) resolved in
+"""Templated `dvc.yaml` files (`vars`, `${...}`, `foreach`, `matrix`) resolved in
 repro-hooks, as DVC resolves them, in every project layout; never handed to `dvc status`.
 
 The four failures the issue names, end to end, with DVC itself as the oracle: the hook under the

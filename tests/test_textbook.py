@@ -1,4 +1,4 @@
-"""Issue 19, lived end to end: a two-person team's week on the textbook DVC + MLflow project
+"""Lived end to end: a two-person team's week on the textbook DVC + MLflow project
 (tests/textbook.py), through real git commits with the README's hooks installed by pre-commit,
 real `dvc repro` / `dvc exp run`, and the session's real `mlflow server`.
 
@@ -56,9 +56,13 @@ def loop_once(book: Textbook, clone: Path, lr: float) -> tuple[str, str]:
 def train_outside_dvc(book: Textbook, clone: Path, **env: str) -> subprocess.Popen[str]:
     """`python train.py` by hand (no stage), as a teammate runs it."""
     return subprocess.Popen(
-        [sys.executable, "train.py"], cwd=clone, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **env},
-    )  # fmt: skip
+        [sys.executable, "train.py"],
+        cwd=clone,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **env},
+    )
 
 
 def held_run(book: Textbook, clone: Path, hold: Path) -> tuple[subprocess.Popen[str], str]:
@@ -330,7 +334,7 @@ NOTEBOOK_CELLS = [
 # namespace, its stdout kept as the cell's output, execution counts set; the script's own file
 # is installed code outside the repository, like a kernel's launcher (ipykernel_launcher.py in
 # site-packages): the stamp takes an installed launcher's runs as the current directory's, and
-# never a plain script from elsewhere (issue 20, door 5)
+# never a plain script from elsewhere
 EXECUTE_IN_PLACE = """\
 import contextlib, io, sys
 import nbformat
@@ -360,9 +364,12 @@ def test_case8_notebook_executed_in_place_and_committed_with_outputs_links(
     git(clone, "commit", "-q", "--no-verify", "-m", "an exploration notebook")
     runner = write(tmp_path / "kernel" / "site-packages" / "execute.py", EXECUTE_IN_PLACE)
     proc = subprocess.run(
-        [sys.executable, str(runner), "explore.ipynb"], cwd=clone, capture_output=True,
-        text=True, check=False,
-    )  # fmt: skip
+        [sys.executable, str(runner), "explore.ipynb"],
+        cwd=clone,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (run_id,) = book.runs(clone)
     executed = nbformat.read(str(clone / "explore.ipynb"), as_version=4)

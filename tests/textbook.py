@@ -193,9 +193,12 @@ def install_hooks(clone: Path) -> None:
     """What a teammate runs in a new clone, one command: `repro-hooks setup` (pre-commit install
     of the hook types the config records, and the pre-push shim)."""
     proc = subprocess.run(
-        [str(VENV_BIN / "repro-hooks"), "setup"], cwd=clone, capture_output=True, text=True,
+        [str(VENV_BIN / "repro-hooks"), "setup"],
+        cwd=clone,
+        capture_output=True,
+        text=True,
         check=False,
-    )  # fmt: skip
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     hooks = clone / ".git" / "hooks"
     for name in [*HOOK_TYPES, "pre-push.legacy"]:
@@ -298,16 +301,22 @@ class Textbook:
         git(clone, "add", "-A")
         proc = subprocess.run(
             ["git", "commit", "-m", message, *args],
-            cwd=clone, capture_output=True, text=True, check=False,
-        )  # fmt: skip
+            cwd=clone,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         assert proc.returncode == 0, proc.stdout + proc.stderr
         return proc
 
     def push(self, clone: Path, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            ["git", "push", "origin", *args], cwd=clone, capture_output=True, text=True,
+            ["git", "push", "origin", *args],
+            cwd=clone,
+            capture_output=True,
+            text=True,
             check=False,
-        )  # fmt: skip
+        )
 
     def head(self, clone: Path, rev: str = "HEAD") -> str:
         return git(clone, "rev-parse", rev).strip()

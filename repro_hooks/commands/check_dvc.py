@@ -24,9 +24,11 @@ if TYPE_CHECKING:
 @click.command("check-dvc", cls=FilesCommand)
 @click.argument("paths", nargs=-1)  # plain strings: click.Path would stat every name
 @click.option(
-    "--no-cache", "no_cache", is_flag=True,
+    "--no-cache",
+    "no_cache",
+    is_flag=True,
     help="Hash everything again instead of trusting the hash cache under the git directory.",
-)  # fmt: skip
+)
 @config_option()
 @format_option
 @click.pass_context

@@ -16,9 +16,10 @@ from repro_hooks.errors import ReproHooksError
 @click.option("--range", "rev_range", metavar="A..B", help="Check the commits in A..B.")
 @click.option("--all-history", is_flag=True, help="Check every commit reachable from any ref.")
 @click.option(
-    "--pre-push", is_flag=True,
+    "--pre-push",
+    is_flag=True,
     help="Check what a push sends: git's pre-push lines on stdin, REMOTE and URL as arguments.",
-)  # fmt: skip
+)
 @format_option
 @click.pass_context
 def check_dvc_remote(
@@ -68,17 +69,21 @@ def check_dvc_remote(
         if git.root is None:
             raise ReproHooksError(f"{git.git_dir}: check-dvc-remote needs a work tree with .dvc/")
         rev_args = commits_to_check(
-            git, rev_range=rev_range, all_history=all_history,
+            git,
+            rev_range=rev_range,
+            all_history=all_history,
             pre_push=hook_args if pre_push else None,
-            stdin_text=sys.stdin.read() if pre_push else None, env=os.environ,
-        )  # fmt: skip
+            stdin_text=sys.stdin.read() if pre_push else None,
+            env=os.environ,
+        )
         if rev_args is None:
             finish(ctx, [], fmt)
             return
         blobs = [
-            b for b in git.introduced_blobs(rev_args)
+            b
+            for b in git.introduced_blobs(rev_args)
             if not b.is_gitlink and is_dvc_file_path(display_path(b.path))
-        ]  # fmt: skip
+        ]
         contents = git.read_blobs(b.sha for b in blobs)
         from repro_hooks.progress import on_terminal, progress_bar
 

@@ -13,18 +13,24 @@ from repro_hooks.errors import ReproHooksError
 @click.command("check-large-files", cls=FilesCommand)
 @click.argument("paths", nargs=-1)  # plain strings: click.Path would stat every file
 @click.option(
-    "--max-size", metavar="SIZE",
+    "--max-size",
+    metavar="SIZE",
     help="Size limit, e.g. 500KiB, 2MB, 1.5G or plain bytes (KB=1000, K/KiB=1024). "
     "Default: [tool.repro-hooks] max-size, else 500KiB.",
-)  # fmt: skip
+)
 @click.option(
-    "--maxkb", type=click.IntRange(min=0), metavar="N",
+    "--maxkb",
+    type=click.IntRange(min=0),
+    metavar="N",
     help="Size limit in KiB; drop-in alias from check-added-large-files.",
-)  # fmt: skip
+)
 @click.option(
-    "--all", "--enforce-all", "check_all", is_flag=True,
+    "--all",
+    "--enforce-all",
+    "check_all",
+    is_flag=True,
     help="Check every file in the index, not only the staged or given ones.",
-)  # fmt: skip
+)
 @click.option(
     "--fix",
     is_flag=True,

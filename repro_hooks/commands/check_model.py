@@ -19,39 +19,50 @@ if TYPE_CHECKING:
 @click.command("check-model")
 @click.argument("model_uris", nargs=-1, required=True, metavar="MODEL_URI...")
 @click.option(
-    "--branch", metavar="REF",
+    "--branch",
+    metavar="REF",
     help="Protected branch the commit must be on. Default: [tool.repro-hooks.deploy] branch, "
     "else the remote's default branch as last fetched (refs/remotes/origin/HEAD when it is a "
     "symbolic ref, else origin/main or origin/master when only one exists; else exit 2).",
-)  # fmt: skip
+)
 @click.option(
-    "--tracking-uri", metavar="URI",
+    "--tracking-uri",
+    metavar="URI",
     help="Tracking server. Default: [tool.repro-hooks.mlflow] tracking-uri, else "
     "MLFLOW_TRACKING_URI, else an existing mlflow.db or mlruns/ in the repository root.",
-)  # fmt: skip
+)
 @click.option(
-    "--registry-uri", metavar="URI",
+    "--registry-uri",
+    metavar="URI",
     help="Model registry, when it is not the tracking server (default: MLFLOW_REGISTRY_URI, "
     "else the tracking URI).",
-)  # fmt: skip
+)
 @click.option(
-    "--timeout", type=click.FloatRange(min=0.1, max=3600), metavar="SECONDS",
+    "--timeout",
+    type=click.FloatRange(min=0.1, max=3600),
+    metavar="SECONDS",
     help="Deadline for each model version's registry reads, and again for its writes "
     "(default: [tool.repro-hooks.mlflow] timeout, else 10).",
-)  # fmt: skip
+)
 @click.option(
-    "--record", is_flag=True,
+    "--record",
+    is_flag=True,
     help="Write the verdict on each version: the --tag key = PASSED or FAILED, <key>.reason, and "
     "the run link's git.commit, git.branch, git.repo_url and dvc.fingerprint.",
-)  # fmt: skip
+)
 @click.option(
-    "--tag", "verdict_tag", default="pre_deploy_checks", show_default=True, metavar="KEY",
+    "--tag",
+    "verdict_tag",
+    default="pre_deploy_checks",
+    show_default=True,
+    metavar="KEY",
     help="Tag key of the verdict --record writes.",
-)  # fmt: skip
+)
 @click.option(
-    "--promote", metavar="ALIAS",
+    "--promote",
+    metavar="ALIAS",
     help="Move ALIAS to the version, only when every check of every given version passed.",
-)  # fmt: skip
+)
 @click.option(
     "--allow-forced",
     is_flag=True,
@@ -253,9 +264,16 @@ def _read_versions(
                 facts[key] = VersionFacts(version.name, version.version, None, "none")
                 continue
             run = registry.run(version.run_id)
-            facts[key] = VersionFacts(version.name, version.version, run.run_id, run.state,
-                                      run.tags, version.source, run.artifact_uri,
-                                      run.experiment_id)  # fmt: skip
+            facts[key] = VersionFacts(
+                version.name,
+                version.version,
+                run.run_id,
+                run.state,
+                run.tags,
+                version.source,
+                run.artifact_uri,
+                run.experiment_id,
+            )
     return list(facts.values())
 
 

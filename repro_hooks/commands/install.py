@@ -12,12 +12,15 @@ from repro_hooks.commands._common import guarded
 @click.command("install")
 @click.argument("repo", default=".", type=click.Path(file_okay=False, path_type=Path))
 @click.option(
-    "--hook", "hooks", multiple=True, metavar="NAME",
+    "--hook",
+    "hooks",
+    multiple=True,
+    metavar="NAME",
     help="Install this hook (repeatable): pre-commit, pre-push, post-commit, post-rewrite, "
     "post-merge, pre-receive. Default: pre-commit and pre-push; in a bare repository: "
     "pre-receive. The MLflow linking hooks (post-commit, post-rewrite, post-merge) are "
     "installed only when named.",
-)  # fmt: skip
+)
 @click.pass_context
 def install(ctx: click.Context, repo: Path, hooks: tuple[str, ...]) -> None:
     """Install repro-hooks' plain git hooks into REPO (default: the current repository):

@@ -14,9 +14,10 @@ from repro_hooks.commands._common import config_option, finish, format_option, g
     "The server's policy file. Default: `git config repro-hooks.policy`, else built-ins."
 )
 @click.option(
-    "--baseline", type=click.Path(dir_okay=False, path_type=Path),
+    "--baseline",
+    type=click.Path(dir_okay=False, path_type=Path),
     help="Baseline file on the server. Default: `git config repro-hooks.baseline`, if set.",
-)  # fmt: skip
+)
 @format_option
 @click.pass_context
 def pre_receive(

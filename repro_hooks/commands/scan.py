@@ -24,18 +24,21 @@ PROGRESS_MIN_COMMITS = 500  # a bar (on a terminal) for scans of at least this m
 )
 @click.option("--all-history", is_flag=True, help="Scan every commit reachable from any ref.")
 @click.option(
-    "--pre-push", is_flag=True,
+    "--pre-push",
+    is_flag=True,
     help="Scan what a push sends: git's pre-push lines on stdin, REMOTE and URL as arguments "
     "(what hooks/pre-push passes).",
-)  # fmt: skip
+)
 @click.option(
-    "--baseline", type=click.Path(dir_okay=False, path_type=Path),
+    "--baseline",
+    type=click.Path(dir_okay=False, path_type=Path),
     help="Do not report findings recorded in this baseline file (rule + path + blob).",
-)  # fmt: skip
+)
 @click.option(
-    "--write-baseline", type=click.Path(dir_okay=False, path_type=Path),
+    "--write-baseline",
+    type=click.Path(dir_okay=False, path_type=Path),
     help="Record every finding of this scan in FILE and exit 0.",
-)  # fmt: skip
+)
 @click.option("--max-size", metavar="SIZE", help="Size limit, overriding the configuration.")
 @config_option("Policy file to use instead of pyproject.toml (or the server's repro-hooks.policy).")
 @format_option
@@ -126,9 +129,13 @@ def scan(
                     )
                 ctx.exit(1 if shim.findings else 0)
         selection = select_commits(
-            git, rev_range=rev_range, all_history=all_history,
-            pre_push=hook_args if pre_push else None, stdin_text=stdin_text, env=os.environ,
-        )  # fmt: skip
+            git,
+            rev_range=rev_range,
+            all_history=all_history,
+            pre_push=hook_args if pre_push else None,
+            stdin_text=stdin_text,
+            env=os.environ,
+        )
         if selection is None:
             finish(ctx, [], fmt)
             return

@@ -28,15 +28,19 @@ def _stdin_lines() -> bytes:
 @click.command("tag-mlflow")
 @click.argument("rewrite_command", required=False, type=click.Choice(["amend", "rebase"]))
 @click.option(
-    "--tracking-uri", metavar="URI",
+    "--tracking-uri",
+    metavar="URI",
     help="Tracking store. Default: [tool.repro-hooks.mlflow] tracking-uri, else "
     "MLFLOW_TRACKING_URI, else an existing mlflow.db or mlruns/ in the repository root.",
-)  # fmt: skip
+)
 @click.option(
-    "--experiment", "experiments", multiple=True, metavar="NAME|ID",
+    "--experiment",
+    "experiments",
+    multiple=True,
+    metavar="NAME|ID",
     help="Experiment to search (repeatable). Default: config experiments, else "
     "MLFLOW_EXPERIMENT_ID / MLFLOW_EXPERIMENT_NAME, else every active experiment.",
-)  # fmt: skip
+)
 @click.option(
     "--run-id",
     metavar="ID",
@@ -51,10 +55,12 @@ def _stdin_lines() -> bytes:
     "to allow forced links.",
 )
 @click.option(
-    "--timeout", type=click.FloatRange(min=0.1, max=3600), metavar="SECONDS",
+    "--timeout",
+    type=click.FloatRange(min=0.1, max=3600),
+    metavar="SECONDS",
     help="Deadline per delivered job, counting the tracking store's answers, not the import of "
     "mlflow (default: REPRO_HOOKS_MLFLOW_TIMEOUT, else config timeout, else 30).",
-)  # fmt: skip
+)
 @click.option(
     "--sync",
     is_flag=True,

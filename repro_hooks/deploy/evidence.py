@@ -150,18 +150,25 @@ def tree_policy_findings(git: Git, policy: Policy, commit: str, blobs: list[Blob
     lfs = lfs_facts(git, blobs, info, policy, lfs_filtered())
     display = {b.path: display_path(b.path) for b in blobs}
     small_data = [
-        b.sha for b in blobs
-        if (o := info.get(b.sha)) is not None and 0 < o.size < LFS_POINTER_MAX
-        and b.sha not in lfs.pointer_shas and policy.is_data(display[b.path])
-    ]  # fmt: skip
+        b.sha
+        for b in blobs
+        if (o := info.get(b.sha)) is not None
+        and 0 < o.size < LFS_POINTER_MAX
+        and b.sha not in lfs.pointer_shas
+        and policy.is_data(display[b.path])
+    ]
     if small_data:
         pointers = {s for s, c in git.read_blobs(small_data).items() if is_lfs_pointer(c)}
         lfs = LfsFacts(lfs.filtered_paths, {*lfs.pointer_shas, *pointers})
     dvc_blobs = [
-        b for b in blobs
-        if not b.is_gitlink and b.mode != SYMLINK_MODE and _is_dvc_file(display[b.path])
-        and (o := info.get(b.sha)) is not None and o.size <= MAX_DVC_FILE_SIZE
-    ]  # fmt: skip
+        b
+        for b in blobs
+        if not b.is_gitlink
+        and b.mode != SYMLINK_MODE
+        and _is_dvc_file(display[b.path])
+        and (o := info.get(b.sha)) is not None
+        and o.size <= MAX_DVC_FILE_SIZE
+    ]
     contents = git.read_blobs(b.sha for b in dvc_blobs) if dvc_blobs else {}
     by_path = {display[b.path]: b.sha for b in dvc_blobs}
     # a templated dvc.yaml reads its vars files and DVC config from this same commit

@@ -145,10 +145,11 @@ def link_findings(facts: VersionFacts) -> list[Finding]:
     if commit is None:
         return [
             Finding(
-                where, "run-unlinked",
+                where,
+                "run-unlinked",
                 f"run {facts.run_id} is linked to no commit (no {COMMIT_TAG} tag)",
             )
-        ]  # fmt: skip
+        ]
     if not _SHA_RE.match(commit):
         return [
             Finding(
@@ -338,19 +339,21 @@ def commit_findings(facts: VersionFacts, commit: CommitFacts) -> list[Finding]:
     if not commit.present:
         return [
             Finding(
-                where, "commit-missing",
+                where,
+                "commit-missing",
                 f"commit {short} (run {facts.run_id}) is not in this repository",
                 commit.commit,
             )
-        ]  # fmt: skip
+        ]
     if not commit.on_branch:
         return [
             Finding(
-                where, "commit-unprotected",
+                where,
+                "commit-unprotected",
                 f"commit {short} (run {facts.run_id}) is not on {commit.branch}",
                 commit.commit,
             )
-        ]  # fmt: skip
+        ]
     return []
 
 

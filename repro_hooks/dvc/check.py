@@ -84,9 +84,10 @@ def _selected_dvc_files(files: DvcFiles, scope: Scope) -> list[tuple[str, DvcFil
     if not scope.paths:
         return sorted(files.dvc_files.items())
     return [
-        (name, df) for name, df in sorted(files.dvc_files.items())
+        (name, df)
+        for name, df in sorted(files.dvc_files.items())
         if scope.covers(name, *(o.path for o in df.outs), *(d.path for d in df.deps))
-    ]  # fmt: skip
+    ]
 
 
 def _stage_paths(stage: Stage) -> list[str]:
@@ -95,9 +96,11 @@ def _stage_paths(stage: Stage) -> list[str]:
 
 def _selected_stages(files: DvcFiles, scope: Scope) -> list[tuple[Pipeline, Stage]]:
     return [
-        (p, stage) for p in files.pipelines for stage in p.stages.values()
+        (p, stage)
+        for p in files.pipelines
+        for stage in p.stages.values()
         if scope.covers(p.yaml_file, p.lock_file, *_stage_paths(stage))
-    ]  # fmt: skip
+    ]
 
 
 def undecided_imports(files: DvcFiles, scope: Scope) -> list[str]:
@@ -142,9 +145,11 @@ def exists_targets(files: DvcFiles, scope: Scope) -> set[str]:
 
 def params_targets(files: DvcFiles, scope: Scope) -> set[str]:
     return {
-        pfile for _, stage in _selected_stages(files, scope) if not stage.frozen
+        pfile
+        for _, stage in _selected_stages(files, scope)
+        if not stage.frozen
         for pfile in stage.params
-    }  # fmt: skip
+    }
 
 
 def _objects(out: Output, tree: WorkTree) -> list[tuple[str, str]]:
@@ -169,9 +174,11 @@ def cache_targets(files: DvcFiles, tree: WorkTree, scope: Scope) -> set[tuple[st
     """(hash, algorithm) of every object DVC's cache must hold for the outputs that match the
     working tree (`dvc status` says "not in cache" otherwise)."""
     return {
-        obj for o in _cached_outs(files, scope) if _compare(o, o.path, tree) is None
+        obj
+        for o in _cached_outs(files, scope)
+        if _compare(o, o.path, tree) is None
         for obj in _objects(o, tree)
-    }  # fmt: skip
+    }
 
 
 def _not_in_cache(out: Output, tree: WorkTree) -> bool:
@@ -209,29 +216,47 @@ def _compare(entry: Output | None, path: str, tree: WorkTree) -> tuple[str, str]
 def _dvc_file_findings(name: str, df: DvcFile, tree: WorkTree) -> list[Finding]:
     findings = []
     if df.always_changed:
-        findings.append(Finding(display_path(name), "stale-dvc",
-                                "always_changed: DVC reports it changed on every status"))  # fmt: skip
+        findings.append(
+            Finding(
+                display_path(name),
+                "stale-dvc",
+                "always_changed: DVC reports it changed on every status",
+            )
+        )
     for out in df.outs:
         diff = _compare(out, out.path, tree)
         if diff is None:
             if _not_in_cache(out, tree):
-                findings.append(Finding(
-                    display_path(out.path), "stale-dvc",
-                    f"not in the DVC cache (dvc commit {name})",
-                ))  # fmt: skip
+                findings.append(
+                    Finding(
+                        display_path(out.path),
+                        "stale-dvc",
+                        f"not in the DVC cache (dvc commit {name})",
+                    )
+                )
             continue
-        findings.append(_changed_output(
-            out.path, diff, where=name, missing=f"output of {name} is missing",
-            stale_rule="stale-dvc", stale=lambda detail: f"differs from {name} ({detail})",
-        ))  # fmt: skip
+        findings.append(
+            _changed_output(
+                out.path,
+                diff,
+                where=name,
+                missing=f"output of {name} is missing",
+                stale_rule="stale-dvc",
+                stale=lambda detail: f"differs from {name} ({detail})",
+            )
+        )
     if not df.frozen:
         for dep in df.deps:
             diff = _compare(dep, dep.path, tree)
             if diff is not None:
                 rule = "malformed-dvc" if diff[0] == "unsafe" else "stale-dvc"
-                findings.append(Finding(
-                    display_path(dep.path), rule, f"dependency of {name}: {diff[1]}",
-                ))  # fmt: skip
+                findings.append(
+                    Finding(
+                        display_path(dep.path),
+                        rule,
+                        f"dependency of {name}: {diff[1]}",
+                    )
+                )
     return findings
 
 
@@ -246,8 +271,13 @@ def _params_findings(
 ) -> list[Finding]:
     where = display_path(pfile)
     if pfile in tree.params_errors:
-        return [Finding(where, "malformed-dvc", f"{label}: params file unreadable: "
-                        f"{tree.params_errors[pfile]}")]  # fmt: skip
+        return [
+            Finding(
+                where,
+                "malformed-dvc",
+                f"{label}: params file unreadable: {tree.params_errors[pfile]}",
+            )
+        ]
     config = tree.params.get(pfile)
     if config is None:
         return [Finding(where, "stale-lock", f"{label}: params file is missing")]
@@ -285,19 +315,37 @@ def _stage_findings(p: Pipeline, stage: Stage, tree: WorkTree) -> list[Finding]:
     findings: list[Finding] = []
     yaml_where = display_path(p.yaml_file)
     if stage.cmd and not stage.deps and not stage.outs and not stage.params:
-        return [Finding(yaml_where, "stale-lock",
-                        f"stage {stage.name!r} has no deps or outs: DVC always runs it")]  # fmt: skip
+        return [
+            Finding(
+                yaml_where,
+                "stale-lock",
+                f"stage {stage.name!r} has no deps or outs: DVC always runs it",
+            )
+        ]
     if stage.always_changed:
-        findings.append(Finding(yaml_where, "stale-lock",
-                                f"stage {stage.name!r}: always_changed: DVC always runs it"))  # fmt: skip
+        findings.append(
+            Finding(
+                yaml_where,
+                "stale-lock",
+                f"stage {stage.name!r}: always_changed: DVC always runs it",
+            )
+        )
     if locked is None:
-        findings.append(Finding(
-            yaml_where, "stale-lock", f"stage {stage.name!r} is not in {p.lock_file}: never run",
-        ))  # fmt: skip
+        findings.append(
+            Finding(
+                yaml_where,
+                "stale-lock",
+                f"stage {stage.name!r} is not in {p.lock_file}: never run",
+            )
+        )
     elif locked.cmd != stage.cmd:
-        findings.append(Finding(
-            yaml_where, "stale-lock", f"stage {stage.name!r}: cmd differs from {p.lock_file}",
-        ))  # fmt: skip
+        findings.append(
+            Finding(
+                yaml_where,
+                "stale-lock",
+                f"stage {stage.name!r}: cmd differs from {p.lock_file}",
+            )
+        )
     if not stage.frozen:
         # DVC matches dvc.yaml entries with dvc.lock's by the path as written (`def_path`):
         # `./data/x` against `data/x` is a dependency without a recorded hash
@@ -317,15 +365,24 @@ def _stage_findings(p: Pipeline, stage: Stage, tree: WorkTree) -> list[Finding]:
         diff = _compare(recorded, out.path, tree)
         if diff is None:
             if out.cache and recorded is not None and _not_in_cache(recorded, tree):
-                findings.append(Finding(
-                    display_path(out.path), "stale-lock",
-                    f"out of {label}: not in the DVC cache (dvc commit)",
-                ))  # fmt: skip
+                findings.append(
+                    Finding(
+                        display_path(out.path),
+                        "stale-lock",
+                        f"out of {label}: not in the DVC cache (dvc commit)",
+                    )
+                )
             continue
-        findings.append(_changed_output(
-            out.path, diff, where=label, missing=f"out of {label} is missing",
-            stale_rule="stale-lock", stale=lambda detail: f"out of {label}: {detail}",
-        ))  # fmt: skip
+        findings.append(
+            _changed_output(
+                out.path,
+                diff,
+                where=label,
+                missing=f"out of {label} is missing",
+                stale_rule="stale-lock",
+                stale=lambda detail: f"out of {label}: {detail}",
+            )
+        )
     return findings
 
 
@@ -418,10 +475,13 @@ def dvc_findings(
         if hit is not None:
             out, cache, declared = hit
             if cache:
-                findings.append(Finding(
-                    display_path(path), "data-in-git",
-                    f"in git and also a DVC output ({out}, {declared})",
-                ))  # fmt: skip
+                findings.append(
+                    Finding(
+                        display_path(path),
+                        "data-in-git",
+                        f"in git and also a DVC output ({out}, {declared})",
+                    )
+                )
         elif is_data(path):
             findings.append(Finding(display_path(path), "data-in-git", "data file stored in git"))
     # Untracked files (git-ignored or not) are not reported: the commit does not contain them,
@@ -429,10 +489,13 @@ def dvc_findings(
     for out in git.not_ignored_outputs:
         if scope.covers(out):
             _, _, declared = index.covering(out) or (out, True, "?")
-            findings.append(Finding(
-                display_path(out), "not-ignored",
-                f"DVC output ({declared}) not ignored by git: `git add -A` would commit it",
-            ))  # fmt: skip
+            findings.append(
+                Finding(
+                    display_path(out),
+                    "not-ignored",
+                    f"DVC output ({declared}) not ignored by git: `git add -A` would commit it",
+                )
+            )
     return findings
 
 
@@ -454,10 +517,13 @@ def duplicate_output_findings(files: DvcFiles, scope: Scope = Scope()) -> list[F
         if len(names) < 2 or not scope.covers(out, *(n.split(":", 1)[0] for n in names)):
             continue
         ordered = sorted(names)
-        findings.append(Finding(
-            display_path(ordered[-1].split(":", 1)[0]), "malformed-dvc",
-            f"output {out!r} is also recorded in {', '.join(ordered[:-1])}",
-        ))  # fmt: skip
+        findings.append(
+            Finding(
+                display_path(ordered[-1].split(":", 1)[0]),
+                "malformed-dvc",
+                f"output {out!r} is also recorded in {', '.join(ordered[:-1])}",
+            )
+        )
     return findings
 
 
@@ -510,51 +576,72 @@ def fix_hint(
         f.path for f in findings if f.rule == "data-in-git" and f.path not in outputs_in_git
     ]
     if plain_in_git:
-        blocks.append((
-            "data in git, move it to DVC (a small file that belongs in git: list it under "
-            "data-exclude in [tool.repro-hooks]):",
-            dvc_add_commands(plain_in_git, where, in_git=True),
-        ))  # fmt: skip
+        blocks.append(
+            (
+                "data in git, move it to DVC (a small file that belongs in git: list it under "
+                "data-exclude in [tool.repro-hooks]):",
+                dvc_add_commands(plain_in_git, where, in_git=True),
+            )
+        )
     if outputs_in_git:
-        blocks.append((
-            "DVC outputs in git, take them out of git:",
-            [f"git --literal-pathspecs rm --cached -q -- {quoted(outputs_in_git)}"],
-        ))  # fmt: skip
+        blocks.append(
+            (
+                "DVC outputs in git, take them out of git:",
+                [f"git --literal-pathspecs rm --cached -q -- {quoted(outputs_in_git)}"],
+            )
+        )
     untracked = [f for f in findings if f.rule == "untracked-data"]
     if untracked:
-        blocks.append((
-            "untracked data, add it to DVC (or make it a dvc.yaml stage output):",
-            dvc_add_commands(
-                [f.path for f in untracked], where, in_git=False,
-                ignored={f.path for f in untracked if "git-ignored" in f.message},
-            ),
-        ))  # fmt: skip
+        blocks.append(
+            (
+                "untracked data, add it to DVC (or make it a dvc.yaml stage output):",
+                dvc_add_commands(
+                    [f.path for f in untracked],
+                    where,
+                    in_git=False,
+                    ignored={f.path for f in untracked if "git-ignored" in f.message},
+                ),
+            )
+        )
     changed = [f.path for f in findings if f.rule == "stale-dvc"]
     if changed:
-        blocks.append((
-            "changed data, record what is on disk (or restore the recorded version with "
-            "dvc checkout --force, which discards the change):",
-            [f"dvc commit -f -- {quoted(changed)}", "git add -u -- '*.dvc'"],
-        ))  # fmt: skip
+        blocks.append(
+            (
+                "changed data, record what is on disk (or restore the recorded version with "
+                "dvc checkout --force, which discards the change):",
+                [f"dvc commit -f -- {quoted(changed)}", "git add -u -- '*.dvc'"],
+            )
+        )
     if any(f.rule == "stale-lock" for f in findings):
-        blocks.append((
-            "stale pipeline, run what changed (or dvc commit -f if the outputs are right):",
-            ["dvc repro --all-pipelines", "git add -- ':(glob)**/dvc.lock'"],
-        ))  # fmt: skip
+        blocks.append(
+            (
+                "stale pipeline, run what changed (or dvc commit -f if the outputs are right):",
+                ["dvc repro --all-pipelines", "git add -- ':(glob)**/dvc.lock'"],
+            )
+        )
     not_ignored = [f.path for f in findings if f.rule == "not-ignored"]
     if not_ignored:
         ignores = {p: posixpath.join(posixpath.dirname(p), ".gitignore") for p in not_ignored}
-        blocks.append((
-            "outputs git does not ignore, ignore them beside the output (as dvc add does):",
-            [
-                *(f"printf '\\n%s\\n' {shlex.quote('/' + ignore_pattern(posixpath.basename(p)))}"
-                  f" >> {shlex.quote(ignores[p])}" for p in not_ignored),
-                f"git add -- {quoted(dict.fromkeys(ignores.values()))}",
-            ],
-        ))  # fmt: skip
+        blocks.append(
+            (
+                "outputs git does not ignore, ignore them beside the output (as dvc add does):",
+                [
+                    *(
+                        f"printf '\\n%s\\n' {shlex.quote('/' + ignore_pattern(posixpath.basename(p)))}"
+                        f" >> {shlex.quote(ignores[p])}"
+                        for p in not_ignored
+                    ),
+                    f"git add -- {quoted(dict.fromkeys(ignores.values()))}",
+                ],
+            )
+        )
     rules = {f.rule for f in findings} - {
-        "data-in-git", "untracked-data", "stale-dvc", "stale-lock", "not-ignored"
-    }  # fmt: skip
+        "data-in-git",
+        "untracked-data",
+        "stale-dvc",
+        "stale-lock",
+        "not-ignored",
+    }
     others = [FIXES[r] for r in FIXES if r in rules]
     if not blocks and not others:
         return ""

@@ -326,8 +326,14 @@ Check = Callable[[Any], bool]
 
 
 _EXPECTED: dict[int, str] = {}  # id(check) -> what it accepts, for messages
-_TYPE_NAMES = {str: "a string", bool: "true or false", int: "an integer", dict: "a mapping",
-               list: "a list", type(None): "null"}  # fmt: skip
+_TYPE_NAMES = {
+    str: "a string",
+    bool: "true or false",
+    int: "an integer",
+    dict: "a mapping",
+    list: "a list",
+    type(None): "null",
+}
 
 
 def _named(check: Check, expected: str) -> Check:
@@ -363,32 +369,64 @@ _FILES = _list_of(_DICT)
 _META_KEYS: dict[str, Check] = {"size": _INT, "nfiles": _INT, "isexec": _BOOL, "version_id": _STR}
 _CHECKSUM_KEYS: dict[str, Check] = {"md5": _checksum, "checksum": _checksum, "etag": _checksum}
 _ARTIFACT_KEYS: dict[str, Check] = {
-    **_CHECKSUM_KEYS, **_META_KEYS, "path": _STR, "persist": _BOOL, "cloud": _CLOUD, "hash": _STR,
-}  # fmt: skip
+    **_CHECKSUM_KEYS,
+    **_META_KEYS,
+    "path": _STR,
+    "persist": _BOOL,
+    "cloud": _CLOUD,
+    "hash": _STR,
+}
 _ANNOTATION_KEYS: dict[str, Check] = {"desc": _STR, "type": _STR, "labels": _STRS, "meta": _ANY}
 OUT_KEYS: dict[str, Check] = {
-    **_ARTIFACT_KEYS, **_ANNOTATION_KEYS, "cache": _BOOL, "remote": _STR, "push": _BOOL,
-    "files": _FILES, "fs_config": _DICT,
-}  # fmt: skip
-_REPO_KEYS: dict[str, Check] = {
-    "url": _STR, "rev": _STR, "rev_lock": _STR, "config": _is(str, dict), "remote": _is(str, dict),
-}  # fmt: skip
-DEP_KEYS: dict[str, Check] = {
-    **_ARTIFACT_KEYS, "repo": lambda v: _valid(v, _REPO_KEYS), "db": _DICT, "files": _FILES,
-    "fs_config": _DICT,
-}  # fmt: skip
-LOCK_ENTRY_KEYS: dict[str, Check] = {
-    **_CHECKSUM_KEYS, **_META_KEYS, "path": _STR, "cloud": _CLOUD, "files": _FILES, "hash": _STR,
-    "dataset": _DICT,
-}  # fmt: skip
-_OUT_FLAGS: dict[str, Check] = {
-    **_ANNOTATION_KEYS, "cache": _BOOL, "persist": _BOOL, "checkpoint": _BOOL, "remote": _STR,
+    **_ARTIFACT_KEYS,
+    **_ANNOTATION_KEYS,
+    "cache": _BOOL,
+    "remote": _STR,
     "push": _BOOL,
-}  # fmt: skip
+    "files": _FILES,
+    "fs_config": _DICT,
+}
+_REPO_KEYS: dict[str, Check] = {
+    "url": _STR,
+    "rev": _STR,
+    "rev_lock": _STR,
+    "config": _is(str, dict),
+    "remote": _is(str, dict),
+}
+DEP_KEYS: dict[str, Check] = {
+    **_ARTIFACT_KEYS,
+    "repo": lambda v: _valid(v, _REPO_KEYS),
+    "db": _DICT,
+    "files": _FILES,
+    "fs_config": _DICT,
+}
+LOCK_ENTRY_KEYS: dict[str, Check] = {
+    **_CHECKSUM_KEYS,
+    **_META_KEYS,
+    "path": _STR,
+    "cloud": _CLOUD,
+    "files": _FILES,
+    "hash": _STR,
+    "dataset": _DICT,
+}
+_OUT_FLAGS: dict[str, Check] = {
+    **_ANNOTATION_KEYS,
+    "cache": _BOOL,
+    "persist": _BOOL,
+    "checkpoint": _BOOL,
+    "remote": _STR,
+    "push": _BOOL,
+}
 _PLOT_FLAGS: dict[str, Check] = {
-    **_OUT_FLAGS, "template": _STR, "x": _STR, "y": _STR, "x_label": _STR, "y_label": _STR,
-    "title": _STR, "header": _BOOL,
-}  # fmt: skip
+    **_OUT_FLAGS,
+    "template": _STR,
+    "x": _STR,
+    "y": _STR,
+    "x_label": _STR,
+    "y_label": _STR,
+    "title": _STR,
+    "header": _BOOL,
+}
 
 
 def _valid(value: Any, keys: Mapping[str, Check]) -> bool:
@@ -459,14 +497,25 @@ STAGE_KEYS: dict[str, Check] = {
     ),
 }
 _TOP_KEYS: dict[str, Check] = {
-    "datasets": _ANY, "plots": _list_of(lambda v: isinstance(v, (str, dict))), "stages": _DICT,
-    "vars": _list_of(_is(str, dict)), "params": _STRS, "metrics": _STRS, "artifacts": _DICT,
-}  # fmt: skip
+    "datasets": _ANY,
+    "plots": _list_of(lambda v: isinstance(v, (str, dict))),
+    "stages": _DICT,
+    "vars": _list_of(_is(str, dict)),
+    "params": _STRS,
+    "metrics": _STRS,
+    "artifacts": _DICT,
+}
 _SINGLE_STAGE_KEYS: dict[str, Check] = {
-    "md5": _checksum, "wdir": _is(str, type(None)), "deps": _is(list, type(None)),
-    "outs": _is(list, type(None)), "locked": _BOOL, "frozen": _BOOL, "meta": _ANY,
-    "always_changed": _BOOL, "desc": _STR,
-}  # fmt: skip
+    "md5": _checksum,
+    "wdir": _is(str, type(None)),
+    "deps": _is(list, type(None)),
+    "outs": _is(list, type(None)),
+    "locked": _BOOL,
+    "frozen": _BOOL,
+    "meta": _ANY,
+    "always_changed": _BOOL,
+    "desc": _STR,
+}
 
 
 def _opt_int(entry: Mapping[str, Any], key: str) -> int | None:
@@ -632,8 +681,13 @@ def parse_dvc_yaml(
         what = f"stage {abbrev(name)}"
         body = _mapping(body, file, what)
         if "foreach" in body or "do" in body:
-            _schema(body, {"foreach": _is(dict, list, str), "do": _DICT}, file, what,
-                    required=("foreach", "do"))  # fmt: skip
+            _schema(
+                body,
+                {"foreach": _is(dict, list, str), "do": _DICT},
+                file,
+                what,
+                required=("foreach", "do"),
+            )
             _schema(body["do"], STAGE_KEYS, file, f"{what} do", required=("cmd",))
         else:
             _schema(body, STAGE_KEYS, file, what, required=("cmd",))
@@ -719,8 +773,11 @@ def _stage_params(items: Any, wdir: str, file: str, name: str) -> dict[str, list
 # ---- dvc.lock -------------------------------------------------------------------------------
 
 _LOCK_STAGE_KEYS: dict[str, Check] = {
-    "cmd": _is(str, list), "deps": _is(list), "params": _DICT, "outs": _is(list),
-}  # fmt: skip
+    "cmd": _is(str, list),
+    "deps": _is(list),
+    "params": _DICT,
+    "outs": _is(list),
+}
 
 
 def parse_dvc_lock(

@@ -48,9 +48,10 @@ LITERAL = {"GIT_LITERAL_PATHSPECS": "1"}
 def movable(findings: Sequence[Finding]) -> list[Finding]:
     """The findings `--fix` moves into DVC: files over the size limit, except notebooks."""
     return [
-        f for f in findings
+        f
+        for f in findings
         if f.rule == "large-file" and f.raw_path is not None and not is_notebook(f.path)
-    ]  # fmt: skip
+    ]
 
 
 def move_to_dvc(git: Git, findings: Sequence[Finding]) -> list[Finding]:
@@ -302,9 +303,14 @@ def _apply(git: Git, plan: _Plan) -> dict[str, str]:
 def _move(git: Git, plan: _Plan) -> dict[str, str]:
     root = plan.root
     git.run(
-        "rm", "--cached", "-q", "--pathspec-from-file=-", "--pathspec-file-nul",
-        input=_nul(plan.paths), env=LITERAL,
-    )  # fmt: skip
+        "rm",
+        "--cached",
+        "-q",
+        "--pathspec-from-file=-",
+        "--pathspec-file-nul",
+        input=_nul(plan.paths),
+        env=LITERAL,
+    )
     _write_entries_dvc_gets_wrong(git, plan)
     for project, members in plan.groups.items():
         inner = [posixpath.relpath(p, project) if project else p for p in members]
@@ -312,9 +318,10 @@ def _move(git: Git, plan: _Plan) -> dict[str, str]:
         if proc.returncode != 0:
             raise ReproHooksError(f"--fix: dvc add failed: {last_error_line(proc)}")
         linked = [
-            name for name, path in zip(inner, members, strict=True)
+            name
+            for name, path in zip(inner, members, strict=True)
             if (root / path).is_symlink() or os.stat(root / path).st_nlink > plan.nlinks[path]
-        ]  # fmt: skip
+        ]
         if linked:
             # cache.type symlink/hardlink: the file is now the cache object itself (read-only,
             # which does not stop root or a tool that chmods). Keep a private copy instead.
@@ -330,9 +337,10 @@ def _move(git: Git, plan: _Plan) -> dict[str, str]:
             raise ReproHooksError(f"--fix: {path}: dvc add wrote no {dvc_file}")
         dvc_files[path] = dvc_file
     to_stage = list(dict.fromkeys(dvc_files.values())) + [
-        name for name in dict.fromkeys(gitignore_for(p) for p in plan.paths)
+        name
+        for name in dict.fromkeys(gitignore_for(p) for p in plan.paths)
         if (root / name).is_file()
-    ]  # fmt: skip
+    ]
     git.run(
         "add", "--pathspec-from-file=-", "--pathspec-file-nul", input=_nul(to_stage), env=LITERAL
     )

@@ -110,8 +110,9 @@ def _read_full(fh: object, size: int) -> bytes:
 
 def dir_hash(entries: Iterable[tuple[str, str]]) -> str:
     """DVC's `.dir` hash of a directory listing of (posix relpath, file md5) pairs."""
-    listing = sorted(({"md5": md5, "relpath": rel} for rel, md5 in entries),
-                     key=lambda e: e["relpath"])  # fmt: skip
+    listing = sorted(
+        ({"md5": md5, "relpath": rel} for rel, md5 in entries), key=lambda e: e["relpath"]
+    )
     data = json.dumps(listing, sort_keys=True).encode("utf-8")
     return hashlib.md5(data, usedforsecurity=False).hexdigest() + ".dir"
 

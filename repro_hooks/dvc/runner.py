@@ -29,9 +29,13 @@ def run_dvc(args: Sequence[str], cwd: Path, *, what: str) -> subprocess.Complete
     if command is None:
         raise ReproHooksError(f"{what} needs DVC, which is not installed ({INSTALL_HINT})")
     return subprocess.run(
-        [*command, *args], cwd=cwd, capture_output=True, text=True, check=False,
+        [*command, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
         stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+    )
 
 
 def last_error_line(proc: subprocess.CompletedProcess[str]) -> str:

@@ -67,10 +67,21 @@ from repro_hooks.report import Finding, display_path
 # version of every output), environments and tool caches, MLflow's run store (its artifacts are
 # tracked by MLflow). Passed to `git ls-files -x`, so git does not even descend into them.
 SKIPPED_DIRS = (
-    "/.dvc/", ".venv/", "venv/", ".tox/", ".nox/", "node_modules/", "__pycache__/",
-    "site-packages/", ".mypy_cache/", ".pytest_cache/", ".ruff_cache/", ".ipynb_checkpoints/",
-    "mlruns/", "mlartifacts/",
-)  # fmt: skip
+    "/.dvc/",
+    ".venv/",
+    "venv/",
+    ".tox/",
+    ".nox/",
+    "node_modules/",
+    "__pycache__/",
+    "site-packages/",
+    ".mypy_cache/",
+    ".pytest_cache/",
+    ".ruff_cache/",
+    ".ipynb_checkpoints/",
+    "mlruns/",
+    "mlartifacts/",
+)
 CACHE_FILE = "repro-hooks/dvc-hashes.bin"
 NESTED_DVCIGNORE = "a .dvcignore inside a directory DVC tracks"
 
@@ -477,8 +488,13 @@ def dvc_status_findings(root: Path, targets: Sequence[tuple[str, str, str]]) -> 
         # DVC refuses the project (a file its schema rejects, a broken params file...): that is
         # a finding about the project, as DVC's exit 255 is, not a failure of this check
         where = targets[0][1]
-        return [Finding(display_path(where), "malformed-dvc",
-                        f"dvc status failed: {last_error_line(proc)[:300]}")]  # fmt: skip
+        return [
+            Finding(
+                display_path(where),
+                "malformed-dvc",
+                f"dvc status failed: {last_error_line(proc)[:300]}",
+            )
+        ]
     try:
         status = json.loads(proc.stdout or "{}")
     except ValueError:
@@ -493,9 +509,13 @@ def dvc_status_findings(root: Path, targets: Sequence[tuple[str, str, str]]) -> 
                 for kind, entries in sorted(change.items()):
                     for path, state in sorted(dict(entries).items()):
                         rel = posixpath.normpath(str(path).replace(os.sep, "/"))
-                        findings.append(Finding(
-                            display_path(rel), rule, f"dvc status: {key}: {kind}: {state}",
-                        ))  # fmt: skip
+                        findings.append(
+                            Finding(
+                                display_path(rel),
+                                rule,
+                                f"dvc status: {key}: {kind}: {state}",
+                            )
+                        )
             else:
                 findings.append(
                     Finding(display_path(where), rule, f"dvc status: {key}: {str(change)[:200]}")
@@ -553,10 +573,7 @@ def collect(git: Git, scope: Scope, *, use_cache: bool = True) -> Collected:
     cache.save()
     # git refuses a whole check-ignore call naming a path beyond a symlink ("fatal: pathspec
     # ... is beyond a symbolic link"); such outputs are reported as unsafe, not asked about
-    outs = [
-        o for o in cached_outputs(files)
-        if scope.covers(o) and not measurer.beyond_symlink(o)
-    ]  # fmt: skip
+    outs = [o for o in cached_outputs(files) if scope.covers(o) and not measurer.beyond_symlink(o)]
     ignored_outs = git.ignored_paths([os.fsencode(o) for o in outs])
     not_ignored = [o for o in outs if os.fsencode(o) not in ignored_outs]
     facts = GitFacts(

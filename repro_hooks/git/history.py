@@ -29,16 +29,36 @@ class HistoryWalk:
 
 # Every setting user configuration could use to change what `git log --raw` reports, pinned.
 LOG_PINS = (
-    "-c", "log.showRoot=true", "-c", "log.showSignature=false",
-    "-c", "log.diffMerges=separate", "-c", "diff.renames=false",
-    "-c", "diff.relative=false", "-c", "core.quotePath=true",
-    "-c", "i18n.logOutputEncoding=UTF-8",  # UTF-16 output would put NULs inside every record
-)  # fmt: skip
+    "-c",
+    "log.showRoot=true",
+    "-c",
+    "log.showSignature=false",
+    "-c",
+    "log.diffMerges=separate",
+    "-c",
+    "diff.renames=false",
+    "-c",
+    "diff.relative=false",
+    "-c",
+    "core.quotePath=true",
+    "-c",
+    "i18n.logOutputEncoding=UTF-8",  # UTF-16 output would put NULs inside every record
+)
 LOG_ARGS = (
-    "log", "--reverse", "-z", "--raw", "--no-abbrev", "--diff-merges=separate",
-    "--no-renames", "--no-relative", "--no-ext-diff", "--no-textconv", "--no-color",
-    "--no-mailmap", "--no-notes",
-)  # fmt: skip
+    "log",
+    "--reverse",
+    "-z",
+    "--raw",
+    "--no-abbrev",
+    "--diff-merges=separate",
+    "--no-renames",
+    "--no-relative",
+    "--no-ext-diff",
+    "--no-textconv",
+    "--no-color",
+    "--no-mailmap",
+    "--no-notes",
+)
 
 
 class HistoryQueries(GitProcess):
@@ -83,9 +103,15 @@ class HistoryQueries(GitProcess):
 
         try:
             self.stream_fields(
-                consume, *LOG_PINS, *LOG_ARGS, *only, *(["--source"] if sources else []), fmt,
-                *rev_args, "--",
-            )  # fmt: skip
+                consume,
+                *LOG_PINS,
+                *LOG_ARGS,
+                *only,
+                *(["--source"] if sources else []),
+                fmt,
+                *rev_args,
+                "--",
+            )
         except GitError as exc:
             if sizer is not None:
                 sizer.close()
@@ -116,9 +142,12 @@ class _StreamingSizer:
         self._out = anonymous_file()
         self._proc = subprocess.Popen(
             ["git", "cat-file", self.FORMAT],
-            cwd=git.cwd, stdin=subprocess.PIPE, stdout=self._out, stderr=subprocess.DEVNULL,
+            cwd=git.cwd,
+            stdin=subprocess.PIPE,
+            stdout=self._out,
+            stderr=subprocess.DEVNULL,
             env=git_env(),
-        )  # fmt: skip
+        )
         stdin = self._proc.stdin
         assert stdin is not None
         self._stdin = stdin

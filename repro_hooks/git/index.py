@@ -55,7 +55,7 @@ class IndexQueries(GitProcess):
             if only is None or path in only
         ]
 
-    # ---- staged paths, for the commit stage under pre-commit (issue 9, items 7 and 10) -------
+    # ---- staged paths, for the commit stage under pre-commit -------------------------
     _STAGED_ARGS = (
         "diff-index",
         "--cached",
@@ -116,9 +116,13 @@ class IndexQueries(GitProcess):
         stdout = anonymous_file()
         try:
             proc = subprocess.Popen(
-                ["git", *args], cwd=self.cwd, stdin=subprocess.DEVNULL, stdout=stdout,
-                stderr=subprocess.DEVNULL, env=git_env(as_others_see=as_others_see),
-            )  # fmt: skip
+                ["git", *args],
+                cwd=self.cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=stdout,
+                stderr=subprocess.DEVNULL,
+                env=git_env(as_others_see=as_others_see),
+            )
         except FileNotFoundError:
             stdout.close()
             raise GitError("git: command not found") from None
@@ -157,9 +161,12 @@ class IndexQueries(GitProcess):
         try:
             proc = subprocess.run(
                 ["git", "check-ignore", "-z", "--stdin", "--no-index"],
-                cwd=self.cwd, input=b"\0".join(asked) + b"\0", capture_output=True, check=False,
+                cwd=self.cwd,
+                input=b"\0".join(asked) + b"\0",
+                capture_output=True,
+                check=False,
                 env=git_env(literal_pathspecs=False),
-            )  # fmt: skip
+            )
         except FileNotFoundError:
             raise GitError("git: command not found") from None
         if proc.returncode not in (0, 1):
@@ -188,9 +195,13 @@ class IndexQueries(GitProcess):
         stdin.seek(0)
         try:
             proc = subprocess.Popen(
-                ["git", *args], cwd=self.cwd, stdin=stdin, stdout=stdout, stderr=stderr,
+                ["git", *args],
+                cwd=self.cwd,
+                stdin=stdin,
+                stdout=stdout,
+                stderr=stderr,
                 env=git_env(),
-            )  # fmt: skip
+            )
         except FileNotFoundError:
             raise GitError("git: command not found") from None
 

@@ -69,9 +69,12 @@ class GitProcess:
     """Runs git in one repository. `root` is None for a bare repository (server side)."""
 
     def __init__(
-        self, git_dir: Path, root: Path | None, object_format: str = "sha1",
+        self,
+        git_dir: Path,
+        root: Path | None,
+        object_format: str = "sha1",
         common_dir: Path | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.git_dir = git_dir
         self.root = root
         self.object_format = object_format
@@ -83,11 +86,21 @@ class GitProcess:
         """The repository containing `cwd` (a work tree or a bare repository)."""
         try:
             proc = subprocess.run(
-                ["git", "rev-parse", "--absolute-git-dir", "--is-bare-repository",
-                 "--show-object-format", "--path-format=absolute", "--git-common-dir",
-                 "--show-toplevel"],
-                cwd=cwd, capture_output=True, check=False, env=git_env(),
-            )  # fmt: skip
+                [
+                    "git",
+                    "rev-parse",
+                    "--absolute-git-dir",
+                    "--is-bare-repository",
+                    "--show-object-format",
+                    "--path-format=absolute",
+                    "--git-common-dir",
+                    "--show-toplevel",
+                ],
+                cwd=cwd,
+                capture_output=True,
+                check=False,
+                env=git_env(),
+            )
         except FileNotFoundError:
             raise GitError("git: command not found") from None
         # git's lines end at b"\n" only (a path may hold U+2028): never splitlines()
@@ -118,9 +131,13 @@ class GitProcess:
         full_env = git_env(env)
         try:
             proc = subprocess.run(
-                ["git", *args], cwd=self.cwd, input=input, capture_output=True,
-                check=False, env=full_env,
-            )  # fmt: skip
+                ["git", *args],
+                cwd=self.cwd,
+                input=input,
+                capture_output=True,
+                check=False,
+                env=full_env,
+            )
         except FileNotFoundError:
             raise GitError("git: command not found") from None
         if check and proc.returncode != 0:
@@ -156,9 +173,12 @@ class GitProcess:
         so parsing overlaps git's own work. Raises GitError like `run`."""
         try:
             proc = subprocess.Popen(
-                ["git", *args], cwd=self.cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                ["git", *args],
+                cwd=self.cwd,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
                 env=git_env(),
-            )  # fmt: skip
+            )
         except FileNotFoundError:
             raise GitError("git: command not found") from None
         stdout, stderr = proc.stdout, proc.stderr

@@ -228,7 +228,11 @@ def commits_to_check(
 ) -> list[str] | None:
     """`select_commits`, as `git rev-list` arguments only."""
     chosen = select_commits(
-        git, rev_range=rev_range, all_history=all_history, pre_push=pre_push,
-        stdin_text=stdin_text, env=env,
-    )  # fmt: skip
+        git,
+        rev_range=rev_range,
+        all_history=all_history,
+        pre_push=pre_push,
+        stdin_text=stdin_text,
+        env=env,
+    )
     return None if chosen is None else chosen.rev_args

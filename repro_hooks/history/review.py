@@ -405,24 +405,31 @@ def _blob_findings(
     lfs_filtered = start_lfs_filtered_paths(git, blobs)
     if info is None:
         info = git.object_info(b.sha for b in blobs if not b.is_gitlink)
-    check_no_missing_objects(git, blobs, info)  # issue 11, item 10
+    check_no_missing_objects(git, blobs, info)  # a push may not name blobs the server lacks
     lfs = lfs_facts(git, blobs, info, policy, lfs_filtered())
     facts = _PathFacts(policy)
     # An LFS pointer at a data pattern is data kept out of git: read the small ones to know.
     small_data = [
-        b.sha for b in blobs
-        if (o := info.get(b.sha)) is not None and 0 < o.size < LFS_POINTER_MAX
-        and b.sha not in lfs.pointer_shas and facts.is_data(facts.display(b.path))
-    ]  # fmt: skip
+        b.sha
+        for b in blobs
+        if (o := info.get(b.sha)) is not None
+        and 0 < o.size < LFS_POINTER_MAX
+        and b.sha not in lfs.pointer_shas
+        and facts.is_data(facts.display(b.path))
+    ]
     if small_data:
         pointers = {s for s, c in git.read_blobs(small_data).items() if is_lfs_pointer(c)}
         lfs = LfsFacts(lfs.filtered_paths, {*lfs.pointer_shas, *pointers})
     dvc_blobs = [
-        b for b in blobs
-        if not b.is_gitlink and b.mode != SYMLINK_MODE and _may_be_dvc_file(b.path)
+        b
+        for b in blobs
+        if not b.is_gitlink
+        and b.mode != SYMLINK_MODE
+        and _may_be_dvc_file(b.path)
         and is_dvc_file_path(facts.display(b.path))
-        and (o := info.get(b.sha)) is not None and o.size <= MAX_DVC_FILE_SIZE
-    ]  # fmt: skip
+        and (o := info.get(b.sha)) is not None
+        and o.size <= MAX_DVC_FILE_SIZE
+    ]
     refused = _refused_for_size(dvc_blobs, info, policy, lfs, facts)
     over_budget: dict[str, int] = {}
     if push_total:  # a push (or a range under review): bound what it makes us parse
@@ -532,10 +539,11 @@ def push_total_finding(
     if total <= policy.max_push_total:
         return None
     return Finding(
-        "(push)", "total-size",
+        "(push)",
+        "total-size",
         f"{len(sizes)} new files take {format_size(total)}, over the "
         f"{format_size(policy.max_push_total)} total-size limit of a push (max-push-total)",
-    )  # fmt: skip
+    )
 
 
 # ---- messages and objects that are not commits ------------------------------------------------

@@ -83,19 +83,23 @@ def large_file_findings(
             continue
         if blob.path in lfs.filtered_paths and obj.size > 0:
             findings[(blob.path, blob.sha)] = Finding(
-                path, "lfs-pointer",
+                path,
+                "lfs-pointer",
                 f"stored raw ({format_size(obj.size)}) under a filter=lfs attribute: "
                 "should be an LFS pointer (is git-lfs installed? `git lfs install`, then re-add it)",
-                blob.commit, blob.path,
-            )  # fmt: skip
+                blob.commit,
+                blob.path,
+            )
             continue
         limit = policy.size_limit_for(path)
         if obj.size > limit:
             findings[(blob.path, blob.sha)] = Finding(
-                path, "large-file",
+                path,
+                "large-file",
                 f"{format_size(obj.size)} in git, over the {format_size(limit)} size limit",
-                blob.commit, blob.path,
-            )  # fmt: skip
+                blob.commit,
+                blob.path,
+            )
     return list(findings.values())
 
 
@@ -109,16 +113,21 @@ def start_lfs_filtered_paths(git: Git, blobs: Sequence[Blob]) -> Callable[[], se
 
 
 def lfs_facts(
-    git: Git, blobs: Sequence[Blob], info: Mapping[str, ObjectInfo], policy: Policy,
+    git: Git,
+    blobs: Sequence[Blob],
+    info: Mapping[str, ObjectInfo],
+    policy: Policy,
     filtered: Collection[bytes],
-) -> LfsFacts:  # fmt: skip
+) -> LfsFacts:
     """Read the small blobs whose pointer status decides a verdict (LFS-filtered ones, and ones
     over a tiny size limit) and say which are LFS pointers."""
     candidates = [
-        b.sha for b in blobs
-        if (obj := info.get(b.sha)) is not None and 0 < obj.size < LFS_POINTER_MAX
+        b.sha
+        for b in blobs
+        if (obj := info.get(b.sha)) is not None
+        and 0 < obj.size < LFS_POINTER_MAX
         and (b.path in filtered or obj.size > policy.size_limit_for(display_path(b.path)))
-    ]  # fmt: skip
+    ]
     contents = git.read_blobs(candidates) if candidates else {}
     return LfsFacts(filtered, {sha for sha, c in contents.items() if is_lfs_pointer(c)})
 
@@ -181,7 +190,7 @@ def collect_blobs(
     return git.staged_blobs()
 
 
-# ---- the commit stage under pre-commit, and user paths (issue 9, items 7, 8 and 13) ----------
+# ---- the commit stage under pre-commit, and user paths ----------------------------
 
 
 def _root_relative(git: Git, paths: Sequence[str], cwd: Path) -> list[bytes]:
@@ -283,13 +292,15 @@ def pre_commit_selection(git: Git, names: Sequence[str], cwd: Path) -> Selection
         staged_blobs = [b for b in entries if b.path in staged]
     else:  # the common case: pre-commit passed every staged name
         chosen = entries
-        staged_blobs = entries if len(entries) == len(staged) else [
-            b for b in entries if b.path in staged
-        ]  # fmt: skip
+        staged_blobs = (
+            entries if len(entries) == len(staged) else [b for b in entries if b.path in staged]
+        )
     # names that are no file in the index (when none were unpassed, entries are all wanted)
-    missing = set() if not unpassed and len(entries) == len(wanted) else (
-        wanted - {b.path for b in entries}
-    )  # fmt: skip
+    missing = (
+        set()
+        if not unpassed and len(entries) == len(wanted)
+        else (wanted - {b.path for b in entries})
+    )
     if missing:  # a directory given in the hook's args, or a name git does not track
         every = git.index_blobs() if every is None else every
         paths = [b.path for b in every]
@@ -338,10 +349,11 @@ def commit_total_finding(
         return None
     files = sum(1 for b in staged if b.sha in counted)
     return Finding(
-        "(commit)", "total-size",
+        "(commit)",
+        "total-size",
         f"{files} staged files take {format_size(total)} in git, over the "
         f"{format_size(policy.max_commit_total)} total-size limit of a commit (max-commit-total)",
-    )  # fmt: skip
+    )
 
 
 def check_large_files(
@@ -364,10 +376,11 @@ def check_large_files(
     filtered = lfs_filtered()
     if policy.size_limits:
         to_size = [
-            b.sha for b in candidates
+            b.sha
+            for b in candidates
             if b.path in filtered
             or bounds.get(b.sha, LARGEST) > policy.size_limit_for(display_path(b.path))
-        ]  # fmt: skip
+        ]
     else:  # one limit for every path: no need to spell each path out
         limit = policy.max_size
         to_size = [

@@ -226,9 +226,12 @@ def strip_credentials(uri: str) -> str:
         return uri
     netloc = parts.netloc.rpartition("@")[2]
     query = urlencode(
-        [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-         if not _SECRET_PARAM_RE.search(k)]
-    )  # fmt: skip
+        [
+            (k, v)
+            for k, v in parse_qsl(parts.query, keep_blank_values=True)
+            if not _SECRET_PARAM_RE.search(k)
+        ]
+    )
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
@@ -529,9 +532,11 @@ def choose_runs(
                 if chosen or unfinished is not None:
                     break
                 return RunChoice(
-                    (), f"no qualifying run since {run.linked_commit[:12]} (run {run.run_id} "
-                    "is linked to it)", tuple(passed),
-                )  # fmt: skip
+                    (),
+                    f"no qualifying run since {run.linked_commit[:12]} (run {run.run_id} "
+                    "is linked to it)",
+                    tuple(passed),
+                )
             passed.append(f"{run.run_id}: linked to another commit {run.linked_commit[:12]}")
             continue
         if stages and (run.tags.get(STAGE_RUN_TAG) or "") in stages | {""}:

@@ -174,9 +174,13 @@ class StoreOpener:
         configured = self.config(job.root).tracking_uri
         uri = full_uri(
             job,
-            [self.uri_option, self.env.get(URI_ENV), self.env.get("MLFLOW_TRACKING_URI"),
-             configured],
-        )  # fmt: skip
+            [
+                self.uri_option,
+                self.env.get(URI_ENV),
+                self.env.get("MLFLOW_TRACKING_URI"),
+                configured,
+            ],
+        )
         self.secrets = sorted(
             set(self.secrets) | set(secrets_in(uri, self.env)), key=len, reverse=True
         )

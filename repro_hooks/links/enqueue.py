@@ -42,10 +42,21 @@ def repo_facts(cwd: Path | None = None) -> RepoFacts:
     """Everything the post-commit command asks git, in one process."""
     try:
         proc = subprocess.run(
-            ["git", "rev-parse", "--absolute-git-dir", "--git-common-dir", "--show-toplevel",
-             "--verify", "-q", "HEAD"],
-            cwd=cwd, capture_output=True, check=False, env=git_env(),
-        )  # fmt: skip
+            [
+                "git",
+                "rev-parse",
+                "--absolute-git-dir",
+                "--git-common-dir",
+                "--show-toplevel",
+                "--verify",
+                "-q",
+                "HEAD",
+            ],
+            cwd=cwd,
+            capture_output=True,
+            check=False,
+            env=git_env(),
+        )
     except FileNotFoundError:
         raise GitError("git: command not found") from None
     # git's lines end at b"\n" only (a path may hold U+2028): never splitlines()
@@ -138,20 +149,24 @@ def _queue_and_spawn(
         queue.put(job)
     except QueueFullError as exc:
         return QueueResult(
-            [f"tag-mlflow: {what}: link NOT queued ({exc.strerror}); the commit itself is "
-             "intact: free space and run `repro-hooks tag-mlflow` to queue it again"],
+            [
+                f"tag-mlflow: {what}: link NOT queued ({exc.strerror}); the commit itself is "
+                "intact: free space and run `repro-hooks tag-mlflow` to queue it again"
+            ],
             1,
-        )  # fmt: skip
+        )
     if not (mlflow_available() if has_mlflow is None else has_mlflow):
         from repro_hooks.snippets import MLFLOW_HOOK_DEPENDENCIES_SQL, pip_install
 
         return QueueResult(
-            [f"tag-mlflow: {what}: queued, but mlflow is not installed next to repro-hooks "
-             f"({sys.executable}): add `additional_dependencies: {MLFLOW_HOOK_DEPENDENCIES_SQL}` "
-             f"to the hook (pre-commit; docs/install.md) or `{pip_install('mlflow')}`, then run "
-             "`repro-hooks tag-mlflow --sync`"],
+            [
+                f"tag-mlflow: {what}: queued, but mlflow is not installed next to repro-hooks "
+                f"({sys.executable}): add `additional_dependencies: {MLFLOW_HOOK_DEPENDENCIES_SQL}` "
+                f"to the hook (pre-commit; docs/install.md) or `{pip_install('mlflow')}`, then run "
+                "`repro-hooks tag-mlflow --sync`"
+            ],
             1,
-        )  # fmt: skip
+        )
     child_env = env_without_pre_commit(env)
     child_env[URI_ENV] = store.uri
     lines: list[str] = []
@@ -181,11 +196,14 @@ def _queue_head_link(
     assert facts.head is not None
     assert cfg.store is not None
     job = _new_job(
-        "link", facts, cfg, cfg.store,
+        "link",
+        facts,
+        cfg,
+        cfg.store,
         commit=facts.head,
         before_ms=now_ms if now_ms is not None else int(time.time() * 1000),
         run_id=cfg.run_id,
-    )  # fmt: skip
+    )
     return _queue_and_spawn(facts, cfg.store, job, env, facts.head[:12], has_mlflow)
 
 

@@ -83,9 +83,10 @@ def link_given_run(job: Job, git: Git, store: Any, *, force: bool = False) -> Gi
             for key in (FORCED_BY_TAG, FORCED_REASON_TAG):  # an earlier forced link's marks
                 store.client.delete_tag(run.run_id, key)
         return GivenRunResult(
-            True, f"{short}: linked to run {run.run_id} (experiment {run.experiment_id}; "
+            True,
+            f"{short}: linked to run {run.run_id} (experiment {run.experiment_id}; "
             f"{EVIDENCE_TAG}={kind}): {detail}",
-        )  # fmt: skip
+        )
     reason = why_not if len(why_not) <= MAX_REASON else why_not[: MAX_REASON - 3] + "..."
     who = forcer(git)
     for run_id in [run.run_id, *(c.run_id for c in store.children(run))]:

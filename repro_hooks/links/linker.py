@@ -58,9 +58,10 @@ class Ancestry:
         """One `git cat-file --batch-check` for a page of SHAs: those that are no commit here
         (runs from other repositories, the common case) are answered without merge-base."""
         todo = [
-            s.strip().lower() for s in shas
+            s.strip().lower()
+            for s in shas
             if s and _SHA_RE.match(s.strip().lower()) and s.strip().lower() not in self.cache
-        ]  # fmt: skip
+        ]
         if not todo:
             return
         info = self.git.object_info(todo)
@@ -284,10 +285,15 @@ class Evidence:
         }
         maps = self.code_maps(source, {}) if source else None
         return fallback_verdict(
-            run, commit=self.commit, parents=self.parents, user=self.user(), root=self.job.root,
+            run,
+            commit=self.commit,
+            parents=self.parents,
+            user=self.user(),
+            root=self.job.root,
             repo_url=self._repo_url or None,
-            changed_by_commit=maps[0] if maps else None, same_data=same_data,
-        )  # fmt: skip
+            changed_by_commit=maps[0] if maps else None,
+            same_data=same_data,
+        )
 
     def stamp_holders(self, stamp: str) -> list[str] | None:
         """Ids of the runs carrying `stamp` (None: no store to ask, or it failed)."""
@@ -356,9 +362,10 @@ def write_link(
     delete: list[str] = []
     if COMMIT_TAG in existing:  # our earlier link: drop our keys the new commit lacks
         delete = [
-            k for k in existing
+            k
+            for k in existing
             if (k.startswith(DVC_PREFIX) or (k == BRANCH_TAG and branch)) and k not in tags
-        ]  # fmt: skip
+        ]
     own = _own_record(git, existing)
     inputs = _run_inputs(git, existing, commit, record.outputs, own)
     store.write_link(run_id, tags, inputs, delete, record.repo_url)

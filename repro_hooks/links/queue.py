@@ -185,9 +185,10 @@ class LinkQueue:
         """Jobs that look stuck: failed `attempts` times (each commit retries), or queued more
         than `hours` ago whatever happened to them."""
         return [
-            j for j in self.jobs()
+            j
+            for j in self.jobs()
             if (j.last_error and j.attempts >= attempts) or now - j.created >= hours * 3600
-        ]  # fmt: skip
+        ]
 
     # ---- delivery ------------------------------------------------------------------------------
 

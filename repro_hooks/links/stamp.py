@@ -563,9 +563,13 @@ def _git(cwd: str, *args: str) -> bytes | None:
     env = git_env(literal_pathspecs=False)  # `:(glob)` pathspecs below
     try:
         proc = subprocess.run(
-            ["git", *args], cwd=cwd, capture_output=True, check=False, env=env,
+            ["git", *args],
+            cwd=cwd,
+            capture_output=True,
+            check=False,
+            env=env,
             stdin=subprocess.DEVNULL,
-        )  # fmt: skip
+        )
     except OSError:
         return None
     return proc.stdout if proc.returncode == 0 else None
@@ -582,9 +586,13 @@ def _git_parallel(cwd: str, *commands: tuple[str, ...]) -> list[bytes | None]:
     for args in commands:
         try:
             proc = subprocess.Popen(
-                ["git", *args], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            )  # fmt: skip
+                ["git", *args],
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            )
             procs.append(proc)
         except OSError:
             procs.append(None)
@@ -599,8 +607,13 @@ def _git_parallel(cwd: str, *commands: tuple[str, ...]) -> list[bytes | None]:
 
 
 def _git_facts(cwd: str) -> tuple[str, str, str, str | None] | None:
-    args = ("rev-parse", "--path-format=absolute", "--show-toplevel", "--absolute-git-dir",
-            "--git-common-dir")  # fmt: skip
+    args = (
+        "rev-parse",
+        "--path-format=absolute",
+        "--show-toplevel",
+        "--absolute-git-dir",
+        "--git-common-dir",
+    )
     out = _git(cwd, *args, "HEAD")
     head: str | None = None
     if out is None:  # no commit yet
@@ -695,9 +708,17 @@ def _code_and_data(
     commands: list[tuple[str, ...]] = [("status", "--porcelain=v1", "-z", "-uall", "--no-renames")]
     if tracked_out is None:
         commands.append(
-            ("ls-files", "-z", "--cached", "--", ":(glob)**/*.dvc", ":(glob)**/dvc.lock",
-             ":(glob)**/dvc.yaml", ":(glob)**/.dvcignore")
-        )  # fmt: skip
+            (
+                "ls-files",
+                "-z",
+                "--cached",
+                "--",
+                ":(glob)**/*.dvc",
+                ":(glob)**/dvc.lock",
+                ":(glob)**/dvc.yaml",
+                ":(glob)**/.dvcignore",
+            )
+        )
     outs = _git_parallel(root, *commands)
     status_out = outs[0]
     if tracked_out is None:
@@ -770,10 +791,13 @@ def _hash_code_files(root: str, changed: dict[str, str | None]) -> dict[str, str
     if todo:
         try:
             proc = subprocess.run(
-                ["git", "hash-object", "--stdin-paths"], cwd=root, check=False,
+                ["git", "hash-object", "--stdin-paths"],
+                cwd=root,
+                check=False,
                 input="\n".join(todo).encode("utf-8", "surrogateescape") + b"\n",
-                capture_output=True, env=git_env(),
-            )  # fmt: skip
+                capture_output=True,
+                env=git_env(),
+            )
             shas = proc.stdout.decode().split()
         except OSError:
             shas = []
@@ -1014,9 +1038,14 @@ def end_state(
     from repro_hooks.dvc.worktree import SKIPPED_DIRS
 
     listed = _git(
-        root, "ls-files", "-z", "--cached", "--others", "-t",
+        root,
+        "ls-files",
+        "-z",
+        "--cached",
+        "--others",
+        "-t",
         *(a for d in SKIPPED_DIRS for a in ("-x", d)),
-    )  # fmt: skip
+    )
     tracked_dirs: set[str] = set()
     dvc_paths: list[str] = []
     written: list[str] = []

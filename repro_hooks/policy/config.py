@@ -26,48 +26,92 @@ DEFAULT_DATA_PATTERNS: tuple[str, ...] = tuple(
     f"*.{ext}"
     for ext in (
         # tables and columnar formats
-        "csv", "tsv", "jsonl", "parquet", "feather", "arrow", "avro", "orc",
-        "xlsx", "xls", "sav", "dta", "rds", "rdata",
+        "csv",
+        "tsv",
+        "jsonl",
+        "parquet",
+        "feather",
+        "arrow",
+        "avro",
+        "orc",
+        "xlsx",
+        "xls",
+        "sav",
+        "dta",
+        "rds",
+        "rdata",
         # arrays and scientific containers
-        "h5", "hdf5", "npy", "npz", "mat", "nc", "netcdf",
+        "h5",
+        "hdf5",
+        "npy",
+        "npz",
+        "mat",
+        "nc",
+        "netcdf",
         # pickled objects
-        "pkl", "pickle", "joblib",
+        "pkl",
+        "pickle",
+        "joblib",
         # checkpoints and model formats
-        "pt", "pth", "ckpt", "onnx", "safetensors", "gguf", "keras", "tflite", "pb",
-        "mlmodel", "caffemodel", "pdparams",
+        "pt",
+        "pth",
+        "ckpt",
+        "onnx",
+        "safetensors",
+        "gguf",
+        "keras",
+        "tflite",
+        "pb",
+        "mlmodel",
+        "caffemodel",
+        "pdparams",
         # record formats
-        "tfrecord", "tfrecords", "recordio",
+        "tfrecord",
+        "tfrecords",
+        "recordio",
         # archives (datasets are shipped as archives); not bare `*.gz`/`*.xz`/`*.zst`, which
         # tools use for their own caches and logs, nor `*.tar.gz`, a package's sdist in dist/
-        "zip", "tar", "tgz", "7z", "rar",
+        "zip",
+        "tar",
+        "tgz",
+        "7z",
+        "rar",
         # compressed tables
-        "csv.gz", "tsv.gz", "jsonl.gz",
+        "csv.gz",
+        "tsv.gz",
+        "jsonl.gz",
     )
-)  # fmt: skip
+)
 
-# ---- total-size limits (issue 9, item 10) ---------------------------------------------------
+# ---- total-size limits ---------------------------------------------------
 # The bytes git stores for the new blobs (loose objects are zlib-compressed): what the repository
 # and every clone carry. Bulk data under the per-file size limit (10,000 images of 100 KB) is
 # stopped by these, not by data patterns.
 DEFAULT_MAX_COMMIT_TOTAL = 100 * 1024**2  # staged blobs of one commit
 DEFAULT_MAX_PUSH_TOTAL = 500 * 1024**2  # blobs a push introduces (wired in repro_hooks/history)
-# issue 22: the DVC files a push brings are parsed; their distinct bytes are bounded (the largest
+# The DVC files a push brings are parsed; their distinct bytes are bounded (the largest
 # single DVC file read is 8 MiB, repro_hooks.dvc.files.MAX_DVC_FILE_SIZE)
 DEFAULT_MAX_PUSH_DVC_TOTAL = 8 * 1024**2
 
-# ---- data-exclude defaults (issue 11, item 18) ----
+# ---- data-exclude defaults ----
 # Folders common ML tools write their logs, configs and run records to: what is in them is not
 # data to version with DVC (a large model file there is still caught by the size limit).
 # Hydra `outputs/`, `multirun/`; Lightning `lightning_logs/`; W&B `wandb/`; MLflow `mlruns/`,
 # `mlartifacts/`; DVC's own `.dvc/`; Jupyter `.ipynb_checkpoints/`. Setting `data-exclude`
 # replaces this list (as `data-patterns` replaces its default).
 DEFAULT_DATA_EXCLUDE: tuple[str, ...] = (
-    "**/outputs/", "**/multirun/", "**/lightning_logs/", "**/wandb/", "**/mlruns/",
-    "**/mlartifacts/", "**/.dvc/", "**/.ipynb_checkpoints/",
-)  # fmt: skip
+    "**/outputs/",
+    "**/multirun/",
+    "**/lightning_logs/",
+    "**/wandb/",
+    "**/mlruns/",
+    "**/mlartifacts/",
+    "**/.dvc/",
+    "**/.ipynb_checkpoints/",
+)
 # ---- end of data-exclude defaults ----
 
-# Paths a commit may change without changing what any run computed (issue 19): documentation,
+# Paths a commit may change without changing what any run computed: documentation,
 # licences, CI and hook configuration, ignore files. Not `*.txt`: `requirements.txt` is code.
 # Setting `link-ignore` in [tool.repro-hooks.mlflow] replaces this list.
 DEFAULT_LINK_IGNORE: tuple[str, ...] = (
@@ -102,7 +146,7 @@ class Policy:
     data_patterns: tuple[str, ...] = DEFAULT_DATA_PATTERNS
     data_exclude: tuple[str, ...] = DEFAULT_DATA_EXCLUDE
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
-    # issue 9 (commit stage): case-insensitive data patterns, total-size limits
+    # commit stage: case-insensitive data patterns, total-size limits
     data_patterns_case_sensitive: bool = False
     max_commit_total: int = DEFAULT_MAX_COMMIT_TOTAL
     max_push_total: int = DEFAULT_MAX_PUSH_TOTAL
@@ -260,11 +304,11 @@ _POLICY_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "data-patterns": ("data_patterns", _globs),
     "data-exclude": ("data_exclude", _globs),
     "max-message-size": ("max_message_size", _size),
-    # issue 9 (commit stage)
+    # commit stage
     "data-patterns-case-sensitive": ("data_patterns_case_sensitive", _bool),
     "max-commit-total": ("max_commit_total", _size),
     "max-push-total": ("max_push_total", _size),
-    # issue 22
+    # bounded parsing of the DVC files a push brings
     "max-push-dvc-total": ("max_push_dvc_total", _size),
 }
 _MLFLOW_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
@@ -365,7 +409,7 @@ def load_toml(path: Path, display: str) -> dict[str, Any]:
         raise ConfigError(display, "toml", "not valid UTF-8") from None
 
 
-# ---- misspelled tables (issue 9, item 12) ----------------------------------------------------
+# ---- misspelled tables ----------------------------------------------------
 def _folded(name: str) -> str:
     return "".join(c for c in name.lower() if c.isalnum())
 

@@ -193,12 +193,17 @@ def _append(path: Path, data: str = "z") -> None:
 # YAML scalars whose value YAML 1.2 (DVC) and YAML 1.1 (PyYAML) read differently, each with the
 # value it replaces in params.yaml: `same` when DVC reads the same value.
 TRICKY_PARAMS = [
-    ("lr: 0.001", "lr: 1e-3", "same"), ("lr: 0.001", "lr: 1.0e-3", "same"),
-    ("epochs: 10", "epochs: 010", "same"), ("epochs: 10", "epochs: 0o12", "same"),
-    ("epochs: 10", "epochs: 1_0", "same"), ("name: on", "name: 'on'", "same"),
-    ("name: on", "name: true", "changed"), ("flag: true", "flag: yes", "untracked"),
-    ("lr: 0.001", "lr: 0.002", "changed"), ("epochs: 10", "epochs: 0x0A", "same"),
-]  # fmt: skip
+    ("lr: 0.001", "lr: 1e-3", "same"),
+    ("lr: 0.001", "lr: 1.0e-3", "same"),
+    ("epochs: 10", "epochs: 010", "same"),
+    ("epochs: 10", "epochs: 0o12", "same"),
+    ("epochs: 10", "epochs: 1_0", "same"),
+    ("name: on", "name: 'on'", "same"),
+    ("name: on", "name: true", "changed"),
+    ("flag: true", "flag: yes", "untracked"),
+    ("lr: 0.001", "lr: 0.002", "changed"),
+    ("epochs: 10", "epochs: 0x0A", "same"),
+]
 
 MUTATIONS: dict[str, dict[str, Mutation]] = {
     "registry": {
@@ -328,9 +333,10 @@ def our_verdict(repo: Path) -> Verdict:
         return Verdict(True, 255, frozenset())
     state = [f for f in findings if f["rule"] in DVC_STATE_RULES]
     paths = {
-        f["path"].rstrip("/") for f in state
+        f["path"].rstrip("/")
+        for f in state
         if not f["path"].endswith((".dvc", "dvc.yaml", "dvc.lock"))
-    }  # fmt: skip
+    }
     return Verdict(False, 1 if state else 0, frozenset(paths))
 
 

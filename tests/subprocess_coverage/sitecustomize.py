@@ -23,13 +23,36 @@ import sys
 from types import ModuleType
 
 _FOREIGN_SCRIPTS = frozenset(
-    {"dvc", "pre-commit", "mlflow", "gunicorn", "uvicorn", "huey_consumer", "pip", "pip3",
-     "twine", "virtualenv", "git-lfs"}
-)  # fmt: skip
+    {
+        "dvc",
+        "pre-commit",
+        "mlflow",
+        "gunicorn",
+        "uvicorn",
+        "huey_consumer",
+        "pip",
+        "pip3",
+        "twine",
+        "virtualenv",
+        "git-lfs",
+    }
+)
 _FOREIGN_MODULES = frozenset(
-    {"dvc", "pre_commit", "mlflow", "gunicorn", "uvicorn", "huey", "pip", "build", "twine",
-     "virtualenv", "venv", "ensurepip"}
-)  # fmt: skip
+    {
+        "dvc",
+        "pre_commit",
+        "mlflow",
+        "gunicorn",
+        "uvicorn",
+        "huey",
+        "pip",
+        "build",
+        "twine",
+        "virtualenv",
+        "venv",
+        "ensurepip",
+    }
+)
 
 
 def _foreign(argv: list[str]) -> bool:
