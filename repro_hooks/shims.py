@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from repro_hooks.errors import ReproHooksError
@@ -160,3 +161,68 @@ def pre_commit_command() -> list[str] | None:
     if importlib.util.find_spec("pre_commit") is not None:
         return [sys.executable, "-m", "pre_commit"]
     return None
+
+
+def install_hooks(repo: Path, hooks: Iterable[str] = ()) -> list[Path]:
+    """`repro-hooks install`: the named shims (default: `default_hooks`) into REPO's hooks
+    directory (`git rev-parse --git-path hooks`: core.hooksPath and linked worktrees honoured).
+    Returns the paths written."""
+    from repro_hooks.git import Git
+
+    if not repo.is_dir():
+        raise ReproHooksError(f"{repo}: no such directory")
+    git = Git.discover(repo)
+    shims = available_shims()
+    names = list(hooks) or default_hooks(shims, bare=git.root is None)
+    return install_shims(git.hooks_dir(), shims, names)
+
+
+@dataclass(frozen=True)
+class SetUp:
+    """What `set_up_clone` did: pre-commit's output, the shims written beside its scripts, the
+    hook types the repository records. `refusal`: why the shims were not written, after
+    pre-commit installed its scripts."""
+
+    pre_commit_output: list[str]
+    installed: list[Path]
+    hook_types: list[str]
+    refusal: ReproHooksError | None = None
+
+
+def set_up_clone(repo: Path) -> SetUp:
+    """`repro-hooks setup`: `pre-commit install` (which installs exactly the recorded
+    `default_install_hook_types`), then the shims pre-commit needs beside its scripts."""
+    import subprocess
+
+    from repro_hooks.git import Git
+
+    if not repo.is_dir():
+        raise ReproHooksError(f"{repo}: no such directory")
+    git = Git.discover(repo)
+    if git.root is None:
+        raise ReproHooksError(f"{git.git_dir}: setup needs a clone with a work tree")
+    types = configured_hook_types(git.root)
+    command = pre_commit_command()
+    if command is None:
+        raise ReproHooksError(
+            "pre-commit is not installed (pip install pre-commit), so the hooks cannot be set up"
+        )
+    proc = subprocess.run(
+        [*command, "install"],
+        cwd=git.root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    output = (proc.stdout + proc.stderr).strip().splitlines()
+    if proc.returncode != 0:
+        reason = next((ln for ln in reversed(output) if ln.strip()), "no output")
+        raise ReproHooksError(f"pre-commit install failed: {reason.strip()}")
+    shimmed = [t for t in types if t in SHIMMED_WITH_PRE_COMMIT]
+    installed: list[Path] = []
+    if shimmed:
+        try:
+            installed = install_shims(git.hooks_dir(), available_shims(), shimmed)
+        except ReproHooksError as exc:
+            return SetUp(output, [], types, refusal=exc)
+    return SetUp(output, installed, types)

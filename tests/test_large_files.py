@@ -14,8 +14,8 @@ from repro_hooks.large_files.check import (
     collect_blobs,
     fix_hint,
     is_lfs_pointer,
-    push_range_from_env,
 )
+from repro_hooks.large_files.run import push_range_from_env
 from repro_hooks.policy.config import Policy
 from tests.helpers import big, commit, git, write
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from repro_hooks.commands.scan import PROGRESS_MIN_COMMITS
 from repro_hooks.dvc.hashing import PROGRESS_MIN_BYTES
+from repro_hooks.history.run import PROGRESS_MIN_COMMITS
 from tests.dvc_helpers import dvc
 from tests.helpers import VENV_BIN, commit, git, write
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -93,9 +94,17 @@ def finish(
     ctx.exit(exit_code if exit_code is not None else (1 if findings else 0))
 
 
-def guarded(ctx: click.Context, fn: Callable[[], None]) -> None:
-    """Run a command body, turning user-caused errors into one line and exit 2."""
+@contextmanager
+def user_errors(ctx: click.Context) -> Iterator[None]:
+    """Around a command's call into its domain: a user-caused error becomes one line and its
+    exit code (2), never a traceback."""
     try:
-        fn()
+        yield
     except ReproHooksError as exc:
         fail(ctx, exc)
+
+
+def guarded(ctx: click.Context, fn: Callable[[], None]) -> None:
+    """`user_errors` around a command body given as a function."""
+    with user_errors(ctx):
+        fn()

@@ -6,8 +6,13 @@ from pathlib import Path
 
 import click
 
-from repro_hooks.commands._common import FilesCommand, config_option, finish, format_option, guarded
-from repro_hooks.errors import ReproHooksError
+from repro_hooks.commands._common import (
+    FilesCommand,
+    config_option,
+    finish,
+    format_option,
+    user_errors,
+)
 
 
 @click.command("check-large-files", cls=FilesCommand)
@@ -59,28 +64,15 @@ def check_large_files(
     added and deleted again is still caught.
     """
 
-    def body() -> None:
-        from repro_hooks.large_files.run import run
+    from repro_hooks.large_files.run import run
 
+    with user_errors(ctx):
         outcome = run(
-            paths, max_size=max_size, maxkb=maxkb, check_all=check_all, config_file=config_file
+            paths,
+            max_size=max_size,
+            maxkb=maxkb,
+            check_all=check_all,
+            config_file=config_file,
+            fix=fix,
         )
-        git, findings, hint = outcome.git, outcome.findings, outcome.hint
-        if fix and findings and outcome.rev_args is None:
-            from repro_hooks.dvc.fix import movable, move_to_dvc
-            from repro_hooks.large_files.check import fix_hint
-
-            try:
-                left = [f for f in findings if f not in movable(findings)]
-                findings = move_to_dvc(git, findings)
-            except ReproHooksError as exc:  # refused: the findings stand, the reason on stderr
-                finish(ctx, findings, fmt, fix_hint=hint, error=exc)
-            hints = (
-                [fix_hint(left, in_history=False, root=git.root, cwd=Path.cwd())] if left else []
-            )
-            if len(left) < len(findings):
-                hints.insert(0, "Re-run the commit: the data files are now tracked by DVC.")
-            hint = "\n".join(hints)
-        finish(ctx, findings, fmt, fix_hint=hint)
-
-    guarded(ctx, body)
+        finish(ctx, outcome.findings, fmt, fix_hint=outcome.hint, error=outcome.refusal)

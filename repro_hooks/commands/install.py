@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from repro_hooks.commands._common import guarded
+from repro_hooks.commands._common import fail, user_errors
 
 
 @click.command("install")
@@ -33,21 +33,12 @@ def install(ctx: click.Context, repo: Path, hooks: tuple[str, ...]) -> None:
     exit 2 naming it.
     """
 
-    def body() -> None:
-        from repro_hooks.errors import ReproHooksError
-        from repro_hooks.git import Git
-        from repro_hooks.shims import available_shims, default_hooks, install_shims
+    from repro_hooks.shims import install_hooks
 
-        if not repo.is_dir():
-            raise ReproHooksError(f"{repo}: no such directory")
-        git = Git.discover(repo)
-        shims = available_shims()
-        names = list(hooks) or default_hooks(shims, bare=git.root is None)
-        for path in install_shims(git.hooks_dir(), shims, names):
+    with user_errors(ctx):
+        for path in install_hooks(repo, hooks):
             click.echo(f"installed {path}")
-        ctx.exit(0)
-
-    guarded(ctx, body)
+    ctx.exit(0)
 
 
 @click.command("setup")
@@ -64,48 +55,15 @@ def setup(ctx: click.Context, repo: Path) -> None:
     is missing, pre-commit is not installed or refuses (core.hooksPath set, for instance).
     """
 
-    def body() -> None:
-        import subprocess
+    from repro_hooks.shims import set_up_clone
 
-        from repro_hooks.errors import ReproHooksError
-        from repro_hooks.git import Git
-        from repro_hooks.shims import (
-            SHIMMED_WITH_PRE_COMMIT,
-            available_shims,
-            configured_hook_types,
-            install_shims,
-            pre_commit_command,
-        )
-
-        if not repo.is_dir():
-            raise ReproHooksError(f"{repo}: no such directory")
-        git = Git.discover(repo)
-        if git.root is None:
-            raise ReproHooksError(f"{git.git_dir}: setup needs a clone with a work tree")
-        types = configured_hook_types(git.root)
-        command = pre_commit_command()
-        if command is None:
-            raise ReproHooksError(
-                "pre-commit is not installed (pip install pre-commit), so the hooks cannot be set up"
-            )
-        proc = subprocess.run(
-            [*command, "install"],
-            cwd=git.root,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        output = (proc.stdout + proc.stderr).strip().splitlines()
-        if proc.returncode != 0:
-            reason = next((ln for ln in reversed(output) if ln.strip()), "no output")
-            raise ReproHooksError(f"pre-commit install failed: {reason.strip()}")
-        for line in output:
-            click.echo(line)
-        shimmed = [t for t in types if t in SHIMMED_WITH_PRE_COMMIT]
-        if shimmed:
-            for path in install_shims(git.hooks_dir(), available_shims(), shimmed):
-                click.echo(f"installed {path}")
-        click.echo(f"setup: hook types {', '.join(types)} (from .pre-commit-config.yaml)")
-        ctx.exit(0)
-
-    guarded(ctx, body)
+    with user_errors(ctx):
+        done = set_up_clone(repo)
+    for line in done.pre_commit_output:
+        click.echo(line)
+    if done.refusal is not None:
+        fail(ctx, done.refusal)
+    for path in done.installed:
+        click.echo(f"installed {path}")
+    click.echo(f"setup: hook types {', '.join(done.hook_types)} (from .pre-commit-config.yaml)")
+    ctx.exit(0)

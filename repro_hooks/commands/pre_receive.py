@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from repro_hooks.commands._common import config_option, finish, format_option, guarded
+from repro_hooks.commands._common import config_option, finish, format_option, user_errors
 
 
 @click.command("pre-receive")
@@ -33,42 +33,13 @@ def pre_receive(
     prints reaches the pusher as `remote: ...` lines.
     """
 
-    def body() -> None:
-        import sys
+    from repro_hooks.history.run import pre_receive as check_push
 
-        from repro_hooks.git import Git
-        from repro_hooks.history.baseline import baseline_keys, load_baseline, without_baselined
-        from repro_hooks.history.refs import (
-            parse_pre_receive_lines,
-            pre_receive_rev_args,
-            ref_name_findings,
-        )
-        from repro_hooks.history.review import (
-            BASELINE_GIT_CONFIG,
-            scan_commits,
-            scan_fix_hint,
-            server_policy,
-        )
-
-        git = Git.discover()
-        policy = server_policy(git, config_file).policy
-        baseline_file = baseline
-        if baseline_file is None and (configured := git.config_value(BASELINE_GIT_CONFIG)):
-            baseline_file = git.git_dir / Path(configured).expanduser()
-        known = load_baseline(baseline_file) if baseline_file is not None else set()
-        updates = parse_pre_receive_lines(sys.stdin.read())
-        refused = ref_name_findings(updates)
-        rev_args = pre_receive_rev_args(updates)
-        if rev_args is None:
-            finish(ctx, refused, fmt)
-            return
-        names = {u.new: u.ref for u in reversed(updates) if not u.is_deletion}
-        findings, sha_of = scan_commits(git, policy, rev_args, names, push_total=True)
-        findings = without_baselined(baseline_keys(findings, sha_of), known) + refused
-        if findings and fmt == "text":
+    with user_errors(ctx):
+        verdict = check_push(config_file=config_file, baseline=baseline)
+        if verdict.findings and fmt == "text":
             click.echo(
-                f"repro-hooks: push rejected: {len(findings)} problem(s) in the pushed commits"
+                f"repro-hooks: push rejected: {len(verdict.findings)} problem(s) in the pushed "
+                "commits"
             )
-        finish(ctx, findings, fmt, fix_hint=scan_fix_hint(findings, server=True))
-
-    guarded(ctx, body)
+        finish(ctx, verdict.findings, fmt, fix_hint=verdict.hint)

@@ -3,6 +3,7 @@ gets from git (or from pre-commit's environment), or those a server's pre-receiv
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -146,6 +147,75 @@ class Selection:
     ref_names: dict[str, str]
 
 
+class Source(enum.Enum):
+    """Where the commits to check come from."""
+
+    RANGE = "range"  # --range A..B
+    ALL_HISTORY = "all-history"  # --all-history
+    PRE_PUSH = "pre-push"  # a plain pre-push hook: git's lines on stdin, REMOTE URL as arguments
+    PUSH_TO_REMOTE = "push-to-remote"  # pre-commit's pre-push: the tip, less what the remote has
+    GIVEN_RANGE = "given-range"  # pre-commit's --from-ref/--to-ref with no remote: as given
+    HEAD_HISTORY = "head-history"  # pre-commit's pre-push stage with no range (CI): HEAD's
+
+
+@dataclass(frozen=True)
+class CommitSource:
+    """The chosen source and what it needs: `revision` (the range, or the pushed tip), `base`
+    (the given range's start), `remote` (asked with `git ls-remote`), `ref_name` (what the tip
+    stands for)."""
+
+    source: Source
+    revision: str | None = None
+    base: str | None = None
+    remote: str | None = None
+    ref_name: str | None = None
+
+
+def commit_source(
+    *,
+    rev_range: str | None,
+    all_history: bool,
+    pre_push: tuple[str, ...] | None,
+    env: Mapping[str, str],
+) -> CommitSource:
+    """Exactly one source, from the options (--range, --all-history, --pre-push with the hook's
+    `(remote, url)` arguments) or else pre-commit's pre-push environment. pre-commit forwards one
+    ref (the first of the push) and derives PRE_COMMIT_FROM_REF from local remote-tracking refs
+    when the remote ref is new, which may be stale: so with a remote in the environment the
+    exclusions come from `git ls-remote`, never from FROM_REF. Without a remote (`pre-commit run
+    --from-ref A --to-ref B`) the given range is the user's own and is used as is. Under
+    pre-commit with no range at all (`pre-commit run --hook-stage pre-push`, as in CI): HEAD's
+    whole history. Raises ReproHooksError for conflicting options or nothing to check."""
+    chosen = [rev_range is not None, all_history, pre_push is not None]
+    if sum(chosen) > 1:
+        raise ReproHooksError("give one of --range, --all-history and --pre-push")
+    if rev_range is not None:
+        return CommitSource(Source.RANGE, range_rev_args(rev_range)[0])
+    if all_history:
+        return CommitSource(Source.ALL_HISTORY)
+    if pre_push is not None:
+        hook_remote = pre_push[1] if len(pre_push) > 1 else pre_push[0] if pre_push else "origin"
+        return CommitSource(Source.PRE_PUSH, remote=hook_remote)
+    from_ref, to_ref = env.get("PRE_COMMIT_FROM_REF"), env.get("PRE_COMMIT_TO_REF")
+    local = env.get("PRE_COMMIT_LOCAL_BRANCH")
+    remote = env.get("PRE_COMMIT_REMOTE_URL") or env.get("PRE_COMMIT_REMOTE_NAME")
+    tip = to_ref or local
+    if not tip and not from_ref and env.get("PRE_COMMIT"):
+        # `pre-commit run --all-files --hook-stage pre-push` (the CI spelling) sets no range:
+        # check what the checkout holds, HEAD's whole history (a baseline or `--range
+        # BASE..HEAD` in the hook's args narrows it)
+        return CommitSource(Source.HEAD_HISTORY)
+    if not tip or not (remote or from_ref):
+        raise ReproHooksError(
+            "nothing to scan: give --range A..B, --all-history or --pre-push "
+            "(or run as pre-commit's pre-push hook)"
+        )
+    name = env.get("PRE_COMMIT_REMOTE_BRANCH") or local or tip
+    if not remote:
+        return CommitSource(Source.GIVEN_RANGE, tip, base=from_ref, ref_name=name)
+    return CommitSource(Source.PUSH_TO_REMOTE, tip, remote=remote, ref_name=name)
+
+
 def select_commits(
     git: Git,
     *,
@@ -155,22 +225,34 @@ def select_commits(
     stdin_text: str | None,
     env: Mapping[str, str],
 ) -> Selection | None:
-    """The commits to check from exactly one source, or None when the source selects no commit
-    (a push that only deletes refs). Sources: --range, --all-history, a plain pre-push hook's
-    stdin and arguments (`pre_push` = (remote, url)), or pre-commit's pre-push environment.
-    """
-    chosen = [rev_range is not None, all_history, pre_push is not None]
-    if sum(chosen) > 1:
-        raise ReproHooksError("give one of --range, --all-history and --pre-push")
-    if rev_range is not None:
-        return Selection(range_rev_args(rev_range), {})
-    if all_history:
+    """The commits to check from exactly one source (`commit_source`), or None when the source
+    selects no commit (a push that only deletes refs)."""
+    chosen = commit_source(rev_range=rev_range, all_history=all_history, pre_push=pre_push, env=env)
+    return resolve(git, chosen, stdin_text)
+
+
+def resolve(git: Git, chosen: CommitSource, stdin_text: str | None) -> Selection | None:
+    """The commits a source selects (asking git, and the remote where the source needs it), or
+    None when it selects none (a push that only deletes refs)."""
+    tip, name = chosen.revision, chosen.ref_name
+    if chosen.source is Source.RANGE:
+        assert tip is not None
+        return Selection([tip], {})
+    if chosen.source is Source.ALL_HISTORY:
         return Selection(["--all"], {})
-    if pre_push is not None:
-        remote = pre_push[1] if len(pre_push) > 1 else pre_push[0] if pre_push else "origin"
-        updates = parse_pre_push_lines(stdin_text or "")
-        return pre_push_selection(git, updates, remote)
-    return env_push_selection(git, env)
+    if chosen.source is Source.HEAD_HISTORY:
+        return Selection(["HEAD"], {})
+    if chosen.source is Source.PRE_PUSH:
+        assert chosen.remote is not None
+        return pre_push_selection(git, parse_pre_push_lines(stdin_text or ""), chosen.remote)
+    assert tip is not None
+    assert name is not None
+    if chosen.source is Source.GIVEN_RANGE:
+        return Selection([tip, f"^{chosen.base}"], {tip: name})
+    assert chosen.remote is not None
+    tips = remote_tips(git, chosen.remote)
+    negatives = sorted(local_commits(git, tips)) if tips is not None else []
+    return Selection([tip, *(f"^{sha}" for sha in negatives)], {tip: name})
 
 
 def pre_push_selection(git: Git, updates: Sequence[RefUpdate], remote: str) -> Selection | None:
@@ -186,35 +268,6 @@ def pre_push_selection(git: Git, updates: Sequence[RefUpdate], remote: str) -> S
     if rev_args is None:
         return None
     return Selection(rev_args, {u.new: u.ref for u in reversed(updates) if not u.is_deletion})
-
-
-def env_push_selection(git: Git, env: Mapping[str, str]) -> Selection:
-    """pre-commit's pre-push environment. pre-commit forwards one ref (the first of the push)
-    and derives PRE_COMMIT_FROM_REF from local remote-tracking refs when the remote ref is new,
-    which may be stale: so the exclusions come from `git ls-remote` of the pushed-to remote,
-    never from FROM_REF. Without a remote in the environment (`pre-commit run --from-ref A
-    --to-ref B`) the given range is the user's own and is used as is. Under pre-commit with
-    no range at all (`pre-commit run --hook-stage pre-push`, as in CI): HEAD's whole history."""
-    from_ref, to_ref = env.get("PRE_COMMIT_FROM_REF"), env.get("PRE_COMMIT_TO_REF")
-    local = env.get("PRE_COMMIT_LOCAL_BRANCH")
-    remote = env.get("PRE_COMMIT_REMOTE_URL") or env.get("PRE_COMMIT_REMOTE_NAME")
-    tip = to_ref or local
-    if not tip and not from_ref and env.get("PRE_COMMIT"):
-        # `pre-commit run --all-files --hook-stage pre-push` (the CI spelling) sets no range:
-        # check what the checkout holds, HEAD's whole history (a baseline or `--range
-        # BASE..HEAD` in the hook's args narrows it)
-        return Selection(["HEAD"], {})
-    if not tip or not (remote or from_ref):
-        raise ReproHooksError(
-            "nothing to scan: give --range A..B, --all-history or --pre-push "
-            "(or run as pre-commit's pre-push hook)"
-        )
-    name = env.get("PRE_COMMIT_REMOTE_BRANCH") or local or tip
-    if not remote:
-        return Selection([tip, f"^{from_ref}"], {tip: name})
-    tips = remote_tips(git, remote)
-    negatives = sorted(local_commits(git, tips)) if tips is not None else []
-    return Selection([tip, *(f"^{sha}" for sha in negatives)], {tip: name})
 
 
 def commits_to_check(

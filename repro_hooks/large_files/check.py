@@ -489,19 +489,3 @@ def fix_hint(
             + (f", or run: {fix_command}" if fix_command and fixable else "")
         )
     return "\n".join(blocks)
-
-
-def push_range_from_env(env: Mapping[str, str]) -> list[str] | None:
-    """The commits a pre-commit pre-push run covers, as `git rev-list` arguments, or None.
-
-    pre-commit sets PRE_COMMIT_FROM_REF/TO_REF for a push onto existing history; for a push of a
-    whole new history it sets only PRE_COMMIT_LOCAL_BRANCH and PRE_COMMIT_REMOTE_NAME (and passes
-    --all-files), so the range is everything the remote's refs do not already have.
-    """
-    from_ref, to_ref = env.get("PRE_COMMIT_FROM_REF"), env.get("PRE_COMMIT_TO_REF")
-    if from_ref and to_ref:
-        return [to_ref, f"^{from_ref}"]
-    local, remote = env.get("PRE_COMMIT_LOCAL_BRANCH"), env.get("PRE_COMMIT_REMOTE_NAME")
-    if local and remote:
-        return [local, "--not", f"--remotes={remote}"]
-    return None
