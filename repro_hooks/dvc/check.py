@@ -532,32 +532,17 @@ def cached_outputs(files: DvcFiles) -> list[str]:
     return sorted(p for p, (cache, _) in OutputIndex.build(files).outputs.items() if cache)
 
 
-FIXES: dict[str, str] = {
-    "data-in-git": "data in git:      git rm --cached <path>; dvc add <path>; "
-    "git add <path>.dvc .gitignore (not data? add a glob to data-exclude in "
-    "[tool.repro-hooks])",
-    "untracked-data": "untracked data:   dvc add <path>; git add <path>.dvc .gitignore "
-    "(or a dvc.yaml stage output)",
-    "stale-dvc": "changed data:     dvc commit <file>.dvc (keep the new data) or dvc checkout "
-    "(restore it); git add <file>.dvc",
-    "missing-output": "missing output:   dvc checkout / dvc pull (or dvc repro)",
-    "stale-lock": "stale pipeline:   dvc repro (or dvc commit if outputs are right); git add dvc.lock",
-    "not-ignored": "not ignored:      add /<name> to the .gitignore beside the output "
-    "(dvc add does this)",
-    "malformed-dvc": "malformed:        fix the DVC file (paths inside the repository, valid YAML)",
-}
-
-
 def fix_hint(
     findings: Sequence[Finding], *, root: Path | None = None, cwd: Path | None = None
 ) -> str:
-    """How to fix: for data in git, untracked data and changed data, the exact commands,
+    """How to fix: for data in git and changed data, the exact commands,
     which run as printed in the shell that shows them (`root`/`cwd`: where that is; paths are
     root-relative, after one `cd` to the root when needed); for the rest, what to run."""
     import posixpath
     import shlex
 
     from repro_hooks.dvc.hints import Where, dvc_add_commands
+    from repro_hooks.rules import ALL
 
     def quoted(paths: Iterable[str]) -> str:
         return " ".join(shlex.quote(p) for p in paths)
@@ -588,19 +573,6 @@ def fix_hint(
             (
                 "DVC outputs in git, take them out of git:",
                 [f"git --literal-pathspecs rm --cached -q -- {quoted(outputs_in_git)}"],
-            )
-        )
-    untracked = [f for f in findings if f.rule == "untracked-data"]
-    if untracked:
-        blocks.append(
-            (
-                "untracked data, add it to DVC (or make it a dvc.yaml stage output):",
-                dvc_add_commands(
-                    [f.path for f in untracked],
-                    where,
-                    in_git=False,
-                    ignored={f.path for f in untracked if "git-ignored" in f.message},
-                ),
             )
         )
     changed = [f.path for f in findings if f.rule == "stale-dvc"]
@@ -635,14 +607,9 @@ def fix_hint(
                 ],
             )
         )
-    rules = {f.rule for f in findings} - {
-        "data-in-git",
-        "untracked-data",
-        "stale-dvc",
-        "stale-lock",
-        "not-ignored",
-    }
-    others = [FIXES[r] for r in FIXES if r in rules]
+    # the rules above get exact commands; the rest, the registry's line
+    rules = {f.rule for f in findings} - {"data-in-git", "stale-dvc", "stale-lock", "not-ignored"}
+    others = [f"{r.title + ':':<18}{r.fix}" for r in ALL if r.id in rules and r.title]
     if not blocks and not others:
         return ""
     lines = ["How to fix:"]
