@@ -42,6 +42,7 @@ def check_dvc_remote(
     def body() -> None:
         import sys
 
+        from repro_hooks.dvc.names import is_dvc_file
         from repro_hooks.dvc.remote import (
             CommitStages,
             missing_from_remotes,
@@ -57,7 +58,6 @@ def check_dvc_remote(
         )
         from repro_hooks.git import Git
         from repro_hooks.history.refs import commits_to_check
-        from repro_hooks.history.review import is_dvc_file_path
         from repro_hooks.report import display_path
 
         if hook_args and not pre_push:
@@ -82,7 +82,7 @@ def check_dvc_remote(
         blobs = [
             b
             for b in git.introduced_blobs(rev_args)
-            if not b.is_gitlink and is_dvc_file_path(display_path(b.path))
+            if not b.is_gitlink and is_dvc_file(display_path(b.path))
         ]
         contents = git.read_blobs(b.sha for b in blobs)
         from repro_hooks.progress import on_terminal, progress_bar

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from repro_hooks.deploy.gate import CommitFacts, StampFacts
+from repro_hooks.dvc.names import is_dvc_file
 from repro_hooks.errors import ReproHooksError
 from repro_hooks.git import SYMLINK_MODE, Blob, Git
 from repro_hooks.policy.config import Policy
@@ -119,11 +120,6 @@ def tree_blobs(git: Git, commit: str) -> list[Blob]:
     return blobs
 
 
-def _is_dvc_file(path: str) -> bool:
-    name = posixpath.basename(path)
-    return (name.endswith(".dvc") and name != ".dvc") or name in ("dvc.yaml", "dvc.lock")
-
-
 def tree_policy_findings(git: Git, policy: Policy, commit: str, blobs: list[Blob]) -> list[Finding]:
     """The large-file, LFS, data-pattern and DVC-file rules over the commit's whole tree (what
     `repro-hooks scan` checks for what a commit introduces), plus outputs recorded twice."""
@@ -165,7 +161,7 @@ def tree_policy_findings(git: Git, policy: Policy, commit: str, blobs: list[Blob
         for b in blobs
         if not b.is_gitlink
         and b.mode != SYMLINK_MODE
-        and _is_dvc_file(display[b.path])
+        and is_dvc_file(display[b.path])
         and (o := info.get(b.sha)) is not None
         and o.size <= MAX_DVC_FILE_SIZE
     ]
@@ -217,7 +213,7 @@ def tree_remote_findings(git: Git, commit: str, blobs: list[Blob]) -> list[Findi
         uncommitted_findings,
     )
 
-    dvc_blobs = [b for b in blobs if not b.is_gitlink and _is_dvc_file(display_path(b.path))]
+    dvc_blobs = [b for b in blobs if not b.is_gitlink and is_dvc_file(display_path(b.path))]
     if not dvc_blobs:
         return []
     contents = git.read_blobs(b.sha for b in dvc_blobs)
@@ -237,7 +233,7 @@ def tree_unpushed_findings(git: Git, blobs: list[Blob]) -> list[Finding]:
     output): `dvc push` never sends them, so no DVC remote holds them (`dvc-push-false`)."""
     from repro_hooks.dvc.remote import CommitStages, unpushed_findings, unpushed_outputs
 
-    dvc_blobs = [b for b in blobs if not b.is_gitlink and _is_dvc_file(display_path(b.path))]
+    dvc_blobs = [b for b in blobs if not b.is_gitlink and is_dvc_file(display_path(b.path))]
     if not dvc_blobs:
         return []
     contents = git.read_blobs(b.sha for b in dvc_blobs)

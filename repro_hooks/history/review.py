@@ -17,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from repro_hooks.dvc.names import is_dvc_file
 from repro_hooks.errors import ConfigError, ReproHooksError
 from repro_hooks.git import SYMLINK_MODE, Blob, Git, ObjectInfo
 from repro_hooks.git.objects import git_lines, object_headers
@@ -48,11 +49,6 @@ MAX_DVC_FILE_SIZE = 8 * 1024 * 1024  # the same bound as repro_hooks.dvc.files
 
 def _may_be_dvc_file(raw: bytes) -> bool:
     return raw.endswith((b".dvc", b"dvc.yaml", b"dvc.lock"))
-
-
-def is_dvc_file_path(path: str) -> bool:
-    name = posixpath.basename(path)
-    return (name.endswith(".dvc") and name != ".dvc") or name in ("dvc.yaml", "dvc.lock")
 
 
 class _PathFacts:
@@ -254,7 +250,7 @@ def dvc_file_findings(
         if blob.is_gitlink or not _may_be_dvc_file(blob.path):
             continue
         path = display_path(blob.path)
-        if not is_dvc_file_path(path) or (path, blob.sha) in seen:
+        if not is_dvc_file(path) or (path, blob.sha) in seen:
             continue
         seen.add((path, blob.sha))
         obj = info.get(blob.sha)
@@ -426,7 +422,7 @@ def _blob_findings(
         if not b.is_gitlink
         and b.mode != SYMLINK_MODE
         and _may_be_dvc_file(b.path)
-        and is_dvc_file_path(facts.display(b.path))
+        and is_dvc_file(facts.display(b.path))
         and (o := info.get(b.sha)) is not None
         and o.size <= MAX_DVC_FILE_SIZE
     ]
@@ -762,7 +758,7 @@ def _duplicate_outputs_at_tips(
                 continue
             mode, kind, sha = meta.decode().split(" ")
             path = facts.display(raw)
-            if kind == "blob" and mode != SYMLINK_MODE and is_dvc_file_path(path):
+            if kind == "blob" and mode != SYMLINK_MODE and is_dvc_file(path):
                 entries.append((path, sha))
         trees[tip] = entries
     wanted = {sha for entries in trees.values() for _, sha in entries}
@@ -859,23 +855,13 @@ def _policy_at(git: Git, rev: str) -> Policy:
 
 
 def scan_fix_hint(findings: Sequence[Finding], *, server: bool = False) -> str:
-    rules = {f.rule for f in findings}
+    from repro_hooks.rules import fixes
+
     lines = [
         "These problems are in commits being "
-        + ("pushed (rejected by the server's policy)." if server else "pushed or scanned.")
+        + ("pushed (rejected by the server's policy)." if server else "pushed or scanned."),
+        *fixes({f.rule for f in findings}, history=True),
     ]
-    if rules & {"large-file", "lfs-pointer", "data-in-git"}:
-        lines.append(
-            "Remove the files from those commits (git rebase -i <base>, or git commit --amend), "
-            "track them with DVC (dvc add <path>), then push again."
-        )
-    if "large-message" in rules:
-        lines.append(
-            "Shorten those messages (git commit --amend, git rebase -i <base> with reword; a tag: "
-            "git tag -f -a <name> with a short message), then push again."
-        )
-    if "malformed-dvc" in rules:
-        lines.append("Fix the DVC files in those commits (dvc add / dvc repro rewrites them).")
     if not server:
         lines.append(
             "Findings already in history can be recorded once: "
