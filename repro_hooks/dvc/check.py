@@ -19,6 +19,7 @@ from typing import Any
 from repro_hooks.dvc.files import DvcFile, LockStage, Output, Stage, abbrev, is_url
 from repro_hooks.dvc.params import param_value
 from repro_hooks.policy.config import Policy
+from repro_hooks.policy.data import data_in_git
 from repro_hooks.policy.globs import compile_any
 from repro_hooks.report import Finding, display_path
 
@@ -471,19 +472,9 @@ def dvc_findings(
     for path in git.tracked:
         if not scope.covers(path):
             continue
-        hit = index.covering(path)
-        if hit is not None:
-            out, cache, declared = hit
-            if cache:
-                findings.append(
-                    Finding(
-                        display_path(path),
-                        "data-in-git",
-                        f"in git and also a DVC output ({out}, {declared})",
-                    )
-                )
-        elif is_data(path):
-            findings.append(Finding(display_path(path), "data-in-git", "data file stored in git"))
+        why = data_in_git(path, is_data, output=index.covering(path))
+        if why is not None:
+            findings.append(Finding(display_path(path), "data-in-git", why))
     # Untracked files (git-ignored or not) are not reported: the commit does not contain them,
     # so they cannot make it irreproducible. Once staged, they are data in git (above).
     for out in git.not_ignored_outputs:

@@ -32,6 +32,7 @@ from repro_hooks.large_files.check import (
     start_lfs_filtered_paths,
 )
 from repro_hooks.policy.config import Config, Policy, load_config
+from repro_hooks.policy.data import data_in_git
 from repro_hooks.policy.sizes import format_size
 from repro_hooks.report import Finding, display_path
 
@@ -98,14 +99,14 @@ def data_findings(
             continue  # a link (not proven one: judged as the file it is)
         path = facts.display(blob.path)
         obj = info.get(blob.sha)
-        if obj is None or obj.size == 0 or (path, blob.sha) in seen:
+        if obj is None or (path, blob.sha) in seen:
             continue
-        if not facts.is_data(path):
+        # a `cache: false` output git keeps by design is in `skip` (see git_kept_outputs)
+        why = data_in_git(path, facts.is_data, size=obj.size, as_symlink=as_link)
+        if why is None:
             continue
         seen.add((path, blob.sha))
-        how = " as a symbolic link (a regular file where symlinks are off)" if as_link else ""
-        message = f"data file stored in git{how} ({format_size(obj.size)}): track it with DVC"
-        findings.append(Finding(path, "data-in-git", message, blob.commit))
+        findings.append(Finding(path, "data-in-git", why, blob.commit))
     return findings
 
 
@@ -371,7 +372,7 @@ def scan_commits(
     `on_commits(n)` hears of every n more commits read (progress)."""
     walk = git.walk_history(rev_args, sources=True, commit_sizes=True, on_commits=on_commits)
     blobs = walk.blobs
-    findings, sha_of = _blob_findings(git, policy, rev_args, blobs, push_total, walk.object_info)
+    findings, sha_of = blob_findings(git, policy, rev_args, blobs, push_total, walk.object_info)
     messages = commit_message_findings(git, policy, walk.commit_sizes)
     sha_of.update({(f.path, f.commit): f.commit for f in messages if f.commit})
     names = dict(ref_names or {})
@@ -389,7 +390,7 @@ def _ref_name(source: str, names: Mapping[str, str]) -> str | None:
     return names.get(source, source) or None
 
 
-def _blob_findings(
+def blob_findings(
     git: Git,
     policy: Policy,
     rev_args: Sequence[str],
@@ -397,7 +398,9 @@ def _blob_findings(
     push_total: bool,
     info: Mapping[str, ObjectInfo] | None = None,
 ) -> tuple[list[Finding], dict[tuple[str, str | None], str]]:
-    """`info`: the blobs' types and sizes when the walk already asked (else asked here)."""
+    """Every rule over `blobs` (what the commits in `rev_args` introduce, or a commit's whole
+    tree for the deploy gate): the findings, and the (path, commit) -> blob index.
+    `info`: the blobs' types and sizes when the walk already asked (else asked here)."""
     lfs_filtered = start_lfs_filtered_paths(git, blobs)
     if info is None:
         info = git.object_info(b.sha for b in blobs if not b.is_gitlink)
