@@ -44,8 +44,6 @@ class DvcFiles:
 @dataclass(frozen=True)
 class GitFacts:
     tracked: Collection[str] = frozenset()  # paths in the index
-    untracked: Collection[str] = frozenset()  # working-tree files git neither tracks nor ignores
-    ignored: Collection[str] = frozenset()  # working-tree files git ignores
     not_ignored_outputs: Collection[str] = frozenset()  # cached outputs git would not ignore
 
 

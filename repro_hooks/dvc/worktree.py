@@ -572,10 +572,6 @@ def collect(git: Git, scope: Scope, *, use_cache: bool = True) -> Collected:
     outs = [o for o in cached_outputs(files) if scope.covers(o) and not measurer.beyond_symlink(o)]
     ignored_outs = git.ignored_paths([os.fsencode(o) for o in outs])
     not_ignored = [o for o in outs if os.fsencode(o) not in ignored_outs]
-    facts = GitFacts(
-        tracked=tracked,
-        untracked=[p for p in visible if not is_dvc_file(p)],
-        not_ignored_outputs=not_ignored,
-    )
+    facts = GitFacts(tracked=tracked, not_ignored_outputs=not_ignored)
     deferred = dvc_status_findings(root, deferred_targets(files, scope))
     return Collected(files, facts, tree, deferred)
