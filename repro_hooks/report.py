@@ -8,10 +8,9 @@ github: GitHub Actions `::error file=...::` annotations.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-FORMATS = ("text", "json", "sarif", "github")
 JSON_SCHEMA_ID = "https://repro-hooks.dev/schemas/findings-v1.json"
 JSON_VERSION = 1
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -58,19 +57,13 @@ def sort_findings(findings: Iterable[Finding]) -> list[Finding]:
 
 def render(findings: Sequence[Finding], fmt: str, *, command: str, fix_hint: str = "") -> str:
     """Render findings in one of FORMATS. Returns text without a trailing newline."""
-    ordered = sort_findings(findings)
-    if fmt == "text":
-        return _render_text(ordered, fix_hint)
-    if fmt == "json":
-        return _render_json(ordered, command)
-    if fmt == "sarif":
-        return _render_sarif(ordered)
-    if fmt == "github":
-        return _render_github(ordered)
-    raise ValueError(f"unknown format {fmt!r}")  # click.Choice prevents this
+    renderer = RENDERERS.get(fmt)
+    if renderer is None:
+        raise ValueError(f"unknown format {fmt!r}")  # click.Choice prevents this
+    return renderer(sort_findings(findings), command, fix_hint)
 
 
-def _render_text(findings: Sequence[Finding], fix_hint: str) -> str:
+def _render_text(findings: Sequence[Finding], command: str, fix_hint: str) -> str:
     lines = []
     for f in findings:
         where = f"{f.path}: {f.message}"
@@ -84,7 +77,7 @@ def _render_text(findings: Sequence[Finding], fix_hint: str) -> str:
     return "\n".join(lines)
 
 
-def _render_json(findings: Sequence[Finding], command: str) -> str:
+def _render_json(findings: Sequence[Finding], command: str, fix_hint: str) -> str:
     doc = {
         "$schema": JSON_SCHEMA_ID,
         "version": JSON_VERSION,
@@ -101,7 +94,7 @@ def _render_json(findings: Sequence[Finding], command: str) -> str:
     return json.dumps(doc, indent=2, ensure_ascii=False)
 
 
-def _render_sarif(findings: Sequence[Finding]) -> str:
+def _render_sarif(findings: Sequence[Finding], command: str, fix_hint: str) -> str:
     from repro_hooks.rules import RULES  # lazy: building the registry is ~1 ms a clean commit skips
 
     used = sorted({f.rule for f in findings} | set(RULES))
@@ -170,7 +163,7 @@ def _sarif_uri(path: str) -> str:
     return quote(path, safe="/")
 
 
-def _render_github(findings: Sequence[Finding]) -> str:
+def _render_github(findings: Sequence[Finding], command: str, fix_hint: str) -> str:
     def esc_data(s: str) -> str:
         return s.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
@@ -181,3 +174,14 @@ def _render_github(findings: Sequence[Finding]) -> str:
         f"::error file={esc_prop(f.path)},title={esc_prop(f.rule)}::{esc_data(f.message)}"
         for f in findings
     )
+
+
+# format name -> renderer(sorted findings, command, fix hint); the --format choices. A new
+# format is one function and one entry here.
+RENDERERS: dict[str, Callable[[Sequence[Finding], str, str], str]] = {
+    "text": _render_text,
+    "json": _render_json,
+    "sarif": _render_sarif,
+    "github": _render_github,
+}
+FORMATS = tuple(RENDERERS)

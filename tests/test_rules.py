@@ -10,7 +10,9 @@ import sys
 
 import pytest
 
-from repro_hooks.report import Finding, render
+from repro_hooks.policy.config import Policy
+from repro_hooks.policy.data import data_in_git
+from repro_hooks.report import FORMATS, Finding, render
 from repro_hooks.rules import ALL, RULES, SEVERITIES, STAGES, fixes, rule
 from tests.helpers import ROOT
 
@@ -141,6 +143,51 @@ def test_sarif_rule_metadata_comes_from_the_registry() -> None:
     assert rule("data-in-git").fix in data["help"]["text"]
     assert "help" not in descriptors["run-missing"]  # no fix line: no help
     assert doc["runs"][0]["results"][0]["level"] == "error"
+
+
+@pytest.mark.parametrize(
+    ("path", "kwargs", "expected"),
+    [
+        pytest.param("d/a.csv", {}, "data file stored in git", id="commit-stage"),
+        pytest.param("d/a.txt", {}, None, id="not-a-data-pattern"),
+        pytest.param("runs/x/a.csv", {}, None, id="data-exclude"),
+        pytest.param(
+            "d/a.csv",
+            {"size": 2048},
+            "data file stored in git (2 KiB): track it with DVC",
+            id="history-adds-the-size",
+        ),
+        pytest.param("d/a.csv", {"size": 0}, None, id="empty-blob"),
+        pytest.param(
+            "d/a.csv",
+            {"size": 2048, "as_symlink": True},
+            "data file stored in git as a symbolic link (a regular file where symlinks are off) "
+            "(2 KiB): track it with DVC",
+            id="symlink-judged-as-a-file",
+        ),
+        pytest.param(
+            "d/a.txt",
+            {"output": ("d", True, "d.dvc")},
+            "in git and also a DVC output (d, d.dvc)",
+            id="under-a-cached-output",
+        ),
+        pytest.param("d/a.csv", {"output": ("d/a.csv", False, "dvc.yaml")}, None, id="cache-false"),
+    ],
+)
+def test_data_in_git_decides_for_every_stage(
+    path: str, kwargs: dict[str, object], expected: str | None
+) -> None:
+    policy = Policy(data_exclude=("runs/",))
+    assert data_in_git(path, policy.is_data, **kwargs) == expected
+
+
+def test_every_format_renders_and_is_a_choice() -> None:
+    found = [Finding("a.csv", "data-in-git", "x")]
+    assert FORMATS == ("text", "json", "sarif", "github")
+    for fmt in FORMATS:
+        assert "a.csv" in render(found, fmt, command="scan")
+    with pytest.raises(ValueError, match="unknown format"):
+        render(found, "xml", command="scan")
 
 
 def _table_end(text: str, start: int) -> int:
