@@ -8,45 +8,12 @@ github: GitHub Actions `::error file=...::` annotations.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-FORMATS = ("text", "json", "sarif", "github")
 JSON_SCHEMA_ID = "https://repro-hooks.dev/schemas/findings-v1.json"
 JSON_VERSION = 1
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
-
-# rule id -> one-line description (SARIF rule metadata and docs).
-RULES: dict[str, str] = {
-    "large-file": "A file larger than the size limit is stored in git.",
-    "lfs-pointer": "A path under a filter=lfs attribute is stored raw instead of as an LFS pointer.",
-    "data-in-git": "A data or model file is stored in git instead of DVC.",
-    "untracked-data": "A data file is described by no .dvc file or dvc.yaml stage.",
-    "stale-dvc": "A .dvc file's recorded hash differs from the data in the working tree.",
-    "missing-output": "A DVC output is missing from the working tree.",
-    "stale-lock": "A dvc.lock stage differs from the working tree, params or command.",
-    "not-ignored": "A cached DVC output is not ignored by git.",
-    "malformed-dvc": "A .dvc, dvc.yaml or dvc.lock file is malformed or unsafe.",
-    "dvc-not-pushed": "A DVC object referenced by pushed commits is missing from its remote.",
-    "uncommitted-output": "A cache: false DVC output (kept by git) is not in the commit recording it.",
-    "dvc-push-false": "A DVC output marked push: false: its data is in no DVC remote.",
-    "large-message": "A commit or tag message is larger than the message limit.",
-    "ref-name": "A pushed ref name that misleads other tools (a branch named HEAD).",
-    # check-model (the deploy gate, repro_hooks/deploy/gate.py)
-    "run-missing": "The model version's run is deleted or gone from the tracking store.",
-    "run-unlinked": "The model version's run is linked to no commit (no git.commit tag).",
-    "link-unverified": "The run's link was forced or written by hand, not made by the rules.",
-    "commit-missing": "The commit the run is linked to is not in this repository.",
-    "commit-unprotected": "The commit the run is linked to is not on the protected branch.",
-    "data-mismatch": "The run's DVC hashes differ from what its commit records.",
-    "model-source": "The model version serves files that are not its run's own artifacts.",
-    "model-bytes": "A file the model version serves differs from what its run recorded.",
-    "attestation-missing": "The protected branch requires a signed statement the run lacks.",
-    "attestation-invalid": "The run's signed statement does not verify or disagrees with it.",
-    "stamp-invalid": "The run's stamp is missing, malformed or does not fit the linked commit.",
-    "stamp-shared": "Several runs carry the same stamp: it was copied, so none proves the link.",
-    "total-size": "The files of one commit together exceed the total-size limit (bulk data).",
-}
 
 
 @dataclass(frozen=True, order=True)
@@ -90,19 +57,13 @@ def sort_findings(findings: Iterable[Finding]) -> list[Finding]:
 
 def render(findings: Sequence[Finding], fmt: str, *, command: str, fix_hint: str = "") -> str:
     """Render findings in one of FORMATS. Returns text without a trailing newline."""
-    ordered = sort_findings(findings)
-    if fmt == "text":
-        return _render_text(ordered, fix_hint)
-    if fmt == "json":
-        return _render_json(ordered, command)
-    if fmt == "sarif":
-        return _render_sarif(ordered)
-    if fmt == "github":
-        return _render_github(ordered)
-    raise ValueError(f"unknown format {fmt!r}")  # click.Choice prevents this
+    renderer = RENDERERS.get(fmt)
+    if renderer is None:
+        raise ValueError(f"unknown format {fmt!r}")  # click.Choice prevents this
+    return renderer(sort_findings(findings), command, fix_hint)
 
 
-def _render_text(findings: Sequence[Finding], fix_hint: str) -> str:
+def _render_text(findings: Sequence[Finding], command: str, fix_hint: str) -> str:
     lines = []
     for f in findings:
         where = f"{f.path}: {f.message}"
@@ -116,7 +77,7 @@ def _render_text(findings: Sequence[Finding], fix_hint: str) -> str:
     return "\n".join(lines)
 
 
-def _render_json(findings: Sequence[Finding], command: str) -> str:
+def _render_json(findings: Sequence[Finding], command: str, fix_hint: str) -> str:
     doc = {
         "$schema": JSON_SCHEMA_ID,
         "version": JSON_VERSION,
@@ -133,13 +94,15 @@ def _render_json(findings: Sequence[Finding], command: str) -> str:
     return json.dumps(doc, indent=2, ensure_ascii=False)
 
 
-def _render_sarif(findings: Sequence[Finding]) -> str:
+def _render_sarif(findings: Sequence[Finding], command: str, fix_hint: str) -> str:
+    from repro_hooks.rules import RULES  # lazy: building the registry is ~1 ms a clean commit skips
+
     used = sorted({f.rule for f in findings} | set(RULES))
     results = []
     for f in findings:
         result: dict[str, object] = {
             "ruleId": f.rule,
-            "level": "error",
+            "level": _level(f.rule),
             "message": {"text": f"{f.path}: {f.message}"},
             "locations": [{"physicalLocation": {"artifactLocation": {"uri": _sarif_uri(f.path)}}}],
         }
@@ -157,10 +120,7 @@ def _render_sarif(findings: Sequence[Finding]) -> str:
                     "driver": {
                         "name": "repro-hooks",
                         "informationUri": "https://pypi.org/project/repro-hooks/",
-                        "rules": [
-                            {"id": rule, "shortDescription": {"text": RULES.get(rule, rule)}}
-                            for rule in used
-                        ],
+                        "rules": [_sarif_rule(rule) for rule in used],
                     }
                 },
                 "results": results,
@@ -172,13 +132,38 @@ def _render_sarif(findings: Sequence[Finding]) -> str:
     return json.dumps(doc, indent=2, ensure_ascii=False)
 
 
+def _level(rule_id: str) -> str:
+    from repro_hooks.rules import RULES
+
+    known = RULES.get(rule_id)
+    return known.severity if known is not None else "error"
+
+
+def _sarif_rule(rule_id: str) -> dict[str, object]:
+    """A SARIF reportingDescriptor: the registry's summary, severity and fix line."""
+    from repro_hooks.rules import RULES
+
+    known = RULES.get(rule_id)
+    if known is None:  # a test keeps every emitted id in the registry; never fail the output
+        return {"id": rule_id, "shortDescription": {"text": rule_id}}
+    descriptor: dict[str, object] = {
+        "id": rule_id,
+        "shortDescription": {"text": known.summary},
+        "defaultConfiguration": {"level": known.severity},
+    }
+    help_text = " ".join(line for line in (known.fix, known.history_fix) if line)
+    if help_text:
+        descriptor["help"] = {"text": help_text}
+    return descriptor
+
+
 def _sarif_uri(path: str) -> str:
     from urllib.parse import quote
 
     return quote(path, safe="/")
 
 
-def _render_github(findings: Sequence[Finding]) -> str:
+def _render_github(findings: Sequence[Finding], command: str, fix_hint: str) -> str:
     def esc_data(s: str) -> str:
         return s.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
@@ -189,3 +174,14 @@ def _render_github(findings: Sequence[Finding]) -> str:
         f"::error file={esc_prop(f.path)},title={esc_prop(f.rule)}::{esc_data(f.message)}"
         for f in findings
     )
+
+
+# format name -> renderer(sorted findings, command, fix hint); the --format choices. A new
+# format is one function and one entry here.
+RENDERERS: dict[str, Callable[[Sequence[Finding], str, str], str]] = {
+    "text": _render_text,
+    "json": _render_json,
+    "sarif": _render_sarif,
+    "github": _render_github,
+}
+FORMATS = tuple(RENDERERS)

@@ -188,12 +188,7 @@ def test_core_reports_each_rule_without_io() -> None:
         "a.csv.dvc",
     )
     files = DvcFiles({"a.csv.dvc": dvc_file}, (), {"bad.dvc": "malformed YAML"})
-    facts = GitFacts(
-        tracked=["raw.parquet", "a.csv/inner"],
-        untracked=["new.csv"],
-        ignored=["old.pt"],
-        not_ignored_outputs=["a.csv"],
-    )
+    facts = GitFacts(tracked=["raw.parquet", "a.csv/inner"], not_ignored_outputs=["a.csv"])
     tree = WorkTree({("a.csv", "md5"): "1" * 32}, {"a.csv": True})
     found = dvc_findings(files, facts, tree, Policy())
     assert sorted((f.path, f.rule) for f in found) == [

@@ -8,14 +8,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from repro_hooks.commands.show import records_output_hashes
 from repro_hooks.dvc.files import (
     DvcFileError,
-    is_dvc_file,
     parse_dvc_file,
     parse_dvc_lock,
     parse_dvc_yaml,
     repo_path,
 )
+from repro_hooks.dvc.names import is_dvc_file
+from repro_hooks.links.stamp import _is_dvc_record
 from tests.dvc_helpers import dvc
 from tests.helpers import write
 
@@ -294,6 +296,42 @@ def test_too_large() -> None:
 def test_is_dvc_file() -> None:
     assert is_dvc_file("a/b.csv.dvc") and is_dvc_file("dvc.yaml") and is_dvc_file("x/dvc.lock")
     assert not is_dvc_file("dvc.yml") and not is_dvc_file("a.csv")
+
+
+# What each "is this a DVC file" question answered when five modules spelled it out on their
+# own: the history scan, the deploy evidence and check-dvc's work tree (is_dvc_file); `show`'s
+# files that record output hashes (no dvc.yaml); the run stamp's paths that change what DVC sees
+# (also .dvcignore, and a file named just `.dvc`).
+@pytest.mark.parametrize(
+    ("path", "dvc_file", "records_hashes", "stamp_record"),
+    [
+        pytest.param("a.dvc", True, True, True, id="a.dvc"),
+        pytest.param("sub/a.csv.dvc", True, True, True, id="sub/a.csv.dvc"),
+        pytest.param("..dvc", True, True, True, id="..dvc"),
+        pytest.param("dvc.yaml", True, False, True, id="dvc.yaml"),
+        pytest.param("sub/dvc.yaml", True, False, True, id="sub/dvc.yaml"),
+        pytest.param("dvc.lock", True, True, True, id="dvc.lock"),
+        pytest.param("sub/dvc.lock", True, True, True, id="sub/dvc.lock"),
+        pytest.param("x.dvc/", False, False, False, id="x.dvc/"),
+        pytest.param("x.dvc/config", False, False, False, id="x.dvc/config"),
+        pytest.param(".dvc", False, False, True, id=".dvc"),
+        pytest.param("sub/.dvc", False, False, True, id="sub/.dvc"),
+        pytest.param(".dvcignore", False, False, True, id=".dvcignore"),
+        pytest.param("sub/.dvcignore", False, False, True, id="sub/.dvcignore"),
+        pytest.param("dvc.yaml.bak", False, False, False, id="dvc.yaml.bak"),
+        pytest.param("Dvc.yaml", False, False, False, id="Dvc.yaml"),
+        pytest.param("DVC.LOCK", False, False, False, id="DVC.LOCK"),
+        pytest.param("a.DVC", False, False, False, id="a.DVC"),
+        pytest.param("dvc.yml", False, False, False, id="dvc.yml"),
+        pytest.param("sub\\dvc.yaml", False, False, False, id="backslash"),
+    ],
+)
+def test_dvc_file_questions(
+    path: str, dvc_file: bool, records_hashes: bool, stamp_record: bool
+) -> None:
+    assert is_dvc_file(path) is dvc_file
+    assert records_output_hashes(path) is records_hashes
+    assert _is_dvc_record(path) is stamp_record
 
 
 @settings(max_examples=200)

@@ -270,9 +270,11 @@ def _show_model(git: Git, uri: str, safe_uri: str, text: str, seconds: float, fm
 # ---- where each committed output is kept --------------------------------------------------------
 
 
-def _is_dvc_file(path: str) -> bool:
-    name = posixpath.basename(path)
-    return (name.endswith(".dvc") and name != ".dvc") or name == "dvc.lock"
+def records_output_hashes(path: str) -> bool:
+    """A .dvc file or a dvc.lock: the DVC files that record what each output's hash is."""
+    from repro_hooks.dvc.names import is_dvc_file
+
+    return is_dvc_file(path) and posixpath.basename(path) != "dvc.yaml"
 
 
 def committed_storage(git: Git, commit: str) -> dict[str, Storage]:
@@ -295,7 +297,7 @@ def committed_storage(git: Git, commit: str) -> dict[str, Storage]:
 
     blobs = [b for b in tree_blobs(git, commit) if not b.is_gitlink]
     by_path = {display_path(b.path): b for b in blobs}
-    dvc_blobs = [b for p, b in by_path.items() if _is_dvc_file(p)]
+    dvc_blobs = [b for p, b in by_path.items() if records_output_hashes(p)]
     yamls = {
         p: b
         for p, b in by_path.items()

@@ -5,13 +5,13 @@ policy. Asks git (batched) and DVC's remote code; the verdict is deploy/gate.py'
 
 from __future__ import annotations
 
-import posixpath
 from pathlib import Path
 from typing import Any
 
 from repro_hooks.deploy.gate import CommitFacts, StampFacts
+from repro_hooks.dvc.names import is_dvc_file
 from repro_hooks.errors import ReproHooksError
-from repro_hooks.git import SYMLINK_MODE, Blob, Git
+from repro_hooks.git import Blob, Git
 from repro_hooks.policy.config import Policy
 from repro_hooks.report import Finding, display_path
 
@@ -119,90 +119,13 @@ def tree_blobs(git: Git, commit: str) -> list[Blob]:
     return blobs
 
 
-def _is_dvc_file(path: str) -> bool:
-    name = posixpath.basename(path)
-    return (name.endswith(".dvc") and name != ".dvc") or name in ("dvc.yaml", "dvc.lock")
-
-
 def tree_policy_findings(git: Git, policy: Policy, commit: str, blobs: list[Blob]) -> list[Finding]:
     """The large-file, LFS, data-pattern and DVC-file rules over the commit's whole tree (what
-    `repro-hooks scan` checks for what a commit introduces), plus outputs recorded twice."""
-    from repro_hooks.dvc.commits import CommitFiles, may_template
-    from repro_hooks.dvc.files import DvcFileError
-    from repro_hooks.history.review import (
-        MAX_DVC_FILE_SIZE,
-        DvcParses,
-        duplicate_output_findings,
-        git_kept_outputs,
-        link_targets,
-        scan_findings,
-    )
-    from repro_hooks.large_files.check import (
-        LFS_POINTER_MAX,
-        LfsFacts,
-        is_lfs_pointer,
-        lfs_facts,
-        start_lfs_filtered_paths,
-    )
+    `repro-hooks scan` checks for what a commit introduces), plus outputs recorded twice: the
+    history scan's own check, with the tree as the blobs."""
+    from repro_hooks.history.review import blob_findings
 
-    lfs_filtered = start_lfs_filtered_paths(git, blobs)
-    info = git.object_info(b.sha for b in blobs if not b.is_gitlink)
-    lfs = lfs_facts(git, blobs, info, policy, lfs_filtered())
-    display = {b.path: display_path(b.path) for b in blobs}
-    small_data = [
-        b.sha
-        for b in blobs
-        if (o := info.get(b.sha)) is not None
-        and 0 < o.size < LFS_POINTER_MAX
-        and b.sha not in lfs.pointer_shas
-        and policy.is_data(display[b.path])
-    ]
-    if small_data:
-        pointers = {s for s, c in git.read_blobs(small_data).items() if is_lfs_pointer(c)}
-        lfs = LfsFacts(lfs.filtered_paths, {*lfs.pointer_shas, *pointers})
-    dvc_blobs = [
-        b
-        for b in blobs
-        if not b.is_gitlink
-        and b.mode != SYMLINK_MODE
-        and _is_dvc_file(display[b.path])
-        and (o := info.get(b.sha)) is not None
-        and o.size <= MAX_DVC_FILE_SIZE
-    ]
-    contents = git.read_blobs(b.sha for b in dvc_blobs) if dvc_blobs else {}
-    by_path = {display[b.path]: b.sha for b in dvc_blobs}
-    # a templated dvc.yaml reads its vars files and DVC config from this same commit
-    committed = CommitFiles(git)
-    committed.prefetch(
-        (commit, p, contents[s])
-        for p, s in by_path.items()
-        if posixpath.basename(p) == "dvc.yaml" and s in contents and may_template(contents[s])
-    )
-    parses = DvcParses(sources=committed.sources)
-    lock_wdirs: dict[tuple[str | None, str], dict[str, str]] = {}
-    for path, sha in by_path.items():
-        if posixpath.basename(path) != "dvc.lock":
-            continue
-        yaml_path = posixpath.join(posixpath.dirname(path), "dvc.yaml")
-        yaml_sha = by_path.get(yaml_path)
-        if yaml_sha is None or yaml_sha not in contents:
-            continue
-        try:
-            stages = parses.parse(yaml_sha, contents[yaml_sha], yaml_path, commit=commit)
-        except DvcFileError:
-            continue  # reported as malformed on its own
-        lock_wdirs[(commit, sha)] = {name: st.wdir for name, st in stages.items()}
-    links = link_targets(git, blobs, info, policy)
-    # a stage's `cache: false` metrics and plots live in git by design (as at push)
-    kept = git_kept_outputs(git, blobs, info, lfs, policy)
-    findings = scan_findings(
-        blobs, info, policy, lfs, contents, None, lock_wdirs, links, parses, kept
-    )
-    entries = [
-        (p, s) for p, s in by_path.items() if not p.endswith("dvc.lock")
-    ]  # .dvc files and dvc.yaml
-    findings += duplicate_output_findings({commit: entries}, contents, set(entries), parses)
-    return findings
+    return blob_findings(git, policy, [commit], blobs, push_total=False)[0]
 
 
 def tree_remote_findings(git: Git, commit: str, blobs: list[Blob]) -> list[Finding]:
@@ -217,7 +140,7 @@ def tree_remote_findings(git: Git, commit: str, blobs: list[Blob]) -> list[Findi
         uncommitted_findings,
     )
 
-    dvc_blobs = [b for b in blobs if not b.is_gitlink and _is_dvc_file(display_path(b.path))]
+    dvc_blobs = [b for b in blobs if not b.is_gitlink and is_dvc_file(display_path(b.path))]
     if not dvc_blobs:
         return []
     contents = git.read_blobs(b.sha for b in dvc_blobs)
@@ -237,7 +160,7 @@ def tree_unpushed_findings(git: Git, blobs: list[Blob]) -> list[Finding]:
     output): `dvc push` never sends them, so no DVC remote holds them (`dvc-push-false`)."""
     from repro_hooks.dvc.remote import CommitStages, unpushed_findings, unpushed_outputs
 
-    dvc_blobs = [b for b in blobs if not b.is_gitlink and _is_dvc_file(display_path(b.path))]
+    dvc_blobs = [b for b in blobs if not b.is_gitlink and is_dvc_file(display_path(b.path))]
     if not dvc_blobs:
         return []
     contents = git.read_blobs(b.sha for b in dvc_blobs)

@@ -34,7 +34,7 @@ MAX_REASON = 500
 _SHA_RE = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 _ALIAS_RE = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 
-# Rule ids (described in report.RULES): run-missing, run-unlinked, commit-missing,
+# Rule ids (declared in repro_hooks.rules): run-missing, run-unlinked, commit-missing,
 # commit-unprotected, data-mismatch; and the policy and DVC-remote rules reused as they are.
 
 

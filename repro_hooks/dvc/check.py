@@ -19,6 +19,7 @@ from typing import Any
 from repro_hooks.dvc.files import DvcFile, LockStage, Output, Stage, abbrev, is_url
 from repro_hooks.dvc.params import param_value
 from repro_hooks.policy.config import Policy
+from repro_hooks.policy.data import data_in_git
 from repro_hooks.policy.globs import compile_any
 from repro_hooks.report import Finding, display_path
 
@@ -43,8 +44,6 @@ class DvcFiles:
 @dataclass(frozen=True)
 class GitFacts:
     tracked: Collection[str] = frozenset()  # paths in the index
-    untracked: Collection[str] = frozenset()  # working-tree files git neither tracks nor ignores
-    ignored: Collection[str] = frozenset()  # working-tree files git ignores
     not_ignored_outputs: Collection[str] = frozenset()  # cached outputs git would not ignore
 
 
@@ -471,19 +470,9 @@ def dvc_findings(
     for path in git.tracked:
         if not scope.covers(path):
             continue
-        hit = index.covering(path)
-        if hit is not None:
-            out, cache, declared = hit
-            if cache:
-                findings.append(
-                    Finding(
-                        display_path(path),
-                        "data-in-git",
-                        f"in git and also a DVC output ({out}, {declared})",
-                    )
-                )
-        elif is_data(path):
-            findings.append(Finding(display_path(path), "data-in-git", "data file stored in git"))
+        why = data_in_git(path, is_data, output=index.covering(path))
+        if why is not None:
+            findings.append(Finding(display_path(path), "data-in-git", why))
     # Untracked files (git-ignored or not) are not reported: the commit does not contain them,
     # so they cannot make it irreproducible. Once staged, they are data in git (above).
     for out in git.not_ignored_outputs:
@@ -532,32 +521,17 @@ def cached_outputs(files: DvcFiles) -> list[str]:
     return sorted(p for p, (cache, _) in OutputIndex.build(files).outputs.items() if cache)
 
 
-FIXES: dict[str, str] = {
-    "data-in-git": "data in git:      git rm --cached <path>; dvc add <path>; "
-    "git add <path>.dvc .gitignore (not data? add a glob to data-exclude in "
-    "[tool.repro-hooks])",
-    "untracked-data": "untracked data:   dvc add <path>; git add <path>.dvc .gitignore "
-    "(or a dvc.yaml stage output)",
-    "stale-dvc": "changed data:     dvc commit <file>.dvc (keep the new data) or dvc checkout "
-    "(restore it); git add <file>.dvc",
-    "missing-output": "missing output:   dvc checkout / dvc pull (or dvc repro)",
-    "stale-lock": "stale pipeline:   dvc repro (or dvc commit if outputs are right); git add dvc.lock",
-    "not-ignored": "not ignored:      add /<name> to the .gitignore beside the output "
-    "(dvc add does this)",
-    "malformed-dvc": "malformed:        fix the DVC file (paths inside the repository, valid YAML)",
-}
-
-
 def fix_hint(
     findings: Sequence[Finding], *, root: Path | None = None, cwd: Path | None = None
 ) -> str:
-    """How to fix: for data in git, untracked data and changed data, the exact commands,
+    """How to fix: for data in git and changed data, the exact commands,
     which run as printed in the shell that shows them (`root`/`cwd`: where that is; paths are
     root-relative, after one `cd` to the root when needed); for the rest, what to run."""
     import posixpath
     import shlex
 
     from repro_hooks.dvc.hints import Where, dvc_add_commands
+    from repro_hooks.rules import ALL
 
     def quoted(paths: Iterable[str]) -> str:
         return " ".join(shlex.quote(p) for p in paths)
@@ -588,19 +562,6 @@ def fix_hint(
             (
                 "DVC outputs in git, take them out of git:",
                 [f"git --literal-pathspecs rm --cached -q -- {quoted(outputs_in_git)}"],
-            )
-        )
-    untracked = [f for f in findings if f.rule == "untracked-data"]
-    if untracked:
-        blocks.append(
-            (
-                "untracked data, add it to DVC (or make it a dvc.yaml stage output):",
-                dvc_add_commands(
-                    [f.path for f in untracked],
-                    where,
-                    in_git=False,
-                    ignored={f.path for f in untracked if "git-ignored" in f.message},
-                ),
             )
         )
     changed = [f.path for f in findings if f.rule == "stale-dvc"]
@@ -635,14 +596,9 @@ def fix_hint(
                 ],
             )
         )
-    rules = {f.rule for f in findings} - {
-        "data-in-git",
-        "untracked-data",
-        "stale-dvc",
-        "stale-lock",
-        "not-ignored",
-    }
-    others = [FIXES[r] for r in FIXES if r in rules]
+    # the rules above get exact commands; the rest, the registry's line
+    rules = {f.rule for f in findings} - {"data-in-git", "stale-dvc", "stale-lock", "not-ignored"}
+    others = [f"{r.title + ':':<18}{r.fix}" for r in ALL if r.id in rules and r.title]
     if not blocks and not others:
         return ""
     lines = ["How to fix:"]

@@ -828,9 +828,3 @@ def parse_dvc_lock(
             params[path] = dict(values)
         stages[name] = LockStage(name, body["cmd"], deps, outs, params)
     return stages
-
-
-def is_dvc_file(path: str) -> bool:
-    """Whether a repository-relative path is one of DVC's own files."""
-    name = posixpath.basename(path)
-    return name.endswith(".dvc") or name in ("dvc.yaml", "dvc.lock")

@@ -50,7 +50,6 @@ class RemoteCheck:
     has them (if it does not, `dvc push` cannot help)."""
 
     remote: str
-    is_default: bool
     missing: dict[Referenced, list[str]] = field(default_factory=dict)
     not_cached: set[Referenced] = field(default_factory=set)
     unknown_listing: set[Referenced] = field(default_factory=set)
@@ -316,9 +315,7 @@ def missing_from_remotes(
             except DvcException as exc:
                 raise ReproHooksError(f"DVC remote {remote_name!r}: {exc}") from None
             local = repo.cache.legacy if algorithm == "md5-dos2unix" else repo.cache.local
-            check = checks.setdefault(
-                remote_name, RemoteCheck(remote_name, is_default=remote_name == default)
-            )
+            check = checks.setdefault(remote_name, RemoteCheck(remote_name))
             if on_outputs is None:
                 _check_group(check, refs, odb, local)
                 continue

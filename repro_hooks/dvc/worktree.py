@@ -53,6 +53,7 @@ from repro_hooks.dvc.hashing import (
     read_regular,
     walk_output,
 )
+from repro_hooks.dvc.names import is_dvc_file
 from repro_hooks.dvc.params import (
     config_sections,
     parse_params,
@@ -99,11 +100,6 @@ def git_listing(git: Git) -> tuple[list[str], list[str]]:
     with ThreadPoolExecutor(max_workers=2) as pool:
         tracked, visible = pool.map(lambda a: git.ls_files(*a), calls)
     return [_text(p) for p in tracked], [_text(p) for p in visible]
-
-
-def _is_dvc_file(path: str) -> bool:
-    name = posixpath.basename(path)
-    return (name.endswith(".dvc") and name != ".dvc") or name in ("dvc.yaml", "dvc.lock")
 
 
 def _read(root: Path, path: str, path_is_safe: Any) -> bytes | None:
@@ -563,7 +559,7 @@ def collect(git: Git, scope: Scope, *, use_cache: bool = True) -> Collected:
         ) from None
     cache = HashCache(git.git_dir / CACHE_FILE if use_cache else None)
     measurer = Measurer(root, ignore, cache)
-    candidates = [p for p in (*tracked, *visible) if _is_dvc_file(p)]
+    candidates = [p for p in (*tracked, *visible) if is_dvc_file(p)]
     files = load_dvc_files(root, candidates, ignore, measurer.path_is_safe)
     tree = measurer.measure(
         hash_targets(files, scope), exists_targets(files, scope), params_targets(files, scope)
@@ -576,10 +572,6 @@ def collect(git: Git, scope: Scope, *, use_cache: bool = True) -> Collected:
     outs = [o for o in cached_outputs(files) if scope.covers(o) and not measurer.beyond_symlink(o)]
     ignored_outs = git.ignored_paths([os.fsencode(o) for o in outs])
     not_ignored = [o for o in outs if os.fsencode(o) not in ignored_outs]
-    facts = GitFacts(
-        tracked=tracked,
-        untracked=[p for p in visible if not _is_dvc_file(p)],
-        not_ignored_outputs=not_ignored,
-    )
+    facts = GitFacts(tracked=tracked, not_ignored_outputs=not_ignored)
     deferred = dvc_status_findings(root, deferred_targets(files, scope))
     return Collected(files, facts, tree, deferred)

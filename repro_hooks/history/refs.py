@@ -25,10 +25,6 @@ class RefUpdate:
     def is_deletion(self) -> bool:
         return is_null_sha(self.new)
 
-    @property
-    def is_creation(self) -> bool:
-        return is_null_sha(self.old)
-
 
 def is_null_sha(sha: str) -> bool:
     return not sha.strip("0")

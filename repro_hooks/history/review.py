@@ -17,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from repro_hooks.dvc.names import is_dvc_file
 from repro_hooks.errors import ConfigError, ReproHooksError
 from repro_hooks.git import SYMLINK_MODE, Blob, Git, ObjectInfo
 from repro_hooks.git.objects import git_lines, object_headers
@@ -31,6 +32,7 @@ from repro_hooks.large_files.check import (
     start_lfs_filtered_paths,
 )
 from repro_hooks.policy.config import Config, Policy, load_config
+from repro_hooks.policy.data import data_in_git
 from repro_hooks.policy.sizes import format_size
 from repro_hooks.report import Finding, display_path
 
@@ -48,11 +50,6 @@ MAX_DVC_FILE_SIZE = 8 * 1024 * 1024  # the same bound as repro_hooks.dvc.files
 
 def _may_be_dvc_file(raw: bytes) -> bool:
     return raw.endswith((b".dvc", b"dvc.yaml", b"dvc.lock"))
-
-
-def is_dvc_file_path(path: str) -> bool:
-    name = posixpath.basename(path)
-    return (name.endswith(".dvc") and name != ".dvc") or name in ("dvc.yaml", "dvc.lock")
 
 
 class _PathFacts:
@@ -102,14 +99,14 @@ def data_findings(
             continue  # a link (not proven one: judged as the file it is)
         path = facts.display(blob.path)
         obj = info.get(blob.sha)
-        if obj is None or obj.size == 0 or (path, blob.sha) in seen:
+        if obj is None or (path, blob.sha) in seen:
             continue
-        if not facts.is_data(path):
+        # a `cache: false` output git keeps by design is in `skip` (see git_kept_outputs)
+        why = data_in_git(path, facts.is_data, size=obj.size, as_symlink=as_link)
+        if why is None:
             continue
         seen.add((path, blob.sha))
-        how = " as a symbolic link (a regular file where symlinks are off)" if as_link else ""
-        message = f"data file stored in git{how} ({format_size(obj.size)}): track it with DVC"
-        findings.append(Finding(path, "data-in-git", message, blob.commit))
+        findings.append(Finding(path, "data-in-git", why, blob.commit))
     return findings
 
 
@@ -254,7 +251,7 @@ def dvc_file_findings(
         if blob.is_gitlink or not _may_be_dvc_file(blob.path):
             continue
         path = display_path(blob.path)
-        if not is_dvc_file_path(path) or (path, blob.sha) in seen:
+        if not is_dvc_file(path) or (path, blob.sha) in seen:
             continue
         seen.add((path, blob.sha))
         obj = info.get(blob.sha)
@@ -375,7 +372,7 @@ def scan_commits(
     `on_commits(n)` hears of every n more commits read (progress)."""
     walk = git.walk_history(rev_args, sources=True, commit_sizes=True, on_commits=on_commits)
     blobs = walk.blobs
-    findings, sha_of = _blob_findings(git, policy, rev_args, blobs, push_total, walk.object_info)
+    findings, sha_of = blob_findings(git, policy, rev_args, blobs, push_total, walk.object_info)
     messages = commit_message_findings(git, policy, walk.commit_sizes)
     sha_of.update({(f.path, f.commit): f.commit for f in messages if f.commit})
     names = dict(ref_names or {})
@@ -393,7 +390,7 @@ def _ref_name(source: str, names: Mapping[str, str]) -> str | None:
     return names.get(source, source) or None
 
 
-def _blob_findings(
+def blob_findings(
     git: Git,
     policy: Policy,
     rev_args: Sequence[str],
@@ -401,7 +398,9 @@ def _blob_findings(
     push_total: bool,
     info: Mapping[str, ObjectInfo] | None = None,
 ) -> tuple[list[Finding], dict[tuple[str, str | None], str]]:
-    """`info`: the blobs' types and sizes when the walk already asked (else asked here)."""
+    """Every rule over `blobs` (what the commits in `rev_args` introduce, or a commit's whole
+    tree for the deploy gate): the findings, and the (path, commit) -> blob index.
+    `info`: the blobs' types and sizes when the walk already asked (else asked here)."""
     lfs_filtered = start_lfs_filtered_paths(git, blobs)
     if info is None:
         info = git.object_info(b.sha for b in blobs if not b.is_gitlink)
@@ -426,7 +425,7 @@ def _blob_findings(
         if not b.is_gitlink
         and b.mode != SYMLINK_MODE
         and _may_be_dvc_file(b.path)
-        and is_dvc_file_path(facts.display(b.path))
+        and is_dvc_file(facts.display(b.path))
         and (o := info.get(b.sha)) is not None
         and o.size <= MAX_DVC_FILE_SIZE
     ]
@@ -762,7 +761,7 @@ def _duplicate_outputs_at_tips(
                 continue
             mode, kind, sha = meta.decode().split(" ")
             path = facts.display(raw)
-            if kind == "blob" and mode != SYMLINK_MODE and is_dvc_file_path(path):
+            if kind == "blob" and mode != SYMLINK_MODE and is_dvc_file(path):
                 entries.append((path, sha))
         trees[tip] = entries
     wanted = {sha for entries in trees.values() for _, sha in entries}
@@ -859,23 +858,13 @@ def _policy_at(git: Git, rev: str) -> Policy:
 
 
 def scan_fix_hint(findings: Sequence[Finding], *, server: bool = False) -> str:
-    rules = {f.rule for f in findings}
+    from repro_hooks.rules import fixes
+
     lines = [
         "These problems are in commits being "
-        + ("pushed (rejected by the server's policy)." if server else "pushed or scanned.")
+        + ("pushed (rejected by the server's policy)." if server else "pushed or scanned."),
+        *fixes({f.rule for f in findings}, history=True),
     ]
-    if rules & {"large-file", "lfs-pointer", "data-in-git"}:
-        lines.append(
-            "Remove the files from those commits (git rebase -i <base>, or git commit --amend), "
-            "track them with DVC (dvc add <path>), then push again."
-        )
-    if "large-message" in rules:
-        lines.append(
-            "Shorten those messages (git commit --amend, git rebase -i <base> with reword; a tag: "
-            "git tag -f -a <name> with a short message), then push again."
-        )
-    if "malformed-dvc" in rules:
-        lines.append("Fix the DVC files in those commits (dvc add / dvc repro rewrites them).")
     if not server:
         lines.append(
             "Findings already in history can be recorded once: "

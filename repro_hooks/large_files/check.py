@@ -426,22 +426,15 @@ def fix_hint(
         stage_outputs,
         untrack_commands,
     )
+    from repro_hooks.rules import rule  # lazy, as the hints: a clean commit never needs them
 
     if in_history:
-        return (
-            "These files are in commits being pushed. Remove them from those commits "
-            "(git rebase -i, or git commit --amend), track them with DVC instead "
-            "(dvc add <path>), then push again."
-        )
+        return "These files are in commits being pushed. " + rule("large-file").history_fix
     large = [f for f in findings if f.rule == "large-file"]
     if not large and any(f.rule == "total-size" for f in findings):
-        return (
-            "Track bulk data with DVC instead: git rm -r --cached <dir>, dvc add <dir>, then "
-            "git add <dir>.dvc. A deliberate exception: raise max-commit-total in "
-            "[tool.repro-hooks]."
-        )
+        return rule("total-size").fix
     if not large:
-        return "Install git-lfs (git lfs install), then `git add` those files again."
+        return rule("lfs-pointer").fix
     where = Where(root, cwd)
     # a name shown escaped (newline, invalid UTF-8) cannot be typed as printed: say so
     odd = [f.path for f in large if f.raw_path is not None and f.path != os.fsdecode(f.raw_path)]

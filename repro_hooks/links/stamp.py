@@ -759,9 +759,10 @@ def _code_and_data(
     return code, sorted(untracked), data
 
 
-def _is_dvc_record(path: str) -> bool:
-    name = path.rsplit("/", 1)[-1]
-    return name.endswith(".dvc") or name in ("dvc.lock", "dvc.yaml", ".dvcignore")
+def _is_dvc_record(path: str) -> bool:  # DVC's files, and those that change what DVC sees
+    from repro_hooks.dvc.names import is_dvc_file
+
+    return is_dvc_file(path) or path.rsplit("/", 1)[-1] in (".dvc", ".dvcignore")
 
 
 def _hash_code_files(root: str, changed: dict[str, str | None]) -> dict[str, str | None]:

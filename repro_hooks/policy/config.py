@@ -133,7 +133,6 @@ DEFAULT_LINK_IGNORE: tuple[str, ...] = (
 )
 
 TABLE = "tool.repro-hooks"
-MLFLOW_TABLE = "tool.repro-hooks.mlflow"
 
 
 @dataclass(frozen=True)
