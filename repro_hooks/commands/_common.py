@@ -21,7 +21,7 @@ format_option = click.option(
     type=click.Choice(FORMATS),
     default="text",
     show_default=True,
-    help="Output format: text for people, json (versioned schema), sarif 2.1.0, github annotations.",
+    help="Output format: text for people; the others for machines (docs/commands.md, Output formats).",
 )
 
 

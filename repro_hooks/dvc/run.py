@@ -145,6 +145,7 @@ def check_remote(
     must be in its DVC remote; `cache: false` outputs must be in the commit recording them.
     `stdin` (default: sys.stdin) holds git's pre-push lines with `pre_push`; `note` gets a line
     for each `push: false` output (in no remote by design)."""
+    from repro_hooks.dvc.names import is_dvc_file
     from repro_hooks.dvc.remote import (
         CommitStages,
         missing_from_remotes,
@@ -160,7 +161,6 @@ def check_remote(
     )
     from repro_hooks.git import Git
     from repro_hooks.history.refs import commits_to_check
-    from repro_hooks.history.review import is_dvc_file_path
     from repro_hooks.report import display_path
 
     if hook_args and not pre_push:
@@ -184,7 +184,7 @@ def check_remote(
     blobs = [
         b
         for b in git.introduced_blobs(rev_args)
-        if not b.is_gitlink and is_dvc_file_path(display_path(b.path))
+        if not b.is_gitlink and is_dvc_file(display_path(b.path))
     ]
     contents = git.read_blobs(b.sha for b in blobs)
     from repro_hooks.progress import on_terminal, progress_bar
