@@ -134,6 +134,37 @@ def test_scan_commits_sees_a_file_added_then_deleted(repo: Path) -> None:
     assert sha_of[("big.bin", findings[0].commit)]
 
 
+def test_a_prefetched_walk_is_the_walk_and_one_not_read_is_ended(repo: Path) -> None:
+    """`prefetch_walk` starts git before the caller needs it: the walk that reads it is the walk
+    it would have made; one started for other arguments, or dropped unread, is killed and
+    reaped (no git process outlives the scan)."""
+    write(repo / "big.bin", big(BIG))
+    commit(repo, "big")
+    git(repo, "rm", "-q", "big.bin")
+    commit(repo, "rm")
+    args = {"sources": True, "commit_sizes": True}
+    expected = Git.discover().walk_history(["--all"], **args)
+    assert any(b.path == b"big.bin" for b in expected.blobs)
+
+    g = Git.discover()
+    g.prefetch_walk(["--all"], **args)
+    started = g._prefetched_walk
+    assert g.walk_history(["--all"], **args) == expected
+    assert started is not None and started.proc.returncode == 0
+
+    g.prefetch_walk(["HEAD~1"], **args)
+    other = g._prefetched_walk
+    assert g.walk_history(["--all"], **args) == expected
+    assert other is not None and other.proc.returncode is not None  # ended, not read
+
+    g.prefetch_walk(["--all"], **args)
+    unread = g._prefetched_walk
+    g.drop_prefetched_walk()
+    assert unread is not None and unread.sizer is not None
+    assert unread.proc.returncode is not None and unread.sizer._proc.returncode is not None
+    assert g._prefetched_walk is None
+
+
 def test_data_and_malformed_dvc_and_lfs_pointer(repo: Path) -> None:
     write(repo / "tiny.csv", "a,b\n1,2\n")
     write(repo / "empty.csv", "")
