@@ -165,6 +165,55 @@ def test_a_prefetched_walk_is_the_walk_and_one_not_read_is_ended(repo: Path) -> 
     assert g._prefetched_walk is None
 
 
+def test_the_walk_is_in_git_log_reverse_order(repo: Path) -> None:
+    """The walk reads `git log` newest first and puts it oldest first: every list and dict
+    is in the order `git log --reverse` gives, through merges (each parent's diff), an octopus,
+    a second root and refs that reach the same commits (`--source`)."""
+    for i in range(3):
+        write(repo / f"f{i}.txt", f"{i}\n")
+        commit(repo, f"c{i}")
+    git(repo, "checkout", "-q", "-b", "side", "HEAD~2")
+    for i in range(2):
+        write(repo / f"s{i}.bin", big(100 + i))
+        write(repo / "f0.txt", f"side {i}\n")
+        commit(repo, f"s{i}")
+    git(repo, "checkout", "-q", "-b", "third", "main~1")
+    write(repo / "t.txt", "t\n")
+    commit(repo, "t")
+    git(repo, "checkout", "-q", "main")
+    git(repo, "merge", "-q", "--no-edit", "--no-verify", "side", "third")  # an octopus
+    write(repo / "m.txt", "m\n")
+    commit(repo, "m")
+    git(repo, "merge", "-q", "--no-edit", "--no-verify", "-s", "ours", "side")
+    git(repo, "checkout", "-q", "--orphan", "other")
+    write(repo / "o.txt", "o\n")
+    commit(repo, "o")
+    git(repo, "tag", "-a", "-m", "t", "v1", "main~1")
+    from repro_hooks.git.history import LOG_ARGS, LOG_PINS, RawDiffParser
+    from repro_hooks.git.objects import parse_batch_check
+
+    g = Git.discover()
+    walk = g.walk_history(["--all"], sources=True, commit_sizes=True)
+    log = git(repo, *LOG_PINS, *LOG_ARGS, "--reverse", "--source", "--format=%H %S", "--all")
+    oracle = RawDiffParser(with_commits=True)
+    oracle.feed(log.encode().split(b"\0"))
+    assert walk.blobs == [b for b in oracle.blobs if b.sha.strip("0")]
+    assert list(walk.sources.items()) == list(oracle.sources.items())
+    sized = parse_batch_check(
+        g.run(
+            "cat-file",
+            "--batch-check=%(objectname) %(objecttype) %(objectsize)",
+            input="".join(f"{c}\n" for c in oracle.commits).encode(),
+        )
+    )
+    assert list(walk.commit_sizes.items()) == [
+        (c, sized[c].size) for c in dict.fromkeys(oracle.commits)
+    ]
+    assert walk.object_info is not None
+    assert list(walk.object_info) == list(dict.fromkeys(b.sha for b in walk.blobs))
+    assert len({b.commit for b in walk.blobs}) >= 8 and len(oracle.commits) > len(walk.sources)
+
+
 def test_data_and_malformed_dvc_and_lfs_pointer(repo: Path) -> None:
     write(repo / "tiny.csv", "a,b\n1,2\n")
     write(repo / "empty.csv", "")

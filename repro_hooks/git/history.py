@@ -51,9 +51,10 @@ LOG_PINS = (
     "-c",
     "i18n.logOutputEncoding=UTF-8",  # UTF-16 output would put NULs inside every record
 )
+# No `--reverse`: with it git walks (and holds) every commit before it prints the first, so
+# nothing downstream could start early; `_oldest_commit_first` puts the output in that order.
 LOG_ARGS = (
     "log",
-    "--reverse",
     "-z",
     "--raw",
     "--no-abbrev",
@@ -176,11 +177,16 @@ class _Walk:
                     "first: git fetch --unshallow (in CI: a full-depth checkout)"
                 ) from None
             raise
-        blobs = [b for b in parser.blobs if b.sha.strip("0")]
+        # everything in the order `git log --reverse` gives (a dict: by first appearance)
+        blobs = _oldest_commit_first([b for b in parser.blobs if b.sha.strip("0")])
+        sources = dict(reversed(parser.sources.items()))
         if sizer is None:
-            return HistoryWalk(blobs, parser.sources)
+            return HistoryWalk(blobs, sources)
         sizes, info = sizer.close()
-        return HistoryWalk(blobs, parser.sources, sizes, info)
+        info = {
+            sha: o for b in blobs if not b.is_gitlink and (o := info.get(sha := b.sha)) is not None
+        }
+        return HistoryWalk(blobs, sources, dict(reversed(sizes.items())), info)
 
     def stop(self) -> None:
         stop(self.proc)
@@ -282,6 +288,21 @@ class _StreamingSizer:
         """End the sizer when the walk failed (its answers are not wanted)."""
         stop(self._proc)
         self._out.close()
+
+
+def _oldest_commit_first(blobs: list[Blob]) -> list[Blob]:
+    """The blobs of `git log --raw` (newest commit first) in `git log --reverse` order: each
+    commit's run of records (a merge's diffs against each parent are one run) keeps its order,
+    the runs are reversed."""
+    ordered: list[Blob] = []
+    end = len(blobs)
+    while end:
+        start, commit = end - 1, blobs[end - 1].commit
+        while start and blobs[start - 1].commit == commit:
+            start -= 1
+        ordered += blobs[start:end]
+        end = start
+    return ordered
 
 
 def parse_raw_diff(raw: bytes, with_commits: bool = False) -> list[Blob]:
