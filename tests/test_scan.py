@@ -165,6 +165,18 @@ def test_a_prefetched_walk_is_the_walk_and_one_not_read_is_ended(repo: Path) -> 
     assert g._prefetched_walk is None
 
 
+def test_the_fast_path_starts_the_walk_the_scan_selects(repo: Path) -> None:
+    """`scan --all-history`'s fast path starts git log before it imports `select_commits`:
+    with other arguments its early walk would be thrown away and the scan walk again."""
+    from repro_hooks.history.all_history import ALL_HISTORY
+    from repro_hooks.history.refs import select_commits
+
+    chosen = select_commits(
+        Git.discover(), rev_range=None, all_history=True, pre_push=None, stdin_text=None, env={}
+    )
+    assert chosen is not None and tuple(chosen.rev_args) == ALL_HISTORY
+
+
 def test_the_walk_is_in_git_log_reverse_order(repo: Path) -> None:
     """The walk reads `git log` newest first and puts it oldest first: every list and dict
     is in the order `git log --reverse` gives, through merges (each parent's diff), an octopus,
@@ -210,7 +222,7 @@ def test_the_walk_is_in_git_log_reverse_order(repo: Path) -> None:
         (c, sized[c].size) for c in dict.fromkeys(oracle.commits)
     ]
     assert walk.object_info is not None
-    assert list(walk.object_info) == list(dict.fromkeys(b.sha for b in walk.blobs))
+    assert walk.object_info.keys() == {b.sha for b in walk.blobs}  # a lookup table
     assert len({b.commit for b in walk.blobs}) >= 8 and len(oracle.commits) > len(walk.sources)
 
 

@@ -6,8 +6,7 @@ import contextlib
 import os
 import subprocess
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from dataclasses import field as dataclass_field
+from typing import NamedTuple
 
 from repro_hooks.errors import GitError
 from repro_hooks.git.objects import Blob, ObjectInfo, parse_batch_check
@@ -21,17 +20,18 @@ from repro_hooks.git.process import (
 )
 
 
-@dataclass
-class HistoryWalk:
+class HistoryWalk(NamedTuple):
     """What one walk over a range found: the blobs each commit introduces (oldest commit
     first), the tip each commit was reached from (the ref name or revision given to git), and,
-    when asked, each commit object's size (a bound on its message's size) and the type and size
-    of every blob found (`object_info`, as `Git.object_info` answers it; None when not asked)."""
+    when asked, each commit object's size (a bound on its message's size; empty when not asked)
+    and the type and size of every blob found (`object_info`, as `Git.object_info` answers it;
+    None when not asked). (Not a dataclass: `import dataclasses` would delay the scan's fast
+    path, which imports this module before it starts git log.)"""
 
     blobs: list[Blob]
-    sources: dict[str, str] = dataclass_field(default_factory=dict)
-    commit_sizes: dict[str, int] = dataclass_field(default_factory=dict)
-    object_info: dict[str, ObjectInfo] | None = None
+    sources: dict[str, str]
+    commit_sizes: dict[str, int]
+    object_info: dict[str, ObjectInfo] | None
 
 
 # Every setting user configuration could use to change what `git log --raw` reports, pinned.
@@ -142,12 +142,11 @@ class _Walk:
             *rev_args,
             "--",
         )
-        self.sizer = _StreamingSizer(git) if commit_sizes else None
+        self.proc = git.start_stream(*self.args)
         try:
-            self.proc = git.start_stream(*self.args)
+            self.sizer = _StreamingSizer(git) if commit_sizes else None
         except BaseException:
-            if self.sizer is not None:
-                self.sizer.stop()
+            stop(self.proc)
             raise
 
     def finish(self, on_commits: Callable[[int], None] | None = None) -> HistoryWalk:
@@ -181,11 +180,8 @@ class _Walk:
         blobs = _oldest_commit_first([b for b in parser.blobs if b.sha.strip("0")])
         sources = dict(reversed(parser.sources.items()))
         if sizer is None:
-            return HistoryWalk(blobs, sources)
-        sizes, info = sizer.close()
-        info = {
-            sha: o for b in blobs if not b.is_gitlink and (o := info.get(sha := b.sha)) is not None
-        }
+            return HistoryWalk(blobs, sources, {}, None)
+        sizes, info = sizer.close()  # (info: looked up, never listed; its order is git's)
         return HistoryWalk(blobs, sources, dict(reversed(sizes.items())), info)
 
     def stop(self) -> None:
@@ -202,7 +198,7 @@ class _StreamingSizer:
     parsed at each batch, while the walk runs: only the last batch's answers are left for the
     end."""
 
-    BATCH = 2048  # commit ids per write
+    BATCH = 512  # commit ids per write (what is left after the walk: at most one batch)
 
     FORMAT = "--batch-check=%(objectname) %(objecttype) %(objectsize)"
 
@@ -275,8 +271,9 @@ class _StreamingSizer:
         self._parse_answers()
         self._out.close()
         info = self._info
-        missing = [i for i in (*self._commits, *self._blob_ids) if i not in info]
-        if missing:  # the streaming process failed (or an object is missing): ask again
+        if len(info) < len(self._blob_ids) + len(set(self._commits)):
+            # the streaming process failed (or an object is missing): ask again
+            missing = [i for i in (*self._commits, *self._blob_ids) if i not in info]
             answer = self._git.run(
                 "cat-file", self.FORMAT, input=("\n".join(missing) + "\n").encode()
             )

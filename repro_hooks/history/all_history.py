@@ -11,10 +11,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from repro_hooks.git import Git
-from repro_hooks.history.refs import select_commits
 
 if TYPE_CHECKING:
     from repro_hooks.report import Finding
+
+# What `select_commits` selects for --all-history, known before importing it (its module
+# brings dataclasses and the report): the walk starts with these, and is used if they agree.
+ALL_HISTORY = ("--all",)
 
 
 def scan_all_history(git: Git | None = None) -> tuple[list[Finding], str]:
@@ -22,13 +25,10 @@ def scan_all_history(git: Git | None = None) -> tuple[list[Finding], str]:
     directory (or `git`'s), in the order the command prints them, and the fix hint it prints
     under them. Raises what the command reports as an error (ReproHooksError, exit 2)."""
     git = git if git is not None else Git.discover()
-    selection = select_commits(
-        git, rev_range=None, all_history=True, pre_push=None, stdin_text=None, env={}
-    )
-    assert selection is not None  # (only a push that deletes refs selects nothing)
-    git.prefetch_walk(selection.rev_args, sources=True, commit_sizes=True)
+    git.prefetch_walk(ALL_HISTORY, sources=True, commit_sizes=True)
     try:
         from repro_hooks.history.baseline import baseline_keys, without_baselined
+        from repro_hooks.history.refs import select_commits
         from repro_hooks.history.review import scan_commits, scan_fix_hint, server_policy
         from repro_hooks.policy.config import load_config
 
@@ -36,6 +36,10 @@ def scan_all_history(git: Git | None = None) -> tuple[list[Finding], str]:
             policy = server_policy(git, None).policy
         else:
             policy = load_config(git.root, None).policy
+        selection = select_commits(
+            git, rev_range=None, all_history=True, pre_push=None, stdin_text=None, env={}
+        )
+        assert selection is not None  # (only a push that deletes refs selects nothing)
         # a whole history has no total-size limit (a push has)
         findings, sha_of = scan_commits(
             git, policy, selection.rev_args, selection.ref_names, push_total=False
