@@ -89,6 +89,12 @@ def main() -> None:
     args = parser.parse_args()
     env_path = f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
     os.environ["PATH"] = env_path
+    # Python's bytecode cache on, in a directory of its own: an installed package has its .pyc
+    # files, and with PYTHONDONTWRITEBYTECODE (set on some machines) every run would compile
+    # each module it imports again, more for a checkout that never wrote its cache.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    pycache = tempfile.TemporaryDirectory(prefix="bench-scan-pycache-")
+    os.environ["PYTHONPYCACHEPREFIX"] = pycache.name
     raw_cmd = "git rev-list --objects --all | git cat-file --batch-check"
     ours_cmd = [str(VENV_BIN / "repro-hooks"), "scan", "--all-history"]
     contenders: dict[str, tuple[list[str] | str, dict[str, str] | None]] = {
@@ -115,7 +121,7 @@ def main() -> None:
         print(
             f"built {args.commits} commits with git fast-import in {time.perf_counter() - t0:.1f} s"
         )
-        outputs = set()
+        outputs = set()  # (the first run of each writes its bytecode cache)
         for name, (cmd, env) in list(contenders.items())[1:]:
             proc = subprocess.run(cmd, cwd=repo, capture_output=True, env=env, check=False)
             findings = proc.stdout.decode().count("size limit")
@@ -131,6 +137,7 @@ def main() -> None:
                 wall, cpu = timed(cmd, repo, shell=isinstance(cmd, str), env=env)
                 walls[name].append(wall)
                 cpus[name].append(cpu)
+    pycache.cleanup()
     print(f"machine: {machine()}; load (1 min) {load_before} -> {load()}")
     anchor = next(iter(contenders))
     m_wall = {name: statistics.median(times) for name, times in walls.items()}
