@@ -84,7 +84,7 @@ class ObjectQueries(GitProcess):
         outputs = _parallel(
             lambda chunk: self.run(
                 "cat-file",
-                "--buffer",  # one write at the end, not one per object
+                "--buffer",  # stdio-buffered answers, not a write per object
                 "--batch-check=%(objectname) %(objecttype) %(objectsize)",
                 input=("\n".join(chunk) + "\n").encode(),
             ),
