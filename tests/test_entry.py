@@ -143,6 +143,26 @@ def test_scan_fast_path_on_a_bare_repository(history: Path, tmp_path: Path) -> N
     assert (fast[0], fast[3]) == (1, "click imported: False")
 
 
+def test_scan_fast_path_judges_what_refs_point_at(history: Path) -> None:
+    """Tips that are not commits (a raw blob, an annotated tag with a long message) and an
+    empty repository: as click says it."""
+    blob = git(history, "hash-object", "-w", "--stdin", input=big(600 * KIB)).strip()
+    git(history, "tag", "rawblob", blob)
+    write(history.parent / "msg", "x" * (70 * KIB))
+    git(history, "tag", "-a", "-F", str(history.parent / "msg"), "long", "HEAD")
+    empty = history.parent / "empty"
+    git(history.parent, "init", "-q", str(empty))
+    said = {}
+    for where in (history, empty):
+        fast, slow = _run(where, ENTRY, SCAN), _run(where, CLICK, SCAN)
+        assert fast[:3] == slow[:3]
+        assert fast[3] == "click imported: False"
+        said[where] = fast[:3]
+    code, out, _ = said[history]
+    assert code == 1 and b"refs/tags/rawblob" in out and b"refs/tags/long" in out
+    assert said[empty] == (0, b"", [])
+
+
 def _lose_object(repo: Path, rev: str) -> None:
     sha = git(repo, "rev-parse", rev).strip()
     (repo / ".git" / "objects" / sha[:2] / sha[2:]).unlink()
