@@ -20,6 +20,10 @@ def main(argv: list[str] | None = None) -> int:
         code = _plain_check_large_files(args[1:])
         if code is not None:
             return code
+    if args == ["scan", "--all-history"]:
+        code = _plain_scan_all_history()
+        if code is not None:
+            return code
     from repro_hooks.cli import main as cli_main
 
     return cli_main(argv)
@@ -54,6 +58,56 @@ def _plain_check_large_files(names: list[str]) -> int | None:
         except Exception:  # a closed pipe: click's path meets it too, and says it as ever
             return None
     return 1 if outcome.findings else 0
+
+
+def _plain_scan_all_history() -> int | None:
+    """`scan --all-history` and nothing else: print the text output and return the exit code;
+    None to leave the call to click (which runs the scan again, and says it as ever). Off a
+    terminal only: on one, click's path draws a progress bar."""
+    import gc
+
+    from repro_hooks.progress import on_terminal
+
+    if on_terminal():
+        return None
+    # The scan's objects (a tuple per blob, 20,000 for 10,000 commits) form no cycles and die
+    # by reference count: the cycle collector would walk them some 80 times for nothing.
+    gc.disable()
+    try:
+        from repro_hooks.history.all_history import scan_all_history
+
+        findings, hint = scan_all_history()
+        from repro_hooks.report import render
+
+        out = render(findings, "text", command="scan", fix_hint=hint)
+    except KeyboardInterrupt:
+        make_streams_safe()
+        sys.stderr.write("repro-hooks: interrupted\n")
+        return 130
+    except Exception:  # click's path reports it as ever (one line, or the crash log)
+        return None
+    finally:
+        gc.enable()
+    if not _write_plain(out):
+        return None
+    return 1 if findings else 0
+
+
+def _write_plain(out: str) -> bool:
+    """Print `out` (nothing when empty) as click.echo would; False, having printed nothing,
+    where click might print it otherwise: it strips ANSI sequences off a terminal and may
+    re-encode a misconfigured stream (plain ASCII text is written the same either way), and it
+    reports a closed pipe its own way."""
+    if not out.isascii() or "\x1b" in out:
+        return False
+    if out:
+        make_streams_safe()
+        try:
+            sys.stdout.write(out + "\n")
+            sys.stdout.flush()
+        except Exception:
+            return False
+    return True
 
 
 def make_streams_safe() -> None:

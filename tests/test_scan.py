@@ -134,6 +134,98 @@ def test_scan_commits_sees_a_file_added_then_deleted(repo: Path) -> None:
     assert sha_of[("big.bin", findings[0].commit)]
 
 
+def test_a_prefetched_walk_is_the_walk_and_one_not_read_is_ended(repo: Path) -> None:
+    """`prefetch_walk` starts git before the caller needs it: the walk that reads it is the walk
+    it would have made; one started for other arguments, or dropped unread, is killed and
+    reaped (no git process outlives the scan)."""
+    write(repo / "big.bin", big(BIG))
+    commit(repo, "big")
+    git(repo, "rm", "-q", "big.bin")
+    commit(repo, "rm")
+    args = {"sources": True, "commit_sizes": True}
+    expected = Git.discover().walk_history(["--all"], **args)
+    assert any(b.path == b"big.bin" for b in expected.blobs)
+
+    g = Git.discover()
+    g.prefetch_walk(["--all"], **args)
+    started = g._prefetched_walk
+    assert g.walk_history(["--all"], **args) == expected
+    assert started is not None and started.proc.returncode == 0
+
+    g.prefetch_walk(["HEAD~1"], **args)
+    other = g._prefetched_walk
+    assert g.walk_history(["--all"], **args) == expected
+    assert other is not None and other.proc.returncode is not None  # ended, not read
+
+    g.prefetch_walk(["--all"], **args)
+    unread = g._prefetched_walk
+    g.drop_prefetched_walk()
+    assert unread is not None and unread.sizer is not None
+    assert unread.proc.returncode is not None and unread.sizer._proc.returncode is not None
+    assert g._prefetched_walk is None
+
+
+def test_the_fast_path_starts_the_walk_the_scan_selects(repo: Path) -> None:
+    """`scan --all-history`'s fast path starts git log before it imports `select_commits`:
+    with other arguments its early walk would be thrown away and the scan walk again."""
+    from repro_hooks.history.all_history import ALL_HISTORY
+    from repro_hooks.history.refs import select_commits
+
+    chosen = select_commits(
+        Git.discover(), rev_range=None, all_history=True, pre_push=None, stdin_text=None, env={}
+    )
+    assert chosen is not None and tuple(chosen.rev_args) == ALL_HISTORY
+
+
+def test_the_walk_is_in_git_log_reverse_order(repo: Path) -> None:
+    """The walk reads `git log` newest first and puts it oldest first: every list and dict
+    is in the order `git log --reverse` gives, through merges (each parent's diff), an octopus,
+    a second root and refs that reach the same commits (`--source`)."""
+    for i in range(3):
+        write(repo / f"f{i}.txt", f"{i}\n")
+        commit(repo, f"c{i}")
+    git(repo, "checkout", "-q", "-b", "side", "HEAD~2")
+    for i in range(2):
+        write(repo / f"s{i}.bin", big(100 + i))
+        write(repo / "f0.txt", f"side {i}\n")
+        commit(repo, f"s{i}")
+    git(repo, "checkout", "-q", "-b", "third", "main~1")
+    write(repo / "t.txt", "t\n")
+    commit(repo, "t")
+    git(repo, "checkout", "-q", "main")
+    git(repo, "merge", "-q", "--no-edit", "--no-verify", "side", "third")  # an octopus
+    write(repo / "m.txt", "m\n")
+    commit(repo, "m")
+    git(repo, "merge", "-q", "--no-edit", "--no-verify", "-s", "ours", "side")
+    git(repo, "checkout", "-q", "--orphan", "other")
+    write(repo / "o.txt", "o\n")
+    commit(repo, "o")
+    git(repo, "tag", "-a", "-m", "t", "v1", "main~1")
+    from repro_hooks.git.history import LOG_ARGS, LOG_PINS, RawDiffParser
+    from repro_hooks.git.objects import parse_batch_check
+
+    g = Git.discover()
+    walk = g.walk_history(["--all"], sources=True, commit_sizes=True)
+    log = git(repo, *LOG_PINS, *LOG_ARGS, "--reverse", "--source", "--format=%H %S", "--all")
+    oracle = RawDiffParser(with_commits=True)
+    oracle.feed(log.encode().split(b"\0"))
+    assert walk.blobs == [b for b in oracle.blobs if b.sha.strip("0")]
+    assert list(walk.sources.items()) == list(oracle.sources.items())
+    sized = parse_batch_check(
+        g.run(
+            "cat-file",
+            "--batch-check=%(objectname) %(objecttype) %(objectsize)",
+            input="".join(f"{c}\n" for c in oracle.commits).encode(),
+        )
+    )
+    assert list(walk.commit_sizes.items()) == [
+        (c, sized[c].size) for c in dict.fromkeys(oracle.commits)
+    ]
+    assert walk.object_info is not None
+    assert walk.object_info.keys() == {b.sha for b in walk.blobs}  # a lookup table
+    assert len({b.commit for b in walk.blobs}) >= 8 and len(oracle.commits) > len(walk.sources)
+
+
 def test_data_and_malformed_dvc_and_lfs_pointer(repo: Path) -> None:
     write(repo / "tiny.csv", "a,b\n1,2\n")
     write(repo / "empty.csv", "")

@@ -7,10 +7,12 @@ themselves live beside this module, one module per kind: the index (index.py), o
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import io
 import os
 import subprocess
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -171,6 +173,12 @@ class GitProcess:
     def stream_fields(self, consume: Callable[[list[bytes]], None], *args: str) -> None:
         """Run a `-z` git command and hand its NUL-separated fields to `consume` as they arrive,
         so parsing overlaps git's own work. Raises GitError like `run`."""
+        drain_fields(self.start_stream(*args), consume, args)
+
+    def start_stream(self, *args: str) -> subprocess.Popen[bytes]:
+        """Start a git command whose output `drain_fields` reads later. Its stdout is a pipe
+        made as large as Linux lets a user make one (1 MiB, where 64 KiB is the default), so
+        git goes on working while the caller does something else first."""
         try:
             proc = subprocess.Popen(
                 ["git", *args],
@@ -181,24 +189,53 @@ class GitProcess:
             )
         except FileNotFoundError:
             raise GitError("git: command not found") from None
-        stdout, stderr = proc.stdout, proc.stderr
-        assert isinstance(stdout, io.BufferedReader)
-        assert stderr is not None
-        rest = b""
-        with proc:
-            while chunk := stdout.read1(1 << 16):
-                fields = (rest + chunk).split(b"\0")
-                rest = fields.pop()
-                consume(fields)
-            if rest:
-                consume([rest])
-            err = stderr.read()
-        if proc.returncode != 0:
-            msg = err.decode("utf-8", "replace").strip().splitlines()
-            name = next(
-                (a for i, a in enumerate(args) if a != "-c" and (i == 0 or args[i - 1] != "-c")), ""
-            )
-            raise GitError(f"git {name}: {msg[-1] if msg else f'exit {proc.returncode}'}")
+        assert proc.stdout is not None
+        widen_pipe(proc.stdout.fileno())
+        return proc
+
+
+def drain_fields(
+    proc: subprocess.Popen[bytes], consume: Callable[[list[bytes]], None], args: Sequence[str]
+) -> None:
+    """Hand the NUL-separated fields of a started git command (`start_stream`) to `consume` as
+    they arrive, then wait for it. Raises GitError (naming the command of `args`) like `run`."""
+    stdout, stderr = proc.stdout, proc.stderr
+    assert isinstance(stdout, io.BufferedReader)
+    assert stderr is not None
+    rest = b""
+    with proc:
+        while chunk := stdout.read1(1 << 20):
+            fields = (rest + chunk).split(b"\0")
+            rest = fields.pop()
+            consume(fields)
+        if rest:
+            consume([rest])
+        err = stderr.read()
+    if proc.returncode != 0:
+        msg = err.decode("utf-8", "replace").strip().splitlines()
+        name = next(
+            (a for i, a in enumerate(args) if a != "-c" and (i == 0 or args[i - 1] != "-c")), ""
+        )
+        raise GitError(f"git {name}: {msg[-1] if msg else f'exit {proc.returncode}'}")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """End a started git process whose answer is no longer wanted, and reap it."""
+    with contextlib.suppress(OSError):
+        proc.kill()
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
+    proc.wait()
+
+
+def widen_pipe(fd: int, size: int = 1 << 20) -> None:
+    """Make a pipe hold `size` bytes where the system allows it (Linux: up to
+    /proc/sys/fs/pipe-max-size, 1 MiB by default); elsewhere, or when refused, leave it."""
+    if hasattr(fcntl, "F_SETPIPE_SZ"):
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, size)
 
 
 def anonymous_file() -> BinaryIO:
