@@ -23,28 +23,15 @@ ALL_HISTORY = ("--all",)
 def scan_all_history(git: Git | None = None) -> tuple[list[Finding], str]:
     """The findings of `repro-hooks scan --all-history` in the repository around the current
     directory (or `git`'s), in the order the command prints them, and the fix hint it prints
-    under them. Raises what the command reports as an error (ReproHooksError, exit 2)."""
+    under them: `history.run.scan` itself, with the walk started before its imports. Raises what
+    the command reports as an error (ReproHooksError, exit 2)."""
     git = git if git is not None else Git.discover()
     git.prefetch_walk(ALL_HISTORY, sources=True, commit_sizes=True)
     try:
-        from repro_hooks.history.baseline import baseline_keys, without_baselined
-        from repro_hooks.history.refs import select_commits
-        from repro_hooks.history.review import scan_commits, scan_fix_hint, server_policy
-        from repro_hooks.policy.config import load_config
+        from repro_hooks.history.run import ScanOptions, Verdict, scan
 
-        if git.root is None:
-            policy = server_policy(git, None).policy
-        else:
-            policy = load_config(git.root, None).policy
-        selection = select_commits(
-            git, rev_range=None, all_history=True, pre_push=None, stdin_text=None, env={}
-        )
-        assert selection is not None  # (only a push that deletes refs selects nothing)
-        # a whole history has no total-size limit (a push has)
-        findings, sha_of = scan_commits(
-            git, policy, selection.rev_args, selection.ref_names, push_total=False
-        )
+        result = scan(ScanOptions(all_history=True), env={}, git=git)
     finally:
         git.drop_prefetched_walk()  # not read (an error came first): end it
-    findings = without_baselined(baseline_keys(findings, sha_of), set())
-    return findings, scan_fix_hint(findings)
+    assert isinstance(result, Verdict)  # no baseline written, no push handed off
+    return result.findings, result.hint

@@ -100,10 +100,13 @@ def scan(
     env: Mapping[str, str] = os.environ,
     stdin: TextIO | None = None,
     note: Callable[[str], None] = _no_note,
+    git: Git | None = None,
 ) -> ScanResult:
     """Every blob each selected commit introduces against the policy, less the baselined
     findings. `stdin` (default: sys.stdin) holds git's pre-push lines with `--pre-push`; `note`
-    gets one-line notes (a policy or baseline other than the checkout's) as they arise."""
+    gets one-line notes (a policy or baseline other than the checkout's) as they arise; `git`:
+    the repository (default: the one around the current directory), perhaps with a walk
+    already started (history/all_history.py)."""
     from repro_hooks.git import Git
     from repro_hooks.history.baseline import baseline_keys, without_baselined
     from repro_hooks.history.baseline import write_baseline as save_baseline
@@ -114,7 +117,7 @@ def scan(
         raise ReproHooksError(
             f"unexpected argument {opts.hook_args[0]!r} (REMOTE URL go with --pre-push)"
         )
-    git = Git.discover()
+    git = git if git is not None else Git.discover()
     policy = _scan_policy(git, opts, note)
     known = _scan_baseline(git, opts, note)
     from repro_hooks import handoff
