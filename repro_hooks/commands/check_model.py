@@ -13,7 +13,7 @@ from repro_hooks.errors import ReproHooksError
 
 if TYPE_CHECKING:
     from repro_hooks.deploy.gate import ModelRef, VersionFacts
-    from repro_hooks.links.registry import Registry
+    from repro_hooks.tracking.port import ModelRegistry
 
 
 @click.command("check-model")
@@ -198,16 +198,16 @@ def check_model(
 
 def _open_registry(
     root: Path, option: str | None, registry_uri: str | None, config: Any
-) -> tuple[Registry, str]:
+) -> tuple[ModelRegistry, str]:
     import os
 
-    from repro_hooks.links.core import store_to_open
+    from repro_hooks.tracking.mlflow import store_to_open
 
     uri, safe_uri = store_to_open(root, option, config.mlflow.tracking_uri, os.environ)
-    from repro_hooks.links.registry import Registry
+    from repro_hooks.tracking.adapters import open_registry
 
     try:
-        registry = Registry(uri, registry_uri)
+        registry = open_registry(uri, registry_uri)
     except ImportError:
         from repro_hooks.snippets import pip_install
 
@@ -245,7 +245,7 @@ def _guard_registry(safe_uri: str, seconds: float, what: str) -> Any:
 
 
 def _read_versions(
-    registry: Registry, refs: list[ModelRef], seconds: float, safe_uri: str
+    registry: ModelRegistry, refs: list[ModelRef], seconds: float, safe_uri: str
 ) -> list[VersionFacts]:
     from repro_hooks.deploy.gate import VersionFacts
 
@@ -278,7 +278,7 @@ def _read_versions(
 
 
 def _stamp_holders(
-    registry: Registry, facts: list[VersionFacts], seconds: float, safe_uri: str
+    registry: ModelRegistry, facts: list[VersionFacts], seconds: float, safe_uri: str
 ) -> dict[str, tuple[str, ...]]:
     """{stamp id: ids of the runs carrying it} for the stamped runs among `facts`."""
     from repro_hooks.deploy.gate import STAMPED, evidence_level
@@ -327,7 +327,7 @@ def _judge(
 
 
 def _write(
-    registry: Registry,
+    registry: ModelRegistry,
     verdicts: list[Any],
     seconds: float,
     safe_uri: str,
@@ -341,18 +341,18 @@ def _write(
     """Propagate each run's link to its versions and logged models, record the verdicts, then
     move the alias if everything passed."""
     from repro_hooks.deploy.gate import verdict_tags
-    from repro_hooks.links.registry import propagate_link
+    from repro_hooks.links.registry import propagate_link, tag_version
 
     done: set[str] = set()
     for v in verdicts:
         facts = v.facts
         with _guard_registry(safe_uri, seconds, f"writing to {facts.uri}"):
             if facts.run_state == "active" and facts.run_id and facts.run_id not in done:
-                propagate_link(registry.client, facts.run_id, facts.run_tags)
+                propagate_link(registry, facts.run_id, facts.run_tags)
                 done.add(facts.run_id)
             if record:
                 more = (extra or {}).get((facts.name, facts.version), {})
-                registry.tag_version(facts.name, facts.version, {**verdict_tags(v, key), **more})
+                tag_version(registry, facts.name, facts.version, {**verdict_tags(v, key), **more})
     if promote is not None and passed:
         for v in verdicts:
             with _guard_registry(safe_uri, seconds, f"moving {promote} to {v.facts.uri}"):
@@ -384,7 +384,7 @@ def _signers_reader(git: Any, protected: tuple[str, str], path: str) -> Any:
 
 
 def _judge_bytes(
-    registry: Registry,
+    registry: ModelRegistry,
     git: Any,
     verdicts: list[Any],
     protected: tuple[str, str],
@@ -400,7 +400,6 @@ def _judge_bytes(
     from repro_hooks.deploy.gate import judge_bytes, link_findings
 
     signers = _signers_reader(git, protected, deploy.allowed_signers)
-    tracking_uri = str(getattr(registry.client, "tracking_uri", "") or "") or None
     judged: list[Any] = []
     evidence: dict[tuple[str, str], Any] = {}
     for v in verdicts:
@@ -413,9 +412,7 @@ def _judge_bytes(
         recorded = list(known.outputs) if known is not None and known.present else None
         pairs = [(o.path, o.hash_value) for o in recorded] if recorded is not None else None
         with _guard_registry(safe_uri, seconds, f"reading the files of {facts.uri}"):
-            found = version_bytes(
-                registry.client, facts, tracking_uri, signers, deploy.require_attestation, pairs
-            )
+            found = version_bytes(registry, facts, signers, deploy.require_attestation, pairs)
         evidence[(facts.name, facts.version)] = found
         judged.append(judge_bytes(v, found, recorded or (), allow_unrecorded=allow_forced))
     return judged, evidence

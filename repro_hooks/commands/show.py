@@ -20,7 +20,7 @@ from repro_hooks.errors import ReproHooksError
 if TYPE_CHECKING:
     from repro_hooks.git import Git
     from repro_hooks.links.show import CommitInfo, RunInfo, Storage
-    from repro_hooks.links.store import MlflowStore
+    from repro_hooks.tracking.port import RunCandidate, Tracker
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -109,13 +109,13 @@ def show(
 
 
 def _tracking_uri(root: Path, option: str | None, config: Any) -> tuple[str, str]:
-    from repro_hooks.links.core import store_to_open
+    from repro_hooks.tracking.mlflow import store_to_open
 
     return store_to_open(root, option, config.mlflow.tracking_uri, os.environ)
 
 
 def _selection(experiments: tuple[str, ...], config: Any) -> tuple[str, ...]:
-    from repro_hooks.links.core import experiment_selection
+    from repro_hooks.tracking.mlflow import experiment_selection
 
     return experiment_selection(experiments, config.mlflow.experiments, os.environ)
 
@@ -148,13 +148,13 @@ def _asking(safe_uri: str, seconds: float, what: str) -> Iterator[None]:
         raise ReproHooksError(f"{safe_uri}: {one_line(exc)} (while {what})") from None
 
 
-def _store(uri: str) -> MlflowStore:
-    from repro_hooks.links.store import MlflowStore
+def _store(uri: str) -> Tracker:
+    from repro_hooks.tracking.adapters import open_tracker
 
-    return MlflowStore(uri)
+    return open_tracker(uri)
 
 
-def _run_info(store: MlflowStore, run: Any) -> RunInfo:
+def _run_info(store: Tracker, run: RunCandidate) -> RunInfo:
     from repro_hooks.links.show import run_info
 
     return run_info(run, store.experiment_name(run.experiment_id), store.run_inputs(run.run_id))
@@ -182,7 +182,7 @@ def _commit_info(
     run_tags: dict[str, str] | None,
     check_storage: bool = False,
 ) -> CommitInfo:
-    from repro_hooks.links.core import committed_outputs
+    from repro_hooks.links.record import committed_outputs
     from repro_hooks.links.show import commit_info
 
     present = git.try_run("cat-file", "-e", f"{sha}^{{commit}}") is not None
@@ -217,7 +217,7 @@ def _show_commit(
 
 def _show_run(git: Git, uri: str, safe_uri: str, run_id: str, seconds: float, fmt: str) -> str:
     from repro_hooks.links.show import render_run_text, to_json
-    from repro_hooks.links.store import StoreError
+    from repro_hooks.tracking.port import StoreError
 
     with _asking(safe_uri, seconds, f"reading run {run_id}"):
         store = _store(uri)
@@ -234,15 +234,15 @@ def _show_run(git: Git, uri: str, safe_uri: str, run_id: str, seconds: float, fm
 
 def _show_model(git: Git, uri: str, safe_uri: str, text: str, seconds: float, fmt: str) -> str:
     from repro_hooks.deploy.gate import parse_model_uri
-    from repro_hooks.links.registry import Registry
     from repro_hooks.links.show import ModelInfo, render_model_text, to_json
+    from repro_hooks.tracking.adapters import open_registry
 
     ref = parse_model_uri(text if text.startswith("models:/") else f"models:/{text}")
     run: RunInfo | None = None
     tags: dict[str, str] = {}
     state = "none"
     with _asking(safe_uri, seconds, f"reading {ref.uri}"):
-        registry = Registry(uri)
+        registry = open_registry(uri)
         if ref.alias is not None:
             version = registry.by_alias(ref.name, ref.alias, ref.uri)
         else:

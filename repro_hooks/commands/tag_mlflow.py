@@ -173,7 +173,6 @@ def _link_given_run(
 ) -> None:
     """`--run-id`: judge and link in the foreground; exit 1 with the reason on a refusal."""
     from repro_hooks.git import Git
-    from repro_hooks.links.core import job_branch
     from repro_hooks.links.delivery import (
         HTTP_KNOBS,
         OPEN_DEADLINE,
@@ -183,6 +182,7 @@ def _link_given_run(
         set_http_bounds,
     )
     from repro_hooks.links.given import link_given_run
+    from repro_hooks.links.head import job_branch
     from repro_hooks.links.queue import Job
 
     if facts.head is None:

@@ -17,17 +17,11 @@ from typing import Any
 from repro_hooks.errors import GitError, ReproHooksError
 from repro_hooks.git import Git
 from repro_hooks.git.process import git_env
-from repro_hooks.links.core import (
-    TrackingStore,
-    experiment_selection,
-    job_branch,
-    last_reflog_message,
-    replay_reason,
-    resolve_tracking_store,
-)
 from repro_hooks.links.delivery import URI_ENV
+from repro_hooks.links.head import job_branch, last_reflog_message, replay_reason
 from repro_hooks.links.queue import Job, LinkQueue, QueueFullError
 from repro_hooks.policy.config import MlflowConfig
+from repro_hooks.tracking.mlflow import TrackingStore, experiment_selection, resolve_tracking_store
 
 
 @dataclass(frozen=True)
@@ -78,7 +72,7 @@ class Settings:
     store: TrackingStore | None
     experiments: tuple[str, ...]
     run_id: str | None
-    link: str = "latest"  # which runs: links/core.py LINK_POLICIES
+    link: str = "latest"  # which runs: links/rules.py choose_runs
 
 
 def settings(
