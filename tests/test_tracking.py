@@ -44,3 +44,20 @@ def test_the_port_and_store_resolution_import_no_tracker() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_post_commit_hook_asks_the_adapter_for_its_client(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import types
+
+    from repro_hooks.tracking.adapters import client_installed
+
+    fake = types.ModuleType("repro_hooks_test_adapter")
+    fake.CLIENT_PACKAGE = "no_such_tracker_client"  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "repro_hooks_test_adapter", fake)
+    monkeypatch.setitem(adapters.ADAPTERS, "fake", "repro_hooks_test_adapter")
+    assert not client_installed("fake:///runs")
+    fake.CLIENT_PACKAGE = None  # type: ignore[attr-defined]
+    assert client_installed("fake:///runs")
+    assert client_installed("http://127.0.0.1:5000")  # mlflow: installed in the dev environment

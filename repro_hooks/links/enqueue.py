@@ -104,11 +104,12 @@ NO_STORE = (
 )
 
 
-def mlflow_available() -> bool:
-    """Whether the delivery process will be able to import mlflow (found, not imported)."""
-    import importlib.util
+def client_available(store: TrackingStore) -> bool:
+    """Whether the delivery process will be able to import the store's tracker client (mlflow
+    for an MLflow store; found, not imported)."""
+    from repro_hooks.tracking.adapters import client_installed
 
-    return importlib.util.find_spec("mlflow") is not None
+    return client_installed(store.uri)
 
 
 def _new_job(
@@ -149,7 +150,7 @@ def _queue_and_spawn(
             ],
             1,
         )
-    if not (mlflow_available() if has_mlflow is None else has_mlflow):
+    if not (client_available(store) if has_mlflow is None else has_mlflow):
         from repro_hooks.snippets import MLFLOW_HOOK_DEPENDENCIES_SQL, pip_install
 
         return QueueResult(

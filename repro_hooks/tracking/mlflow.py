@@ -39,6 +39,7 @@ from repro_hooks.tracking.port import (
     VersionRecord,
 )
 
+CLIENT_PACKAGE = "mlflow"  # what this adapter imports to open a store (tracking/adapters.py)
 PAGE = 50
 MAX_PAGES = 20
 TAGS_PER_BATCH = 100  # MLflow's limit per log-batch request
