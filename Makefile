@@ -70,15 +70,15 @@ clean:
 
 # Mutation testing of the core rules (mutmut; what is mutated and which unit tests run:
 # [tool.mutmut] in pyproject.toml). Each mutant runs only the tests that call the function it
-# changes, forked from one warm process. Of links/core.py only the rules are run (LINK_RULES),
-# not its MLflow and git I/O. A part: `make mutation MUTANTS='repro_hooks.history.baseline.*'`.
+# changes, forked from one warm process. Of links/ only the rules are run (links/rules.py,
+# LINK_RULES), not the MLflow and git I/O around them. A part: `make mutation MUTANTS='repro_hooks.history.baseline.*'`.
 # mutmut keeps its results in mutants/ (selected mutants run again each time); bench/mutation_report.py
 # then prints the kill rate per module (`--survivors` lists them; `.venv/bin/mutmut show NAME`).
 # `rm -rf mutants` starts afresh.
 LINK_RULES := is_finished status_verdict choose_runs code_verdict _covers data_verdict \
 	_same_value _cmd_text stage_verdict usable_end stamp_verdict fallback_verdict not_code
 MUTANTS ?= 'repro_hooks.large_files.*' 'repro_hooks.history.*' 'repro_hooks.dvc.check.*' \
-	'repro_hooks.deploy.gate.*' $(foreach f,$(LINK_RULES),'repro_hooks.links.core.x_$(f)__mutmut_*')
+	'repro_hooks.deploy.gate.*' $(foreach f,$(LINK_RULES),'repro_hooks.links.rules.x_$(f)__mutmut_*')
 MUTATION_JOBS ?= 2
 .PHONY: mutation
 mutation: venv

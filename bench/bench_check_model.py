@@ -60,11 +60,12 @@ import sys
 from mlflow.entities import RunTag
 from mlflow.tracking import MlflowClient
 from repro_hooks.git import Git
-from repro_hooks.links.core import commit_record
+from repro_hooks.links.record import commit_record
 
 from repro_hooks.deploy.artifacts import run_digests
 from repro_hooks.deploy.attest import publish_statement
-from repro_hooks.links.core import EVIDENCE_TAG
+from repro_hooks.tracking.mlflow import MlflowRegistry, MlflowTracker
+from repro_hooks.links.record import EVIDENCE_TAG
 
 repo, run_id, sha = sys.argv[1:4]
 record = commit_record(Git.discover(repo), sha, "main")
@@ -74,9 +75,9 @@ client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
 # what the link delivery writes for a stamped run: the statement of its files, signed with the
 # key git is configured to sign with (gpg.format=ssh, user.signingkey)
 uri = client.tracking_uri
-files = {"artifacts": {"run": run_id, "files": run_digests(client, run_id, uri)}}
+files = {"artifacts": {"run": run_id, "files": run_digests(MlflowRegistry.of(client), run_id)}}
 outputs = [(o.path, o.hash_value) for o in record.outputs]
-print(publish_statement(client, Git.discover(repo), run_id, tags, {}, outputs, files, uri))
+print(publish_statement(MlflowTracker.of(client), Git.discover(repo), run_id, tags, {}, outputs, files, uri))
 """
 
 ANCHOR = """\

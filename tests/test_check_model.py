@@ -16,8 +16,9 @@ from click.testing import CliRunner
 
 from repro_hooks.cli import cli
 from repro_hooks.git import Git
-from repro_hooks.links.core import EVIDENCE_TAG, commit_record, dvc_tag_key
+from repro_hooks.links.record import EVIDENCE_TAG, commit_record, dvc_tag_key
 from repro_hooks.links.registry import propagate_link
+from repro_hooks.tracking.mlflow import MlflowRegistry, MlflowTracker
 from tests.dvc_helpers import dvc
 from tests.helpers import built_once, commit, git, write
 from tests.mlflow_fixtures import (
@@ -83,7 +84,7 @@ def link(
     *,
     statement: bool = True,
 ) -> dict[str, str]:
-    """Write the run link exactly as tag-mlflow's delivery does (links.core's tags), on a run
+    """Write the run link exactly as tag-mlflow's delivery does (links.record's tags), on a run
     stamped at `sha` (the stamp's tags as links.stamp writes them), and the statement of the
     run's files (unsigned) it writes for a run whose stamp recorded them."""
     import uuid
@@ -105,9 +106,13 @@ def link(
     client(uri).log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
     if not statement:
         return tags
-    files = {"artifacts": {"run": run_id, "files": run_digests(client(uri), run_id, uri)}}
+    files = {
+        "artifacts": {"run": run_id, "files": run_digests(MlflowRegistry.of(client(uri)), run_id)}
+    }
     outputs = [(o.path, o.hash_value) for o in record.outputs]
-    publish_statement(client(uri), Git.discover(repo), run_id, tags, {}, outputs, files, uri)
+    publish_statement(
+        MlflowTracker.of(client(uri)), Git.discover(repo), run_id, tags, {}, outputs, files, uri
+    )
     return tags
 
 
@@ -488,7 +493,9 @@ def test_propagate_link_tags_versions_and_logged_models(world: World) -> None:
     run_id, v1 = log_and_register(world.uri, f"{stem}-a", f"{stem}-b")
     c = client(world.uri)
     tags = link(world.uri, run_id, world.dev, head(world.dev))
-    done = propagate_link(c, run_id, {**tags, "dvc.data/train.txt": "x", "other": "y"})
+    done = propagate_link(
+        MlflowRegistry.of(c), run_id, {**tags, "dvc.data/train.txt": "x", "other": "y"}
+    )
     assert [v for v in done.versions] == [(f"{stem}-a", v1), (f"{stem}-b", "1")]
     assert len(done.logged_models) == 1
     want = {k: tags[k] for k in ("git.commit", "git.branch", "git.repo_url", "dvc.fingerprint")}
@@ -500,7 +507,7 @@ def test_propagate_link_tags_versions_and_logged_models(world: World) -> None:
     # a relink (after a rewrite, to a detached HEAD): new commit, and no stale branch left
     git(world.dev, "commit", "-q", "--allow-empty", "--no-verify", "-m", "rewritten")
     relinked = commit_record(Git.discover(world.dev), head(world.dev), None).tags()
-    propagate_link(c, run_id, relinked)
+    propagate_link(MlflowRegistry.of(c), run_id, relinked)
     for model in (f"{stem}-a", f"{stem}-b"):
         version_tags = dict(c.get_model_version(model, "1").tags)
         assert version_tags["git.commit"] == head(world.dev)
@@ -508,14 +515,14 @@ def test_propagate_link_tags_versions_and_logged_models(world: World) -> None:
     assert "git.branch" not in c.get_logged_model(done.logged_models[0]).tags
     # an unlinked run propagates nothing
     other_run, _ = log_and_register(world.uri, f"{stem}-c")
-    assert propagate_link(c, other_run, {}).versions == ()
+    assert propagate_link(MlflowRegistry.of(c), other_run, {}).versions == ()
     assert dict(c.get_model_version(f"{stem}-c", "1").tags) == {}
 
 
 def test_version_registered_after_link_gets_tags_when_gate_records(world: World) -> None:
     name, version, run_id = world.model()  # linked after registration: version has no tags
     assert world.version_tags(name, version) == {}
-    from repro_hooks.links.core import COMMIT_TAG
+    from repro_hooks.links.record import COMMIT_TAG
 
     code, _, _ = world.check(f"models:/{name}/{version}", "--promote", "staging")
     assert code == 0
@@ -551,12 +558,12 @@ def test_propagation_note_never_fails_the_link(
 
     name, version, run_id = world.model()
     tags = client(world.uri).get_run(run_id).data.tags
-    note = propagation_note(client(world.uri), run_id, tags)
+    note = propagation_note(MlflowRegistry.of(client(world.uri)), run_id, tags)
     assert note.startswith(f"; tagged models:/{name}/{version}, logged model m-")
     assert world.version_tags(name, version)["git.commit"] == head(world.dev)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     with status_server(500) as (url, _):
-        assert propagation_note(client(url), run_id, tags) == (
+        assert propagation_note(MlflowRegistry.of(client(url)), run_id, tags) == (
             "; model registry not updated: HTTP 500 from the tracking server"
         )
 

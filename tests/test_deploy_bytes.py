@@ -33,9 +33,10 @@ from repro_hooks.deploy.gate import (
     evidence_tags,
     judge_bytes,
 )
-from repro_hooks.links.core import RecordedOutput
+from repro_hooks.links.record import RecordedOutput
 from repro_hooks.links.stamp import ARTIFACTS_KEY, load_record
 from repro_hooks.report import Finding
+from repro_hooks.tracking.mlflow import MlflowTracker
 from tests import test_check_model as gate_world
 from tests.helpers import cli_here, commit, git, install_local_hooks, write
 from tests.mlflow_fixtures import MLFLOW_WARNINGS, MlflowServer
@@ -244,7 +245,9 @@ def test_an_unreadable_signing_key_leaves_the_statement_unsigned(
     write(repo / "pyproject.toml", '[tool.repro-hooks.attest]\nsigning-key = "/no/such/key"\n')
     files = {ARTIFACTS_KEY: {"run": run_id, "files": {f"runs:/{run_id}/m": "1" * 64}}}
     tags = {"git.commit": "a" * 40, "repro_hooks.link": "stamp"}
-    note = publish_statement(c, Git.discover(repo), run_id, tags, {}, [], files, uri)
+    note = publish_statement(
+        MlflowTracker.of(c), Git.discover(repo), run_id, tags, {}, [], files, uri
+    )
     assert note == (
         "; 1 file digest(s) recorded (statement unsigned); the statement is unsigned: "
         "/no/such/key: signing key not readable"
@@ -254,8 +257,14 @@ def test_an_unreadable_signing_key_leaves_the_statement_unsigned(
     assert sizes[SIGNATURE_PATH] == 0 and sizes[STATEMENT_PATH] > 0
     # no record of this run's files (another run's record, or none): nothing is written
     other = {ARTIFACTS_KEY: {"run": "someone-else", "files": {}}}
-    assert publish_statement(c, Git.discover(repo), run_id, tags, {}, [], other, uri) == ""
-    assert publish_statement(c, Git.discover(repo), run_id, tags, {}, [], None, uri) == ""
+    assert (
+        publish_statement(MlflowTracker.of(c), Git.discover(repo), run_id, tags, {}, [], other, uri)
+        == ""
+    )
+    assert (
+        publish_statement(MlflowTracker.of(c), Git.discover(repo), run_id, tags, {}, [], None, uri)
+        == ""
+    )
 
 
 def test_a_stamp_on_two_runs_names_neither(mlflow_server: MlflowServer) -> None:
@@ -267,8 +276,10 @@ def test_a_stamp_on_two_runs_names_neither(mlflow_server: MlflowServer) -> None:
     c.create_run(experiment, tags={STAMP_TAG: "cd" * 16})
     c.create_run(experiment, tags={STAMP_TAG: "cd" * 16})  # a copied stamp
     stamps = ["ab" * 16, "cd" * 16, "ef" * 16]
-    assert runs_of_stamps(c, stamps, [mine]) == {"ab" * 16: mine}
-    assert runs_of_stamps(c, stamps, []) == {"ab" * 16: mine}  # found by the search
+    assert runs_of_stamps(MlflowTracker.of(c), stamps, [mine]) == {"ab" * 16: mine}
+    assert runs_of_stamps(MlflowTracker.of(c), stamps, []) == {
+        "ab" * 16: mine
+    }  # found by the search
 
 
 # ---- end to end ------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from repro_hooks.deploy.gate import (
 from repro_hooks.errors import ReproHooksError
 from repro_hooks.git import Git
 from repro_hooks.history.review import scan_commits
-from repro_hooks.links.core import RecordedOutput, dvc_tag_key
+from repro_hooks.links.record import RecordedOutput, dvc_tag_key
 from repro_hooks.policy.config import Policy
 from repro_hooks.report import Finding
 from tests.helpers import big, commit, git, write

@@ -8,7 +8,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from repro_hooks.commands.show import records_output_hashes
 from repro_hooks.dvc.files import (
     DvcFileError,
     parse_dvc_file,
@@ -17,6 +16,7 @@ from repro_hooks.dvc.files import (
     repo_path,
 )
 from repro_hooks.dvc.names import is_dvc_file
+from repro_hooks.links.lookup import records_output_hashes
 from repro_hooks.links.stamp import _is_dvc_record
 from tests.dvc_helpers import dvc
 from tests.helpers import write

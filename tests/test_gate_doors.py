@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from repro_hooks.git import Git
-from repro_hooks.links.core import EVIDENCE_TAG, commit_record
+from repro_hooks.links.record import EVIDENCE_TAG, commit_record
 from tests import test_check_model
 from tests.dvc_helpers import dvc
 from tests.helpers import cli_here, commit, git, install_local_hooks, write

@@ -7,18 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from repro_hooks.links.core import (
-    RecordedOutput,
-    RunCandidate,
-    code_changes,
-    code_verdict,
-    data_verdict,
-    fallback_verdict,
-    is_local_uri,
-    missing_local_store,
-    rebase_branch,
-    usable_end,
-)
+from repro_hooks.links.head import rebase_branch
+from repro_hooks.links.record import RecordedOutput, code_changes
+from repro_hooks.links.rules import code_verdict, data_verdict, fallback_verdict, usable_end
+from repro_hooks.tracking.mlflow import is_local_uri, missing_local_store
+from repro_hooks.tracking.port import RunCandidate
 
 
 def out(path: str, value: str) -> RecordedOutput:
@@ -326,7 +319,7 @@ def test_stage_verdict(
 ) -> None:
     """A stage run is justified by its own stage in the commit's dvc.lock: cmd, deps and params
     at its start, outs at its end; another stage's metrics.json is not its business."""
-    from repro_hooks.links.core import stage_verdict
+    from repro_hooks.links.rules import stage_verdict
 
     lock = lock_stage(LOCK["deps"], LOCK["outs"], LOCK["params"])  # type: ignore[arg-type]
     got = stage_verdict({**STAGE, **change}, lock, end)  # type: ignore[arg-type]
@@ -334,7 +327,7 @@ def test_stage_verdict(
 
 
 def test_stage_verdict_without_the_stage_in_the_commit() -> None:
-    from repro_hooks.links.core import stage_verdict
+    from repro_hooks.links.rules import stage_verdict
 
     got = stage_verdict(STAGE, None, {"model.pkl": "M"})
     assert got == "dvc.yaml: the commit's dvc.lock does not record stage train"
@@ -431,7 +424,7 @@ def finished(rid: str, status: str = "FINISHED", start: int = 0) -> RunCandidate
     ],
 )
 def test_run_status_preference(runs: list[RunCandidate], policy: str, chosen: list[str]) -> None:
-    from repro_hooks.links.core import choose_runs
+    from repro_hooks.links.rules import choose_runs
 
     choice = choose_runs(runs, "C", lambda sha: False, lambda run: None, policy)
     assert [r.run_id for r in choice.runs] == chosen, choice
@@ -440,7 +433,7 @@ def test_run_status_preference(runs: list[RunCandidate], policy: str, chosen: li
 
 
 def test_not_code_leaves_out_dvc_outputs_and_link_ignore() -> None:
-    from repro_hooks.links.core import not_code
+    from repro_hooks.links.rules import not_code
     from repro_hooks.policy.config import DEFAULT_LINK_IGNORE
 
     changes = {
@@ -519,7 +512,7 @@ def test_audit_hook_notes_writes_and_renames_not_reads(tmp_path: Path) -> None:
 def test_latest_after_a_stage_run_takes_the_newest_run_of_each_stage() -> None:
     """`dvc repro` where train and evaluate both log a run: the commit links both (one per
     stage), not older runs of the same stages, and not a run outside any stage."""
-    from repro_hooks.links.core import choose_runs
+    from repro_hooks.links.rules import choose_runs
 
     def stage_run(rid: str, stage: str | None) -> RunCandidate:
         tags = {"repro_hooks.stage": stage} if stage else {}
@@ -543,7 +536,7 @@ def test_latest_after_a_stage_run_takes_the_newest_run_of_each_stage() -> None:
 def test_runs_of_other_stages_stop_at_any_run_linked_to_an_ancestor() -> None:
     """The search for other stages' runs ends where every search ends: at a run linked to an
     ancestor (stage run or not), so it never pages through the whole experiment."""
-    from repro_hooks.links.core import choose_runs
+    from repro_hooks.links.rules import choose_runs
 
     def run(rid: str, stage: str | None, linked: str | None = None) -> RunCandidate:
         tags = {"repro_hooks.stage": stage} if stage else {}
@@ -630,7 +623,7 @@ def test_data_verdict_checks_every_output_not_only_the_first() -> None:
     ],
 )
 def test_a_finished_run_has_the_status_and_an_end(run: RunCandidate, finished: bool) -> None:
-    from repro_hooks.links.core import is_finished
+    from repro_hooks.links.rules import is_finished
 
     assert is_finished(run) is finished
 
@@ -710,7 +703,7 @@ def test_fallback_verdict_checks_the_recorded_repository(
 
 
 def test_stage_verdict_compares_a_list_command_line_by_line() -> None:
-    from repro_hooks.links.core import stage_verdict
+    from repro_hooks.links.rules import stage_verdict
 
     listed = ["python prepare.py", "python train.py"]
     lock = lock_stage(LOCK["deps"], LOCK["outs"], LOCK["params"])  # type: ignore[arg-type]
@@ -730,7 +723,7 @@ def test_stage_verdict_compares_a_list_command_line_by_line() -> None:
 def test_choose_runs_says_exactly_why() -> None:
     """The reasons and the runs passed over, word for word: they are what the delivery log and
     `--sync` print."""
-    from repro_hooks.links.core import RunChoice, choose_runs
+    from repro_hooks.links.rules import RunChoice, choose_runs
 
     def run(rid: str, linked: str | None = None, **tags: str) -> RunCandidate:
         return RunCandidate(rid, "0", 0, linked, None, end_time=1, status="FINISHED", tags=tags)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from repro_hooks.links.core import dvc_tag_key
+from repro_hooks.links.record import dvc_tag_key
 from repro_hooks.links.stamp import load_record
 from tests.dvc_helpers import dvc
 from tests.helpers import cli_here, commit, git, install_local_hooks, run_cli, write

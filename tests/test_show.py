@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 
 from repro_hooks.git import Git
-from repro_hooks.links.core import RecordedOutput
 from repro_hooks.links.inputs import (
     inputs_of_run,
     owns_short_commit,
@@ -23,6 +22,7 @@ from repro_hooks.links.inputs import (
     stage_address,
     stage_inputs,
 )
+from repro_hooks.links.record import RecordedOutput
 from tests.dvc_helpers import dvc
 from tests.helpers import cli_here, git, write
 from tests.mlflow_fixtures import MLFLOW_WARNINGS, MlflowServer, silent_server
@@ -155,8 +155,8 @@ def test_the_commit_tag_is_ours_or_left_alone() -> None:
 
 
 def test_text_is_the_chain_a_person_reads() -> None:
-    from repro_hooks.links.core import RunCandidate
     from repro_hooks.links.show import ModelInfo, Storage, commit_info, render_model_text, run_info
+    from repro_hooks.tracking.port import RunCandidate
 
     sha = "f" * 40
     tags = {
@@ -273,9 +273,9 @@ def head(repo: Path) -> str:
 def link(repo: Path, uri: str, run_id: str) -> str:
     """Write the link as the delivery does (links.linker.write_link), to HEAD on main."""
     from repro_hooks.links.linker import write_link
-    from repro_hooks.links.store import MlflowStore
+    from repro_hooks.tracking.mlflow import MlflowTracker
 
-    return write_link(MlflowStore(uri), Git.discover(repo), run_id, head(repo), "main", "stamp")
+    return write_link(MlflowTracker(uri), Git.discover(repo), run_id, head(repo), "main", "stamp")
 
 
 def show(repo: Path, *args: str) -> tuple[int, str, str]:

@@ -15,8 +15,8 @@ import pytest
 from click.testing import CliRunner
 
 from repro_hooks.cli import cli
-from repro_hooks.links.core import dvc_tag_key
 from repro_hooks.links.queue import Job
+from repro_hooks.links.record import dvc_tag_key
 from tests.helpers import cli_here, commit, git, install_local_hooks, run_cli, wait_until, write
 from tests.mlflow_fixtures import (
     MLFLOW_WARNINGS,

@@ -11,20 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from repro_hooks.git import Git
-from repro_hooks.links.core import (
-    MAX_TAG_KEY,
-    RunCandidate,
-    choose_runs,
-    committed_outputs,
-    dvc_tag_key,
-    fingerprint,
-    redact,
-    replay_reason,
-    resolve_tracking_store,
-    secrets_in,
-    strip_credentials,
-)
+from repro_hooks.links.head import replay_reason
 from repro_hooks.links.queue import Job, LinkQueue
+from repro_hooks.links.record import MAX_TAG_KEY, committed_outputs, dvc_tag_key, fingerprint
+from repro_hooks.links.rules import choose_runs
+from repro_hooks.tracking.credentials import redact, secrets_in, strip_credentials
+from repro_hooks.tracking.mlflow import resolve_tracking_store
+from repro_hooks.tracking.port import RunCandidate
 from tests.helpers import commit, git, write
 
 _KEY_RE = __import__("re").compile(r"^[/\w.\- :]*$")
@@ -378,7 +371,7 @@ def test_missing_mlflow_is_loud_and_the_job_kept(repo: Path) -> None:
     ],
 )
 def test_local_store_uris_are_anchored_at_the_root(uri: str, expected: str) -> None:
-    from repro_hooks.links.core import anchored_uri
+    from repro_hooks.tracking.mlflow import anchored_uri
 
     assert anchored_uri(uri, Path("/r")) == expected
 

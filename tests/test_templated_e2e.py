@@ -337,7 +337,7 @@ def test_run_links_resolve_an_interpolated_wdir(dvc_repo: Path) -> None:
     """dvc.lock paths are relative to each generated stage's own wdir, which may come from
     vars: the commit's recorded outputs and the working tree's are the real paths."""
     from repro_hooks.git import Git
-    from repro_hooks.links.core import committed_outputs
+    from repro_hooks.links.record import committed_outputs
     from repro_hooks.links.stamp import recorded_outputs
 
     write(dvc_repo / "params.yaml", "dirs: [left, right]\n")

@@ -3,15 +3,11 @@ produced, without slowing the commit or losing a link."""
 
 from __future__ import annotations
 
-import os
 import sys
-import time
-from pathlib import Path
-from typing import Any
 
 import click
 
-from repro_hooks.commands._common import guarded
+from repro_hooks.commands._common import fail
 from repro_hooks.errors import ReproHooksError
 
 
@@ -99,185 +95,26 @@ def tag_mlflow(
     pre-commit shows (the commit is made all the same).
     """
 
-    def body() -> None:
-        from repro_hooks.links.enqueue import (
-            queue_commit_link,
-            queue_merge_link,
-            queue_relink,
-            repo_facts,
-            settings,
-        )
-        from repro_hooks.policy.config import load_config
+    from repro_hooks.links.tagging import TagRequest
+    from repro_hooks.links.tagging import tag_mlflow as run
 
-        if sum((sync, relink_rewritten, post_merge, run_id is not None)) > 1:
-            raise ReproHooksError(
-                "--sync, --relink-rewritten, --post-merge and --run-id conflict: give one of them"
-            )
-        if force and run_id is None:
-            raise ReproHooksError("--force goes with --run-id ID (the run to link anyway)")
-        facts = repo_facts()
-        env = dict(os.environ)
-        config = load_config(facts.root).mlflow
-        if sync:
-            _sync(ctx, facts.common_dir, tracking_uri, timeout, config.timeout)
-            return
-        cfg = settings(facts.root, config, env, tracking_uri, experiments, run_id)
-        if run_id is not None:
-            _link_given_run(ctx, facts, cfg, tracking_uri, timeout, force)
-            return
-        if relink_rewritten or rewrite_command:
-            command = rewrite_command or env.get("PRE_COMMIT_REWRITE_COMMAND", "")
-            result = queue_relink(facts, cfg, env, command, _stdin_lines())
-        elif post_merge:
-            result = queue_merge_link(facts, cfg, env)
-        else:
-            result = queue_commit_link(facts, cfg, env)
-        for line in result.lines:
-            click.echo(line)
-        warning = stuck_warning(facts.common_dir, config, time.time())
-        if warning:
-            click.echo(warning)
-        ctx.exit(max(result.exit_code, 1 if warning else 0))
-
-    guarded(ctx, body)
-
-
-def stuck_warning(common_dir: Path, config: Any, now: float) -> str | None:
-    """One line when queued links look stuck (failed on `warn-after-attempts` deliveries, one
-    per commit, or queued `warn-after-hours` ago), else None. Reads the queue only: it never
-    slows the commit. The post-commit hook then exits 1 so that pre-commit, which hides a
-    passing hook's output, shows the line (a failing post-commit hook cannot undo the commit)."""
-    from repro_hooks.links.queue import LinkQueue
-
-    stuck = LinkQueue(common_dir).stuck(now, config.warn_after_attempts, config.warn_after_hours)
-    if not stuck:
-        return None
-    oldest = stuck[0]
-    age = (now - oldest.created) / 3600
-    error = f"; last error: {oldest.last_error}" if oldest.last_error else ""
-    return (
-        f"tag-mlflow: {len(stuck)} run link(s) stuck, the oldest ({oldest.describe()} -> "
-        f"{oldest.tracking_uri}) queued {age:.1f} h ago, {oldest.attempts} failed "
-        f"attempt(s){error}; your commits are made: `repro-hooks pending` lists them, "
-        "`repro-hooks tag-mlflow --sync` retries"
+    request = TagRequest(
+        rewrite_command,
+        tracking_uri,
+        experiments,
+        run_id,
+        force,
+        timeout,
+        sync,
+        relink_rewritten,
+        post_merge,
     )
-
-
-def _link_given_run(
-    ctx: click.Context,
-    facts: Any,
-    cfg: Any,
-    tracking_uri: str | None,
-    timeout: float | None,
-    force: bool,
-) -> None:
-    """`--run-id`: judge and link in the foreground; exit 1 with the reason on a refusal."""
-    from repro_hooks.git import Git
-    from repro_hooks.links.core import job_branch
-    from repro_hooks.links.delivery import (
-        HTTP_KNOBS,
-        OPEN_DEADLINE,
-        DeliveryTimeout,
-        StoreOpener,
-        deadline,
-        set_http_bounds,
-    )
-    from repro_hooks.links.given import link_given_run
-    from repro_hooks.links.queue import Job
-
-    if facts.head is None:
-        raise ReproHooksError("tag-mlflow: the repository has no commit yet")
-    if cfg.store is None:
-        raise ReproHooksError(
-            "tag-mlflow --run-id: no MLflow tracking store (give --tracking-uri, set "
-            "MLFLOW_TRACKING_URI, or [tool.repro-hooks.mlflow] tracking-uri)"
-        )
-    job = Job(
-        id="run-id",
-        kind="link",
-        root=str(facts.root),
-        tracking_uri=cfg.store.safe_uri,
-        uri_origin=cfg.store.origin,
-        commit=facts.head,
-        branch=job_branch(facts.git_dir),
-        experiments=cfg.experiments,
-        run_id=cfg.run_id,
-        created=time.time(),
-    )
-    env = dict(os.environ)
-    opener = StoreOpener(env, uri_option=tracking_uri, timeout=timeout)
-    seconds = opener.timeout(job)
-    saved = {k: os.environ.get(k) for k in HTTP_KNOBS}
     try:
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with deadline(OPEN_DEADLINE):
-                store = opener.open(job)
-            set_http_bounds(os.environ, seconds)
-            with deadline(seconds):
-                result = link_given_run(job, Git.discover(facts.root), store, force=force)
-    except DeliveryTimeout:
-        raise ReproHooksError(
-            f"{cfg.store.safe_uri}: no answer within {seconds:g}s (tracking store not answering)"
-        ) from None
-    except ReproHooksError:
-        raise
-    except Exception as exc:
-        from repro_hooks.links.delivery import error_text
-
-        first = (error_text(exc).splitlines() or [type(exc).__name__])[0][:500]
-        raise ReproHooksError(opener.safe(f"{cfg.store.safe_uri}: {first}")) from None
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-    click.echo(opener.safe(result.line))
-    ctx.exit(0 if result.linked else 1)
-
-
-def _sync(
-    ctx: click.Context,
-    common_dir: Path,
-    tracking_uri: str | None,
-    timeout: float | None,
-    configured_timeout: float,
-) -> None:
-    from repro_hooks.links.delivery import QueueRunner, timeout_from_env
-    from repro_hooks.links.queue import LinkQueue
-
-    queue = LinkQueue(common_dir)
-    if not queue.jobs():
-        click.echo("tag-mlflow: nothing queued")
-        ctx.exit(0)
-    try:
-        log_start = queue.log_path.stat().st_size
-    except OSError:
-        log_start = 0
-    env = dict(os.environ)
-    effective = timeout or timeout_from_env(env) or configured_timeout
-    runner = QueueRunner(queue, env, uri_option=tracking_uri, timeout=timeout, out=click.echo)
-    report = runner.run(lock_wait=max(30.0, effective * 3))
-    if not report.delivered and not report.failed and not report.lock_busy:
-        # a detached delivery finished the queue while we waited: say what it did
-        try:
-            with queue.log_path.open("rb") as fh:
-                fh.seek(log_start)
-                done = fh.read().decode("utf-8", "replace").splitlines()
-        except OSError:
-            done = []
-        for line in done:
-            click.echo(line.partition(" ")[2] or line)
-        if not done:
-            click.echo("tag-mlflow: nothing left to deliver")
-    if report.lock_busy:
-        click.echo("tag-mlflow: another delivery is still running; try again shortly")
-    if report.waiting:
-        click.echo(f"tag-mlflow: {report.waiting} later link(s) wait behind it")
-    ctx.exit(0 if report.ok else 1)
+        code = run(request, click.echo, _stdin_lines)
+    except ReproHooksError as exc:
+        fail(ctx, exc)
+        return
+    ctx.exit(code)
 
 
 @click.command("pending")
@@ -286,29 +123,11 @@ def _sync(
 def pending(ctx: click.Context, drop: str | None) -> None:
     """List queued run links with their last error (exit 0), or drop one. Points at the crash
     log when the background delivery crashed after the last link it delivered."""
+    from repro_hooks.links.tagging import pending as run
 
-    def body() -> None:
-        from repro_hooks.links.enqueue import (
-            delivery_crash_line,
-            drop_job,
-            pending_lines,
-            repo_facts,
-        )
-
-        facts = repo_facts()
-        if drop is not None:
-            if not drop_job(facts.common_dir, drop):
-                raise ReproHooksError(f"pending: no queued job {drop!r}")
-            click.echo(f"pending: dropped {drop}")
-            ctx.exit(0)
-        lines = pending_lines(facts.common_dir)
-        for line in lines:
-            click.echo(line)
-        if not lines:
-            click.echo("pending: no queued run link")
-        crashed = delivery_crash_line(facts.common_dir)
-        if crashed:
-            click.echo(crashed)
-        ctx.exit(0)
-
-    guarded(ctx, body)
+    try:
+        code = run(drop, click.echo)
+    except ReproHooksError as exc:
+        fail(ctx, exc)
+        return
+    ctx.exit(code)

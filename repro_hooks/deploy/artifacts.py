@@ -9,7 +9,7 @@ Files are named the same way everywhere (the stamp's record, the signed statemen
 registry record): `runs:/<run id>/<artifact path>` and `models:/<model id>/<path>`. Our own
 artifacts under `repro_hooks/` (the statement and its signature) are never the run's bytes.
 
-MLflow is imported inside the functions (MlflowClient and the artifact repositories only).
+Every read goes through the model registry's port (tracking/port.py ModelRegistry).
 """
 
 from __future__ import annotations
@@ -17,11 +17,15 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from repro_hooks.deploy.gate import ByteFacts, VersionFacts
+    from repro_hooks.tracking.port import ArtifactEntry, ModelRegistry
 
 OWN_DIR = "repro_hooks"  # our artifacts on a run: the statement and its signature
 PROGRESS_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
@@ -82,31 +86,28 @@ def _quiet_downloads() -> Iterator[None]:
             os.environ[PROGRESS_ENV] = saved
 
 
-def download_digests(root: str, path: str, tracking_uri: str | None) -> dict[str, FileDigest]:
+def download_digests(registry: ModelRegistry, root: str, path: str) -> dict[str, FileDigest]:
     """Download `path` (a file or a directory; "" for everything) of the artifact location
-    `root` with MLflow's own artifact repository for it, one file at a time into a temporary
-    directory, and digest it: {path relative to `path`: digest}. One file at a time: the
+    `root` with the tracker's own artifact access, one file at a time into a temporary
+    directory, and digest it: {path relative to `path`: digest}. One file at a time: MLflow's
     repositories' thread pools refuse work at interpreter exit, where the stamp records."""
-    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
-
-    repo: Any = get_artifact_repository(root, tracking_uri=tracking_uri)
     found: dict[str, FileDigest] = {}
     with _quiet_downloads(), tempfile.TemporaryDirectory(prefix="repro-hooks-bytes-") as tmp:
-        for remote in _files(repo, path):
+        for remote in _files(registry, root, path):
             rel = remote[len(path) :].lstrip("/") if path else remote
             local = Path(tmp) / "file"
-            repo._download_file(remote_file_path=remote, local_path=str(local))
+            registry.download(root, remote, local)
             found[rel] = digest_file(local)
             local.unlink()
     return found
 
 
-def _files(repo: Any, path: str) -> list[str]:
-    """Every file at `path` of an artifact repository (itself when it is a file)."""
-    listing = list(repo.list_artifacts(path or None))
+def _files(registry: ModelRegistry, root: str, path: str) -> list[str]:
+    """Every file at `path` of an artifact location (itself when it is a file)."""
+    listing = registry.location_listing(root, path or None)
     if path and not listing:
         parent = path.rpartition("/")[0]
-        siblings = {e.path: e for e in repo.list_artifacts(parent or None)}
+        siblings = {e.path: e for e in registry.location_listing(root, parent or None)}
         entry = siblings.get(path)
         return [path] if entry is not None and not entry.is_dir else []
     if path and len(listing) == 1 and listing[0].path == path and not listing[0].is_dir:
@@ -114,7 +115,7 @@ def _files(repo: Any, path: str) -> list[str]:
     out: list[str] = []
     for entry in listing:
         if entry.is_dir:
-            out.extend(_files(repo, entry.path))
+            out.extend(_files(registry, root, entry.path))
         else:
             out.append(entry.path)
     if len(out) > MAX_FILES:
@@ -122,26 +123,22 @@ def _files(repo: Any, path: str) -> list[str]:
     return out
 
 
-def _listing(client: Any, run_id: str, path: str | None = None) -> list[Any]:
-    return list(client.list_artifacts(run_id, path))
+def _listing(registry: ModelRegistry, run_id: str, path: str | None = None) -> list[ArtifactEntry]:
+    return registry.list_artifacts(run_id, path)
 
 
-def run_digests(client: Any, run_id: str, tracking_uri: str | None) -> dict[str, str]:
+def run_digests(registry: ModelRegistry, run_id: str) -> dict[str, str]:
     """The sha256 of every file the run wrote: its artifacts (but `repro_hooks/`) and the
     files of every MLflow 3 logged model whose source run it is. Names as in the module doc."""
-    from repro_hooks.links.registry import logged_models_of_run
-
-    run = client.get_run(run_id)
+    run = registry.run(run_id)
     found: dict[str, str] = {}
-    for entry in _listing(client, run_id):
+    for entry in _listing(registry, run_id):
         if entry.path == OWN_DIR or entry.path.startswith(OWN_DIR + "/"):
             continue
-        for rel, digest in download_digests(
-            run.info.artifact_uri, entry.path, tracking_uri
-        ).items():
+        for rel, digest in download_digests(registry, run.artifact_uri, entry.path).items():
             found[joined(f"runs:/{run_id}/{entry.path}", rel)] = digest.sha256
-    for model in logged_models_of_run(client, run_id, run.info.experiment_id):
-        for rel, digest in download_digests(model.artifact_location, "", tracking_uri).items():
+    for model in registry.logged_models_of_run(run_id, run.experiment_id or ""):
+        for rel, digest in download_digests(registry, model.artifact_location, "").items():
             found[joined(f"models:/{model.model_id}", rel)] = digest.sha256
     return found
 
@@ -164,23 +161,13 @@ def _clean_path(path: str) -> str | None:
 
 
 def resolve_source(
-    client: Any, source: str, run_id: str, artifact_uri: str, experiment_id: str | None
+    registry: ModelRegistry, source: str, run_id: str, artifact_uri: str, experiment_id: str | None
 ) -> Served:
     """Which of the run's files the version serves; SourceRefused when it serves anything
     else (another run's artifacts, a bucket, a workspace path)."""
-    from mlflow.exceptions import MlflowException
-
-    from repro_hooks.links.registry import logged_models_of_run
-
-    def logged(model_id: str) -> Any:
-        try:
-            return client.get_logged_model(model_id)
-        except MlflowException:
-            return None
-
     if source.startswith("models:/m-"):
         model_id, _, rest = source[len("models:/") :].partition("/")
-        model = logged(model_id)
+        model = registry.logged_model(model_id)
         if model is None:
             raise SourceRefused(f"source {source}: no logged model {model_id}")
         if model.source_run_id != run_id:
@@ -207,19 +194,19 @@ def resolve_source(
         )
     if sub is None:
         raise SourceRefused(f"source {source}: not a plain path")
-    if sub and not _listing(client, run_id, sub) and experiment_id is not None:
+    if sub and not _listing(registry, run_id, sub) and experiment_id is not None:
         # MLflow 3: runs:/<run>/<name> serves the run's logged model of that name
         name, _, rest = sub.partition("/")
-        for model in logged_models_of_run(client, run_id, experiment_id):
+        for model in registry.logged_models_of_run(run_id, experiment_id):
             if model.name == name:
                 return Served("model", model.model_id, rest, model.artifact_location)
     return Served("run", run_id, sub, artifact_uri)
 
 
-def served_digests(served: Served, tracking_uri: str | None) -> dict[str, FileDigest]:
+def served_digests(registry: ModelRegistry, served: Served) -> dict[str, FileDigest]:
     """{name: digest} of every file the version serves (named as the run's files are)."""
     out = {}
-    for rel, digest in download_digests(served.root, served.path, tracking_uri).items():
+    for rel, digest in download_digests(registry, served.root, served.path).items():
         name = joined(served.prefix, rel)
         if served.kind == "run" and _own(name, served.owner):
             continue
@@ -257,60 +244,54 @@ def compact_digests(digests: Mapping[str, str], limit: int = 5000) -> str:
 # ---- one version: its files and the evidence of what its run made -----------------------------
 
 
-def _own_files(
-    client: Any, run_id: str, artifact_uri: str, tracking_uri: str | None
-) -> dict[str, bytes]:
+def _own_files(registry: ModelRegistry, run_id: str, artifact_uri: str) -> dict[str, bytes]:
     """The run's statement and signature ({artifact path: bytes}), bounded in size."""
     from repro_hooks.deploy.attest import MAX_STATEMENT, SIGNATURE_PATH, STATEMENT_PATH
 
-    listed = {e.path: e for e in _listing(client, run_id, OWN_DIR) if not e.is_dir}
+    listed = {e.path: e for e in _listing(registry, run_id, OWN_DIR) if not e.is_dir}
     wanted = [p for p in (STATEMENT_PATH, SIGNATURE_PATH) if p in listed]
     if not wanted:
         return {}
-    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
-
     out: dict[str, bytes] = {}
     with _quiet_downloads(), tempfile.TemporaryDirectory(prefix="repro-hooks-own-") as tmp:
-        repo: Any = get_artifact_repository(artifact_uri, tracking_uri=tracking_uri)
         for path in wanted:
             size = listed[path].file_size
             if size is not None and size > MAX_STATEMENT:
                 out[path] = b""  # refused unread: reported as malformed
                 continue
             local = Path(tmp) / path.rpartition("/")[2]
-            repo._download_file(remote_file_path=path, local_path=str(local))
+            registry.download(artifact_uri, path, local)
             out[path] = local.read_bytes()[: MAX_STATEMENT + 1]
     return out
 
 
 def version_bytes(
-    client: Any,
-    facts: Any,
-    tracking_uri: str | None,
-    signers: Any,
+    registry: ModelRegistry,
+    facts: VersionFacts,
+    signers: Callable[[], tuple[bytes, str] | None],
     required: bool,
     outputs: list[tuple[str, str]] | None,
-) -> Any:
+) -> ByteFacts:
     """deploy.gate.ByteFacts for one version (`facts`: a VersionFacts of an active run).
     `signers()` gives (allowed_signers bytes, where) from the protected branch, or None."""
     from repro_hooks.deploy import attest
     from repro_hooks.deploy.gate import ATTESTED, RECORDED, ByteFacts, ServedFile
 
-    run_id = facts.run_id
+    run_id = facts.run_id or ""
     try:
         served = resolve_source(
-            client, facts.source, run_id, facts.artifact_uri, facts.experiment_id
+            registry, facts.source, run_id, facts.artifact_uri, facts.experiment_id
         )
     except SourceRefused as exc:
         return ByteFacts(facts.source, refused=str(exc), required=required)
-    files = served_digests(served, tracking_uri)
+    files = served_digests(registry, served)
     base: dict[str, Any] = {
         "source": facts.source,
         "prefix": served.prefix,
         "served": tuple(ServedFile(n, d.sha256, d.md5) for n, d in sorted(files.items())),
         "required": required,
     }
-    own = _own_files(client, run_id, facts.artifact_uri, tracking_uri)
+    own = _own_files(registry, run_id, facts.artifact_uri)
     data = own.get(attest.STATEMENT_PATH)
     if data is None:
         return ByteFacts(**base)

@@ -15,7 +15,7 @@ tree (`ssh-keygen -Y find-principals`, then `-Y verify` for that principal), the
 statement against the run, its commit and the version's downloaded bytes.
 
 Three parts: the statement (pure: build, parse, compare), ssh-keygen (the one adapter that
-shells out), and publishing at link time (MLflow through the link store's client).
+shells out), and publishing at link time (through the link's tracker, tracking/port.py).
 """
 
 from __future__ import annotations
@@ -28,10 +28,15 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from repro_hooks.errors import ReproHooksError
+
+if TYPE_CHECKING:
+    from repro_hooks.git import Git
+    from repro_hooks.policy.config import Config
+    from repro_hooks.tracking.port import Tracker
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://repro-hooks.dev/link/v1"
@@ -148,8 +153,8 @@ def statement_problems(
 ) -> list[str]:
     """What differs between a (verified) statement and the run, its link tags and what its
     commit records (`outputs`: (path, hash); None when the commit is not here)."""
-    from repro_hooks.links.core import COMMIT_TAG, EVIDENCE_TAG, REPO_URL_TAG
     from repro_hooks.links.inputs import STAGE_TAG
+    from repro_hooks.links.record import COMMIT_TAG, EVIDENCE_TAG, REPO_URL_TAG
 
     problems = []
     if statement.run_id != run_id:
@@ -273,7 +278,7 @@ def signer_of(data: bytes, signature: bytes, allowed_signers: bytes, where: str)
 # ---- publishing at link time -----------------------------------------------------------------
 
 
-def signing_key(git: Any, config: Any) -> str | None:
+def signing_key(git: Git, config: Config | None) -> str | None:
     """`[tool.repro-hooks.attest] signing-key`, else git's own SSH signing key
     (`user.signingkey` with `gpg.format=ssh`), else None (statements go unsigned)."""
     key = getattr(getattr(config, "attest", None), "signing_key", None)
@@ -290,8 +295,8 @@ def signing_key(git: Any, config: Any) -> str | None:
 
 
 def publish_statement(
-    client: Any,
-    git: Any,
+    tracker: Tracker,
+    git: Git,
     run_id: str,
     tags: Mapping[str, str],
     existing: Mapping[str, str],
@@ -311,7 +316,7 @@ def publish_statement(
     digests = files.get("files")
     if not isinstance(digests, dict):
         return ""
-    from repro_hooks.links.core import COMMIT_TAG, EVIDENCE_TAG, REPO_URL_TAG
+    from repro_hooks.links.record import COMMIT_TAG, EVIDENCE_TAG, REPO_URL_TAG
 
     statement = Statement(
         run_id=run_id,
@@ -340,9 +345,9 @@ def publish_statement(
         (folder / "attestation.json").write_bytes(data)
         # always written (empty when unsigned): an earlier signature never outlives its statement
         (folder / "attestation.json.sig").write_bytes(signature or b"")
-        client.log_artifact(run_id, str(folder / "attestation.json"), "repro_hooks")
-        client.log_artifact(run_id, str(folder / "attestation.json.sig"), "repro_hooks")
-    client.set_tag(run_id, ATTESTATION_TAG, STATEMENT_PATH)
+        tracker.log_artifact(run_id, folder / "attestation.json", "repro_hooks")
+        tracker.log_artifact(run_id, folder / "attestation.json.sig", "repro_hooks")
+    tracker.set_tags(run_id, {ATTESTATION_TAG: STATEMENT_PATH})
     if signature is not None:
         return f"; {len(digests)} file digest(s) attested (signed)"
     return f"; {len(digests)} file digest(s) recorded (statement unsigned){note}"

@@ -5,8 +5,8 @@ policy. Asks git (batched) and DVC's remote code; the verdict is deploy/gate.py'
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from repro_hooks.deploy.gate import CommitFacts, StampFacts
 from repro_hooks.dvc.names import is_dvc_file
@@ -173,7 +173,7 @@ def tree_unpushed_findings(git: Git, blobs: list[Blob]) -> list[Finding]:
 
 
 def stamp_facts(
-    git: Git, run_tags: dict[str, str] | Any, commit: str, holders: tuple[str, ...]
+    git: Git, run_tags: Mapping[str, str], commit: str, holders: tuple[str, ...]
 ) -> StampFacts:
     """What this repository says about a stamped run's stamp: is its HEAD the linked commit
     or in its history, and (a stage run) does the commit's dvc.lock record its stage."""
@@ -210,7 +210,7 @@ def commit_facts(
 ) -> CommitFacts:
     """Gather what the gate needs about `commit`. A commit missing from a shallow clone is a
     usage error (the check cannot be made), not a failed check."""
-    from repro_hooks.links.core import committed_outputs
+    from repro_hooks.links.record import committed_outputs
 
     name, tip = branch
     present = git.try_run("cat-file", "-e", f"{commit}^{{commit}}") is not None

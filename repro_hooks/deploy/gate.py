@@ -3,8 +3,8 @@
 A model version passes when its run is linked to a commit (`git.commit`), that commit is in
 this repository and on the protected branch, the run's `dvc.*` tags and `dvc.fingerprint` are
 what the commit records, every DVC object the commit references is in its DVC remote, and the
-commit's tree passes the repository policy. The facts come from the registry adapter
-(links/registry.py) and the commit evidence (deploy/evidence.py); this module asks nobody.
+commit's tree passes the repository policy. The facts come from the model registry's port
+(tracking/port.py) and the commit evidence (deploy/evidence.py); this module asks nobody.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from repro_hooks.errors import ReproHooksError
-from repro_hooks.links.core import (
+from repro_hooks.links.record import (
     BRANCH_TAG,
     COMMIT_TAG,
     DVC_PREFIX,

@@ -1,7 +1,7 @@
 """Params and vars files as DVC reads them, and the sections of DVC's config the checks need.
 
 Pure functions over bytes: the working tree (repro_hooks.dvc.worktree, repro_hooks.links.stamp)
-and commits (repro_hooks.history, repro_hooks.deploy, repro_hooks.links.core) feed them alike.
+and commits (repro_hooks.history, repro_hooks.deploy, repro_hooks.links.record) feed them alike.
 """
 
 from __future__ import annotations

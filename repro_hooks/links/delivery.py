@@ -29,24 +29,23 @@ import signal
 import sys
 import threading
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING
 
 from repro_hooks.errors import ReproHooksError
 from repro_hooks.git import Git
-from repro_hooks.links.core import (
-    anchored_uri,
-    missing_local_store,
-    redact,
-    secrets_in,
-    strip_credentials,
-)
 from repro_hooks.links.linker import link_commit, relink_commit
 from repro_hooks.links.queue import Job, LinkQueue
+from repro_hooks.tracking.credentials import redact, secrets_in, strip_credentials
+from repro_hooks.tracking.mlflow import anchored_uri, missing_local_store
+
+if TYPE_CHECKING:
+    from repro_hooks.policy.config import MlflowConfig
+    from repro_hooks.tracking.port import Tracker
 
 URI_ENV = "REPRO_HOOKS_MLFLOW_URI"  # the full URI, handed to the detached process only
 TIMEOUT_ENV = "REPRO_HOOKS_MLFLOW_TIMEOUT"  # the deadline per job, over the configuration
@@ -81,7 +80,7 @@ HTTP_KNOBS = (
 )
 
 
-def set_http_bounds(env: Any, timeout: float) -> None:
+def set_http_bounds(env: MutableMapping[str, str], timeout: float) -> None:
     """MLflow reads these on every request: give up fast, the queue retries later."""
     env["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "1"
     env["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = "0"
@@ -144,14 +143,14 @@ class StoreOpener:
         self.env = env
         self.uri_option = uri_option
         self.timeout_option = timeout
-        self.stores: dict[str, Any] = {}
-        self.configs: dict[str, Any] = {}
+        self.stores: dict[str, Tracker] = {}
+        self.configs: dict[str, MlflowConfig] = {}
         self.secrets = secrets_in(uri_option, env) + secrets_in(env.get(URI_ENV), env)
 
     def safe(self, text: str) -> str:
         return redact(text, self.secrets)
 
-    def config(self, root: str) -> Any:
+    def config(self, root: str) -> MlflowConfig:
         if root not in self.configs:
             from repro_hooks.policy.config import MlflowConfig, load_config
 
@@ -170,7 +169,7 @@ class StoreOpener:
             return from_env
         return float(self.config(job.root).timeout)
 
-    def open(self, job: Job) -> Any:
+    def open(self, job: Job) -> Tracker:
         configured = self.config(job.root).tracking_uri
         uri = full_uri(
             job,
@@ -189,11 +188,9 @@ class StoreOpener:
             raise ReproHooksError(why_not)
         uri = anchored_uri(uri, Path(job.root))  # never let MLflow resolve it against our cwd
         if uri not in self.stores:
-            from repro_hooks.links.store import MlflowStore
+            from repro_hooks.tracking.adapters import open_tracker
 
-            if uri.startswith("file:") or "://" not in uri:
-                os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-            self.stores[uri] = MlflowStore(uri)
+            self.stores[uri] = open_tracker(uri)
         return self.stores[uri]
 
 
@@ -203,7 +200,7 @@ class Deliverer:
     def __init__(self, opener: StoreOpener) -> None:
         self.opener = opener
 
-    def _store(self, job: Job) -> Any:
+    def _store(self, job: Job) -> Tracker:
         return self.opener.open(job)
 
     # ---- one job -------------------------------------------------------------------------------

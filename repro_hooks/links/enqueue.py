@@ -17,17 +17,11 @@ from typing import Any
 from repro_hooks.errors import GitError, ReproHooksError
 from repro_hooks.git import Git
 from repro_hooks.git.process import git_env
-from repro_hooks.links.core import (
-    TrackingStore,
-    experiment_selection,
-    job_branch,
-    last_reflog_message,
-    replay_reason,
-    resolve_tracking_store,
-)
 from repro_hooks.links.delivery import URI_ENV
+from repro_hooks.links.head import job_branch, last_reflog_message, replay_reason
 from repro_hooks.links.queue import Job, LinkQueue, QueueFullError
 from repro_hooks.policy.config import MlflowConfig
+from repro_hooks.tracking.mlflow import TrackingStore, experiment_selection, resolve_tracking_store
 
 
 @dataclass(frozen=True)
@@ -78,7 +72,7 @@ class Settings:
     store: TrackingStore | None
     experiments: tuple[str, ...]
     run_id: str | None
-    link: str = "latest"  # which runs: links/core.py LINK_POLICIES
+    link: str = "latest"  # which runs: links/rules.py choose_runs
 
 
 def settings(
@@ -110,11 +104,12 @@ NO_STORE = (
 )
 
 
-def mlflow_available() -> bool:
-    """Whether the delivery process will be able to import mlflow (found, not imported)."""
-    import importlib.util
+def client_available(store: TrackingStore) -> bool:
+    """Whether the delivery process will be able to import the store's tracker client (mlflow
+    for an MLflow store; found, not imported)."""
+    from repro_hooks.tracking.adapters import client_installed
 
-    return importlib.util.find_spec("mlflow") is not None
+    return client_installed(store.uri)
 
 
 def _new_job(
@@ -155,7 +150,7 @@ def _queue_and_spawn(
             ],
             1,
         )
-    if not (mlflow_available() if has_mlflow is None else has_mlflow):
+    if not (client_available(store) if has_mlflow is None else has_mlflow):
         from repro_hooks.snippets import MLFLOW_HOOK_DEPENDENCIES_SQL, pip_install
 
         return QueueResult(

@@ -7,11 +7,12 @@ and the link says so: `repro_hooks.link=forced`, who forced it and what the rule
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from repro_hooks.git import Git
-from repro_hooks.links.core import EVIDENCE_TAG, RunCandidate
 from repro_hooks.links.queue import Job
+from repro_hooks.links.record import EVIDENCE_TAG
+from repro_hooks.links.rules import Judge
+from repro_hooks.tracking.port import RunCandidate, Tracker
 
 FORCED = "forced"  # repro_hooks.link value of a link made against the rules
 FORCED_BY_TAG = "repro_hooks.link.forced_by"  # `Name <email>` of whoever forced it
@@ -28,7 +29,7 @@ class GivenRunResult:
     line: str
 
 
-def refusal(run: RunCandidate, judge: Any) -> str | None:
+def refusal(run: RunCandidate, judge: Judge) -> str | None:
     """Why the evidence rules refuse to link `run` to the commit; None when they accept it. A
     run that failed or was killed made nothing worth linking, whatever its code and data."""
     status = (run.status or "").upper()
@@ -54,11 +55,11 @@ def forcer(git: Git) -> str:
         return "unknown"
 
 
-def link_given_run(job: Job, git: Git, store: Any, *, force: bool = False) -> GivenRunResult:
+def link_given_run(job: Job, git: Git, store: Tracker, *, force: bool = False) -> GivenRunResult:
     """Judge the job's run for the job's commit with the linker's rules; link it when they
     accept it, or when `force` (then mark the link forced). Nothing is written on a refusal."""
     from repro_hooks.links.linker import Evidence, _write_with_children
-    from repro_hooks.links.store import StoreError
+    from repro_hooks.tracking.port import StoreError
 
     assert job.commit is not None
     assert job.run_id is not None
@@ -80,8 +81,8 @@ def link_given_run(job: Job, git: Git, store: Any, *, force: bool = False) -> Gi
     detail = _write_with_children(store, git, run, job.commit, job.branch, kind)
     if why_not is None:
         if store.tags(run.run_id).keys() & {FORCED_BY_TAG, FORCED_REASON_TAG}:
-            for key in (FORCED_BY_TAG, FORCED_REASON_TAG):  # an earlier forced link's marks
-                store.client.delete_tag(run.run_id, key)
+            # an earlier forced link's marks
+            store.delete_tags(run.run_id, (FORCED_BY_TAG, FORCED_REASON_TAG))
         return GivenRunResult(
             True,
             f"{short}: linked to run {run.run_id} (experiment {run.experiment_id}; "
@@ -90,8 +91,7 @@ def link_given_run(job: Job, git: Git, store: Any, *, force: bool = False) -> Gi
     reason = why_not if len(why_not) <= MAX_REASON else why_not[: MAX_REASON - 3] + "..."
     who = forcer(git)
     for run_id in [run.run_id, *(c.run_id for c in store.children(run))]:
-        store.client.set_tag(run_id, FORCED_BY_TAG, who)
-        store.client.set_tag(run_id, FORCED_REASON_TAG, reason)
+        store.set_tags(run_id, {FORCED_BY_TAG: who, FORCED_REASON_TAG: reason})
     return GivenRunResult(
         True,
         f"{short}: FORCED link to run {run.run_id} (experiment {run.experiment_id}) by {who}, "

@@ -22,7 +22,7 @@ import posixpath
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from repro_hooks.links.core import RecordedOutput
+from repro_hooks.links.record import RecordedOutput
 
 if TYPE_CHECKING:
     from repro_hooks.dvc.files import LockStage
@@ -180,7 +180,7 @@ def short_commit(commit: str, branch: str | None) -> str:
 def owns_short_commit(existing: Mapping[str, str]) -> bool:
     """Whether the run's `commit` tag may be written: absent, or one this tool wrote (it starts
     with the short form of the run's current `git.commit`). A user's own `commit` tag stays."""
-    from repro_hooks.links.core import COMMIT_TAG
+    from repro_hooks.links.record import COMMIT_TAG
 
     value = existing.get(SHORT_COMMIT_TAG)
     if value is None:

@@ -1,7 +1,7 @@
 """Which run a commit links to, and writing the link: the body of one delivery job.
 
-Plain functions over a `Git` and an `MlflowStore` (or anything with its methods), so the queue
-and its deadlines (links.delivery) stay separate from the choice (links.core) and the writing.
+Plain functions over a `Git` and a `Tracker` (tracking/port.py), so the queue and its deadlines
+(links.delivery) stay separate from the choice (links.rules) and the writing.
 """
 
 from __future__ import annotations
@@ -9,28 +9,9 @@ from __future__ import annotations
 import heapq
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from repro_hooks.git import Git
-from repro_hooks.links.core import (
-    BRANCH_TAG,
-    COMMIT_TAG,
-    DVC_PREFIX,
-    EVIDENCE_TAG,
-    SOURCE_COMMIT_TAG,
-    RecordedOutput,
-    RunCandidate,
-    RunChoice,
-    choose_runs,
-    code_change_pairs,
-    commit_record,
-    committed_outputs,
-    fallback_verdict,
-    first_remote_url,
-    not_code,
-    stamp_verdict,
-    status_verdict,
-)
 from repro_hooks.links.inputs import (
     SHORT_COMMIT_TAG,
     STAGE_TAG,
@@ -40,8 +21,32 @@ from repro_hooks.links.inputs import (
     stage_deps_of,
 )
 from repro_hooks.links.queue import Job
+from repro_hooks.links.record import (
+    BRANCH_TAG,
+    COMMIT_TAG,
+    DVC_PREFIX,
+    EVIDENCE_TAG,
+    RecordedOutput,
+    code_change_pairs,
+    commit_record,
+    committed_outputs,
+    first_remote_url,
+)
 from repro_hooks.links.registry import propagation_note
+from repro_hooks.links.rules import (
+    RunChoice,
+    choose_runs,
+    fallback_verdict,
+    not_code,
+    stamp_verdict,
+    status_verdict,
+)
 from repro_hooks.links.stamp import CLONE_TAG, STAMP_TAG, load_record, read_clone_id
+from repro_hooks.tracking.port import SOURCE_COMMIT_TAG, RunCandidate
+
+if TYPE_CHECKING:
+    from repro_hooks.dvc.files import LockStage
+    from repro_hooks.tracking.port import Tracker
 
 _SHA_RE = re.compile(r"^[0-9a-f]{7,64}$")
 
@@ -103,11 +108,11 @@ class Evidence:
     """What the rules need to judge runs for one commit, asked of git once and cached.
 
     `judge(run)` is the whole rule set for one run against this commit (None: it qualifies,
-    else why not): a FAILED/KILLED run never; a stage run by its stage (core.stage_verdict);
+    else why not): a FAILED/KILLED run never; a stage run by its stage (rules.stage_verdict);
     another stamped run by the code and data rules; an unstamped run by what MLflow proves.
     `tag-mlflow --run-id` calls it too (links/given.py)."""
 
-    def __init__(self, git: Git, job: Job, commit: str, store: Any = None) -> None:
+    def __init__(self, git: Git, job: Job, commit: str, store: Tracker | None = None) -> None:
         self.git = git
         self.job = job
         self.commit = commit
@@ -122,7 +127,7 @@ class Evidence:
         self._repo_url: str | None = None
         self._user: str | None = None
         self._ignore: tuple[str, ...] | None = None
-        self._locks: dict[str, Any] = {}
+        self._locks: dict[str, LockStage | None] = {}
 
     @property
     def parents(self) -> list[str]:
@@ -228,7 +233,7 @@ class Evidence:
             }
         return self._data[commit]
 
-    def lock_stage(self, address: str) -> Any:
+    def lock_stage(self, address: str) -> LockStage | None:
         """The commit's dvc.lock entry for a stage address (None: not recorded)."""
         if address not in self._locks:
             from repro_hooks.links.inputs import committed_lock_stage
@@ -298,11 +303,10 @@ class Evidence:
     def stamp_holders(self, stamp: str) -> list[str] | None:
         """Ids of the runs carrying `stamp` (None: no store to ask, or it failed)."""
         if stamp not in self._holders:
-            ask = getattr(self.store, "runs_with_stamp", None)
             found = None
-            if ask is not None:
+            if self.store is not None:
                 try:
-                    found = list(ask(stamp))
+                    found = list(self.store.runs_with_stamp(stamp))
                 except Exception:  # the store is asked elsewhere too: its errors show there
                     found = None
             self._holders[stamp] = found
@@ -348,7 +352,7 @@ def _newest_first(*streams: Iterable[RunCandidate]) -> Iterator[RunCandidate]:
 
 
 def write_link(
-    store: Any, git: Git, run_id: str, commit: str, branch: str | None, evidence: str = ""
+    store: Tracker, git: Git, run_id: str, commit: str, branch: str | None, evidence: str = ""
 ) -> str:
     """Write (or overwrite) the link of one run to `commit`; a line saying what was written.
     Without a branch (a detached HEAD) an existing git.branch is kept."""
@@ -375,7 +379,7 @@ def write_link(
     carried = dict(tags)
     if BRANCH_TAG not in carried and BRANCH_TAG in existing:
         carried[BRANCH_TAG] = existing[BRANCH_TAG]
-    note += propagation_note(store.client, run_id, carried)
+    note += propagation_note(store.registry(), run_id, carried)
     return f"{len(record.outputs)} DVC output(s){note}"
 
 
@@ -403,7 +407,7 @@ def _run_inputs(
 
 
 def _publish_statement(
-    store: Any,
+    store: Tracker,
     git: Git,
     run_id: str,
     tags: Mapping[str, str],
@@ -419,14 +423,14 @@ def _publish_statement(
 
     try:
         return publish_statement(
-            store.client,
+            store,
             git,
             run_id,
             tags,
             existing,
             [(o.path, o.hash_value) for o in outputs],
             record,
-            str(getattr(store.client, "tracking_uri", "") or ""),
+            store.uri,
         )
     except Exception as exc:
         from repro_hooks.links.registry import one_line
@@ -435,7 +439,7 @@ def _publish_statement(
 
 
 def _write_with_children(
-    store: Any, git: Git, run: RunCandidate, commit: str, branch: str | None, evidence: str
+    store: Tracker, git: Git, run: RunCandidate, commit: str, branch: str | None, evidence: str
 ) -> str:
     detail = write_link(store, git, run.run_id, commit, branch, evidence)
     children = store.children(run)
@@ -453,10 +457,8 @@ def _passed(choice: RunChoice, limit: int = 3) -> str:
     return f" (passed over: {shown}{f'; and {more} more' if more > 0 else ''})"
 
 
-def link_commit(job: Job, git: Git, store: Any) -> str:
+def link_commit(job: Job, git: Git, store: Tracker) -> str:
     """A "link" job: choose the commit's run(s) and write the link; one line for the log."""
-    from repro_hooks.links.store import tag_equals
-
     assert job.commit is not None
     short = job.commit[:12]
     if git.try_run("cat-file", "-e", f"{job.commit}^{{commit}}") is None:
@@ -472,9 +474,9 @@ def link_commit(job: Job, git: Git, store: Any) -> str:
     evidence = Evidence(git, job, job.commit, store)
     streams = []
     if evidence.clone:
-        streams.append(store.candidates(ids, job.before_ms, tag_equals(CLONE_TAG, evidence.clone)))
+        streams.append(store.candidates(ids, job.before_ms, (CLONE_TAG, evidence.clone)))
     for parent in evidence.parents:  # unstamped runs: only those started from a parent
-        streams.append(store.candidates(ids, job.before_ms, tag_equals(SOURCE_COMMIT_TAG, parent)))
+        streams.append(store.candidates(ids, job.before_ms, (SOURCE_COMMIT_TAG, parent)))
     ancestry = Ancestry(git, job.commit)
     policy = str(job.extra.get("link") or "latest")
     choice = choose_runs(
@@ -491,7 +493,7 @@ def link_commit(job: Job, git: Git, store: Any) -> str:
     return f"{short}: " + "; ".join(lines)
 
 
-def relink_commit(job: Job, git: Git, store: Any) -> str:
+def relink_commit(job: Job, git: Git, store: Tracker) -> str:
     """A "relink" job: move links from rewritten commits to their new commits, but only where
     the new commit records the code and data the run saw; otherwise the run keeps its link."""
     ids, _ = store.experiment_ids(job.experiments)

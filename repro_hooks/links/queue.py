@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from repro_hooks.links.core import anchored_uri
+from repro_hooks.tracking.mlflow import anchored_uri
 
 JOB_VERSION = 1
 LOG_LIMIT = 1024 * 1024
@@ -52,7 +52,6 @@ class Job:
     created: float = 0.0
     attempts: int = 0
     last_error: str | None = None
-    last_attempt: float | None = None
     version: int = JOB_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -147,9 +146,7 @@ class LinkQueue:
             return None
 
     def record_failure(self, job: Job, error: str) -> Job:
-        updated = replace(
-            job, attempts=job.attempts + 1, last_error=error, last_attempt=time.time()
-        )
+        updated = replace(job, attempts=job.attempts + 1, last_error=error)
         if (self.dir / f"{job.id}.json").exists():  # not dropped meanwhile
             with contextlib.suppress(OSError):  # a full disk keeps the previous record
                 self.put(updated)

@@ -29,16 +29,15 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from repro_hooks.links.core import (
+from repro_hooks.links.inputs import STAGE_TAG
+from repro_hooks.links.record import (
     BRANCH_TAG,
     COMMIT_TAG,
     EVIDENCE_TAG,
-    PARENT_RUN_TAG,
     RecordedOutput,
-    RunCandidate,
     dvc_tag_key,
 )
-from repro_hooks.links.inputs import STAGE_TAG
+from repro_hooks.tracking.port import PARENT_RUN_TAG, RunCandidate
 
 SCHEMA = "repro-hooks-show/1"
 

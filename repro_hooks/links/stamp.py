@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from repro_hooks.dvc.files import Stage
+    from repro_hooks.tracking.port import Tracker
 
 CLONE_TAG = "repro_hooks.clone"
 STAMP_TAG = "repro_hooks.stamp"
@@ -253,7 +254,7 @@ def take_stamp(cwd: str, *, at_exit: bool = True) -> dict[str, str]:
     record_root, record_common = (home[0], home[2]) if home else (root, common_dir)
     clone = clone_id(record_common)
     code, untracked, data = _code_and_data(root, git_dir)
-    from repro_hooks.links.core import fingerprint
+    from repro_hooks.links.record import fingerprint
 
     stamp = uuid.uuid4().hex
     runs = os.path.join(record_common, "repro-hooks", "runs")
@@ -1196,7 +1197,7 @@ _ARTIFACT_BOUNDS = {
 }
 
 
-def runs_of_stamps(client: Any, stamps: list[str], hints: list[str]) -> dict[str, str]:
+def runs_of_stamps(tracker: Tracker, stamps: list[str], hints: list[str]) -> dict[str, str]:
     """{stamp: run id} for the runs this process stamped: the `hints` (run ids MLflow still
     holds: the active and the last active run) first, then a search by the stamp tag in their
     experiments, then (when none was found there) in every experiment (the first 1,000). A
@@ -1204,15 +1205,14 @@ def runs_of_stamps(client: Any, stamps: list[str], hints: list[str]) -> dict[str
     found: dict[str, str] = {}
     experiments: list[str] = []
     for run_id in hints:
-        try:
-            run = client.get_run(run_id)
-        except Exception:
+        run = tracker.run_or_none(run_id)
+        if run is None:
             continue
-        stamp = run.data.tags.get(STAMP_TAG)
+        stamp = run.tags.get(STAMP_TAG)
         if stamp in stamps:
             found[stamp] = run_id
-        if run.info.experiment_id not in experiments:
-            experiments.append(run.info.experiment_id)
+        if run.experiment_id not in experiments:
+            experiments.append(run.experiment_id)
     missing = [s for s in stamps if s not in found and all(c in "0123456789abcdef" for c in s)]
     for wide in (False, True):
         if not missing or (wide and found):
@@ -1221,16 +1221,12 @@ def runs_of_stamps(client: Any, stamps: list[str], hints: list[str]) -> dict[str
             # stamps name no run anywhere
             break
         if wide:
-            experiments = [e.experiment_id for e in client.search_experiments(max_results=1000)]
+            experiments = tracker.active_experiments(limit=1000)
         for stamp in list(missing):
             for start in range(0, len(experiments), 100):
-                runs = client.search_runs(
-                    experiments[start : start + 100],
-                    filter_string=f"tags.`{STAMP_TAG}` = '{stamp}'",
-                    max_results=2,
-                )
+                runs = tracker.runs_tagged(experiments[start : start + 100], STAMP_TAG, stamp, 2)
                 if len(runs) == 1:  # a stamp on two runs was copied: it proves nothing
-                    found[stamp] = runs[0].info.run_id
+                    found[stamp] = runs[0]
                     missing.remove(stamp)
                     break
                 if runs:
@@ -1266,9 +1262,8 @@ def _artifacts_at_exit(stamps: list[str]) -> dict[str, dict[str, Any]]:
     saved = {k: os.environ.get(k) for k in _ARTIFACT_BOUNDS}
     os.environ.update(_ARTIFACT_BOUNDS)
     try:
-        from mlflow.tracking import MlflowClient
-
         from repro_hooks.deploy.artifacts import run_digests
+        from repro_hooks.tracking.mlflow import MlflowTracker
 
         hints = [r.info.run_id for r in fluent._active_run_stack.get()]
         last = fluent._last_active_run_id.get()
@@ -1277,13 +1272,14 @@ def _artifacts_at_exit(stamps: list[str]) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
         for uri, group in by_uri.items():
             try:
-                client = MlflowClient(tracking_uri=uri)
-                found = runs_of_stamps(client, group, hints)
+                tracker = MlflowTracker(uri)
+                found = runs_of_stamps(tracker, group, hints)
             except Exception:
                 continue
             for stamp, run_id in found.items():
                 try:
-                    out[stamp] = {"run": run_id, "files": run_digests(client, run_id, uri)}
+                    files = run_digests(tracker.registry(), run_id)
+                    out[stamp] = {"run": run_id, "files": files}
                 except Exception:
                     continue
         return out

@@ -192,7 +192,7 @@ class MlflowConfig:
     # links stuck this long make the post-commit hook say so (exit 1, so pre-commit shows it)
     warn_after_attempts: int = 3
     warn_after_hours: float = 24.0
-    # which runs a commit links to (links/core.py LINK_POLICIES)
+    # which runs a commit links to (links/rules.py choose_runs)
     link: str = "latest"
     # paths that cannot change what a run computes: never code for the link rules
     link_ignore: tuple[str, ...] = DEFAULT_LINK_IGNORE
