@@ -37,11 +37,9 @@ lint: venv
 	$(PY) -m ruff format --check repro_hooks tests bench
 	$(PY) -m mypy
 
-# On every core (pytest-xdist; `make test WORKERS=0` for a serial run), work-stealing: an idle
-# worker takes tests from the end of the other's queue (the order: tests/conftest.py). Each worker
-# has its own session fixtures; the slow shared builds (wheel, hook environment, DVC projects) are
-# built once per run under a lock (tests/helpers.built_once), not by xdist groups, which pytest 9.2
-# silently ignores.
+# On every core (pytest-xdist; `make test WORKERS=0` for a serial run). Each worker has its own session
+# fixtures; the slow shared builds (wheel, hook environment, DVC projects) are built once per run under a
+# lock (tests/helpers.built_once), not by xdist groups, which pytest 9.2 silently ignores.
 # The suite starts some 1,500 Python processes. PYTHONDONTWRITEBYTECODE (set on the project's machines)
 # is cleared for them, so this checkout's own modules are compiled once too; without bytecode
 # `import mlflow` takes 4.0 s instead of 1.4 s.
@@ -52,7 +50,7 @@ WORKERS ?= auto
 test: venv
 	@$(MAKE) --no-print-directory lint > $(VENV)/lint.log 2>&1 & lint=$$!; \
 	$(RUN) $(PY) -m pytest --cov --cov-report=term -p no:cacheprovider \
-		-n $(WORKERS) --dist worksteal; tests=$$?; \
+		-n $(WORKERS); tests=$$?; \
 	wait $$lint; linted=$$?; cat $(VENV)/lint.log; \
 	test $$tests -eq 0 && test $$linted -eq 0
 

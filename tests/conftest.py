@@ -41,31 +41,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
-# The suite's order for `make test` (pytest-xdist `--dist worksteal`: each worker is given one
-# contiguous half of this order, and an idle worker steals from the end of the other's queue).
-# The end-to-end tests (servers, hook environments, DVC projects, textbook clones) come first in
-# each half, the quick ones last: the run ends on quick tests that fill the gaps, not on one
-# worker still in a minute-long test while the other idles. The heavy tests are halved by
-# collection order, so the two workers mostly need different once-per-run builds
-# (helpers.built_once) and do not wait on each other's lock.
-HEAVY_FIXTURES = frozenset(
-    {"mlflow_server", "make_server", "auth_server", "plugin_snapshot", "stamp_plugin", "book"}
-)
-
-
-def _heavy(item: pytest.Item) -> bool:
-    if item.get_closest_marker("e2e") or item.get_closest_marker("slow"):
-        return True
-    return not HEAVY_FIXTURES.isdisjoint(getattr(item, "fixturenames", ()))
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    heavy = [item for item in items if _heavy(item)]
-    light = [item for item in items if not _heavy(item)]
-    half_heavy, half_light = len(heavy) // 2, len(light) // 2
-    items[:] = heavy[:half_heavy] + light[:half_light] + heavy[half_heavy:] + light[half_light:]
-
-
 @pytest.fixture(scope="session", autouse=True)
 def hermetic_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     home = tmp_path_factory.mktemp("home")
