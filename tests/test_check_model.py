@@ -574,15 +574,15 @@ def test_forced_link_fails_the_gate_unless_allowed(
 ) -> None:
     """`tag-mlflow --run-id` refuses a run its commit does not describe;
     `--force` links it and says so; check-model fails that link unless --allow-forced."""
-    from tests.helpers import run_cli
+    from tests.helpers import cli_here
 
     name = f"f{next(_counter)}-{time.monotonic_ns()}"
     run_id, version = log_and_register(world.uri, name)
-    refused = run_cli(world.dev, "tag-mlflow", "--run-id", run_id, "--tracking-uri", world.uri)
+    refused = cli_here(world.dev, "tag-mlflow", "--run-id", run_id, "--tracking-uri", world.uri)
     assert refused.returncode == 1, refused.stdout + refused.stderr
     assert f"run {run_id} not linked: " in refused.stdout
     assert "git.commit" not in client(world.uri).get_run(run_id).data.tags
-    forced = run_cli(
+    forced = cli_here(
         world.dev, "tag-mlflow", "--run-id", run_id, "--force", "--tracking-uri", world.uri
     )
     assert forced.returncode == 0, forced.stdout + forced.stderr

@@ -671,3 +671,95 @@ def test_fix_takes_a_stage_output_out_of_the_index(dvc_repo: Path) -> None:
     assert "model.bin" not in tracked and "model.bin.dvc" not in tracked
     assert "sub/other.bin.dvc" in tracked
     assert (dvc_repo / "model.bin").read_bytes() == data
+
+
+# ---- --fix on names a .gitignore line cannot say as they are ---------------------------------
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    "name", ["data\nbig.bin", "big.bin\r"], ids=["newline", "final-carriage-return"]
+)
+def test_fix_refuses_names_no_gitignore_line_can_say(dvc_repo: Path, name: str) -> None:
+    os.makedirs(dvc_repo / "data", exist_ok=True)
+    write(dvc_repo / "data" / "keep.txt", "kept in git\n")
+    write(dvc_repo / name, big(600 * KIB))
+    git(dvc_repo, "add", "-A")
+    before = state(dvc_repo)
+    proc = run_cli(dvc_repo, "check-large-files", "--fix")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    err = proc.stderr.strip().split("\n")
+    assert len(err) == 1, proc.stderr
+    assert "no .gitignore line can name it" in err[0] and "nothing was changed" in err[0]
+    assert state(dvc_repo) == before
+    assert not (dvc_repo / ".gitignore").exists()
+    assert "or run: repro-hooks check-large-files --fix" not in proc.stdout
+
+
+@pytest.mark.e2e
+def test_fix_escapes_names_gitignore_can_escape(dvc_repo: Path) -> None:
+    names = ["x  ", "a*b.bin", "q?.bin", "r[1].bin", "back\\slash.bin", "#hash.bin", "!bang.bin"]
+    neighbours = ["x", "aab.bin", "q1.bin", "r1.bin", "backslash.bin"]
+    for other in neighbours:
+        write(dvc_repo / other, f"small {other}\n")
+    for i, name in enumerate(names):
+        write(dvc_repo / name, big(600 * KIB, seed=i))
+    git(dvc_repo, "--literal-pathspecs", "add", "--", *names, *neighbours)
+    proc = run_cli(dvc_repo, "check-large-files", "--fix")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.stdout.count("moved into DVC") == len(names), proc.stdout
+    ignored = git(
+        dvc_repo,
+        "check-ignore",
+        "--no-index",
+        "-z",
+        "--stdin",
+        input=b"".join(n.encode() + b"\0" for n in [*names, *neighbours]),
+        check=False,
+    ).split("\0")
+    assert sorted(n for n in ignored if n) == sorted(names)
+    # the next `git add -A` keeps every moved file out of git, every neighbour in
+    git(dvc_repo, "add", "-A")
+    tracked = set(git(dvc_repo, "ls-files", "-z").split("\0"))
+    assert not set(names) & tracked
+    assert set(neighbours) <= tracked
+    assert {n + ".dvc" for n in names} <= tracked
+
+
+@pytest.mark.e2e
+def test_fix_hint_says_the_gitignore_line_for_trailing_spaces(dvc_repo: Path) -> None:
+    write(dvc_repo / "x  ", big(600 * KIB))
+    write(dvc_repo / "x", "small\n")
+    git(dvc_repo, "add", "-A")
+    proc = run_cli(dvc_repo, "check-large-files")
+    assert proc.returncode == 1
+    commands = [line.strip() for line in proc.stdout.split("\n") if line.startswith("  ")]
+    assert "printf '%s\\n' '/x\\ \\ ' >> .gitignore" in commands, proc.stdout
+    for line in commands:  # run the hint as printed
+        subprocess.run(line, shell=True, cwd=dvc_repo, check=True, capture_output=True)
+    git(dvc_repo, "add", "-A")
+    tracked = set(git(dvc_repo, "ls-files", "-z").split("\0"))
+    assert "x  " not in tracked and "x" in tracked and "x  .dvc" in tracked
+
+
+# ---- the --fix refusals: one line on stderr in every format -----------------------------------
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("fmt", ["text", "json", "sarif", "github"])
+def test_fix_refusal_is_one_line_on_stderr(dvc_repo: Path, fmt: str) -> None:
+    write(dvc_repo / "w.bin", big(600 * KIB))
+    git(dvc_repo, "add", "w.bin")
+    write(dvc_repo / "w.bin", big(700 * KIB, 3))  # the rest, unstaged
+    before = state(dvc_repo)
+    proc = run_cli(dvc_repo, "check-large-files", "--fix", "--format", fmt)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr == (
+        "repro-hooks: --fix: w.bin: staged content differs from the file on disk; stage or "
+        "stash the rest first (git add -- w.bin), then re-run with --fix; nothing was changed\n"
+    )
+    assert "nothing was changed" not in proc.stdout
+    assert "w.bin" in proc.stdout  # the findings stand, in the format asked for
+    if fmt in ("json", "sarif"):
+        json.loads(proc.stdout)
+    assert state(dvc_repo) == before

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import subprocess
@@ -175,3 +176,49 @@ def test_built_once_builds_once_and_retries_a_failed_build(
         built_once(tmp_path_factory, other, broken)
     path = built_once(tmp_path_factory, other, lambda p: (p / "made").write_text("again"))
     assert sorted(p.name for p in path.iterdir()) == ["made"]  # the half-built rest is gone
+
+
+# ---- every git process the package starts gets the one git environment ------------------
+
+
+def _starts_git(call: ast.Call) -> bool:
+    if not call.args or not isinstance(call.args[0], ast.List) or not call.args[0].elts:
+        return False
+    first = call.args[0].elts[0]
+    return isinstance(first, ast.Constant) and first.value == "git"
+
+
+def _calls_git_env(node: ast.AST) -> bool:
+    return any(
+        isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "git_env"
+        for n in ast.walk(node)
+    )
+
+
+def test_every_git_process_gets_the_one_git_environment() -> None:
+    """Every `subprocess` call in the package that starts git passes `env=` built by
+    `git_env` (repro_hooks/git/process.py): replace refs and grafts off, pathspecs literal.
+    A new call that forgets it (as the staged-paths prefetch did) fails here."""
+    bypasses = []
+    for source in sorted((ROOT / "repro_hooks").rglob("*.py")):
+        tree = ast.parse(source.read_text(encoding="utf-8"))
+        for func in ast.walk(tree):
+            if not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            names = {  # local names bound to git_env(...)
+                t.id
+                for n in ast.walk(func)
+                if isinstance(n, ast.Assign) and _calls_git_env(n.value)
+                for t in n.targets
+                if isinstance(t, ast.Name)
+            }
+            for call in ast.walk(func):
+                if not isinstance(call, ast.Call) or not _starts_git(call):
+                    continue
+                env = next((k.value for k in call.keywords if k.arg == "env"), None)
+                ok = env is not None and (
+                    _calls_git_env(env) or (isinstance(env, ast.Name) and env.id in names)
+                )
+                if not ok:
+                    bypasses.append(f"{source.relative_to(ROOT)}:{call.lineno}")
+    assert bypasses == []

@@ -293,7 +293,7 @@ def test_deleted_run_and_foreign_runs_are_passed_over(
     # an explicit run id that is deleted links nothing
     write(repo / "y.txt", "y")
     commit(repo, "y")
-    refused = run_cli(repo, "tag-mlflow", "--run-id", deleted)
+    refused = cli_here(repo, "tag-mlflow", "--run-id", deleted)
     assert refused.returncode == 1
     assert refused.stdout == f"{head(repo)[:12]}: nothing linked: run {deleted} is deleted\n"
 
@@ -347,7 +347,7 @@ def test_150_outputs_and_odd_paths(
     for n, name in enumerate(odd):
         write(repo / f"odd{n}.dvc", DVC_FILE.format(md5=md5(n + 1000), path=f'"{name}"'))
     commit(repo, "many outputs")
-    result = run_cli(repo, "tag-mlflow", "--run-id", run_id, "--force")
+    result = cli_here(repo, "tag-mlflow", "--run-id", run_id, "--force")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "154 DVC output(s)" in result.stdout
     got = tags(sqlite_store, run_id)
@@ -359,7 +359,7 @@ def test_150_outputs_and_odd_paths(
     inputs = client(sqlite_store).get_run(run_id).inputs.dataset_inputs
     assert len(inputs) == 154
     # redelivery is idempotent: same tags, no duplicate inputs
-    assert run_cli(repo, "tag-mlflow", "--run-id", run_id, "--force").returncode == 0
+    assert cli_here(repo, "tag-mlflow", "--run-id", run_id, "--force").returncode == 0
     assert len(client(sqlite_store).get_run(run_id).inputs.dataset_inputs) == 154
 
 
@@ -535,7 +535,7 @@ def test_run_id_applies_the_evidence_rules_and_force_marks_the_link(
     write(repo / "params.yaml", "lr: 0.2\n")
     commit(repo, "params and train.py", "params.yaml", "train.py")
 
-    refused = run_cli(repo, "tag-mlflow", "--run-id", dirty_run)
+    refused = cli_here(repo, "tag-mlflow", "--run-id", dirty_run)
     assert refused.returncode == 1, refused.stdout + refused.stderr
     assert refused.stdout.startswith(f"{head(repo)[:12]}: run {dirty_run} not linked: ")
     assert "--force links it anyway" in refused.stdout
@@ -543,7 +543,7 @@ def test_run_id_applies_the_evidence_rules_and_force_marks_the_link(
     assert "git.commit" not in tags(uri, dirty_run)
     assert not queue_files(repo)  # judged in the foreground: nothing queued behind it
 
-    forced = run_cli(repo, "tag-mlflow", "--run-id", dirty_run, "--force")
+    forced = cli_here(repo, "tag-mlflow", "--run-id", dirty_run, "--force")
     assert forced.returncode == 0, forced.stdout + forced.stderr
     assert f"FORCED link to run {dirty_run}" in forced.stdout
     got = tags(uri, dirty_run)
@@ -554,7 +554,7 @@ def test_run_id_applies_the_evidence_rules_and_force_marks_the_link(
 
     # a run of the committed tree: --run-id accepts it, and says by which evidence
     clean_run = train(repo, uri, stamp_plugin)
-    accepted = run_cli(repo, "tag-mlflow", "--run-id", clean_run)
+    accepted = cli_here(repo, "tag-mlflow", "--run-id", clean_run)
     assert accepted.returncode == 0, accepted.stdout + accepted.stderr
     assert f"linked to run {clean_run}" in accepted.stdout
     assert tags(uri, clean_run)["repro_hooks.link"] in ("stamp", "stage")

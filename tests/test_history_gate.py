@@ -1,7 +1,8 @@
-"""Gate integrity at push, in CI and on the server: each door that
-let policy-breaking content in, tried end to end with real git, a bare server whose
-hooks/pre-receive was installed by `repro-hooks install`, the plain pre-push shim and the real
-pre-commit framework. docs/RELIABILITY.md, "Bypass matrix: push, CI and server", cites these."""
+"""The history checks as a gate (scan, pre-push, pre-receive) at push, in CI and on the server:
+each door that let policy-breaking content in, tried end to end with real git, a bare server
+whose hooks/pre-receive was installed by `repro-hooks install`, the plain pre-push shim and the
+real pre-commit framework. docs/RELIABILITY.md ("Bypass matrix: push, CI and server", and the
+tag header, symlinked data and parse work doors of "Bypass matrix: round three") cites these."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 from tests.helpers import ROOT, big, cli_here, commit, git, install_local_hooks, run_cli, write
 
 BIG = 2 * 1024 * 1024  # a 2 MiB blob: over the default 500 KiB size limit
+KIB = 1024
 Z = "0" * 40
 
 
@@ -504,15 +506,161 @@ def test_bulk_push_hits_the_push_total(repo: Path, server: Path, tmp_path: Path)
     assert push(repo, "main").returncode == 0
 
 
+# ---- a tag whose header git and repro-hooks read differently ------------------------------
+
+
+def hash_object(repo: Path, data: bytes, kind: str = "blob") -> str:
+    # --literally: write the object exactly as given (git would write a tag with a repeated
+    # header itself only through this door; fsck still accepts it)
+    return git(repo, "hash-object", "-t", kind, "-w", "--literally", "--stdin", input=data).strip()
+
+
+# How a second `object` line gets into a tag's header: repeated (git and fsck take the first),
+# or planted inside another header line behind a character Python's `str.splitlines()` splits
+# on and git does not (\x1c, \x85 as UTF-8, U+2028).
+TAGGER = "tagger A U Thor <a@example.com> 1700000000 +0000\n"
+TAG_DOORS = {
+    "repeated-object": "object {big}\ntype tree\ntag v1\n" + TAGGER + "object {small}\n",
+    "x1c": "object {big}\ntype tree\ntag v1\x1cobject {small}\n" + TAGGER,
+    "x85": "object {big}\ntype tree\ntag v1\x85object {small}\n" + TAGGER,
+    "u2028": "object {big}\ntype tree\ntag v1\u2028object {small}\n" + TAGGER,
+}
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("door", list(TAG_DOORS))
+def test_tag_header_is_read_as_git_reads_it(repo: Path, server: Path, door: str) -> None:
+    git(server, "config", "receive.fsckObjects", "true")
+    blob = hash_object(repo, big(BIG, seed=3))
+    tree = git(repo, "mktree", input=f"100644 blob {blob}\tmodel.pt\n".encode()).strip()
+    small = hash_object(repo, b"small\n")
+    body = TAG_DOORS[door].format(big=tree, small=small) + "\nrelease\n"
+    tag = hash_object(repo, body.encode("utf-8"), "tag")
+    # git follows the first `object` line: the tag points at the tree holding model.pt
+    assert git(repo, "rev-parse", f"{tag}^{{tree}}").strip() == tree
+    git(repo, "update-ref", "refs/tags/v1", tag)
+    proc = push(repo, "refs/tags/v1")
+    assert proc.returncode != 0, proc.stdout
+    assert "model.pt: 2 MiB in git, over the 500 KiB size limit" in proc.stdout
+    assert git(server, "for-each-ref", "refs/tags/") == ""
+    stored = subprocess.run(["git", "cat-file", "-e", blob], cwd=server, check=False)
+    assert stored.returncode != 0  # the quarantined objects went with the refused push
+    scan = cli_here(repo, "scan", "--all-history")  # CI reads every ref the same way
+    assert scan.returncode == 1
+    assert "model.pt: 2 MiB in git" in scan.stdout
+
+
+# ---- data stored as a symbolic link --------------------------------------------------------
+
+
+def _csv(n: int) -> bytes:
+    rows = [b"id,feature,label"] + [f"{i},{i * 7 % 13},{i % 2}".encode() for i in range(n)]
+    return b"\n".join(rows) + b"\n"
+
+
+@pytest.mark.e2e
+def test_data_stored_as_a_symlink(repo: Path, server: Path, tmp_path: Path) -> None:
+    data = _csv(30_000)
+    assert len(data) > 250 * KIB
+    blob = hash_object(repo, data)
+    git(repo, "update-index", "--add", "--cacheinfo", f"120000,{blob},data/train.csv")
+    # a real link at a data pattern stays a link: not data in git
+    os.makedirs(repo / "data", exist_ok=True)
+    os.symlink("../shared/valid.csv", repo / "data" / "valid.csv")
+    git(repo, "add", "data/valid.csv")
+    git(repo, "commit", "-q", "--no-verify", "-m", "data as a link")
+    proc = push(repo, "main")
+    assert proc.returncode != 0, proc.stdout
+    assert (
+        "data/train.csv: data file stored in git as a symbolic link (a regular file where "
+        "symlinks are off)"
+    ) in proc.stdout
+    assert "data/valid.csv" not in proc.stdout
+    scan = cli_here(repo, "scan", "--all-history")
+    assert scan.returncode == 1 and "data/train.csv: data file stored in git" in scan.stdout
+    assert "data/valid.csv" not in scan.stdout
+    # why it matters: where symlinks are off, the clone holds the CSV itself
+    hook = server / "hooks" / "pre-receive"
+    hook.rename(hook.with_suffix(".off"))
+    assert push(repo, "main").returncode == 0
+    clone = tmp_path / "windows-like"
+    git(tmp_path, "-c", "core.symlinks=false", "clone", "-q", str(server), str(clone))
+    assert (clone / "data" / "train.csv").read_bytes() == data
+    # the commit stage, as on Git for Windows (core.symlinks=false: the "link" is a regular
+    # file on disk, mode 120000 in the index): require-dvc-files reports it
+    git(repo, "reset", "-q", "--hard", "HEAD~1")
+    git(repo, "config", "core.symlinks", "false")
+    install_local_hooks(repo, ["require-dvc-files"], ["pre-commit"])
+    write(repo / "data" / "train.csv", data)
+    git(repo, "update-index", "--add", "--cacheinfo", f"120000,{blob},data/train.csv")
+    proc = subprocess.run(
+        ["git", "commit", "-m", "x"], cwd=repo, capture_output=True, text=True, check=False
+    )
+    assert proc.returncode != 0
+    assert "data/train.csv: data file stored in git" in proc.stdout + proc.stderr
+
+
+# ---- parse work on the server ---------------------------------------------------------------
+
+
+def _dvc_yaml(stages: int, tail: str = "") -> bytes:
+    body = "".join(
+        f"  s{i}:\n    cmd: python train.py --seed {i}\n    outs:\n    - out/o{i}.bin\n"
+        for i in range(stages)
+    )
+    return f"stages:\n{body}{tail}".encode()
+
+
+@pytest.mark.e2e
+def test_pre_receive_skips_what_is_refused_and_bounds_parse_work(
+    repo: Path, server: Path, tmp_path: Path
+) -> None:
+    # over the size limit: refused as large, never parsed (its last line is a duplicate key,
+    # which only a parse would find)
+    write(repo / "a" / "dvc.yaml", _dvc_yaml(8000, tail="stages: {}\n"))
+    assert (repo / "a" / "dvc.yaml").stat().st_size > 500 * KIB
+    commit(repo, "a huge dvc.yaml")
+    proc = push(repo, "main")
+    assert proc.returncode != 0
+    assert "a/dvc.yaml: " in proc.stdout and "over the 500 KiB size limit" in proc.stdout
+    assert "malformed" not in proc.stdout and "duplicate" not in proc.stdout, proc.stdout
+    git(repo, "reset", "-q", "--hard", "HEAD~1")
+    # under the size limit, but more DVC bytes than one push may bring: the rest unparsed,
+    # the push refused (fail closed); a push that fits is parsed and accepted
+    policy = write(tmp_path / "policy.toml", 'max-push-dvc-total = "64KiB"\n')
+    git(server, "config", "repro-hooks.policy", str(policy))
+    for d in ("b", "c", "d"):
+        write(repo / d / "dvc.yaml", _dvc_yaml(400, tail=f"# {d}\n"))  # three distinct blobs
+        assert 20 * KIB < (repo / d / "dvc.yaml").stat().st_size < 32 * KIB
+        commit(repo, f"stage {d}")
+    proc = push(repo, "main")
+    assert proc.returncode != 0
+    assert (
+        "(push): 1 DVC files (" in proc.stdout
+        and "left unchecked: over the 64 KiB of DVC files one push may bring (max-push-dvc-total)"
+        in proc.stdout
+    ), proc.stdout
+    assert push(repo, "HEAD~1:main").returncode == 0
+    assert push(repo, "main").returncode == 0
+
+
 # ---- the doc's matrix stays true --------------------------------------------------------------------
 
 
 def test_bypass_matrix_rows_cite_these_tests() -> None:
+    """Every test here is cited by a row of the push matrix or of the round-three matrix (its
+    doors at push and on the server), and every row has the matrix's four cells."""
     doc = (ROOT / "docs" / "RELIABILITY.md").read_text(encoding="utf-8")
-    start = doc.index("## Bypass matrix: push, CI and server")
-    end = doc.find("\n## ", start + 1)
-    rows = [r for r in doc[start : end if end != -1 else None].splitlines() if r.startswith("| ")]
-    cited = {m for r in rows[1:] for m in re.findall(r"`tests/test_gate_push\.py::(\w+)`", r)}
+    rows: list[str] = []
+    for title in ("## Bypass matrix: push, CI and server", "## Bypass matrix: round three"):
+        start = doc.index(title)
+        end = doc.find("\n## ", start + 1)
+        # split on newlines only: the round-three rows quote characters splitlines() splits on
+        table = [
+            r for r in doc[start : end if end != -1 else None].split("\n") if r.startswith("| ")
+        ]
+        assert all(len(r.strip("|").split(" | ")) == 4 for r in table)
+        rows += table[1:]
+    cited = {m for r in rows for m in re.findall(r"`tests/test_history_gate\.py::(\w+)`", r)}
     here = {name for name in globals() if name.startswith("test_") and name != __name__}
     assert cited == here - {"test_bypass_matrix_rows_cite_these_tests"}
-    assert all(len(r.strip("|").split(" | ")) == 4 for r in rows)

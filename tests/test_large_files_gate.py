@@ -1,8 +1,9 @@
-"""Gate integrity at the commit stage and in the configuration.
+"""The large-files and data rules as a gate: at the commit stage and in the configuration.
 
 Each door is tried end to end as a user or an attacker would: the real pre-commit framework
 installed in a real repository, then a real `git commit`. docs/RELIABILITY.md ("Bypass matrix:
-commit stage and configuration") cites these tests row by row.
+commit stage and configuration", and a replace ref at the commit stage in "Bypass matrix: round
+three") cites these tests row by row.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from tests.helpers import VENV_BIN, big, commit, git, install_local_hooks, run_c
 
 pytestmark = pytest.mark.e2e
 KIB = 1024
+BIG = 2 * 1024 * 1024  # over the default 500 KiB size limit
 
 
 def git_commit(repo: Path) -> subprocess.CompletedProcess[str]:
@@ -497,3 +499,48 @@ def test_installed_plugin_reports_once_or_both_never_neither(
     out = blocked(commit(repo, "train", "data/train.csv", verify=True), "data/train.csv")
     assert out.count("data/train.csv:") == 2, out
     assert "data/train.csv: data file stored in git" in out
+
+
+# ---- a replace ref at the commit stage ---------------------------------------------------------
+
+
+def hash_object(repo: Path, data: bytes, kind: str = "blob") -> str:
+    # --literally: write the object exactly as given (git would write a tag with a repeated
+    # header itself only through this door; fsck still accepts it)
+    return git(repo, "hash-object", "-t", kind, "-w", "--literally", "--stdin", input=data).strip()
+
+
+@pytest.mark.e2e
+def test_replace_ref_at_the_commit_stage_under_pre_commit(repo: Path) -> None:
+    install_local_hooks(repo, ["block-large-files"], ["pre-commit"])
+    write(repo / "README", "readme\n")
+    commit(repo, "readme", "README")
+    # a commit whose tree already has model.pt, put in place of HEAD
+    model = big(BIG, seed=4)
+    blob = hash_object(repo, model)
+    readme = git(repo, "rev-parse", "HEAD:README").strip()
+    tree = git(
+        repo,
+        "mktree",
+        input=f"100644 blob {readme}\tREADME\n100644 blob {blob}\tmodel.pt\n".encode(),
+    ).strip()
+    decoy = git(repo, "commit-tree", tree, "-p", "HEAD", "-m", "decoy").strip()
+    git(repo, "replace", "HEAD", decoy)
+    write(repo / "model.pt", model)
+    write(repo / "README", "readme, edited\n")
+    git(repo, "add", "model.pt", "README")
+    head = git(repo, "rev-parse", "HEAD").strip()
+    proc = subprocess.run(
+        ["git", "commit", "-m", "add model"], cwd=repo, capture_output=True, text=True, check=False
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0, output
+    assert "model.pt: 2 MiB in git, over the 500 KiB size limit" in output
+    assert git(repo, "rev-parse", "HEAD").strip() == head
+    # the plain shim blocks the same commit
+    (repo / ".git" / "hooks" / "pre-commit").unlink()  # pre-commit's own hook
+    assert run_cli(repo, "install", "--hook", "pre-commit").returncode == 0
+    proc = subprocess.run(
+        ["git", "commit", "-m", "add model"], cwd=repo, capture_output=True, text=True, check=False
+    )
+    assert proc.returncode != 0 and "model.pt: 2 MiB" in proc.stdout + proc.stderr
