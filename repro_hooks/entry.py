@@ -46,17 +46,8 @@ def _plain_check_large_files(names: list[str]) -> int | None:
         return 130
     except Exception:  # click's path reports it as ever (one line, or the crash log)
         return None
-    # click.echo strips ANSI sequences off a terminal and may re-encode a misconfigured stream:
-    # plain ASCII text is written the same either way
-    if not out.isascii() or "\x1b" in out:
+    if not _write_plain(out):
         return None
-    if out:
-        make_streams_safe()
-        try:
-            sys.stdout.write(out + "\n")
-            sys.stdout.flush()
-        except Exception:  # a closed pipe: click's path meets it too, and says it as ever
-            return None
     return 1 if outcome.findings else 0
 
 

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -187,26 +186,10 @@ def _open_registry(
 def _guard_registry(
     safe_uri: str, seconds: float, what: str
 ) -> contextlib.AbstractContextManager[None]:
-    """A context manager: bounded time, MLflow's warnings silenced, errors as one line."""
-    from repro_hooks.links.registry import RegistryTimeout, bounded, one_line
+    """Bounded time, MLflow's warnings silenced, errors as one line (links.registry.asking)."""
+    from repro_hooks.links.registry import asking
 
-    @contextlib.contextmanager
-    def guard() -> Iterator[None]:
-        try:
-            with bounded(os.environ, seconds), warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                yield
-        except RegistryTimeout:
-            raise ReproHooksError(
-                f"{safe_uri}: no answer within {seconds:g}s while {what} (tracking server down "
-                "or hanging?)"
-            ) from None
-        except ReproHooksError:
-            raise
-        except Exception as exc:
-            raise ReproHooksError(f"{safe_uri}: {one_line(exc)} (while {what})") from None
-
-    return guard()
+    return asking(safe_uri, seconds, what)
 
 
 def _read_versions(

@@ -9,7 +9,6 @@ import contextlib
 import hashlib
 import os
 import posixpath
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -76,32 +75,10 @@ def _selection(experiments: tuple[str, ...], config: Config) -> tuple[str, ...]:
     return experiment_selection(experiments, config.mlflow.experiments, os.environ)
 
 
-@contextlib.contextmanager
-def _asking(safe_uri: str, seconds: float, what: str) -> Iterator[None]:
-    """Bounded time (links/delivery's bounds), MLflow's warnings silenced, errors as one line."""
-    import warnings
+def _asking(safe_uri: str, seconds: float, what: str) -> contextlib.AbstractContextManager[None]:
+    from repro_hooks.links.registry import asking
 
-    from repro_hooks.links.registry import RegistryTimeout, bounded, one_line
-
-    try:
-        with bounded(os.environ, seconds), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    except RegistryTimeout:
-        raise ReproHooksError(
-            f"{safe_uri}: no answer within {seconds:g}s while {what} (tracking server down or "
-            "hanging?)"
-        ) from None
-    except ReproHooksError:
-        raise
-    except ImportError:
-        from repro_hooks.snippets import pip_install
-
-        raise ReproHooksError(
-            f"show needs MLflow, which is not installed ({pip_install('mlflow')})"
-        ) from None
-    except Exception as exc:
-        raise ReproHooksError(f"{safe_uri}: {one_line(exc)} (while {what})") from None
+    return asking(safe_uri, seconds, what, needs="show")
 
 
 def _store(uri: str) -> Tracker:

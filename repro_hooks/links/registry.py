@@ -119,6 +119,39 @@ def bounded(env: MutableMapping[str, str], seconds: float) -> Iterator[None]:
                 env[key] = value
 
 
+@contextmanager
+def asking(safe_uri: str, seconds: float, what: str, *, needs: str = "") -> Iterator[None]:
+    """One bounded question to the tracking store (`bounded`), the client's warnings silenced,
+    any error as one line naming the store and what was asked; `needs`: the command, whose
+    missing client is then said as such."""
+    import os
+    import warnings
+
+    from repro_hooks.errors import ReproHooksError
+
+    try:
+        with bounded(os.environ, seconds), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    except RegistryTimeout:
+        raise ReproHooksError(
+            f"{safe_uri}: no answer within {seconds:g}s while {what} (tracking server down or "
+            "hanging?)"
+        ) from None
+    except ReproHooksError:
+        raise
+    except ImportError:
+        if not needs:
+            raise
+        from repro_hooks.snippets import pip_install
+
+        raise ReproHooksError(
+            f"{needs} needs MLflow, which is not installed ({pip_install('mlflow')})"
+        ) from None
+    except Exception as exc:
+        raise ReproHooksError(f"{safe_uri}: {one_line(exc)} (while {what})") from None
+
+
 def one_line(exc: BaseException) -> str:
     """An MLflow client error as a few words (its messages run over several long lines)."""
     from repro_hooks.links.delivery import NOT_JSON, error_text, request_failure
