@@ -12,6 +12,12 @@ from __future__ import annotations
 
 import sys
 
+TYPE_CHECKING = False  # typing's own import is not on the hook's path
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from repro_hooks.report import Finding
+
 
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point. Returns the exit code."""
@@ -34,21 +40,14 @@ def _plain_check_large_files(names: list[str]) -> int | None:
     either): print the text output and return the exit code; None to leave the call to click."""
     if "\0-" in "\0" + "\0".join(names):
         return None
-    try:
+
+    def check() -> tuple[Sequence[Finding], str]:
         from repro_hooks.large_files.run import run
-        from repro_hooks.report import render
 
         outcome = run(tuple(names))
-        out = render(outcome.findings, "text", command="check-large-files", fix_hint=outcome.hint)
-    except KeyboardInterrupt:
-        make_streams_safe()
-        sys.stderr.write("repro-hooks: interrupted\n")
-        return 130
-    except Exception:  # click's path reports it as ever (one line, or the crash log)
-        return None
-    if not _write_plain(out):
-        return None
-    return 1 if outcome.findings else 0
+        return outcome.findings, outcome.hint
+
+    return _plain("check-large-files", check)
 
 
 def _plain_scan_all_history() -> int | None:
@@ -61,24 +60,36 @@ def _plain_scan_all_history() -> int | None:
 
     if on_terminal():
         return None
+
+    def scan() -> tuple[Sequence[Finding], str]:
+        from repro_hooks.history.all_history import scan_all_history
+
+        return scan_all_history()
+
     # The scan's objects (a tuple per blob, 20,000 for 10,000 commits) form no cycles and die
     # by reference count: the cycle collector would walk them some 80 times for nothing.
     gc.disable()
     try:
-        from repro_hooks.history.all_history import scan_all_history
+        return _plain("scan", scan)
+    finally:
+        gc.enable()
 
-        findings, hint = scan_all_history()
+
+def _plain(command: str, check: Callable[[], tuple[Sequence[Finding], str]]) -> int | None:
+    """Run `check`, print its findings as `command`'s text output, return the exit code; None
+    (having printed nothing) to leave the call to click, which says any error as ever (one
+    line, or the crash log)."""
+    try:
+        findings, hint = check()
         from repro_hooks.report import render
 
-        out = render(findings, "text", command="scan", fix_hint=hint)
+        out = render(findings, "text", command=command, fix_hint=hint)
     except KeyboardInterrupt:
         make_streams_safe()
         sys.stderr.write("repro-hooks: interrupted\n")
         return 130
-    except Exception:  # click's path reports it as ever (one line, or the crash log)
+    except Exception:
         return None
-    finally:
-        gc.enable()
     if not _write_plain(out):
         return None
     return 1 if findings else 0

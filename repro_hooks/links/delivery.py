@@ -239,17 +239,12 @@ class QueueRunner:
         """Deliver every queued job (only `store`'s when given), each store's in order; a
         failure stops its own store only (the job stays queued). MLflow's HTTP knobs are set
         for the delivery and restored afterwards."""
-        saved = {k: os.environ.get(k) for k in HTTP_KNOBS}
+        from repro_hooks.environ import restored
+
         report = DeliveryReport()
-        try:
+        with restored(os.environ, HTTP_KNOBS):
             for key in [store] if store is not None else self.queue.stores():
                 self._run_store(key, lock_wait, report)
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
         return report
 
     def _run_store(self, store: str, lock_wait: float, report: DeliveryReport) -> None:

@@ -104,19 +104,13 @@ def bounded(env: MutableMapping[str, str], seconds: float) -> Iterator[None]:
     """MLflow's HTTP client told to give up fast and a SIGALRM deadline over the whole block
     (main thread only): the link delivery's bounds (links/delivery.py). The knobs are restored
     afterwards."""
+    from repro_hooks.environ import restored
     from repro_hooks.links.delivery import HTTP_KNOBS, deadline, set_http_bounds
 
-    saved = {k: env.get(k) for k in HTTP_KNOBS}
-    set_http_bounds(env, seconds)
-    try:
+    with restored(env, HTTP_KNOBS):
+        set_http_bounds(env, seconds)
         with deadline(seconds, RegistryTimeout):
             yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                env.pop(key, None)
-            else:
-                env[key] = value
 
 
 @contextmanager

@@ -1259,8 +1259,14 @@ def _artifacts_at_exit(stamps: list[str]) -> dict[str, dict[str, Any]]:
             by_uri.setdefault(_TRACKING_URIS[stamp], []).append(stamp)
     if fluent is None or not by_uri:
         return {}
-    saved = {k: os.environ.get(k) for k in _ARTIFACT_BOUNDS}
-    os.environ.update(_ARTIFACT_BOUNDS)
+    from repro_hooks.environ import restored
+
+    with restored(os.environ, _ARTIFACT_BOUNDS):
+        os.environ.update(_ARTIFACT_BOUNDS)
+        return _end_digests(fluent, by_uri)
+
+
+def _end_digests(fluent: Any, by_uri: dict[str, list[str]]) -> dict[str, dict[str, Any]]:
     try:
         from repro_hooks.deploy.artifacts import run_digests
         from repro_hooks.tracking.mlflow import MlflowTracker
@@ -1285,12 +1291,6 @@ def _artifacts_at_exit(stamps: list[str]) -> dict[str, dict[str, Any]]:
         return out
     except Exception:
         return {}
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def _store_state(runs_dir: str, data: dict[str, str]) -> str:

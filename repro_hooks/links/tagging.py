@@ -173,11 +173,12 @@ def _link_given_run(
     env = dict(os.environ)
     opener = StoreOpener(env, uri_option=tracking_uri, timeout=timeout)
     seconds = opener.timeout(job)
-    saved = {k: os.environ.get(k) for k in HTTP_KNOBS}
-    try:
-        import warnings
+    import warnings
 
-        with warnings.catch_warnings():
+    from repro_hooks.environ import restored
+
+    try:
+        with restored(os.environ, HTTP_KNOBS), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with deadline(OPEN_DEADLINE):
                 store = opener.open(job)
@@ -195,12 +196,6 @@ def _link_given_run(
 
         first = (error_text(exc).splitlines() or [type(exc).__name__])[0][:500]
         raise ReproHooksError(opener.safe(f"{cfg.store.safe_uri}: {first}")) from None
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
     out(opener.safe(result.line))
     return 0 if result.linked else 1
 
