@@ -217,7 +217,7 @@ def test_pass_is_read_only_then_record_and_promote(world: World) -> None:
     assert str(mv.version) == version
     found = client(world.uri).search_model_versions(f"tags.`git.commit` = '{head(world.dev)}'")
     assert (name, version) in {(v.name, str(v.version)) for v in found}
-    # the logged model got the link too (item 1: versions registered after the link)
+    # the logged model got the link too (versions registered after the link)
     exp = client(world.uri).get_run(run_id).info.experiment_id
     (logged,) = client(world.uri).search_logged_models(
         [exp], filter_string=f"source_run_id = '{run_id}'"
@@ -485,7 +485,7 @@ def test_no_tracking_server_configured(world: World) -> None:
     )
 
 
-# ---- item 1: the link reaches the registry --------------------------------------------------
+# ---- the link reaches the registry ---------------------------------------------------------------
 
 
 def test_propagate_link_tags_versions_and_logged_models(world: World) -> None:

@@ -2,7 +2,7 @@
 
 `pre-commit run --all-files --hook-stage pre-push` sets no PRE_COMMIT_FROM_REF/TO_REF: the push
 hooks then check HEAD's whole history. Each finding is printed by exactly one
-hook in the recommended configuration (item 6).
+hook in the recommended configuration.
 """
 
 from __future__ import annotations

@@ -141,12 +141,8 @@ def test_the_log_keeps_the_newest_entries_within_its_size(tmp_path: Path) -> Non
     assert [p.name for p in tmp_path.iterdir()] == ["crash.log"]  # no temporary file left
 
 
-def test_a_crashed_delivery_is_pointed_at_by_pending(repo: Path, sqlite_store: str) -> None:
-    """The detached delivery (`python -m repro_hooks.links.delivery <git common dir>`, what the
-    post-commit hook starts) meets a `locks` file where its lock directory belongs: exit 3, a
-    crash log entry, a line in the delivery log, and `pending` points at the report until a
-    delivery succeeds."""
-    commit_sha = git(repo, "rev-parse", "HEAD").strip()
+def _queued_link(repo: Path, sqlite_store: str, commit: str | None) -> LinkQueue:
+    """The clone's queue, holding one link job for `commit` to `sqlite_store`."""
     queue = LinkQueue(repo / ".git")
     queue.put(
         Job(
@@ -155,22 +151,34 @@ def test_a_crashed_delivery_is_pointed_at_by_pending(repo: Path, sqlite_store: s
             root=str(repo),
             tracking_uri=sqlite_store,
             uri_origin="option",
-            commit=commit_sha,
+            commit=commit,
             created=time.time(),
         )
     )
+    return queue
+
+
+def _deliver(repo: Path) -> subprocess.CompletedProcess[str]:
+    """The detached delivery, as the post-commit hook starts it."""
+    return subprocess.run(
+        [sys.executable, "-m", "repro_hooks.links.delivery", str(repo / ".git")],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_a_crashed_delivery_is_pointed_at_by_pending(repo: Path, sqlite_store: str) -> None:
+    """The detached delivery (`python -m repro_hooks.links.delivery <git common dir>`, what the
+    post-commit hook starts) meets a `locks` file where its lock directory belongs: exit 3, a
+    crash log entry, a line in the delivery log, and `pending` points at the report until a
+    delivery succeeds."""
+    commit_sha = git(repo, "rev-parse", "HEAD").strip()
+    queue = _queued_link(repo, sqlite_store, commit_sha)
     write(repo / ".git/repro-hooks/locks", "not a directory\n")
 
-    def deliver() -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "repro_hooks.links.delivery", str(repo / ".git")],
-            cwd=repo,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-
-    proc = deliver()
+    proc = _deliver(repo)
     assert proc.returncode == 3, proc.stderr
     assert (proc.stdout, proc.stderr) == ("", "")
     text = queue.crash_log.read_text()
@@ -189,7 +197,7 @@ def test_a_crashed_delivery_is_pointed_at_by_pending(repo: Path, sqlite_store: s
     )
     # the cause goes; the next delivery succeeds (no run to link: the job is done)
     (repo / ".git/repro-hooks/locks").unlink()
-    proc = deliver()
+    proc = _deliver(repo)
     assert proc.returncode == 0, queue.log_path.read_text()
     assert queue.jobs() == []
     assert cli_here(repo, "pending").stdout == "pending: no queued run link\n"
@@ -202,25 +210,8 @@ def test_a_bug_in_one_job_leaves_a_crash_log_and_keeps_the_job(
     fail inside repro-hooks, not in the store: the job stays queued with an "internal error"
     naming the crash log, and the report holds the traceback. A store's own failure (here:
     none) would stay a plain last error."""
-    queue = LinkQueue(repo / ".git")
-    queue.put(
-        Job(
-            id=queue.new_id("link"),
-            kind="link",
-            root=str(repo),
-            tracking_uri=sqlite_store,
-            uri_origin="option",
-            commit=None,
-            created=time.time(),
-        )
-    )
-    proc = subprocess.run(
-        [sys.executable, "-m", "repro_hooks.links.delivery", str(repo / ".git")],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    queue = _queued_link(repo, sqlite_store, None)
+    proc = _deliver(repo)
     assert proc.returncode == 1, proc.stderr  # a failed job, as any: not a crash of the process
     [job] = queue.jobs()
     assert job.attempts == 1

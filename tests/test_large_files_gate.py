@@ -49,7 +49,7 @@ def head(repo: Path) -> str:
     return git(repo, "rev-parse", "HEAD").strip()
 
 
-# ---- item 7: staged blobs with no file on disk ----------------------------------------------
+# ---- staged blobs with no file on disk -----------------------------------------------------------
 
 
 @pytest.mark.parametrize("how", ["skip-worktree", "assume-unchanged", "deleted-after-add"])
@@ -92,7 +92,7 @@ def test_plain_shim_blocks_a_staged_blob_without_a_file(repo: Path) -> None:
     blocked(git_commit(repo), "big.bin")
 
 
-# ---- item 8: the hook's own files/exclude ---------------------------------------------------
+# ---- the hook's own files/exclude ----------------------------------------------------------------
 
 
 def test_hook_exclude_holds_alone_and_with_others(repo: Path) -> None:
@@ -152,7 +152,7 @@ def test_pass_filenames_false_checks_everything_staged(repo: Path) -> None:
     blocked(commit(repo, "x", "big.bin", verify=True), "big.bin")
 
 
-# ---- item 9: data patterns in any case ------------------------------------------------------
+# ---- data patterns in any case -------------------------------------------------------------------
 
 
 def test_data_patterns_match_any_case(repo: Path) -> None:
@@ -172,7 +172,7 @@ def test_data_patterns_case_sensitive_on_request(repo: Path) -> None:
     passed(commit(repo, "upper case only", "README.TXT.CSV", verify=True))
 
 
-# ---- item 10: bulk data under the size limit ------------------------------------------------
+# ---- bulk data under the size limit --------------------------------------------------------------
 
 
 def test_bulk_images_under_the_size_limit_hit_the_commit_total(repo: Path) -> None:
@@ -231,7 +231,7 @@ def test_default_data_patterns_cover_ml_formats(name: str) -> None:
     assert all(p.startswith("*.") for p in DEFAULT_DATA_PATTERNS)
 
 
-# ---- item 12: a misspelled table ------------------------------------------------------------
+# ---- a misspelled table --------------------------------------------------------------------------
 
 MISSPELLED = [
     "tool.repro_hooks",
@@ -264,7 +264,7 @@ def test_misspelled_table_stops_the_commit(repo: Path) -> None:
     assert "spell it [tool.repro-hooks]" in out
 
 
-# ---- item 13: paths that match nothing ------------------------------------------------------
+# ---- paths that match nothing --------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(

@@ -189,19 +189,16 @@ print(run.info.run_id)
 """
 
 
-def test_the_stamp_is_taken_once_however_often_the_plugin_is_registered(
-    tmp_path: Path, sqlite_store: str, stamp_plugin: Path
-) -> None:
-    """The entry point registered twice (the installed package's, and the test's plugin
-    directory: as with an editable install beside a wheel): MLflow makes two providers, and
-    only the first one stamps, once per `start_run`."""
+def _stamped_script(tmp_path: Path, sqlite_store: str, stamp_plugin: Path, script: str) -> str:
+    """Run `script` with the stamp plugin in a fresh one-commit repository; it prints its counts,
+    then its run id, as its last two lines. Returns the counts; the run must carry a stamp."""
     repo = tmp_path / "repo"
     repo.mkdir()
     git(repo, "init", "-q")
     write(repo / "README.md", "x\n")
     commit(repo, "first")
     proc = subprocess.run(
-        [sys.executable, "-c", ONCE],
+        [sys.executable, "-c", script],
         cwd=repo,
         capture_output=True,
         text=True,
@@ -210,8 +207,18 @@ def test_the_stamp_is_taken_once_however_often_the_plugin_is_registered(
     )
     assert proc.returncode == 0, proc.stderr
     counts, run_id = proc.stdout.strip().splitlines()[-2:]
-    assert counts == "2 1"
     assert "repro_hooks.stamp" in tags(sqlite_store, run_id)
+    return counts
+
+
+def test_the_stamp_is_taken_once_however_often_the_plugin_is_registered(
+    tmp_path: Path, sqlite_store: str, stamp_plugin: Path
+) -> None:
+    """The entry point registered twice (the installed package's, and the test's plugin
+    directory: as with an editable install beside a wheel): MLflow makes two providers, and
+    only the first one stamps, once per `start_run`."""
+    counts = _stamped_script(tmp_path, sqlite_store, stamp_plugin, ONCE)
+    assert counts == "2 1"
 
 
 LOGGED_MODEL = """\
@@ -236,23 +243,8 @@ def test_a_logged_model_takes_no_stamp_of_its_own(
 ) -> None:
     """MLflow 3 asks the run-context providers for a logged model's tags too: the model is not
     a run (it names its run as source_run_id), so it costs no second stamp."""
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git(repo, "init", "-q")
-    write(repo / "README.md", "x\n")
-    commit(repo, "first")
-    proc = subprocess.run(
-        [sys.executable, "-c", LOGGED_MODEL],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        check=False,
-        env=train_env(sqlite_store, stamp_plugin),
-    )
-    assert proc.returncode == 0, proc.stderr
-    counts, run_id = proc.stdout.strip().splitlines()[-2:]
+    counts = _stamped_script(tmp_path, sqlite_store, stamp_plugin, LOGGED_MODEL)
     assert counts == "1 []"
-    assert "repro_hooks.stamp" in tags(sqlite_store, run_id)
 
 
 # ---- which run: other clones, notebooks, data the run never saw --------------------------------
