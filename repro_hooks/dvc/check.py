@@ -554,7 +554,7 @@ def fix_hint(
             (
                 "data in git, move it to DVC (a small file that belongs in git: list it under "
                 "data-exclude in [tool.repro-hooks]):",
-                dvc_add_commands(plain_in_git, where, in_git=True),
+                dvc_add_commands(plain_in_git, where),
             )
         )
     if outputs_in_git:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import posixpath
 import shlex
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,13 +109,10 @@ def dvc_writes_wrong_entry(name: str) -> bool:
     return name.endswith((" ", "\r")) or "\n" in name
 
 
-def dvc_add_commands(
-    paths: Sequence[str], where: Where, *, in_git: bool, ignored: Collection[str] = ()
-) -> list[str]:
-    """`git rm --cached` (when the files are in the index), `dvc add`, `git add` of the `.dvc`
-    files and `.gitignore` files DVC writes (none for paths git already `ignored`: DVC leaves
-    the `.gitignore` alone); `dvc init` first when there is no DVC project. One line per
-    command, batched over every path."""
+def dvc_add_commands(paths: Sequence[str], where: Where) -> list[str]:
+    """For files in the index: `git rm --cached`, `dvc add`, `git add` of the `.dvc` files and
+    the `.gitignore` files DVC writes; `dvc init` first when there is no DVC project. One line
+    per command, batched over every path."""
     if not paths:
         return []
     lines: list[str] = []
@@ -130,8 +127,7 @@ def dvc_add_commands(
         paths = [p for p in paths if p not in unsayable]
         if not paths:
             return lines
-    if in_git:
-        lines.append(f"{_git(paths)} rm --cached -q -- {_quote(paths)}")
+    lines.append(f"{_git(paths)} rm --cached -q -- {_quote(paths)}")
     groups: dict[str, list[str]] = {}
     missing = False
     for path in paths:
@@ -144,12 +140,7 @@ def dvc_add_commands(
     for path in paths:  # the exact line first: dvc add then finds the file ignored
         name = posixpath.basename(path)
         entry = gitignore_entry(name)
-        if (
-            entry is not None
-            and dvc_writes_wrong_entry(name)
-            and path not in ignored
-            and not where.enclosing_output(path)
-        ):
+        if entry is not None and dvc_writes_wrong_entry(name) and not where.enclosing_output(path):
             lines.append(
                 f"printf '%s\\n' {shlex.quote(entry)} >> {shlex.quote(gitignore_for(path))}"
             )
@@ -166,7 +157,7 @@ def dvc_add_commands(
         if outer:
             staged.append(outer)
         else:
-            staged += [path + ".dvc"] if path in ignored else [path + ".dvc", gitignore_for(path)]
+            staged += [path + ".dvc", gitignore_for(path)]
     staged = sorted(dict.fromkeys(staged), key=lambda p: (p.endswith(".gitignore"), p))
     lines.append(f"{_git(staged)} add -- {_quote(staged)}")
     return lines

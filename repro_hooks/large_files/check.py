@@ -453,7 +453,7 @@ def fix_hint(
         )
         cd = []
     if data:
-        lines = dvc_add_commands(data, where, in_git=True)
+        lines = dvc_add_commands(data, where)
         after_init = " (after dvc init)" if "dvc init" in lines else ""
         blocks.append(
             "Move large data to DVC:\n"
