@@ -26,6 +26,7 @@ from repro_hooks.links.record import (
     COMMIT_TAG,
     DVC_PREFIX,
     EVIDENCE_TAG,
+    CommitRecord,
     RecordedOutput,
     code_change_pairs,
     commit_record,
@@ -352,11 +353,19 @@ def _newest_first(*streams: Iterable[RunCandidate]) -> Iterator[RunCandidate]:
 
 
 def write_link(
-    store: Tracker, git: Git, run_id: str, commit: str, branch: str | None, evidence: str = ""
+    store: Tracker,
+    git: Git,
+    run_id: str,
+    commit: str,
+    branch: str | None,
+    evidence: str = "",
+    record: CommitRecord | None = None,
 ) -> str:
     """Write (or overwrite) the link of one run to `commit`; a line saying what was written.
-    Without a branch (a detached HEAD) an existing git.branch is kept."""
-    record = commit_record(git, commit, branch)
+    Without a branch (a detached HEAD) an existing git.branch is kept. `record`: what the
+    commit records, when the caller already read it (`commit_record(git, commit, branch)`)."""
+    if record is None:
+        record = commit_record(git, commit, branch)
     tags = record.tags()
     if evidence:
         tags[EVIDENCE_TAG] = evidence
@@ -441,10 +450,11 @@ def _publish_statement(
 def _write_with_children(
     store: Tracker, git: Git, run: RunCandidate, commit: str, branch: str | None, evidence: str
 ) -> str:
-    detail = write_link(store, git, run.run_id, commit, branch, evidence)
+    record = commit_record(git, commit, branch)  # read once for the run and its children
+    detail = write_link(store, git, run.run_id, commit, branch, evidence, record)
     children = store.children(run)
     for child in children:
-        write_link(store, git, child.run_id, commit, branch, evidence)
+        write_link(store, git, child.run_id, commit, branch, evidence, record)
     nested = f"; {len(children)} nested run(s) carry the same link" if children else ""
     return detail + nested
 
