@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_VENV ?= .venv-demo
 
-.PHONY: demo test lint venv clean conformance
+.PHONY: demo test lint venv clean conformance census
 
 # uv installs the same pins as pip in a fraction of the time (66 s -> 12 s on a fresh machine); pip if
 # uv cannot be had. Both compile bytecode at install: the suite's first processes would otherwise
@@ -53,6 +53,15 @@ test: venv
 		-n $(WORKERS); tests=$$?; \
 	wait $$lint; linted=$$?; cat $(VENV)/lint.log; \
 	test $$tests -eq 0 && test $$linted -eq 0
+
+# Where the suite's processor time goes: `make test` with a line per Python process it starts
+# (command line, CPU, wall, MLflow imported; tests/subprocess_coverage/sitecustomize.py), then
+# bench/suite_census.py adds them up by kind (bench/RESULTS.md, "The suite").
+CENSUS := $(abspath $(VENV))/census.jsonl
+census: venv
+	rm -f $(CENSUS)
+	REPRO_HOOKS_TEST_CENSUS=$(CENSUS) $(MAKE) --no-print-directory test
+	$(PY) bench/suite_census.py $(CENSUS)
 
 # The full differential sweep of check-dvc against `dvc status` (tests/test_conformance.py), DVC
 # asked from the root of each DVC project; for templated pipelines also the stages check-dvc

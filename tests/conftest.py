@@ -14,6 +14,7 @@ from tests.helpers import built_once, copy_checkout, git, init_repo
 
 VENV_BIN = Path(sys.executable).parent
 SUBPROCESS_COVERAGE = Path(__file__).parent / "subprocess_coverage"
+CENSUS_ENV = "REPRO_HOOKS_TEST_CENSUS"  # `make census`: a line per process, at its exit
 
 # hypothesis: no per-example deadline and no "too slow" health check. Both are wall-clock
 # budgets (200 ms per example by default) that a loaded machine or a second suite breaks.
@@ -70,11 +71,15 @@ def hermetic_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         # tests about the deadline pass --timeout with a store that never answers
         REPRO_HOOKS_MLFLOW_TIMEOUT="300",
     )
-    # coverage of subprocesses: ours only (tests/subprocess_coverage/sitecustomize.py)
+    # subprocess coverage (ours only) and `make census`: tests/subprocess_coverage/sitecustomize.py
     coverage_config = saved.get("COVERAGE_PROCESS_CONFIG")
+    census = saved.get(CENSUS_ENV)
     if coverage_config:
         del os.environ["COVERAGE_PROCESS_CONFIG"]
         os.environ["REPRO_HOOKS_TEST_COVERAGE"] = coverage_config
+    if census:
+        os.environ[CENSUS_ENV] = census
+    if coverage_config or census:
         os.environ["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(SUBPROCESS_COVERAGE), saved.get("PYTHONPATH")) if p
         )

@@ -11,6 +11,11 @@ In our processes, MLflow's own import (pandas, FastAPI and the rest: 1.6 s) runs
 not this product's code, and the tracer made it 0.6 s slower in each of the ~120 deliveries,
 syncs and training scripts of a run. The modules MLflow imports from this package (the stamp
 plugin's entry point) are imported, and their module-level lines covered, by the test workers.
+
+With REPRO_HOOKS_TEST_CENSUS=<file> (`make census`), every process, ours and the tools', appends
+one JSON line to that file as it exits: its command line, its CPU and wall time, and whether it
+imported MLflow. bench/suite_census.py adds them up: where the suite's processor time goes.
+A process killed by a signal or ended by os._exit writes nothing (the MLflow servers' workers).
 """
 
 from __future__ import annotations
@@ -122,4 +127,29 @@ def _start() -> None:
     sys.meta_path.insert(0, _UntracedFinder())
 
 
+def _census() -> None:
+    path = os.environ.get("REPRO_HOOKS_TEST_CENSUS")
+    if not path:
+        return
+    import atexit
+    import json
+    import time
+
+    started = time.monotonic()
+
+    def record() -> None:
+        times = os.times()
+        line = {
+            "argv": list(getattr(sys, "orig_argv", sys.argv)),
+            "cpu": round(times.user + times.system, 3),
+            "wall": round(time.monotonic() - started, 3),
+            "mlflow": "mlflow" in sys.modules,
+        }
+        with open(path, "a", encoding="utf-8") as fh:  # one short append: lines never interleave
+            fh.write(json.dumps(line) + "\n")
+
+    atexit.register(record)
+
+
+_census()
 _start()
