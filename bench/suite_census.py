@@ -28,6 +28,9 @@ def kind(argv: Sequence[str]) -> str:
     """What a process was, from its command line (interpreter flags skipped)."""
     args = list(argv[1:])
     while args and args[0].startswith("-") and args[0] not in ("-m", "-c"):
+        if args[0][:2] in ("-m", "-c"):  # `-mpre_commit`, as pre-commit's git hook runs it
+            args = [args[0][:2], args[0][2:], *args[1:]]
+            break
         args = args[1:]
     if not args:
         return "python"

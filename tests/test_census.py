@@ -46,6 +46,7 @@ def test_kinds_name_what_the_process_did() -> None:
         "python -m repro_hooks.links.delivery"
     )
     assert kind([py, "train.py"]) == "train.py"
+    assert kind([py, "-mpre_commit", "hook-impl"]) == "python -m pre_commit"
     assert kind([py, "/venv/bin/pre-commit", "hook-impl", "--config=x"]) == "pre-commit hook-impl"
     assert kind([py, "/venv/bin/dvc", "--quiet", "add"]) == "dvc"
     assert kind([py, "-c", "import  sys;\nprint(1)"]) == "python -c import sys; print(1)"
