@@ -4,7 +4,7 @@
 start appends one line as it exits (tests/subprocess_coverage/sitecustomize.py): its command
 line, its CPU time (user + system, its own, not its children's), its wall time and whether it
 imported MLflow. This script groups the lines by what the process was (`repro-hooks check-dvc`,
-`python -m repro_hooks.links.delivery`, a training script, pre-commit's `hook-impl`...) and
+`python -m repro_hooks.links.delivery`, a training script, pre-commit's git hook...) and
 prints a table for bench/RESULTS.md ("The suite"), largest CPU first.
 
 Processes killed by a signal write nothing (the MLflow servers' workers), and the test workers
@@ -24,24 +24,20 @@ from pathlib import Path
 SUBCOMMANDS = frozenset({"repro-hooks", "pre-commit", "dvc", "mlflow", "git"})
 
 
-def kind(argv: Sequence[str]) -> str:
-    """What a process was, from its command line (interpreter flags skipped)."""
-    args = list(argv[1:])
-    while args and args[0].startswith("-") and args[0] not in ("-m", "-c"):
-        if args[0][:2] in ("-m", "-c"):  # `-mpre_commit`, as pre-commit's git hook runs it
-            args = [args[0][:2], args[0][2:], *args[1:]]
-            break
-        args = args[1:]
-    if not args:
+def kind(program: Sequence[str]) -> str:
+    """What a process was, from what its interpreter ran (the census line's `program`: `-m` and
+    a module, `-c` and code, or a script and its first argument; the interpreter's own options
+    already skipped where the line was written)."""
+    if not program:
         return "python"
-    if args[0] == "-m":
-        return " ".join(["python -m", *args[1:2]])
-    if args[0] == "-c":
-        code = " ".join(args[1].split()) if len(args) > 1 else ""
+    if program[0] == "-m":
+        return " ".join(["python -m", *program[1:2]])
+    if program[0] == "-c":
+        code = " ".join(program[1].split()) if len(program) > 1 else ""
         return f"python -c {code[:40]}"
-    script = os.path.basename(args[0])
-    if script in SUBCOMMANDS and len(args) > 1 and not args[1].startswith("-"):
-        return f"{script} {args[1]}"
+    script = os.path.basename(program[0])
+    if script in SUBCOMMANDS and len(program) > 1 and not program[1].startswith("-"):
+        return f"{script} {program[1]}"
     return script
 
 
@@ -59,7 +55,7 @@ def tally(lines: Iterable[str]) -> list[Kind]:
         if not line.strip():
             continue
         rec = json.loads(line)
-        name = kind(rec["argv"])
+        name = kind(rec["program"])
         k = kinds.setdefault(name, Kind(name))
         k.count += 1
         k.cpu += float(rec["cpu"])

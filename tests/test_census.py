@@ -23,6 +23,11 @@ def test_each_process_appends_its_line_at_exit(tmp_path: Path) -> None:
         subprocess.run([sys.executable, "-c", code], env=env, check=True)
     subprocess.run([sys.executable, "-c", "raise SystemExit(3)"], env=env, check=False)
     records = [json.loads(line) for line in census.read_text().splitlines()]
+    assert [r["program"] for r in records] == [
+        ["-c", "pass"],
+        ["-c", "sum(range(3 * 10**6))"],
+        ["-c", "raise SystemExit(3)"],
+    ]
     assert [r["argv"][1:] for r in records] == [
         ["-c", "pass"],
         ["-c", "sum(range(3 * 10**6))"],
@@ -39,25 +44,57 @@ def test_no_variable_no_line(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def test_kinds_name_what_the_process_did() -> None:
-    py = "/venv/bin/python"
-    assert kind([py, "/venv/bin/repro-hooks", "check-dvc", "a.dvc"]) == "repro-hooks check-dvc"
-    assert kind([py, "-u", "-m", "repro_hooks.links.delivery", "/r/.git"]) == (
-        "python -m repro_hooks.links.delivery"
+def test_the_program_is_read_past_the_interpreters_options() -> None:
+    """One reading of a command line serves both the census and the choice of processes that
+    start coverage: pre-commit's git hook (`python -mpre_commit hook-impl`) is pre-commit's."""
+    cases = {
+        "repro": (
+            ["py", "/v/bin/repro-hooks", "check-dvc", "a.dvc"],
+            ["/v/bin/repro-hooks", "check-dvc"],
+            False,
+        ),
+        "hook": (["py", "-mpre_commit", "hook-impl", "--config=x"], ["-m", "pre_commit"], True),
+        "module": (["py", "-u", "-m", "dvc.cli", "add"], ["-m", "dvc.cli"], True),
+        "valued": (["py", "-X", "dev", "-W", "error", "train.py"], ["train.py"], False),
+        "code": (["py", "-I", "-cimport x"], ["-c", "import x"], False),
+        "dvc": (["py", "/v/bin/dvc", "--quiet", "add"], ["/v/bin/dvc", "--quiet"], True),
+        "bare": (["py"], [], False),
+    }
+    code = (
+        "import json, sys, sitecustomize as s\n"
+        "cases = json.loads(sys.stdin.read())\n"
+        "print(json.dumps({k: [s._program(a)[:2], s._foreign(a)] for k, (a, _, _) in cases.items()}))"
     )
-    assert kind([py, "train.py"]) == "train.py"
-    assert kind([py, "-mpre_commit", "hook-impl"]) == "python -m pre_commit"
-    assert kind([py, "/venv/bin/pre-commit", "hook-impl", "--config=x"]) == "pre-commit hook-impl"
-    assert kind([py, "/venv/bin/dvc", "--quiet", "add"]) == "dvc"
-    assert kind([py, "-c", "import  sys;\nprint(1)"]) == "python -c import sys; print(1)"
-    assert kind([py]) == "python"
+    env = {**os.environ, "PYTHONPATH": str(SUBPROCESS_COVERAGE)}
+    env.pop("REPRO_HOOKS_TEST_COVERAGE", None)
+    env.pop(CENSUS_ENV, None)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        input=json.dumps(cases),
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert json.loads(out) == {k: [program, foreign] for k, (_, program, foreign) in cases.items()}
+
+
+def test_kinds_name_what_the_process_did() -> None:
+    assert kind(["/venv/bin/repro-hooks", "check-dvc"]) == "repro-hooks check-dvc"
+    assert kind(["-m", "repro_hooks.links.delivery"]) == "python -m repro_hooks.links.delivery"
+    assert kind(["train.py"]) == "train.py"
+    assert kind(["/venv/bin/dvc", "--quiet"]) == "dvc"
+    assert kind(["-c", "import  sys;\nprint(1)"]) == "python -c import sys; print(1)"
+    assert kind([]) == "python"
 
 
 def test_tally_adds_up_by_kind_largest_first(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     def line(argv: list[str], cpu: float, mlflow: bool = False) -> str:
-        return json.dumps({"argv": argv, "cpu": cpu, "wall": cpu, "mlflow": mlflow})
+        return json.dumps(
+            {"argv": argv, "program": argv[1:3], "cpu": cpu, "wall": cpu, "mlflow": mlflow}
+        )
 
     lines = [
         line(["py", "x/repro-hooks", "scan"], 0.1),

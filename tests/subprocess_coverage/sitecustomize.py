@@ -60,14 +60,32 @@ _FOREIGN_MODULES = frozenset(
 )
 
 
-def _foreign(argv: list[str]) -> bool:
+# interpreter options that take the next argument as their value (`-X dev`, `-W error`)
+_VALUED_OPTIONS = frozenset({"-X", "-W", "--check-hash-based-pycs"})
+
+
+def _program(argv: list[str]) -> list[str]:
+    """What the interpreter runs, its own options skipped: `["-m", module, ...]`, `["-c",
+    code, ...]`, `[script, ...]`, or `[]`. pre-commit's git hook runs `python -mpre_commit`:
+    the module joined to its option is the module all the same."""
     args = argv[1:]
-    while args and args[0].startswith("-") and args[0] not in ("-m", "-c"):
-        args = args[1:]  # interpreter flags (-u, -I, -X dev ...)
-    if args[:1] == ["-m"] and len(args) > 1:
-        return args[1].split(".")[0] in _FOREIGN_MODULES
-    script = os.path.basename(args[0]) if args else ""
-    return script in _FOREIGN_SCRIPTS
+    while args and args[0].startswith("-") and args[0] != "-":
+        option = args[0]
+        if option in ("-m", "-c"):
+            return args
+        if option[:2] in ("-m", "-c"):
+            return [option[:2], option[2:], *args[1:]]
+        args = args[2:] if option in _VALUED_OPTIONS else args[1:]
+    return args
+
+
+def _foreign(argv: list[str]) -> bool:
+    program = _program(argv)
+    if program[:1] == ["-m"] and len(program) > 1:
+        return program[1].split(".")[0] in _FOREIGN_MODULES
+    if program[:1] == ["-c"] or not program:
+        return False
+    return os.path.basename(program[0]) in _FOREIGN_SCRIPTS
 
 
 class _UntracedLoader(importlib.abc.Loader):
@@ -136,11 +154,13 @@ def _census() -> None:
     import time
 
     started = time.monotonic()
+    argv = list(getattr(sys, "orig_argv", sys.argv))
 
     def record() -> None:
         times = os.times()
         line = {
-            "argv": list(getattr(sys, "orig_argv", sys.argv)),
+            "argv": argv,
+            "program": _program(argv)[:2],  # what bench/suite_census.py groups by
             "cpu": round(times.user + times.system, 3),
             "wall": round(time.monotonic() - started, 3),
             "mlflow": "mlflow" in sys.modules,
