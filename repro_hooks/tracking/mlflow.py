@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -580,28 +580,34 @@ class MlflowRegistry:
         return None
 
     def version(self, name: str, version: str, uri: str) -> VersionRecord:
-        from mlflow.exceptions import MlflowException
-
-        try:
-            return _version(self.client.get_model_version(name, version))
-        except MlflowException as exc:
-            if exc.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-                raise
-        raise self._missing_model(name, uri) or ReproHooksError(
-            f"{uri}: model {name!r} has no version {version}"
+        return self._one_version(
+            lambda: self.client.get_model_version(name, version),
+            name,
+            uri,
+            f"model {name!r} has no version {version}",
         )
 
     def by_alias(self, name: str, alias: str, uri: str) -> VersionRecord:
+        return self._one_version(
+            lambda: self.client.get_model_version_by_alias(name, alias),
+            name,
+            uri,
+            f"model {name!r} has no alias {alias!r}",
+        )
+
+    def _one_version(
+        self, fetch: Callable[[], Any], name: str, uri: str, absent: str
+    ) -> VersionRecord:
+        """The version `fetch` asks for; when the registry has none, says whether the model
+        itself is missing, or else `absent`."""
         from mlflow.exceptions import MlflowException
 
         try:
-            return _version(self.client.get_model_version_by_alias(name, alias))
+            return _version(fetch())
         except MlflowException as exc:
             if exc.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
                 raise
-        raise self._missing_model(name, uri) or ReproHooksError(
-            f"{uri}: model {name!r} has no alias {alias!r}"
-        )
+        raise self._missing_model(name, uri) or ReproHooksError(f"{uri}: {absent}")
 
     def run(self, run_id: str) -> RunRecord:
         from mlflow.exceptions import MlflowException
