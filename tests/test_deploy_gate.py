@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from repro_hooks.deploy.evidence import protected_branch, tree_blobs, tree_policy_findings
+from repro_hooks.deploy.evidence import protected_branch, tree_policy_findings
 from repro_hooks.deploy.gate import (
     CommitFacts,
     ModelRef,
@@ -271,7 +271,7 @@ def test_tree_policy_equals_scan_of_a_root_commit(
     assert commit(empty_repo, "root").returncode == 0
     g = Git.discover(empty_repo)
     sha = git(empty_repo, "rev-parse", "HEAD").strip()
-    ours = sorted(set(tree_policy_findings(g, Policy(), sha, tree_blobs(g, sha))))
+    ours = sorted(set(tree_policy_findings(g, Policy(), sha, g.tree(sha, commit=sha))))
     oracle, _ = scan_commits(g, Policy(), [sha])
     oracle = [replace(f, ref=None) for f in oracle]  # a scan names the ref; a tree has none
     assert ours == sorted(set(oracle))
@@ -281,7 +281,7 @@ def test_tree_policy_equals_scan_of_a_root_commit(
     write(empty_repo / "later.txt", "later")
     assert commit(empty_repo, "later").returncode == 0
     later = git(empty_repo, "rev-parse", "HEAD").strip()
-    again = tree_policy_findings(g, Policy(), later, tree_blobs(g, later))
+    again = tree_policy_findings(g, Policy(), later, g.tree(later, commit=later))
     assert sorted((f.path, f.rule) for f in set(again)) == sorted((f.path, f.rule) for f in ours)
 
 

@@ -127,7 +127,7 @@ def test_cache_false_output_is_checked_in_the_commit_not_the_remote(
     (git keeps it). A push through the require-dvc-pushed hook is never blocked by it once the
     cached data is pushed; a commit whose dvc.lock records it without holding it is refused, at
     push and at the deploy gate (deploy/evidence.py, which check-model uses)."""
-    from repro_hooks.deploy.evidence import tree_blobs, tree_remote_findings
+    from repro_hooks.deploy.evidence import tree_remote_findings
     from repro_hooks.git import Git
 
     install_local_hooks(
@@ -152,7 +152,7 @@ def test_cache_false_output_is_checked_in_the_commit_not_the_remote(
     assert "metrics.json" not in proc.stdout
     repo_git = Git.discover(dvc_repo)
     head = git(dvc_repo, "rev-parse", "HEAD").strip()
-    assert tree_remote_findings(repo_git, head, tree_blobs(repo_git, head)) == []
+    assert tree_remote_findings(repo_git, head, repo_git.tree(head, commit=head)) == []
 
     # the metric left out of the commit that records it: a finding, not a remote question
     write(dvc_repo / "data.txt", "more rows\n")
@@ -168,7 +168,7 @@ def test_cache_false_output_is_checked_in_the_commit_not_the_remote(
         "(git keeps it, no DVC remote does)"
     ) in proc.stdout
     assert "not in DVC remote" not in proc.stdout
-    found = tree_remote_findings(repo_git, head, tree_blobs(repo_git, head))
+    found = tree_remote_findings(repo_git, head, repo_git.tree(head, commit=head))
     assert [(f.path, f.rule) for f in found] == [("metrics.json", "uncommitted-output")]
 
 

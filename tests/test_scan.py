@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from repro_hooks.cli import cli
 from repro_hooks.errors import ReproHooksError
-from repro_hooks.git import Git
+from repro_hooks.git import Blob, Git
 from repro_hooks.history.baseline import load_baseline
 from repro_hooks.history.refs import (
     RefUpdate,
@@ -551,3 +551,40 @@ def test_read_objects_by_name(repo: Path) -> None:
         None,
         None,
     ]
+
+
+def test_a_trees_listing_is_read_once_for_every_reader(repo: Path) -> None:
+    """`Git.tree`: the one reader of `git ls-tree -r -z` (the deploy gate's tree scan, the
+    commit's recorded outputs, a ref to a raw tree, outputs recorded twice at the tips): odd
+    names, symlinks and gitlinks as git stores them; `endings` keeps only what it names."""
+    odd = b"dir/na\xc3\xafve\nname .dvc"
+    (repo / "dir").mkdir()
+    (repo / odd.decode()).write_text("outs: []\n")
+    write(repo / "model.dvc", "outs: []\n")
+    write(repo / "a.txt", "a\n")
+    (repo / "link.dvc").symlink_to("a.txt")
+    sub = git(repo, "rev-parse", "HEAD").strip()
+    git(repo, "add", "-A")
+    git(repo, "update-index", "--add", "--cacheinfo", f"160000,{sub},vendor")
+    git(repo, "commit", "-q", "-m", "tree")
+    head = git(repo, "rev-parse", "HEAD").strip()
+    g = Git.discover(repo)
+
+    every = g.tree(head, commit=head)
+    assert {b.path: b.mode for b in every} == {
+        b"a.txt": "100644",
+        odd: "100644",
+        b"link.dvc": "120000",
+        b"model.dvc": "100644",
+        b"vendor": "160000",
+    }
+    assert {b.commit for b in every} == {head}
+    assert [b for b in every if b.is_gitlink] == [Blob(b"vendor", "160000", sub, head)]
+    assert sorted(b.path for b in g.tree(head, endings=(b".dvc",))) == [
+        b"dir/na\xc3\xafve\nname .dvc",
+        b"link.dvc",
+        b"model.dvc",
+    ]
+    tree = git(repo, "rev-parse", "HEAD^{tree}").strip()
+    assert {b.path for b in g.tree(tree)} == {b.path for b in every}
+    assert {b.commit for b in g.tree(tree)} == {None}

@@ -158,14 +158,14 @@ def test_case7_a_git_tracked_csv_plot_is_not_data_in_git_at_push(book: Textbook)
     pushed = book.push(clone, "main")
     assert pushed.returncode == 0, pushed.stdout + pushed.stderr
     # the deploy gate's scan of the commit's tree is the push's own: it accepts the plot too
-    from repro_hooks.deploy.evidence import tree_blobs, tree_policy_findings
+    from repro_hooks.deploy.evidence import tree_policy_findings
     from repro_hooks.git import Git
     from repro_hooks.policy.config import load_config
 
     repo = Git.discover(clone)
     head = git(clone, "rev-parse", "HEAD").strip()
     policy = load_config(clone).policy
-    found = tree_policy_findings(repo, policy, head, tree_blobs(repo, head))
+    found = tree_policy_findings(repo, policy, head, repo.tree(head, commit=head))
     assert "plots/errors.csv" in git(clone, "ls-files")
     assert [f for f in found if f.path == "plots/errors.csv"] == []
 

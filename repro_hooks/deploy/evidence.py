@@ -107,18 +107,6 @@ def is_shallow(git: Git) -> bool:
 # ---- the commit's tree ---------------------------------------------------------------------
 
 
-def tree_blobs(git: Git, commit: str) -> list[Blob]:
-    """Every blob (and gitlink) of the commit's full tree, as if the commit introduced it."""
-    blobs = []
-    for record in git.run("ls-tree", "-r", "-z", "--full-tree", commit).split(b"\0"):
-        meta, tab, raw = record.partition(b"\t")
-        if not tab:
-            continue
-        mode, _kind, sha = meta.decode().split(" ")
-        blobs.append(Blob(raw, mode, sha, commit))
-    return blobs
-
-
 def tree_policy_findings(git: Git, policy: Policy, commit: str, blobs: list[Blob]) -> list[Finding]:
     """The large-file, LFS, data-pattern and DVC-file rules over the commit's whole tree (what
     `repro-hooks scan` checks for what a commit introduces), plus outputs recorded twice: the
@@ -226,8 +214,8 @@ def commit_facts(
             f"commit {commit[:12]}: cannot tell whether it is on {name} in a shallow clone; "
             f"{SHALLOW_HINT}"
         )
-    outputs, _problems = committed_outputs(git, commit)  # problems: malformed-dvc findings
-    blobs = tree_blobs(git, commit)
+    blobs = git.tree(commit, commit=commit)  # as if the commit introduced its whole tree
+    outputs, _problems = committed_outputs(git, commit, blobs)  # problems: malformed-dvc findings
     remote = tree_remote_findings(git, commit, blobs) if check_remote else []
     policy_found = tree_policy_findings(git, policy, commit, blobs)
     return CommitFacts(

@@ -73,6 +73,21 @@ def parse_batch_check(out: bytes) -> dict[str, ObjectInfo]:
 
 
 class ObjectQueries(GitProcess):
+    def tree(
+        self, rev: str, *, endings: tuple[bytes, ...] | None = None, commit: str | None = None
+    ) -> list[Blob]:
+        """Every blob and gitlink of `rev`'s whole tree (a commit or a tree), each as a `Blob`
+        with `commit` set to `commit`: one `git ls-tree -r -z --full-tree`. With `endings`,
+        only the paths that end so (the rest are not decoded)."""
+        blobs = []
+        for record in self.run("ls-tree", "-r", "-z", "--full-tree", rev).split(b"\0"):
+            meta, tab, path = record.partition(b"\t")
+            if not tab or (endings is not None and not path.endswith(endings)):
+                continue
+            mode, _kind, sha = meta.decode().split(" ")
+            blobs.append(Blob(path, mode, sha, commit))
+        return blobs
+
     def object_info(self, shas: Iterable[str]) -> dict[str, ObjectInfo]:
         """Type and size of many objects in one `git cat-file --batch-check`."""
         unique = list(dict.fromkeys(shas))

@@ -674,15 +674,8 @@ def _objects_of(
             f"{format_size(policy.max_size)} size limit (a ref to a raw blob)"
         )
         return [(Finding(display_path(ref), "large-file", message, None, ref=ref), sha)]
-    entries = []
-    for record in git.run("ls-tree", "-r", "-z", "--full-tree", sha).split(b"\0"):
-        meta, _, path = record.partition(b"\t")
-        if path:
-            mode, kind_, obj = meta.decode().split(" ")
-            if kind_ == "blob" and obj in new:
-                entries.append(Blob(path, mode, obj, None))
-    info = git.object_info(b.sha for b in entries)
-    blobs = entries
+    blobs = [b for b in git.tree(sha) if not b.is_gitlink and b.sha in new]
+    info = git.object_info(b.sha for b in blobs)
     small = [
         b.sha for b in blobs if (o := info.get(b.sha)) is not None and 0 < o.size < LFS_POINTER_MAX
     ]
@@ -754,16 +747,13 @@ def _duplicate_outputs_at_tips(
     tips = list(dict.fromkeys(r for r in resolved if not r.startswith("^")))
     trees: dict[str, list[tuple[str, str]]] = {}
     for tip in tips:
-        entries = []
-        for record in git.run("ls-tree", "-r", "-z", "--full-tree", tip).split(b"\0"):
-            meta, _, raw = record.partition(b"\t")
-            if not raw or not raw.endswith((b".dvc", b"dvc.yaml")):
-                continue
-            mode, kind, sha = meta.decode().split(" ")
-            path = facts.display(raw)
-            if kind == "blob" and mode != SYMLINK_MODE and is_dvc_file(path):
-                entries.append((path, sha))
-        trees[tip] = entries
+        trees[tip] = [
+            (path, b.sha)
+            for b in git.tree(tip, endings=(b".dvc", b"dvc.yaml"))
+            if not b.is_gitlink
+            and b.mode != SYMLINK_MODE
+            and is_dvc_file(path := facts.display(b.path))
+        ]
     wanted = {sha for entries in trees.values() for _, sha in entries}
     info = git.object_info(wanted)
     contents = git.read_blobs(

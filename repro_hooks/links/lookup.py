@@ -215,7 +215,6 @@ def committed_storage(git: Git, commit: str) -> dict[str, Storage]:
     in the commit itself (git), never asked of a DVC remote; a pushed output must be in its DVC
     remote (DVC's own remote code, repro_hooks.dvc.remote). A remote that cannot be asked (no
     DVC, no remote configured) leaves the status unknown (null) rather than failing `show`."""
-    from repro_hooks.deploy.evidence import tree_blobs
     from repro_hooks.dvc.commits import CommitFiles, may_template
     from repro_hooks.dvc.files import (
         DvcFileError,
@@ -227,7 +226,7 @@ def committed_storage(git: Git, commit: str) -> dict[str, Storage]:
     from repro_hooks.links.show import Storage
     from repro_hooks.report import display_path
 
-    blobs = [b for b in tree_blobs(git, commit) if not b.is_gitlink]
+    blobs = [b for b in git.tree(commit, commit=commit) if not b.is_gitlink]
     by_path = {display_path(b.path): b for b in blobs}
     dvc_blobs = [b for p, b in by_path.items() if records_output_hashes(p)]
     yamls = {

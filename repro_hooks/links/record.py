@@ -9,10 +9,10 @@ from __future__ import annotations
 import hashlib
 import posixpath
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from repro_hooks.git import Git
+from repro_hooks.git import SYMLINK_MODE, Blob, Git
 from repro_hooks.tracking.credentials import strip_credentials
 from repro_hooks.tracking.port import RecordedOutput
 
@@ -110,28 +110,28 @@ class CommitRecord:
         return tags
 
 
-def committed_outputs(git: Git, commit: str) -> tuple[list[RecordedOutput], list[str]]:
+def committed_outputs(
+    git: Git, commit: str, tree: Sequence[Blob] | None = None
+) -> tuple[list[RecordedOutput], list[str]]:
     """Every DVC output the commit's own `.dvc` files and `dvc.lock` outs describe.
 
-    Read from the commit (one `git ls-tree -r -z`, one `git cat-file --batch`), never from the
-    working tree. Returns the outputs sorted by path and one problem line per unreadable file.
+    Read from the commit (one `git ls-tree -r -z`, or its `tree` when the caller has listed it;
+    one `git cat-file --batch`), never from the working tree. Returns the outputs sorted by path
+    and one problem line per unreadable file.
     """
     from repro_hooks.dvc.commits import CommitFiles, may_template
     from repro_hooks.dvc.files import DvcFileError, parse_dvc_file, parse_dvc_lock, parse_dvc_yaml
 
-    listing = git.run("ls-tree", "-r", "-z", "--full-tree", commit)
+    if tree is None:
+        tree = git.tree(commit, endings=(b".dvc", b"dvc.lock", b"dvc.yaml"))
     wanted: dict[str, str] = {}  # path -> blob sha
-    for record in listing.split(b"\0"):
-        if not record:
+    for blob in tree:
+        if blob.is_gitlink or blob.mode == SYMLINK_MODE:
             continue
-        meta, _, raw_path = record.partition(b"\t")
-        mode, kind, sha = meta.decode().split(" ")
-        if kind != "blob" or mode == "120000":
-            continue
-        path = raw_path.decode("utf-8", "surrogateescape")
+        path = blob.path.decode("utf-8", "surrogateescape")
         name = posixpath.basename(path)
         if name.endswith(".dvc") or name in ("dvc.lock", "dvc.yaml"):
-            wanted[path] = sha
+            wanted[path] = blob.sha
     lock_dirs = {posixpath.dirname(p) for p in wanted if posixpath.basename(p) == "dvc.lock"}
     needed = {
         p: s
