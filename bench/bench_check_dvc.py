@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import VENV_BIN, alternate, git, machine, timed
+from common import VENV_BIN, alternate, dvc_version, git, machine, print_ratio_table, timed
 
 OLD = time.time() - 3600  # data written an hour ago: past the hash cache's racy window
 
@@ -195,14 +195,8 @@ def main() -> None:
             )
         )
 
-    dvc_version = subprocess.run(
-        [str(VENV_BIN / "dvc"), "--version"], capture_output=True, text=True, check=False
-    ).stdout.strip()
-    print(f"machine: {machine()}; DVC {dvc_version}; medians of {args.runs} alternating runs")
-    print("| case | ours | median (s) | anchor | median (s) | ours / anchor |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    for case, o_name, o_t, a_name, a_t in rows:
-        print(f"| {case} | `{o_name}` | {o_t:.3f} | `{a_name}` | {a_t:.3f} | {o_t / a_t:.3f}x |")
+    print(f"machine: {machine()}; DVC {dvc_version()}; medians of {args.runs} alternating runs")
+    print_ratio_table(rows)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_check_dvc import build_many
-from common import VENV_BIN, alternate, machine, timed
+from common import VENV_BIN, alternate, dvc_version, machine, timed
 
 
 def add_ignored(root: Path, count: int) -> None:
@@ -68,10 +67,7 @@ def main() -> None:
         )
     assert {k: v[1] for k, v in res.items()} == {"plain": {0}, "crowded": {0}, "dvc": {0}}, res
     o0, o1, d0 = res["plain"][0], res["crowded"][0], res["dvc"][0]
-    dvc_version = subprocess.run(
-        [str(VENV_BIN / "dvc"), "--version"], capture_output=True, text=True, check=False
-    ).stdout.strip()
-    print(f"machine: {machine()}; DVC {dvc_version}; medians of {args.runs} alternating runs")
+    print(f"machine: {machine()}; DVC {dvc_version()}; medians of {args.runs} alternating runs")
     print("| case | median (s) |")
     print("| --- | --- |")
     print(f"| `repro-hooks check-dvc`, {args.files} .dvc files | {o0:.3f} |")

@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import VENV_BIN, alternate, git, machine, timed
+from common import VENV_BIN, alternate, dvc_version, git, machine, print_ratio_table, timed
 
 ROOT = Path(__file__).resolve().parent.parent
 OLD = time.time() - 3600  # data written an hour ago: past the hash cache's racy window
@@ -257,18 +257,12 @@ def main() -> None:
             )
         )
 
-    dvc_version = subprocess.run(
-        [str(VENV_BIN / "dvc"), "--version"], capture_output=True, text=True, check=False
-    ).stdout.strip()
     load = os.getloadavg()[0]
     print(
-        f"machine: {machine()}; DVC {dvc_version}; medians of {args.runs} interleaved runs; "
+        f"machine: {machine()}; DVC {dvc_version()}; medians of {args.runs} interleaved runs; "
         f"load average {load:.1f}"
     )
-    print("| case | ours | median (s) | anchor | median (s) | ours / anchor |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    for case, o_name, o_t, a_name, a_t in rows:
-        print(f"| {case} | `{o_name}` | {o_t:.3f} | `{a_name}` | {a_t:.3f} | {o_t / a_t:.3f}x |")
+    print_ratio_table(rows)
 
 
 if __name__ == "__main__":

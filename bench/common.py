@@ -51,3 +51,18 @@ def machine() -> str:
 
 def git(cwd: Path, *args: str, input: bytes | None = None) -> None:
     subprocess.run(["git", *args], cwd=cwd, input=input, check=True, capture_output=True)
+
+
+def dvc_version() -> str:
+    """`dvc --version` of the venv the bench runs in."""
+    return subprocess.run(
+        [str(VENV_BIN / "dvc"), "--version"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+
+
+def print_ratio_table(rows: Sequence[tuple[str, str, float, str, float]]) -> None:
+    """One row per case: ours and the anchor, their medians and ours / anchor."""
+    print("| case | ours | median (s) | anchor | median (s) | ours / anchor |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for case, o_name, o_t, a_name, a_t in rows:
+        print(f"| {case} | `{o_name}` | {o_t:.3f} | `{a_name}` | {a_t:.3f} | {o_t / a_t:.3f}x |")
