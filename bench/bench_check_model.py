@@ -21,13 +21,11 @@ The run's link carries a statement of its files signed with an ed25519 key the p
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -129,40 +127,14 @@ def main() -> int:
     for key in ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"):
         os.environ[key] = "bench@example.com"
     sys.path.insert(0, str(ROOT / "tests"))
-    from mlflow_fixtures import free_port  # the tests' own helper
+    from mlflow_fixtures import MlflowServer, free_port  # the tests' own helpers
 
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        server = subprocess.Popen(
-            [
-                str(VENV_BIN / "mlflow"),
-                "server",
-                "--backend-store-uri",
-                f"sqlite:///{tmp}/db",
-                "--default-artifact-root",
-                str(tmp / "art"),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                "1",
-            ],
-            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        server = MlflowServer(tmp, tmp / "db", free_port())  # the tests' own server
+        server.start()
+        url = server.url
         try:
-            for _ in range(1200):
-                with (
-                    contextlib.suppress(OSError),
-                    urllib.request.urlopen(f"{url}/health", timeout=1),
-                ):
-                    break
-                time.sleep(0.1)
             os.environ["MLFLOW_TRACKING_URI"] = url
             dev, bare = tmp / "dev", tmp / "remote.git"
             dev.mkdir()
@@ -217,8 +189,7 @@ def main() -> int:
                 },
             )
         finally:
-            server.terminate()
-            server.wait(timeout=30)
+            server.stop()
     (t_ours, c_ours), (t_anchor, c_anchor) = results["ours"], results["anchor"]
     print(f"runs: {args.runs}; {machine()}; load average {os.getloadavg()[0]:.1f} at the end")
     print("| command | median (s) | exit codes |")

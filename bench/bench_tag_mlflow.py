@@ -23,8 +23,6 @@ import json
 import os
 import platform
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -73,13 +71,6 @@ def timed(cmd: list[str], cwd: Path) -> float:
     start = time.perf_counter()
     subprocess.run(cmd, cwd=cwd, check=True, capture_output=True)
     return time.perf_counter() - start
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def api(url: str, endpoint: str, body: dict[str, object] | None = None) -> dict[str, object]:
@@ -223,39 +214,16 @@ def main() -> int:
     for key in ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"):
         os.environ[key] = "bench@example.com"
 
+    sys.path.insert(0, str(ROOT / "tests"))
+    from mlflow_fixtures import MlflowServer, free_port  # the tests' own helpers
+
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         os.environ["PRE_COMMIT_HOME"] = str(tmp / "pre-commit-home")
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        server = subprocess.Popen(
-            [
-                str(VENV_BIN / "mlflow"),
-                "server",
-                "--backend-store-uri",
-                f"sqlite:///{tmp}/db",
-                "--default-artifact-root",
-                str(tmp / "art"),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                "1",
-            ],
-            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        server = MlflowServer(tmp, tmp / "db", free_port())  # the tests' own server
+        server.start()
+        url = server.url
         try:
-            for _ in range(600):
-                with (
-                    contextlib.suppress(OSError),
-                    urllib.request.urlopen(f"{url}/health", timeout=1),
-                ):
-                    break
-                time.sleep(0.1)
             os.environ["MLFLOW_TRACKING_URI"] = url
             hooked, plain, naive = tmp / "hooked", tmp / "plain", tmp / "naive"
             for repo in (hooked, plain, naive):
@@ -310,8 +278,7 @@ def main() -> int:
                 visible.append(time.perf_counter() - start)
                 wait_queue_empty(hooked)
         finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=30)
+            server.stop()
             shutil.rmtree(tmp, ignore_errors=True)
 
     hook_c, plain_c = statistics.median(hook_times), statistics.median(plain_times)
