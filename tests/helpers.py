@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
@@ -20,11 +20,22 @@ MANIFEST = ROOT / ".pre-commit-hooks.yaml"
 VENV_BIN = Path(sys.executable).parent
 
 
-def git(cwd: Path, *args: str, input: bytes | None = None, check: bool = True) -> str:
-    proc = subprocess.run(["git", *args], cwd=cwd, input=input, capture_output=True, check=False)
+def git(
+    cwd: Path,
+    *args: str,
+    input: bytes | None = None,
+    check: bool = True,
+    env: Mapping[str, str] | None = None,
+) -> str:
+    """`git ARGS` in `cwd`: its output. When it fails (with `check`), both its streams in the
+    assertion: a hook that stopped a commit or a push writes to either."""
+    proc = subprocess.run(
+        ["git", *args], cwd=cwd, input=input, env=env, capture_output=True, check=False
+    )
     if check and proc.returncode != 0:
         raise AssertionError(
-            f"git {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr.decode()}"
+            f"git {' '.join(args)} failed ({proc.returncode}):\n"
+            f"{proc.stdout.decode(errors='replace')}{proc.stderr.decode(errors='replace')}"
         )
     return proc.stdout.decode("utf-8", "surrogateescape")
 

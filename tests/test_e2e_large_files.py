@@ -103,14 +103,7 @@ def pushed(hooked: Path, tmp_path: Path) -> tuple[Path, Path]:
     remote = tmp_path / "remote.git"
     git(tmp_path, "init", "-q", "--bare", str(remote))
     git(hooked, "remote", "add", "origin", str(remote))
-    proc = subprocess.run(
-        ["git", "push", "-q", "origin", "main"],
-        cwd=hooked,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    git(hooked, "push", "-q", "origin", "main")
     return hooked, remote
 
 
@@ -167,14 +160,7 @@ def test_fix_moves_data_into_dvc_and_commit_succeeds(repo: Path) -> None:
     blocked(proc, "data/raw set.csv")
     assert "moved into DVC" in proc.stdout + proc.stderr
     assert (repo / "data/raw set.csv").read_bytes() == data  # never deleted or altered
-    proc = subprocess.run(
-        ["git", "commit", "-m", "data via dvc"],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    git(repo, "commit", "-m", "data via dvc")
     tracked = git(repo, "ls-files").splitlines()
     assert "data/raw set.csv.dvc" in tracked and "data/.gitignore" in tracked
     assert "data/raw set.csv" not in tracked

@@ -476,14 +476,7 @@ def test_amend_reword_squash_and_merge(tmp_path: Path, shared: str, stamp_plugin
     # to the new commit (README.md matches the default `link-ignore`)
     write(repo / "README.md", "How to train.\n")
     git(repo, "add", "README.md")
-    proc = subprocess.run(
-        ["git", "commit", "--amend", "--no-edit"],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    git(repo, "commit", "--amend", "--no-edit")
     sync(repo)
     wait_delivered(repo)
     documented = head(repo)
@@ -496,15 +489,7 @@ def test_amend_reword_squash_and_merge(tmp_path: Path, shared: str, stamp_plugin
         "GIT_SEQUENCE_EDITOR": "sed -i 's/^pick/reword/'",
         "GIT_EDITOR": "sed -i '1s/.*/model, reworded/'",
     }
-    proc = subprocess.run(
-        ["git", "rebase", "-i", "HEAD~1"],
-        cwd=repo,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    git(repo, "rebase", "-i", "HEAD~1", env=env)
     sync(repo)
     wait_delivered(repo)
     reworded = head(repo)
@@ -520,14 +505,7 @@ def test_amend_reword_squash_and_merge(tmp_path: Path, shared: str, stamp_plugin
     git(repo, "commit", "-q", "--no-verify", "-m", "lib on main")
     git(repo, "checkout", "-q", "feature")
     later = stamped_run(shared, repo, os.environ["MLFLOW_EXPERIMENT_NAME"])  # clean, at feature
-    proc = subprocess.run(
-        ["git", "merge", "--no-ff", "-q", "-m", "merge main", "main"],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    git(repo, "merge", "--no-ff", "-q", "-m", "merge main", "main")
     out = sync(repo)
     wait_delivered(repo)
     assert "git.commit" not in tags(shared, later)
@@ -539,14 +517,7 @@ def test_amend_reword_squash_and_merge(tmp_path: Path, shared: str, stamp_plugin
     git(repo, "commit", "-q", "--no-verify", "-am", "ignore tmp")
     git(repo, "checkout", "-q", "feature")
     merged_run = stamped_run(shared, repo, os.environ["MLFLOW_EXPERIMENT_NAME"])
-    proc = subprocess.run(
-        ["git", "merge", "--no-ff", "-q", "-m", "merge side", "side"],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    git(repo, "merge", "--no-ff", "-q", "-m", "merge side", "side")
     sync(repo)
     wait_delivered(repo)
     assert tags(shared, merged_run)["git.commit"] == head(repo), log_text(repo)
@@ -562,15 +533,7 @@ def test_amend_reword_squash_and_merge(tmp_path: Path, shared: str, stamp_plugin
     wait_delivered(repo)
     assert tags(shared, squashed_run)["git.commit"] == head(repo), log_text(repo)
     env = {**os.environ, "GIT_SEQUENCE_EDITOR": "sed -i '2s/^pick/fixup/'"}
-    proc = subprocess.run(
-        ["git", "rebase", "-i", "HEAD~2"],
-        cwd=repo,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    git(repo, "rebase", "-i", "HEAD~2", env=env)
     sync(repo)
     wait_delivered(repo)
     got = tags(shared, squashed_run)

@@ -223,14 +223,7 @@ def test_amend_and_rebase_move_links(
     assert tags(sqlite_store, run_id)["git.commit"] == original
 
     # an amend of the message only: same code and data, the link moves
-    proc = subprocess.run(
-        ["git", "commit", "--amend", "-m", "feature work, reworded"],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    git(repo, "commit", "--amend", "-m", "feature work, reworded")
     wait_delivered(repo)
     amended = head(repo)
     got = tags(sqlite_store, run_id)
@@ -242,14 +235,7 @@ def test_amend_and_rebase_move_links(
     write(repo / "data", b"e data\n")
     write(repo / "data.dvc", dvc_file("data", b"e data\n"))
     git(repo, "add", "-A")
-    proc = subprocess.run(
-        ["git", "commit", "--amend", "-m", "feature work, new data"],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    git(repo, "commit", "--amend", "-m", "feature work, new data")
     wait_delivered(repo)
     assert tags(sqlite_store, run_id)["git.commit"] == amended
     assert "keeps its link: data: changed after the run ended" in log_text(repo)

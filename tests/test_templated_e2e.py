@@ -101,15 +101,7 @@ def test_hook_checks_templated_stages_without_dvc(dvc_repo: Path, plugin_snapsho
     assert dvc_status_rc(dvc_repo) == 1  # DVC agrees
 
     dvc(dvc_repo, "repro", "-q")
-    proc = subprocess.run(
-        ["git", "commit", "-m", "two"],
-        cwd=dvc_repo,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    git(dvc_repo, "commit", "-m", "two", env=env)
 
 
 # ---- 2: no DVC process, no DVC import ----------------------------------------------------------
